@@ -1,0 +1,430 @@
+//! The `ucm` command line: argument definitions (a contract other tools rely on) and the
+//! commands they run. Errors are `anyhow` here, at the edge, and typed everywhere below.
+
+mod progress;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use futures_util::TryStreamExt;
+use sqlx::AssertSqlSafe;
+
+use crate::config::{DEFAULT_CONFIG, PipelineConfig};
+use crate::extract::{Contract, ExtractError};
+use crate::fields::FIELD_NAMES;
+use crate::generate::{self, GenerateSpec};
+use crate::load::contacts::{EXPORT_SQL, StoredRow};
+use crate::load::{Store, directory as directory_table, runs};
+use crate::pipeline::{self, NoProgress, Progress, RunRequest};
+use crate::transform::directory as directory_csv;
+
+/// ucm keeps a phone system's contact directory merged with an external contacts source.
+///
+/// It validates the external XML against the XSD while streaming it, matches each contact to
+/// the directory on one field, merges per-field by priority, and loads the merged table in one
+/// transaction: a run lands whole or not at all.
+#[derive(Debug, Parser)]
+#[command(name = "ucm", version, about, long_about)]
+pub struct Cli {
+    /// Pipeline config file.
+    #[arg(short, long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database URL, overriding the config's [database] url (e.g. sqlite://ucm.db).
+    #[arg(long, global = true, value_name = "URL")]
+    pub db: Option<String>,
+    /// Only errors on stderr: no progress bar, no log lines.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate an external contacts XML against the XSD (exit 0 valid, 1 invalid).
+    Validate {
+        /// The XML file.
+        file: PathBuf,
+        /// The XSD to validate against (default: the config's source.schema, else the
+        /// built-in schemas/contacts.xsd).
+        #[arg(long, value_name = "XSD")]
+        schema: Option<PathBuf>,
+        /// Stop after this many errors.
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        max_errors: usize,
+    },
+    /// Manage the internal directory.
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
+    /// Import an XML file ad hoc, with the pipeline config's merge settings.
+    Import {
+        /// The external contacts XML.
+        file: PathBuf,
+        #[command(flatten)]
+        options: RunOptions,
+    },
+    /// Run the configured pipeline once (source from the config's source.url).
+    Run {
+        #[command(flatten)]
+        options: RunOptions,
+    },
+    /// Print the merged table.
+    Export {
+        #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+        format: ExportFormat,
+    },
+    /// Show the run history, newest first.
+    Runs {
+        /// How many runs to show.
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        limit: i64,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+    /// Write seeded synthetic test data: an external XML and optionally a directory CSV.
+    Generate {
+        /// Number of external contacts.
+        #[arg(long, value_name = "N")]
+        contacts: u64,
+        /// Number of directory entries (with --csv).
+        #[arg(long, default_value_t = 0, value_name = "M")]
+        directory: u64,
+        /// Share of directory entries that match an external contact (0.0-1.0).
+        #[arg(long, default_value_t = 0.3)]
+        overlap: f64,
+        /// Random seed: the same seed writes the same files.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where to write the XML.
+        #[arg(long, value_name = "FILE")]
+        xml: PathBuf,
+        /// Where to write the directory CSV.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Replace the directory with the entries of a CSV file (header: id and any of the 22
+    /// field names), in one transaction.
+    Load {
+        /// The CSV file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunOptions {
+    /// Show what the run would change (field by field) without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run even if a guard refuses it (an empty source, too many deletions).
+    #[arg(long)]
+    pub force: bool,
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+/// Runs a parsed command line; the exit code follows the contract (0 success, 1 failure or
+/// refusal; usage errors exit 2 from clap).
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    init_logging(cli.quiet);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(dispatch(cli))
+}
+
+fn init_logging(quiet: bool) {
+    let default = if quiet { "error" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("UCM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// The config named by `-c`, or the default one when it exists, or built-in defaults.
+fn load_config(cli: &Cli) -> anyhow::Result<PipelineConfig> {
+    match &cli.config {
+        Some(path) => Ok(PipelineConfig::load(path)?),
+        None if Path::new(DEFAULT_CONFIG).exists() => {
+            Ok(PipelineConfig::load(Path::new(DEFAULT_CONFIG))?)
+        }
+        None => Ok(PipelineConfig::default()),
+    }
+}
+
+fn load_contract(schema: Option<&Path>) -> anyhow::Result<Contract> {
+    Ok(match schema {
+        Some(path) => Contract::load(path)?,
+        None => Contract::builtin(),
+    })
+}
+
+async fn open_store(cli: &Cli, config: &PipelineConfig) -> anyhow::Result<Store> {
+    let url = cli.db.as_deref().unwrap_or(&config.database.url);
+    Ok(Store::open(url).await?)
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Validate {
+            file,
+            schema,
+            max_errors,
+        } => {
+            let config_schema = match schema {
+                Some(_) => None,
+                None => load_config(&cli)?.source.schema,
+            };
+            let contract = load_contract(schema.as_deref().or(config_schema.as_deref()))?;
+            match contract.validate(file, *max_errors) {
+                Ok(v) => {
+                    if !cli.quiet {
+                        eprintln!(
+                            "{}: valid ({} contacts, {} bytes)",
+                            file.display(),
+                            v.contacts,
+                            v.bytes
+                        );
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(ExtractError::Invalid(invalid)) => {
+                    eprintln!("{invalid}");
+                    eprintln!("{}: invalid", file.display());
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Command::Directory(DirectoryCommand::Load { file }) => {
+            let config = load_config(&cli)?;
+            let entries = directory_csv::read_csv(file)?;
+            let store = open_store(&cli, &config).await?;
+            let mut tx = store.begin_write().await?;
+            directory_table::replace(&mut tx, &entries)
+                .await
+                .map_err(|e| store.error(e))?;
+            tx.commit().await.map_err(|e| store.error(e))?;
+            if !cli.quiet {
+                eprintln!(
+                    "directory: {} entries loaded from {} into {}",
+                    entries.len(),
+                    file.display(),
+                    store.url()
+                );
+            }
+            store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { file, options } => {
+            let config = load_config(&cli)?;
+            run_pipeline(&cli, &config, "import", file.clone(), None, options).await
+        }
+        Command::Run { options } => {
+            let config = load_config(&cli)?;
+            let source = source_path(&config)?;
+            let directory_csv = config.directory.csv.clone();
+            run_pipeline(&cli, &config, "run", source, directory_csv, options).await
+        }
+        Command::Export { format } => {
+            let config = load_config(&cli)?;
+            let store = open_store(&cli, &config).await?;
+            export(&store, *format).await?;
+            store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Runs { limit, format } => {
+            let config = load_config(&cli)?;
+            let store = open_store(&cli, &config).await?;
+            let records = runs::latest(store.pool(), *limit)
+                .await
+                .map_err(|e| store.error(e))?;
+            let mut out = std::io::stdout().lock();
+            match format {
+                ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&records)?)?,
+                ReportFormat::Text => {
+                    for r in &records {
+                        writeln!(
+                            out,
+                            "#{:<4} {}  {:<9} {:<10} {:<6} read {:>8} rejected {:>6}  +{} ~{} -{} ={}  {} ms  {}{}",
+                            r.id,
+                            r.started_at,
+                            r.status,
+                            r.pipeline,
+                            r.command,
+                            r.contacts_read,
+                            r.rejected,
+                            r.inserted,
+                            r.updated,
+                            r.deleted,
+                            r.unchanged,
+                            r.duration_ms,
+                            r.source.as_deref().unwrap_or("-"),
+                            r.error
+                                .as_deref()
+                                .map(|e| format!("\n      {}", e.replace('\n', "\n      ")))
+                                .unwrap_or_default()
+                        )?;
+                    }
+                    if records.is_empty() {
+                        writeln!(out, "no runs yet")?;
+                    }
+                }
+            }
+            store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Generate {
+            contacts,
+            directory,
+            overlap,
+            seed,
+            xml,
+            csv,
+        } => {
+            let spec = GenerateSpec {
+                contacts: *contacts,
+                directory: *directory,
+                overlap: *overlap,
+                seed: *seed,
+            };
+            generate::write_xml(&spec, xml)
+                .with_context(|| format!("cannot write {}", xml.display()))?;
+            if let Some(csv) = csv {
+                generate::write_csv(&spec, csv)
+                    .with_context(|| format!("cannot write {}", csv.display()))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The config's source as a local path (`file://` URLs and plain paths).
+fn source_path(config: &PipelineConfig) -> anyhow::Result<PathBuf> {
+    let Some(url) = config.source.url.as_deref() else {
+        bail!(
+            "the config has no [source] url: set it to the external contacts XML, or use `ucm import FILE`"
+        );
+    };
+    if let Some(path) = url.strip_prefix("file://") {
+        return Ok(PathBuf::from(path));
+    }
+    if url.starts_with("http://") || url.starts_with("https://") {
+        bail!(
+            "source.url = \"{url}\": fetching over HTTP is not available in this version; \
+             download the file and point source.url at it, or use `ucm import FILE`"
+        );
+    }
+    Ok(PathBuf::from(url))
+}
+
+async fn run_pipeline(
+    cli: &Cli,
+    config: &PipelineConfig,
+    command: &str,
+    source: PathBuf,
+    directory_csv: Option<PathBuf>,
+    options: &RunOptions,
+) -> anyhow::Result<ExitCode> {
+    let policy = config
+        .merge_policy()
+        .map_err(|m| anyhow::anyhow!("config: {m}"))?;
+    let contract = Arc::new(load_contract(config.source.schema.as_deref())?);
+    let store = open_store(cli, config).await?;
+    let progress: Arc<dyn Progress> = if !cli.quiet && std::io::stderr().is_terminal() {
+        Arc::new(progress::TerminalProgress::new())
+    } else {
+        Arc::new(NoProgress)
+    };
+    let request = RunRequest {
+        pipeline: config.name.clone(),
+        command: command.to_owned(),
+        source,
+        policy,
+        directory_csv,
+        max_delete_ratio: config.merge.max_delete_ratio,
+        dry_run: options.dry_run,
+        force: options.force,
+    };
+    let report = pipeline::execute(&store, contract, request, progress).await;
+    store.close().await;
+    let mut out = std::io::stdout().lock();
+    match options.format {
+        ReportFormat::Json => writeln!(out, "{}", report.to_json())?,
+        ReportFormat::Text => write!(out, "{}", report.to_text())?,
+    }
+    Ok(if report.status.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn export(store: &Store, format: ExportFormat) -> anyhow::Result<()> {
+    let stdout = std::io::stdout().lock();
+    let mut rows = sqlx::query(AssertSqlSafe(EXPORT_SQL.as_str())).fetch(store.pool());
+    match format {
+        ExportFormat::Csv => {
+            let mut w = csv::Writer::from_writer(std::io::BufWriter::new(stdout));
+            let mut header = vec!["origin", "directory_id", "match_key"];
+            header.extend(FIELD_NAMES);
+            w.write_record(&header)?;
+            while let Some(row) = rows.try_next().await.map_err(|e| store.error(e))? {
+                let row = StoredRow::from_row(&row).map_err(|e| store.error(e))?;
+                let mut record = vec![
+                    row.origin.as_str().to_owned(),
+                    row.directory_id.unwrap_or_default(),
+                    row.match_key.unwrap_or_default(),
+                ];
+                record.extend(row.values.into_iter().map(Option::unwrap_or_default));
+                w.write_record(&record)?;
+            }
+            w.flush()?;
+        }
+        ExportFormat::Json => {
+            let mut w = std::io::BufWriter::new(stdout);
+            let mut count = 0u64;
+            while let Some(row) = rows.try_next().await.map_err(|e| store.error(e))? {
+                let row = StoredRow::from_row(&row).map_err(|e| store.error(e))?;
+                let mut object = serde_json::Map::new();
+                object.insert("origin".into(), row.origin.as_str().into());
+                object.insert("directory_id".into(), row.directory_id.into());
+                object.insert("match_key".into(), row.match_key.into());
+                for (name, value) in FIELD_NAMES.iter().zip(row.values) {
+                    object.insert((*name).into(), value.into());
+                }
+                w.write_all(if count == 0 { b"[\n  " } else { b",\n  " })?;
+                serde_json::to_writer(&mut w, &object)?;
+                count += 1;
+            }
+            w.write_all(if count == 0 { b"[]\n" } else { b"\n]\n" })?;
+            w.flush()?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,317 @@
+//! Pipeline configuration (`pipelines/*.toml`): the documented keys, their defaults (all in
+//! this file), and the checks that turn a config into a [`MergePolicy`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::fields::{FIELD_COUNT, Field};
+use crate::transform::{MergePolicy, Priority};
+
+/// The default config path, relative to the working directory.
+pub const DEFAULT_CONFIG: &str = "pipelines/default.toml";
+
+/// One pipeline: where contacts come from, how they merge, where they land.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// The pipeline's name, recorded with each run.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// The external contacts source.
+    #[serde(default)]
+    pub source: SourceConfig,
+    /// The internal directory.
+    #[serde(default)]
+    pub directory: DirectoryConfig,
+    /// Matching and per-field priorities.
+    #[serde(default)]
+    pub merge: MergeConfig,
+    /// Where the merged table lives.
+    #[serde(default)]
+    pub database: DatabaseConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Location of the external contacts XML: a path (relative to the working directory) or a
+    /// `file://` URL. Required by `ucm run`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The import cron (Quartz-style, five fields).
+    #[serde(default = "default_import_schedule")]
+    pub schedule: String,
+    /// The XSD the source must satisfy. Default: the `schemas/contacts.xsd` built into ucm.
+    #[serde(default)]
+    pub schema: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryConfig {
+    /// When set, the directory is reloaded from this CSV before each run, in the run's
+    /// transaction.
+    #[serde(default)]
+    pub csv: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MergeConfig {
+    /// The field that links external contacts to directory entries.
+    #[serde(default = "default_matching_field")]
+    pub matching_field: String,
+    /// The merge directory cron (Quartz-style, five fields).
+    #[serde(default = "default_merge_schedule")]
+    pub schedule: String,
+    /// A run that would delete more than this share of the current external rows is refused
+    /// (`--force` overrides).
+    #[serde(default = "default_max_delete_ratio")]
+    pub max_delete_ratio: f64,
+    /// Per field: 0 or "directory" (the directory wins), 1 or "external" (the external value
+    /// wins). Omitted fields default to 0.
+    #[serde(default)]
+    pub priority: BTreeMap<String, PriorityValue>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` (created when missing).
+    #[serde(default = "default_database_url")]
+    pub url: String,
+}
+
+/// A priority as written in config: `0`, `1`, `"directory"` or `"external"`.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum PriorityValue {
+    Number(i64),
+    Word(Priority),
+}
+
+fn default_name() -> String {
+    "default".into()
+}
+fn default_import_schedule() -> String {
+    "0 23 ? * *".into()
+}
+fn default_merge_schedule() -> String {
+    "30 23 ? * *".into()
+}
+fn default_matching_field() -> String {
+    "e_mail".into()
+}
+fn default_max_delete_ratio() -> f64 {
+    0.5
+}
+fn default_database_url() -> String {
+    "sqlite://ucm.db".into()
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            url: None,
+            schedule: default_import_schedule(),
+            schema: None,
+        }
+    }
+}
+
+impl Default for MergeConfig {
+    fn default() -> Self {
+        MergeConfig {
+            matching_field: default_matching_field(),
+            schedule: default_merge_schedule(),
+            max_delete_ratio: default_max_delete_ratio(),
+            priority: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: default_database_url(),
+        }
+    }
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            name: default_name(),
+            source: SourceConfig::default(),
+            directory: DirectoryConfig::default(),
+            merge: MergeConfig::default(),
+            database: DatabaseConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl PipelineConfig {
+    /// Reads and checks the config at `path`.
+    pub fn load(path: &Path) -> Result<PipelineConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses config text; `path` names it in messages.
+    pub fn parse(path: &Path, text: &str) -> Result<PipelineConfig, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let config: PipelineConfig =
+            toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
+        config.merge_policy().map_err(invalid)?;
+        if !(0.0..=1.0).contains(&config.merge.max_delete_ratio) {
+            return Err(invalid(format!(
+                "merge.max_delete_ratio = {} is outside 0.0..=1.0",
+                config.merge.max_delete_ratio
+            )));
+        }
+        Ok(config)
+    }
+
+    /// The merge rules this config describes.
+    pub fn merge_policy(&self) -> Result<MergePolicy, String> {
+        let matching_field = Field::from_name(&self.merge.matching_field).ok_or_else(|| {
+            format!(
+                "merge.matching_field = \"{}\" is not a contact field; use one of: {}",
+                self.merge.matching_field,
+                Field::list()
+            )
+        })?;
+        let mut priority = [Priority::Directory; FIELD_COUNT];
+        for (name, value) in &self.merge.priority {
+            let field = Field::from_name(name).ok_or_else(|| {
+                format!(
+                    "unknown field `{name}` in [merge.priority]; use one of: {}",
+                    Field::list()
+                )
+            })?;
+            priority[field.index()] = match value {
+                PriorityValue::Number(0) => Priority::Directory,
+                PriorityValue::Number(1) => Priority::External,
+                PriorityValue::Word(p) => *p,
+                PriorityValue::Number(n) => {
+                    return Err(format!(
+                        "merge.priority.{name} = {n}: use 0 (or \"directory\") or 1 (or \"external\")"
+                    ));
+                }
+            };
+        }
+        Ok(MergePolicy {
+            matching_field,
+            priority,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transform::Side;
+
+    fn parse(text: &str) -> Result<PipelineConfig, ConfigError> {
+        PipelineConfig::parse(Path::new("pipelines/test.toml"), text)
+    }
+
+    #[test]
+    fn the_shipped_default_config_parses() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/pipelines/default.toml"
+        ));
+        let config = PipelineConfig::load(path).unwrap();
+        assert_eq!(config.name, "default");
+        assert!(config.source.url.is_some());
+    }
+
+    #[test]
+    fn an_empty_config_gets_every_default() {
+        let config = parse("").unwrap();
+        assert_eq!(config, PipelineConfig::default());
+        assert_eq!(config.merge.max_delete_ratio, 0.5);
+        assert_eq!(config.database.url, "sqlite://ucm.db");
+        assert_eq!(config.merge_policy().unwrap(), MergePolicy::default());
+    }
+
+    #[test]
+    fn priorities_accept_numbers_and_words_and_omitted_fields_default_to_directory() {
+        let config = parse("[merge.priority]\nfirst_name = 1\nsite = \"external\"\nlast_name = \"directory\"\nmobile_number = 0\n").unwrap();
+        let policy = config.merge_policy().unwrap();
+        let p = |name: &str| policy.priority[Field::from_name(name).unwrap().index()];
+        assert_eq!(p("first_name"), Side::External);
+        assert_eq!(p("site"), Side::External);
+        assert_eq!(p("last_name"), Side::Directory);
+        assert_eq!(p("mobile_number"), Side::Directory);
+        assert_eq!(p("user_10"), Side::Directory);
+    }
+
+    /// The original product broke when `site` was added: a config written before a field
+    /// existed must keep working.
+    #[test]
+    fn a_config_written_before_site_existed_still_loads() {
+        let config =
+            parse("[merge]\nmatching_field = \"extension\"\n[merge.priority]\nfirst_name = 1\n")
+                .unwrap();
+        assert_eq!(config.merge_policy().unwrap().priority[7], Side::Directory);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key_and_the_file() {
+        let err = parse("[source]\nurll = \"x\"\n").unwrap_err().to_string();
+        assert!(
+            err.contains("pipelines/test.toml") && err.contains("urll"),
+            "{err}"
+        );
+        let err = parse("[merge.priority]\nnickname = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("pipelines/test.toml") && err.contains("nickname"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        assert!(
+            parse("[merge.priority]\nsite = 2\n")
+                .unwrap_err()
+                .to_string()
+                .contains("merge.priority.site = 2")
+        );
+        assert!(
+            parse("[merge]\nmatching_field = \"phone\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("\"phone\" is not a contact field")
+        );
+        assert!(
+            parse("[merge]\nmax_delete_ratio = 1.5\n")
+                .unwrap_err()
+                .to_string()
+                .contains("outside")
+        );
+    }
+}

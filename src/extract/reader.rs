@@ -1,0 +1,828 @@
+//! The streaming pass: reads an external contacts document once, checks it is well-formed and
+//! valid against the compiled XSD, and yields one contact at a time in bounded memory.
+//!
+//! Hostile input is refused as soon as it is seen: a DOCTYPE, any entity reference other than
+//! the five predefined ones and character references, bytes that are not valid in the declared
+//! encoding, and characters XML forbids.
+
+use std::fmt;
+use std::io::BufRead;
+
+use quick_xml::events::{BytesStart, Event};
+
+use crate::extract::encoding::{self, DecodeError, Encoding};
+use crate::extract::position::{LineTracker, Position};
+use crate::extract::schema::{Content, ElementId, Group, Schema, SchemaError};
+use crate::fields::{Field, FieldValues, clean_value, empty_values};
+
+const XSI_NS: &[u8] = b"http://www.w3.org/2001/XMLSchema-instance";
+
+/// One contact read from the external source, its values already cleaned (trimmed, empty is
+/// NULL).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExternalContact {
+    /// Line of the `<contact>` start tag.
+    pub line: u64,
+    pub values: FieldValues,
+}
+
+/// A well-formedness or validity error at a place in a document.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DocumentError {
+    pub file: String,
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+impl fmt::Display for DocumentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
+    }
+}
+
+/// Where the contacts and their fields sit in the schema: the record element (`<contact>`)
+/// and which declaration holds which of the 22 fields.
+#[derive(Clone, Debug)]
+pub struct RecordLayout {
+    pub record: ElementId,
+    field_of: Vec<Option<Field>>,
+}
+
+impl RecordLayout {
+    /// Finds the record element: the one element-only declaration whose children are all
+    /// text-only. Every child must be one of ucm's 22 fields.
+    pub fn from_schema(schema: &Schema) -> Result<RecordLayout, SchemaError> {
+        let invalid = |message: String| SchemaError::Invalid {
+            path: schema.path.clone(),
+            line: 1,
+            column: 1,
+            message,
+        };
+        let records: Vec<ElementId> = (0..schema.elements.len())
+            .filter(|&id| match &schema.elements[id].content {
+                Content::Complex(g) => {
+                    !g.children().is_empty()
+                        && g.children()
+                            .iter()
+                            .all(|&c| matches!(schema.elements[c].content, Content::Simple(_)))
+                }
+                Content::Simple(_) => false,
+            })
+            .collect();
+        let [record] = records[..] else {
+            return Err(invalid(format!(
+                "ucm needs exactly one record element (an element whose children are all text fields); \
+                 this schema has {}",
+                records.len()
+            )));
+        };
+        let mut field_of = vec![None; schema.elements.len()];
+        if let Content::Complex(g) = &schema.elements[record].content {
+            for &c in g.children() {
+                let name = &schema.elements[c].name;
+                let field = Field::from_name(name).ok_or_else(|| {
+                    invalid(format!(
+                        "field <{name}> of <{}> is not one of ucm's fields ({})",
+                        schema.elements[record].name,
+                        Field::list()
+                    ))
+                })?;
+                field_of[c] = Some(field);
+            }
+        }
+        Ok(RecordLayout { record, field_of })
+    }
+}
+
+#[derive(Debug)]
+enum Frame {
+    /// An element whose content is being validated.
+    Element {
+        decl: ElementId,
+        start: Position,
+        state: State,
+    },
+    /// The subtree of an element already reported as not allowed: ignored.
+    Skip,
+}
+
+#[derive(Debug)]
+enum State {
+    Simple,
+    Sequence { pos: usize, count: u32 },
+    All { seen: u64 },
+}
+
+#[derive(Debug)]
+struct OpenRecord {
+    line: u64,
+    errors_before: usize,
+    values: FieldValues,
+}
+
+/// Reads contacts from a document, validating as it goes.
+pub struct ContactReader<'s, R: BufRead> {
+    xml: quick_xml::Reader<R>,
+    buf: Vec<u8>,
+    schema: &'s Schema,
+    layout: &'s RecordLayout,
+    file: String,
+    lines: LineTracker,
+    encoding: Encoding,
+    stack: Vec<Frame>,
+    events_seen: bool,
+    root_done: bool,
+    record: Option<OpenRecord>,
+    text: String,
+    xsi_prefixes: Vec<Vec<u8>>,
+    errors: Vec<DocumentError>,
+    max_errors: usize,
+    contacts: u64,
+    finished: bool,
+}
+
+/// The reason a document was refused: its first errors, in document order.
+#[derive(Debug, thiserror::Error)]
+pub struct InvalidDocument {
+    pub errors: Vec<DocumentError>,
+}
+
+impl fmt::Display for InvalidDocument {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl<'s, R: BufRead> ContactReader<'s, R> {
+    /// A reader over `input`; `file` names it in messages. Reading stops after `max_errors`
+    /// errors (at least 1); well-formedness errors always stop it.
+    pub fn new(
+        mut input: R,
+        file: &str,
+        schema: &'s Schema,
+        layout: &'s RecordLayout,
+        max_errors: usize,
+    ) -> Self {
+        let mut errors = Vec::new();
+        let mut finished = false;
+        if let Ok(head) = input.fill_buf()
+            && (head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]))
+        {
+            errors.push(DocumentError {
+                file: file.to_owned(),
+                line: 1,
+                column: 1,
+                message: "UTF-16 documents are not supported: convert the file to UTF-8".into(),
+            });
+            finished = true;
+        }
+        let mut xml = quick_xml::Reader::from_reader(input);
+        let config = xml.config_mut();
+        config.check_comments = true;
+        config.check_end_names = true;
+        config.expand_empty_elements = false;
+        config.trim_text(false);
+        ContactReader {
+            xml,
+            buf: Vec::with_capacity(4096),
+            schema,
+            layout,
+            file: file.to_owned(),
+            lines: LineTracker::default(),
+            encoding: Encoding::Utf8,
+            stack: Vec::with_capacity(8),
+            events_seen: false,
+            root_done: false,
+            record: None,
+            text: String::with_capacity(256),
+            xsi_prefixes: Vec::new(),
+            errors,
+            max_errors: max_errors.max(1),
+            contacts: 0,
+            finished,
+        }
+    }
+
+    /// Contacts (`<contact>` elements) completed so far, valid or not.
+    pub fn contacts_seen(&self) -> u64 {
+        self.contacts
+    }
+
+    /// The underlying input (to read its byte count or digest).
+    pub fn input(&self) -> &R {
+        self.xml.get_ref()
+    }
+
+    pub fn into_input(self) -> R {
+        self.xml.into_inner()
+    }
+
+    /// The next valid contact; `Ok(None)` at the end of a valid document; `Err` with the first
+    /// errors as soon as the document is known to be invalid (after `max_errors` errors or at
+    /// its end).
+    pub fn next_contact(&mut self) -> Result<Option<ExternalContact>, InvalidDocument> {
+        while !self.finished {
+            if let Some(contact) = self.step() {
+                return Ok(Some(contact));
+            }
+            if self.errors.len() >= self.max_errors {
+                self.finished = true;
+            }
+        }
+        if self.errors.is_empty() {
+            Ok(None)
+        } else {
+            Err(InvalidDocument {
+                errors: std::mem::take(&mut self.errors),
+            })
+        }
+    }
+
+    fn error_at(&mut self, at: Position, message: String) {
+        self.errors.push(DocumentError {
+            file: self.file.clone(),
+            line: at.line,
+            column: at.column,
+            message,
+        });
+    }
+
+    fn fatal(&mut self, at: Position, message: String) {
+        self.error_at(at, message);
+        self.finished = true;
+    }
+
+    /// Position of byte `offset` within `bytes`, a not yet recorded span starting at `base`.
+    fn position_in(&self, base: u64, bytes: &[u8], offset: usize) -> Position {
+        let mut t = self.lines.clone();
+        t.advance(base, &bytes[..offset.min(bytes.len())]);
+        t.position(base + offset as u64)
+    }
+
+    fn decode_failure(&mut self, base: u64, bytes: &[u8], e: DecodeError) {
+        let (offset, message) = match e {
+            DecodeError::BadBytes { offset, encoding } => (
+                offset,
+                format!(
+                    "byte 0x{:02X} is not valid {}",
+                    bytes[offset],
+                    match encoding {
+                        Encoding::Utf8 => "UTF-8",
+                        Encoding::Ascii => "US-ASCII",
+                        Encoding::Latin1 => "ISO-8859-1",
+                        Encoding::Windows1252 => "windows-1252",
+                    }
+                ),
+            ),
+            DecodeError::ForbiddenChar { offset, ch } => (
+                offset,
+                format!("character U+{:04X} is not allowed in XML", ch as u32),
+            ),
+        };
+        let at = self.position_in(base, bytes, offset);
+        self.fatal(at, message);
+    }
+
+    /// Reads one event; returns a contact when one is complete and valid.
+    fn step(&mut self) -> Option<ExternalContact> {
+        let start = self.xml.buffer_position();
+        self.buf.clear();
+        let mut buf = std::mem::take(&mut self.buf);
+        let result = self.xml.read_event_into(&mut buf);
+        let out = match result {
+            Err(e) => {
+                let at = self.error_position();
+                self.fatal(at, format!("not well-formed XML: {e}"));
+                None
+            }
+            Ok(event) => self.handle(start, event),
+        };
+        self.buf = buf;
+        out
+    }
+
+    fn error_position(&self) -> Position {
+        // quick-xml reports the start of the markup in error; lines are counted up to the last
+        // complete event, which is where that markup starts.
+        self.lines.position(self.xml.error_position())
+    }
+
+    fn handle(&mut self, start: u64, event: Event<'_>) -> Option<ExternalContact> {
+        let first = !self.events_seen;
+        self.events_seen = true;
+        let at = self.lines.position(start);
+        match event {
+            Event::Decl(d) => {
+                if !first {
+                    self.fatal(
+                        at,
+                        "the XML declaration is only allowed at the very start of the document"
+                            .into(),
+                    );
+                    return None;
+                }
+                if let Some(label) = d.encoding() {
+                    let label = match label {
+                        Ok(l) => String::from_utf8_lossy(&l).into_owned(),
+                        Err(e) => {
+                            self.fatal(at, format!("bad XML declaration: {e}"));
+                            return None;
+                        }
+                    };
+                    match Encoding::from_label(&label) {
+                        Some(enc) => self.encoding = enc,
+                        None => {
+                            self.fatal(
+                                at,
+                                format!(
+                                    "encoding \"{label}\" is not supported: ucm reads UTF-8, ISO-8859-1 and windows-1252"
+                                ),
+                            );
+                            return None;
+                        }
+                    }
+                }
+                self.lines.advance(start + 2, &d);
+            }
+            Event::DocType(_) => {
+                self.fatal(
+                    at,
+                    "DOCTYPE declarations are refused: a DTD can declare entities that expand without bound; \
+                     remove the <!DOCTYPE ...> line"
+                        .into(),
+                );
+            }
+            Event::PI(p) => {
+                let target = p.target();
+                if target.eq_ignore_ascii_case(b"xml") {
+                    self.fatal(
+                        at,
+                        "the XML declaration is only allowed at the very start of the document"
+                            .into(),
+                    );
+                    return None;
+                }
+                if let Err(e) = encoding::check_bytes(&p, self.encoding) {
+                    self.decode_failure(start + 2, &p, e);
+                    return None;
+                }
+                self.lines.advance(start + 2, &p);
+            }
+            Event::Comment(c) => {
+                if let Err(e) = encoding::check_bytes(&c, self.encoding) {
+                    self.decode_failure(start + 4, &c, e);
+                    return None;
+                }
+                self.lines.advance(start + 4, &c);
+            }
+            Event::Start(e) => {
+                self.lines.advance(start + 1, &e);
+                self.start_element(&e, at);
+            }
+            Event::Empty(e) => {
+                self.lines.advance(start + 1, &e);
+                self.start_element(&e, at);
+                return self.end_element();
+            }
+            Event::End(e) => {
+                self.lines.advance(start + 2, &e);
+                return self.end_element();
+            }
+            Event::Text(t) => {
+                self.text_event(start, &t);
+                self.lines.advance(start, &t);
+            }
+            Event::CData(c) => {
+                self.text_event(start + 9, &c);
+                self.lines.advance(start + 9, &c);
+            }
+            Event::GeneralRef(r) => self.reference(at, &r),
+            Event::Eof => {
+                self.finished = true;
+                if let Some(Frame::Element { decl, start, .. }) = self.stack.last() {
+                    let name = self.schema.decl(*decl).name.clone();
+                    let (line, column) = (start.line, start.column);
+                    self.fatal(at, format!("unexpected end of file: <{name}> opened at {line}:{column} is not closed"));
+                } else if !self.stack.is_empty() {
+                    self.fatal(
+                        at,
+                        "unexpected end of file: an element is not closed".into(),
+                    );
+                } else if !self.root_done {
+                    self.fatal(at, "the document has no root element".into());
+                }
+            }
+        }
+        None
+    }
+
+    fn reference(&mut self, at: Position, r: &quick_xml::events::BytesRef<'_>) {
+        let ch = if r.is_char_ref() {
+            match r.resolve_char_ref() {
+                Ok(Some(ch)) if encoding::is_xml_char(ch) => ch,
+                _ => {
+                    let name = String::from_utf8_lossy(r).into_owned();
+                    self.fatal(
+                        at,
+                        format!("&{name}; does not refer to a character XML allows"),
+                    );
+                    return;
+                }
+            }
+        } else {
+            match &**r {
+                b"lt" => '<',
+                b"gt" => '>',
+                b"amp" => '&',
+                b"apos" => '\'',
+                b"quot" => '"',
+                other => {
+                    let name = String::from_utf8_lossy(other).into_owned();
+                    self.fatal(
+                        at,
+                        format!(
+                            "entity reference &{name}; is refused: only &lt; &gt; &amp; &apos; &quot; and character \
+                             references (&#...;) are accepted"
+                        ),
+                    );
+                    return;
+                }
+            }
+        };
+        match self.stack.last() {
+            Some(Frame::Element {
+                state: State::Simple,
+                ..
+            }) => self.text.push(ch),
+            Some(Frame::Skip) => {}
+            Some(Frame::Element { decl, .. }) => {
+                let name = self.schema.decl(*decl).name.clone();
+                self.error_at(
+                    at,
+                    format!("character data is not allowed directly inside <{name}>"),
+                );
+            }
+            None => self.fatal(
+                at,
+                "character data is not allowed outside the root element".into(),
+            ),
+        }
+    }
+
+    fn text_event(&mut self, base: u64, bytes: &[u8]) {
+        match self.stack.last() {
+            Some(Frame::Element {
+                state: State::Simple,
+                ..
+            }) => {
+                let before = self.text.len();
+                if let Err(e) = encoding::decode_into(bytes, self.encoding, &mut self.text) {
+                    self.decode_failure(base, bytes, e);
+                    return;
+                }
+                if memchr::memchr(b'\r', bytes).is_some() {
+                    // XML end-of-line handling: CRLF and lone CR become LF (character
+                    // references are appended separately and keep their CR).
+                    let normalised = self.text[before..]
+                        .replace("\r\n", "\n")
+                        .replace('\r', "\n");
+                    self.text.truncate(before);
+                    self.text.push_str(&normalised);
+                }
+            }
+            other => {
+                let is_space = bytes
+                    .iter()
+                    .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
+                if is_space {
+                    return;
+                }
+                if let Err(e) = encoding::check_bytes(bytes, self.encoding) {
+                    self.decode_failure(base, bytes, e);
+                    return;
+                }
+                let offset = bytes
+                    .iter()
+                    .position(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+                    .unwrap_or(0);
+                let at = self.position_in(base, bytes, offset);
+                match other {
+                    Some(Frame::Skip) => {}
+                    Some(Frame::Element { decl, .. }) => {
+                        let name = self.schema.decl(*decl).name.clone();
+                        let snippet = snippet(&String::from_utf8_lossy(&bytes[offset..]));
+                        self.error_at(
+                            at,
+                            format!("text \"{snippet}\" is not allowed directly inside <{name}>: it holds elements only"),
+                        );
+                    }
+                    None => {
+                        self.fatal(at, "text is not allowed outside the root element".into());
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_attributes(&mut self, e: &BytesStart<'_>, at: Position) -> bool {
+        let element = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+        for attr in e.attributes() {
+            let attr = match attr {
+                Ok(a) => a,
+                Err(err) => {
+                    self.fatal(at, format!("malformed attribute in <{element}>: {err}"));
+                    return false;
+                }
+            };
+            if encoding::check_bytes(&attr.value, self.encoding).is_err() {
+                self.fatal(at, format!("attribute value in <{element}> has bytes or characters that are not allowed"));
+                return false;
+            }
+            let key = attr.key.as_ref();
+            if key == b"xmlns" {
+                if !attr.value.is_empty() {
+                    let ns = String::from_utf8_lossy(&attr.value).into_owned();
+                    self.error_at(
+                        at,
+                        format!("<{element}> is in namespace \"{ns}\"; the schema's elements have no namespace"),
+                    );
+                }
+            } else if let Some(prefix) = key.strip_prefix(b"xmlns:") {
+                if &*attr.value == XSI_NS {
+                    self.xsi_prefixes.push(prefix.to_vec());
+                }
+            } else {
+                let allowed = key
+                    .iter()
+                    .position(|&b| b == b':')
+                    .map(|i| (&key[..i], &key[i + 1..]))
+                    .is_some_and(|(prefix, local)| {
+                        self.xsi_prefixes.iter().any(|p| p == prefix)
+                            && matches!(local, b"schemaLocation" | b"noNamespaceSchemaLocation")
+                    });
+                if !allowed {
+                    let name = String::from_utf8_lossy(key).into_owned();
+                    self.error_at(at, format!("attribute {name} is not allowed on <{element}>: the schema declares no attributes"));
+                }
+            }
+        }
+        true
+    }
+
+    fn start_element(&mut self, e: &BytesStart<'_>, at: Position) {
+        if !self.check_attributes(e, at) {
+            return;
+        }
+        let name = e.name();
+        let name = name.as_ref();
+        let Some(parent) = self.stack.last_mut() else {
+            if self.root_done {
+                let n = String::from_utf8_lossy(name).into_owned();
+                self.fatal(
+                    at,
+                    format!("a second root element <{n}>: a document has exactly one root"),
+                );
+                return;
+            }
+            match self.schema.root_named(name) {
+                Some(decl) => self.push(decl, at),
+                None => {
+                    let n = String::from_utf8_lossy(name).into_owned();
+                    let expected: Vec<_> = self
+                        .schema
+                        .roots
+                        .iter()
+                        .map(|&r| format!("<{}>", self.schema.decl(r).name))
+                        .collect();
+                    let schema = self.schema.path.display().to_string();
+                    self.fatal(
+                        at,
+                        format!(
+                            "root element <{n}> is not declared in {schema}; expected {}",
+                            expected.join(" or ")
+                        ),
+                    );
+                }
+            }
+            return;
+        };
+        let (parent_decl, state) = match parent {
+            Frame::Skip => {
+                self.stack.push(Frame::Skip);
+                return;
+            }
+            Frame::Element { decl, state, .. } => (*decl, state),
+        };
+        let parent_name = &self.schema.decl(parent_decl).name;
+        let verdict: Result<ElementId, String> =
+            match (state, &self.schema.decl(parent_decl).content) {
+                (State::Simple, _) => Err(format!(
+                    "element <{}> is not allowed inside <{parent_name}>: it holds text only",
+                    String::from_utf8_lossy(name)
+                )),
+                (state, Content::Complex(group)) => {
+                    match self.schema.child_position(parent_decl, name) {
+                        None => Err(format!(
+                            "element <{}> is not allowed in <{parent_name}>; allowed: {}",
+                            String::from_utf8_lossy(name),
+                            self.schema.child_names(parent_decl)
+                        )),
+                        Some(p) => admit(self.schema, group, state, p)
+                            .map(|()| group.children()[p])
+                            .map_err(|why| {
+                                format!(
+                                    "element <{}> {why} in <{parent_name}>",
+                                    String::from_utf8_lossy(name)
+                                )
+                            }),
+                    }
+                }
+                (_, Content::Simple(_)) => unreachable!("simple content has State::Simple"),
+            };
+        match verdict {
+            Ok(decl) => self.push(decl, at),
+            Err(message) => {
+                self.error_at(at, message);
+                self.stack.push(Frame::Skip);
+            }
+        }
+    }
+
+    fn push(&mut self, decl: ElementId, at: Position) {
+        let state = match &self.schema.decl(decl).content {
+            Content::Simple(_) => {
+                self.text.clear();
+                State::Simple
+            }
+            Content::Complex(Group::Sequence(_)) => State::Sequence { pos: 0, count: 0 },
+            Content::Complex(Group::All(_)) => State::All { seen: 0 },
+        };
+        if decl == self.layout.record {
+            self.record = Some(OpenRecord {
+                line: at.line,
+                errors_before: self.errors.len(),
+                values: empty_values(),
+            });
+        }
+        self.stack.push(Frame::Element {
+            decl,
+            start: at,
+            state,
+        });
+    }
+
+    fn end_element(&mut self) -> Option<ExternalContact> {
+        let frame = self.stack.pop()?;
+        if self.stack.is_empty() {
+            self.root_done = true;
+        }
+        let Frame::Element { decl, start, state } = frame else {
+            return None;
+        };
+        let d = self.schema.decl(decl);
+        match (&d.content, state) {
+            (Content::Simple(st), State::Simple) => {
+                let text = std::mem::take(&mut self.text);
+                let (min, max) = (st.min_length, st.max_length);
+                // Byte length bounds the character count: count only when it could matter.
+                let too_long = max.is_some_and(|m| text.len() > m && text.chars().count() > m);
+                let too_short = min.is_some_and(|m| text.len() < m || (text.chars().count() < m));
+                if too_long || too_short {
+                    let name = d.name.clone();
+                    let chars = text.chars().count();
+                    let rule = if too_long {
+                        format!("at most {}", max.unwrap_or_default())
+                    } else {
+                        format!("at least {}", min.unwrap_or_default())
+                    };
+                    self.error_at(
+                        start,
+                        format!("value of <{name}> is {chars} characters long; {rule} allowed"),
+                    );
+                } else if let (Some(field), Some(record)) =
+                    (self.layout.field_of[decl], self.record.as_mut())
+                {
+                    record.values[field.index()] = clean_value(text);
+                }
+            }
+            (Content::Complex(group), state) => {
+                if let Some(missing) = missing_child(self.schema, group, &state) {
+                    let name = d.name.clone();
+                    let missing = self.schema.decl(missing).name.clone();
+                    let at = self.lines.position(self.xml.buffer_position());
+                    self.error_at(
+                        at,
+                        format!(
+                            "<{name}> (opened at {start}) is missing required element <{missing}>"
+                        ),
+                    );
+                }
+            }
+            (Content::Simple(_), _) => unreachable!("simple content has State::Simple"),
+        }
+        if decl == self.layout.record {
+            self.contacts += 1;
+            let record = self.record.take()?;
+            if self.errors.len() == record.errors_before {
+                return Some(ExternalContact {
+                    line: record.line,
+                    values: record.values,
+                });
+            }
+        }
+        None
+    }
+}
+
+/// Checks that child `p` of `group` may come next, and records it in `state`.
+fn admit(schema: &Schema, group: &Group, state: &mut State, p: usize) -> Result<(), String> {
+    let children = group.children();
+    match state {
+        State::All { seen } => {
+            let bit = 1u64 << p;
+            if *seen & bit != 0 {
+                return Err("appears twice".into());
+            }
+            *seen |= bit;
+            Ok(())
+        }
+        State::Sequence { pos, count } => {
+            if p == *pos && *count > 0 {
+                let max = schema.decl(children[p]).max_occurs;
+                if max.is_some_and(|m| *count >= m) {
+                    return Err(format!(
+                        "occurs more than {} times",
+                        max.unwrap_or_default()
+                    ));
+                }
+                *count += 1;
+                return Ok(());
+            }
+            let from = if *count > 0 { *pos + 1 } else { *pos };
+            if p < from {
+                return Err("is out of order".into());
+            }
+            if *count < schema.decl(children[*pos]).min_occurs && p != *pos {
+                let need = &schema.decl(children[*pos]).name;
+                return Err(format!("comes before required <{need}>"));
+            }
+            if let Some(skipped) = children[from..p]
+                .iter()
+                .enumerate()
+                .find(|(i, c)| from + i != *pos && schema.decl(**c).min_occurs > 0)
+            {
+                return Err(format!(
+                    "comes before required <{}>",
+                    schema.decl(*skipped.1).name
+                ));
+            }
+            *pos = p;
+            *count = 1;
+            Ok(())
+        }
+        State::Simple => unreachable!("only element-only content admits children"),
+    }
+}
+
+/// The first required child that never appeared, if any.
+fn missing_child(schema: &Schema, group: &Group, state: &State) -> Option<ElementId> {
+    let children = group.children();
+    match state {
+        State::All { seen } => children
+            .iter()
+            .enumerate()
+            .find(|(i, c)| seen & (1u64 << i) == 0 && schema.decl(**c).min_occurs > 0)
+            .map(|(_, c)| *c),
+        State::Sequence { pos, count } => {
+            if *count < schema.decl(children.get(*pos).copied()?).min_occurs {
+                return Some(children[*pos]);
+            }
+            children[*pos + 1..]
+                .iter()
+                .copied()
+                .find(|c| schema.decl(*c).min_occurs > 0)
+        }
+        State::Simple => None,
+    }
+}
+
+/// The first characters of a text, for messages.
+fn snippet(text: &str) -> String {
+    let t = text.trim();
+    let mut s: String = t.chars().take(30).collect();
+    if t.chars().count() > 30 {
+        s.push('…');
+    }
+    s
+}

@@ -1,0 +1,124 @@
+//! The 22 contact fields, in their contractual order, and the value cleaning every stage shares.
+
+use std::fmt;
+
+/// Number of contact fields.
+pub const FIELD_COUNT: usize = 22;
+
+/// The contact fields in the order the contract fixes (CSV columns, XSD, database columns).
+pub const FIELD_NAMES: [&str; FIELD_COUNT] = [
+    "extension",
+    "first_name",
+    "last_name",
+    "mobile_number",
+    "fax_number",
+    "home_number",
+    "e_mail",
+    "site",
+    "department",
+    "office",
+    "owner",
+    "source",
+    "user_1",
+    "user_2",
+    "user_3",
+    "user_4",
+    "user_5",
+    "user_6",
+    "user_7",
+    "user_8",
+    "user_9",
+    "user_10",
+];
+
+/// Maximum length of a field value in characters (the XSD says the same; the CSV loader
+/// enforces it for the directory).
+pub const MAX_VALUE_CHARS: usize = 255;
+
+/// One of the 22 contact fields, by its index in [`FIELD_NAMES`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Field(u8);
+
+impl Field {
+    /// The field called `name`, if it is one of the 22.
+    pub fn from_name(name: &str) -> Option<Field> {
+        FIELD_NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map(|i| Field(i as u8))
+    }
+
+    /// The field at `index` in [`FIELD_NAMES`]. Panics when out of range.
+    pub fn from_index(index: usize) -> Field {
+        assert!(index < FIELD_COUNT, "field index {index} out of range");
+        Field(index as u8)
+    }
+
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    pub fn name(self) -> &'static str {
+        FIELD_NAMES[self.index()]
+    }
+
+    /// All 22 fields in order.
+    pub fn all() -> impl Iterator<Item = Field> {
+        (0..FIELD_COUNT).map(Field::from_index)
+    }
+
+    /// The comma-separated field list, for error messages.
+    pub fn list() -> String {
+        FIELD_NAMES.join(", ")
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The values of one contact, indexed by [`Field`]; `None` is NULL.
+pub type FieldValues = [Option<String>; FIELD_COUNT];
+
+/// An all-NULL set of values.
+pub fn empty_values() -> FieldValues {
+    Default::default()
+}
+
+/// Cleans a raw value as the merge rules say: leading and trailing whitespace is trimmed and an
+/// empty value is NULL. Everything else is kept as given.
+pub fn clean_value(raw: String) -> Option<String> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        None
+    } else if trimmed.len() == raw.len() {
+        Some(raw)
+    } else {
+        Some(trimmed.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn there_are_22_fields_in_the_contract_order() {
+        assert_eq!(FIELD_NAMES.len(), 22);
+        assert_eq!(Field::from_name("extension").unwrap().index(), 0);
+        assert_eq!(Field::from_name("e_mail").unwrap().index(), 6);
+        assert_eq!(Field::from_name("user_10").unwrap().index(), 21);
+        assert_eq!(Field::from_name("nickname"), None);
+    }
+
+    #[test]
+    fn values_are_trimmed_and_empty_means_null() {
+        assert_eq!(clean_value("  Bob \n".into()), Some("Bob".into()));
+        assert_eq!(clean_value("Bob".into()), Some("Bob".into()));
+        assert_eq!(clean_value(" \t\n ".into()), None);
+        assert_eq!(clean_value(String::new()), None);
+        assert_eq!(clean_value(" a  b ".into()), Some("a  b".into()));
+    }
+}

@@ -1,0 +1,16 @@
+//! ucm, the Unified Communication Model: keeps a phone system's contact directory merged with
+//! an external contacts source.
+//!
+//! The pipeline's stages are modules: [`extract`] (read, validate, stream), [`transform`]
+//! (match and merge), [`load`] (atomic database writes); [`pipeline`] runs them together and
+//! [`report`] describes what a run did.
+
+pub mod cli;
+pub mod config;
+pub mod extract;
+pub mod fields;
+pub mod generate;
+pub mod load;
+pub mod pipeline;
+pub mod report;
+pub mod transform;

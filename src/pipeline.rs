@@ -1,0 +1,390 @@
+//! Runs the pipeline once: extract, transform and load in one streaming pass, inside one
+//! transaction, so a run lands whole or not at all.
+//!
+//! The parse-and-merge side runs on its own thread and hands batches of changes to the
+//! database side over a bounded channel, so the two cores work at the same time and memory
+//! stays bounded by the channel, the directory and the key index.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::extract::{Contract, ExtractError};
+use crate::load::contacts::{DryRun, Writer};
+use crate::load::{ExistingRows, LoadError, Op, Store, directory as directory_table, runs};
+use crate::report::{RunReport, RunStatus};
+use crate::transform::{
+    Directory, DirectoryEntry, MergePolicy, Merger, Rejection, directory as directory_csv,
+};
+
+/// Changes per message between the parser thread and the writer.
+const OPS_PER_BATCH: usize = 1024;
+/// Messages in flight: bounds the memory between the two sides.
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// Everything one run needs to know.
+#[derive(Clone, Debug)]
+pub struct RunRequest {
+    pub pipeline: String,
+    /// `import` or `run`, as recorded.
+    pub command: String,
+    pub source: PathBuf,
+    pub policy: MergePolicy,
+    /// Reload the directory from this CSV first (in the run's transaction).
+    pub directory_csv: Option<PathBuf>,
+    pub max_delete_ratio: f64,
+    pub dry_run: bool,
+    pub force: bool,
+}
+
+/// Receives progress while a run parses its source.
+pub trait Progress: Send + Sync {
+    /// The source is `total` bytes long.
+    fn start(&self, total: u64);
+    /// `bytes` of it have been parsed.
+    fn advance(&self, bytes: u64);
+    fn finish(&self);
+}
+
+/// No progress display.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}
+
+/// Why a run did not land.
+#[derive(Debug, thiserror::Error)]
+enum RunFailure {
+    #[error(transparent)]
+    Extract(#[from] ExtractError),
+    #[error(transparent)]
+    Directory(#[from] crate::transform::DirectoryError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("{0}")]
+    Refused(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What the parse-and-merge thread learned.
+struct ParseOutcome {
+    contacts_read: u64,
+    rejected: u64,
+    rejections: Vec<Rejection>,
+    unchanged: u64,
+    deletions: Vec<i64>,
+    external_deletions: u64,
+    external_rows_before: u64,
+    sha256: String,
+}
+
+/// Counts from applying (or, in a dry run, collecting) the changes.
+#[derive(Default)]
+struct Applied {
+    inserted: u64,
+    updated: u64,
+    deleted: u64,
+    changes: Option<Vec<crate::report::Change>>,
+}
+
+/// Runs the pipeline once and records the run. Never returns an error: a failed or refused
+/// run is a report with that status (and the table as it was).
+pub async fn execute(
+    store: &Store,
+    contract: Arc<Contract>,
+    request: RunRequest,
+    progress: Arc<dyn Progress>,
+) -> RunReport {
+    let started_at = crate::load::now();
+    let clock = Instant::now();
+    let mut report = RunReport {
+        run_id: None,
+        pipeline: request.pipeline.clone(),
+        command: request.command.clone(),
+        status: RunStatus::Failed,
+        dry_run: request.dry_run,
+        source: Some(request.source.display().to_string()),
+        source_sha256: None,
+        started_at,
+        finished_at: String::new(),
+        contacts_read: 0,
+        rejected: 0,
+        rejections: Vec::new(),
+        inserted: 0,
+        updated: 0,
+        deleted: 0,
+        unchanged: 0,
+        duration_ms: 0,
+        error: None,
+        changes: None,
+    };
+    let result = run_in_transaction(store, contract, &request, progress, &mut report, &clock).await;
+    report.duration_ms = clock.elapsed().as_millis() as u64;
+    report.finished_at = crate::load::now();
+    match result {
+        Ok(Some(run_id)) => report.run_id = Some(run_id),
+        Ok(None) => unreachable!("successful runs are recorded in their transaction"),
+        Err(failure) => {
+            report.status = match failure {
+                RunFailure::Refused(_) => RunStatus::Refused,
+                _ => RunStatus::Failed,
+            };
+            report.inserted = 0;
+            report.updated = 0;
+            report.deleted = 0;
+            report.changes = None;
+            let mut message = failure.to_string();
+            if matches!(failure, RunFailure::Extract(ExtractError::Invalid(_))) {
+                message.push_str(&format!(
+                    "\nthe directory is unchanged; run `ucm validate {}` to list every error",
+                    request.source.display()
+                ));
+            }
+            report.error = Some(message);
+            match runs::record(store.pool(), &report).await {
+                Ok(id) => report.run_id = Some(id),
+                Err(e) => tracing::error!("could not record the failed run: {e}"),
+            }
+        }
+    }
+    report
+}
+
+async fn run_in_transaction(
+    store: &Store,
+    contract: Arc<Contract>,
+    request: &RunRequest,
+    progress: Arc<dyn Progress>,
+    report: &mut RunReport,
+    clock: &Instant,
+) -> Result<Option<i64>, RunFailure> {
+    // Everything that can fail without the database is checked before the transaction starts.
+    let source = contract.open(&request.source, 1)?;
+    drop(source);
+    let csv_entries = match &request.directory_csv {
+        Some(path) => Some(directory_csv::read_csv(path)?),
+        None => None,
+    };
+
+    let mut tx = store.begin_write().await?;
+    let entries: Vec<DirectoryEntry> = match csv_entries {
+        Some(entries) => {
+            if !request.dry_run {
+                directory_table::replace(&mut tx, &entries)
+                    .await
+                    .map_err(|e| store.error(e))?;
+            }
+            entries
+        }
+        None => directory_table::read_all(&mut tx)
+            .await
+            .map_err(|e| store.error(e))?,
+    };
+    let existing = ExistingRows::load(&mut tx)
+        .await
+        .map_err(|e| store.error(e))?;
+    tracing::debug!(directory = entries.len(), "directory loaded");
+
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<Op>>(BATCHES_IN_FLIGHT);
+    let parse = {
+        let contract = Arc::clone(&contract);
+        let policy = request.policy.clone();
+        let source = request.source.clone();
+        tokio::task::spawn_blocking(move || {
+            parse_and_merge(
+                &contract, &policy, entries, existing, &source, sender, &*progress,
+            )
+        })
+    };
+
+    let now = crate::load::now();
+    let mut applied = Applied::default();
+    let write_result: Result<(), sqlx::Error> = async {
+        if request.dry_run {
+            let mut dry = DryRun::new(&mut tx);
+            while let Some(batch) = receiver.recv().await {
+                for op in batch {
+                    dry.apply(op).await?;
+                }
+            }
+            applied = Applied {
+                inserted: dry.inserted,
+                updated: dry.updated,
+                deleted: dry.deleted,
+                changes: Some(std::mem::take(&mut dry.changes)),
+            };
+        } else {
+            let mut writer = Writer::new(&mut tx, now.clone());
+            while let Some(batch) = receiver.recv().await {
+                for op in batch {
+                    writer.apply(op).await?;
+                }
+            }
+            writer.flush().await?;
+            applied = Applied {
+                inserted: writer.inserted,
+                updated: writer.updated,
+                deleted: writer.deleted,
+                changes: None,
+            };
+        }
+        Ok(())
+    }
+    .await;
+    // Closing the receiver stops the parser if writing failed first.
+    drop(receiver);
+    let outcome = parse
+        .await
+        .map_err(|e| RunFailure::Internal(format!("parser thread: {e}")))?;
+    write_result.map_err(|e| store.error(e))?;
+    let outcome = outcome?;
+
+    report.source_sha256 = Some(outcome.sha256.clone());
+    report.contacts_read = outcome.contacts_read;
+    report.rejected = outcome.rejected;
+    report.rejections = outcome.rejections;
+    report.unchanged = outcome.unchanged;
+
+    // Guards: refuse, change nothing, say why (--force overrides).
+    if !request.force {
+        if outcome.contacts_read == 0 {
+            return Err(RunFailure::Refused(format!(
+                "refused: {} holds no contacts; loading it would delete every external contact \
+                 (use --force if that is intended)",
+                request.source.display()
+            )));
+        }
+        if outcome.external_rows_before > 0 {
+            let ratio = outcome.external_deletions as f64 / outcome.external_rows_before as f64;
+            if ratio > request.max_delete_ratio {
+                return Err(RunFailure::Refused(format!(
+                    "refused: the run would delete {} of {} external contacts ({:.0}%), more than \
+                     max_delete_ratio = {} allows (use --force if that is intended)",
+                    outcome.external_deletions,
+                    outcome.external_rows_before,
+                    ratio * 100.0,
+                    request.max_delete_ratio
+                )));
+            }
+        }
+    }
+
+    if request.dry_run {
+        let mut dry = DryRun::new(&mut tx);
+        for id in outcome.deletions {
+            dry.apply(Op::Delete { id })
+                .await
+                .map_err(|e| store.error(e))?;
+        }
+        let mut changes = applied.changes.take().unwrap_or_default();
+        changes.append(&mut dry.changes);
+        report.inserted = applied.inserted;
+        report.updated = applied.updated;
+        report.deleted = dry.deleted;
+        report.changes = Some(changes);
+        report.status = RunStatus::DryRun;
+        tx.rollback().await.map_err(|e| store.error(e))?;
+        report.duration_ms = clock.elapsed().as_millis() as u64;
+        report.finished_at = crate::load::now();
+        let id = runs::record(store.pool(), report)
+            .await
+            .map_err(|e| store.error(e))?;
+        return Ok(Some(id));
+    }
+
+    let mut writer = Writer::new(&mut tx, now);
+    writer
+        .delete(&outcome.deletions)
+        .await
+        .map_err(|e| store.error(e))?;
+    report.inserted = applied.inserted;
+    report.updated = applied.updated;
+    report.deleted = applied.deleted + writer.deleted;
+    report.status = RunStatus::Succeeded;
+    report.duration_ms = clock.elapsed().as_millis() as u64;
+    report.finished_at = crate::load::now();
+    let id = runs::record(&mut *tx, report)
+        .await
+        .map_err(|e| store.error(e))?;
+    tx.commit().await.map_err(|e| store.error(e))?;
+    Ok(Some(id))
+}
+
+/// The parser thread: reads and validates the source, merges each contact, compares each row
+/// with the table, and sends the changes.
+fn parse_and_merge(
+    contract: &Contract,
+    policy: &MergePolicy,
+    entries: Vec<DirectoryEntry>,
+    mut existing: ExistingRows,
+    source: &Path,
+    sender: tokio::sync::mpsc::Sender<Vec<Op>>,
+    progress: &dyn Progress,
+) -> Result<ParseOutcome, RunFailure> {
+    let directory = Directory::new(entries, policy);
+    let mut reader = contract.open(source, 1)?;
+    let parsed = reader.input().progress();
+    progress.start(reader.input().len());
+    let mut merger = Merger::new(policy, &directory);
+    let mut batch = Vec::with_capacity(OPS_PER_BATCH);
+    let mut unchanged = 0u64;
+    let send = |batch: &mut Vec<Op>| -> Result<(), RunFailure> {
+        let full = std::mem::replace(batch, Vec::with_capacity(OPS_PER_BATCH));
+        sender
+            .blocking_send(full)
+            .map_err(|_| RunFailure::Internal("the database writer stopped".into()))
+    };
+    let mut classify = |row, batch: &mut Vec<Op>| match existing.classify(row) {
+        Some(op) => batch.push(op),
+        None => unchanged += 1,
+    };
+    let mut count = 0u64;
+    while let Some(contact) = reader.next_contact().map_err(ExtractError::from)? {
+        if let Some(row) = merger.accept(contact) {
+            classify(row, &mut batch);
+            if batch.len() >= OPS_PER_BATCH {
+                send(&mut batch)?;
+            }
+        }
+        count += 1;
+        if count % 4096 == 0 {
+            progress.advance(parsed.load(Ordering::Relaxed));
+        }
+    }
+    progress.advance(parsed.load(Ordering::Relaxed));
+    progress.finish();
+    let contacts_read = reader.contacts_seen();
+    let sha256 = reader
+        .into_input()
+        .finish()
+        .map_err(|error| ExtractError::Read {
+            path: source.to_owned(),
+            source: error,
+        })?;
+    let (rejected, rejections) = (merger.rejected, std::mem::take(&mut merger.rejections));
+    for row in merger.finish() {
+        classify(row, &mut batch);
+        if batch.len() >= OPS_PER_BATCH {
+            send(&mut batch)?;
+        }
+    }
+    if !batch.is_empty() {
+        send(&mut batch)?;
+    }
+    let (deletions, external_deletions) = existing.leftovers();
+    Ok(ParseOutcome {
+        contacts_read,
+        rejected,
+        rejections,
+        unchanged,
+        deletions,
+        external_deletions,
+        external_rows_before: existing.external_rows,
+        sha256,
+    })
+}

@@ -1,0 +1,279 @@
+//! Run reports: what a run read, rejected and changed, as JSON for tools and as readable text
+//! for people, including the field-by-field change list of a dry run.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::transform::{Origin, Rejection, Side};
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Succeeded,
+    Failed,
+    Refused,
+    DryRun,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Refused => "refused",
+            RunStatus::DryRun => "dry_run",
+        }
+    }
+
+    /// Whether the command that ran it should exit 0.
+    pub fn is_success(self) -> bool {
+        matches!(self, RunStatus::Succeeded | RunStatus::DryRun)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Insert,
+    Update,
+    Delete,
+}
+
+/// One field of a changed row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    pub field: &'static str,
+    pub old: Option<String>,
+    pub new: Option<String>,
+    /// The side the new value came from (for deletes: the side the old one came from).
+    pub side: Side,
+}
+
+/// One row a run inserts, updates or deletes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub action: Action,
+    pub origin: Origin,
+    pub directory_id: Option<String>,
+    /// The row's match key.
+    pub key: Option<String>,
+    /// For updates: the origin the row had before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_origin: Option<Origin>,
+    pub fields: Vec<FieldChange>,
+}
+
+/// What a run did. `--format json` prints exactly this.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// The run's id in `ucm runs` (absent only if recording the run itself failed).
+    pub run_id: Option<i64>,
+    pub pipeline: String,
+    /// `import` or `run`.
+    pub command: String,
+    pub status: RunStatus,
+    pub dry_run: bool,
+    pub source: Option<String>,
+    pub source_sha256: Option<String>,
+    pub started_at: String,
+    pub finished_at: String,
+    /// `<contact>` elements read from the source.
+    pub contacts_read: u64,
+    /// Contacts not loaded (no key, duplicate key, ambiguous key).
+    pub rejected: u64,
+    /// The first rejections with their lines.
+    pub rejections: Vec<Rejection>,
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
+    pub duration_ms: u64,
+    /// Why the run failed or was refused.
+    pub error: Option<String>,
+    /// Dry runs only: every change the run would make.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Vec<Change>>,
+}
+
+impl RunReport {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("reports serialise")
+    }
+
+    /// The readable summary, then the changes field by field.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let what = if self.dry_run {
+            "dry run"
+        } else {
+            self.command.as_str()
+        };
+        let source = self.source.as_deref().unwrap_or("-");
+        let _ = writeln!(
+            out,
+            "{what} of {source} (pipeline {}): {}",
+            self.pipeline,
+            self.status.as_str()
+        );
+        if let Some(error) = &self.error {
+            for line in error.lines() {
+                let _ = writeln!(out, "  error: {line}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "  contacts read {}, rejected {}; rows inserted {}, updated {}, deleted {}, unchanged {} ({} ms)",
+            self.contacts_read,
+            self.rejected,
+            self.inserted,
+            self.updated,
+            self.deleted,
+            self.unchanged,
+            self.duration_ms
+        );
+        if let Some(run_id) = self.run_id {
+            let _ = writeln!(
+                out,
+                "  run #{run_id}, source sha256 {}",
+                self.source_sha256.as_deref().unwrap_or("-")
+            );
+        }
+        if self.rejected > 0 {
+            let _ = writeln!(out, "rejected contacts:");
+            for r in &self.rejections {
+                let _ = writeln!(out, "  {r}");
+            }
+            if self.rejected > self.rejections.len() as u64 {
+                let _ = writeln!(
+                    out,
+                    "  ... and {} more",
+                    self.rejected - self.rejections.len() as u64
+                );
+            }
+        }
+        if let Some(changes) = &self.changes {
+            if changes.is_empty() {
+                let _ = writeln!(out, "no changes");
+            } else {
+                let _ = writeln!(out, "changes:");
+            }
+            for c in changes {
+                let sign = match c.action {
+                    Action::Insert => "+ insert",
+                    Action::Update => "~ update",
+                    Action::Delete => "- delete",
+                };
+                let _ = write!(out, "  {sign} {} row", c.origin.as_str());
+                if let Some(old) = c.old_origin.filter(|o| *o != c.origin) {
+                    let _ = write!(out, " (was {})", old.as_str());
+                }
+                if let Some(id) = &c.directory_id {
+                    let _ = write!(out, " directory id {id}");
+                }
+                if let Some(key) = &c.key {
+                    let _ = write!(out, " key \"{key}\"");
+                }
+                let _ = writeln!(out);
+                for f in &c.fields {
+                    let show = |v: &Option<String>| {
+                        v.as_ref().map_or("NULL".to_owned(), |s| format!("\"{s}\""))
+                    };
+                    let _ = writeln!(
+                        out,
+                        "      {}: {} -> {}  ({})",
+                        f.field,
+                        show(&f.old),
+                        show(&f.new),
+                        f.side.as_str()
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> RunReport {
+        RunReport {
+            run_id: Some(3),
+            pipeline: "default".into(),
+            command: "import".into(),
+            status: RunStatus::DryRun,
+            dry_run: true,
+            source: Some("x.xml".into()),
+            source_sha256: Some("ab".into()),
+            started_at: "t0".into(),
+            finished_at: "t1".into(),
+            contacts_read: 2,
+            rejected: 1,
+            rejections: vec![Rejection::NoKey {
+                line: 4,
+                field: "e_mail".into(),
+            }],
+            inserted: 0,
+            updated: 1,
+            deleted: 0,
+            unchanged: 0,
+            duration_ms: 5,
+            error: None,
+            changes: Some(vec![Change {
+                action: Action::Update,
+                origin: Origin::Merged,
+                directory_id: Some("7".into()),
+                key: Some("a@x.com".into()),
+                old_origin: Some(Origin::Directory),
+                fields: vec![FieldChange {
+                    field: "site",
+                    old: None,
+                    new: Some("Gent".into()),
+                    side: Side::External,
+                }],
+            }]),
+        }
+    }
+
+    #[test]
+    fn the_json_report_has_the_contract_fields() {
+        let v: serde_json::Value = serde_json::from_str(&report().to_json()).unwrap();
+        for key in [
+            "status",
+            "contacts_read",
+            "rejected",
+            "inserted",
+            "updated",
+            "deleted",
+            "unchanged",
+            "duration_ms",
+            "changes",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(v["status"], "dry_run");
+        let change = &v["changes"][0];
+        assert_eq!(change["action"], "update");
+        assert_eq!(change["key"], "a@x.com");
+        assert_eq!(change["fields"][0]["old"], serde_json::Value::Null);
+        assert_eq!(change["fields"][0]["new"], "Gent");
+        assert_eq!(change["fields"][0]["side"], "external");
+    }
+
+    #[test]
+    fn the_text_report_lists_changes_field_by_field() {
+        let text = report().to_text();
+        assert!(
+            text.contains("~ update merged row (was directory) directory id 7 key \"a@x.com\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("site: NULL -> \"Gent\"  (external)"),
+            "{text}"
+        );
+        assert!(text.contains("line 4: no e_mail"), "{text}");
+    }
+}

@@ -1,0 +1,261 @@
+//! The internal directory: its entries (read from a CSV file or the `directory` table) and the
+//! match-key index the merge looks external contacts up in.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::fields::{FIELD_COUNT, Field, FieldValues, MAX_VALUE_CHARS, clean_value, empty_values};
+use crate::transform::policy::MergePolicy;
+
+/// One directory entry: its id and its 22 values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryEntry {
+    pub id: String,
+    pub values: FieldValues,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("cannot read directory CSV {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+}
+
+/// Reads a directory CSV: a header row with `id` and any of the 22 field names, then one entry
+/// per row. Values are trimmed and an empty value is NULL; ids must be present and unique.
+pub fn read_csv(path: &Path) -> Result<Vec<DirectoryEntry>, DirectoryError> {
+    let invalid = |line: u64, message: String| DirectoryError::Invalid {
+        path: path.to_owned(),
+        line,
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|source| DirectoryError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(file);
+    let csv_error = |e: csv::Error| {
+        let line = e.position().map(|p| p.line()).unwrap_or(0);
+        match e.into_kind() {
+            csv::ErrorKind::Io(source) => DirectoryError::Io {
+                path: path.to_owned(),
+                source,
+            },
+            csv::ErrorKind::Utf8 { .. } => invalid(line, "the file is not valid UTF-8".into()),
+            csv::ErrorKind::UnequalLengths {
+                expected_len, len, ..
+            } => invalid(
+                line,
+                format!("{len} columns where the header has {expected_len}"),
+            ),
+            other => invalid(line, format!("{other:?}")),
+        }
+    };
+    let headers = reader.headers().map_err(csv_error)?.clone();
+    let mut id_column = None;
+    let mut columns: Vec<Option<Field>> = Vec::with_capacity(headers.len());
+    let mut seen_fields = [false; FIELD_COUNT];
+    for (i, h) in headers.iter().enumerate() {
+        let h = h.trim().trim_start_matches('\u{feff}');
+        if h == "id" {
+            if id_column.replace(i).is_some() {
+                return Err(invalid(1, "column id appears twice in the header".into()));
+            }
+            columns.push(None);
+            continue;
+        }
+        let field = Field::from_name(h).ok_or_else(|| {
+            invalid(
+                1,
+                format!("unknown column \"{h}\"; allowed: id, {}", Field::list()),
+            )
+        })?;
+        if std::mem::replace(&mut seen_fields[field.index()], true) {
+            return Err(invalid(
+                1,
+                format!("column {h} appears twice in the header"),
+            ));
+        }
+        columns.push(Some(field));
+    }
+    let id_column = id_column.ok_or_else(|| invalid(1, "the header has no id column".into()))?;
+    let mut entries = Vec::new();
+    let mut ids: HashMap<String, u64> = HashMap::new();
+    for record in reader.records() {
+        let record = record.map_err(csv_error)?;
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let mut values = empty_values();
+        let mut id = None;
+        for (i, raw) in record.iter().enumerate() {
+            if raw.chars().count() > MAX_VALUE_CHARS {
+                let column = if i == id_column {
+                    "id"
+                } else {
+                    columns[i].map_or("?", Field::name)
+                };
+                return Err(invalid(
+                    line,
+                    format!("value of {column} is longer than {MAX_VALUE_CHARS} characters"),
+                ));
+            }
+            let value = clean_value(raw.to_owned());
+            match columns[i] {
+                None => id = value,
+                Some(field) => values[field.index()] = value,
+            }
+        }
+        let id = id.ok_or_else(|| invalid(line, "the id is empty".into()))?;
+        if let Some(first) = ids.insert(id.clone(), line) {
+            return Err(invalid(
+                line,
+                format!("id \"{id}\" appears again (first on line {first})"),
+            ));
+        }
+        entries.push(DirectoryEntry { id, values });
+    }
+    Ok(entries)
+}
+
+/// Directory entries sharing one match key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyOwners {
+    One(usize),
+    /// The key is ambiguous: an external contact with it is rejected.
+    Many(Vec<usize>),
+}
+
+/// The directory with its match-key index.
+#[derive(Debug, Default)]
+pub struct Directory {
+    pub entries: Vec<DirectoryEntry>,
+    /// Each entry's normalised match key.
+    pub keys: Vec<Option<String>>,
+    index: HashMap<String, KeyOwners, foldhash::fast::RandomState>,
+}
+
+impl Directory {
+    pub fn new(entries: Vec<DirectoryEntry>, policy: &MergePolicy) -> Directory {
+        let keys: Vec<Option<String>> = entries
+            .iter()
+            .map(|e| policy.match_key(&e.values))
+            .collect();
+        let mut index: HashMap<String, KeyOwners, _> = HashMap::default();
+        for (i, key) in keys.iter().enumerate() {
+            let Some(key) = key else { continue };
+            index
+                .entry(key.clone())
+                .and_modify(|owners| match owners {
+                    KeyOwners::One(first) => *owners = KeyOwners::Many(vec![*first, i]),
+                    KeyOwners::Many(all) => all.push(i),
+                })
+                .or_insert(KeyOwners::One(i));
+        }
+        Directory {
+            entries,
+            keys,
+            index,
+        }
+    }
+
+    pub fn lookup(&self, key: &str) -> Option<&KeyOwners> {
+        self.index.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(content: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("directory.csv");
+        std::fs::write(&path, content).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn a_csv_with_any_subset_of_fields_loads_trimmed_with_nulls() {
+        let (_d, path) = write("id,e_mail,first_name\n1, a@x.com ,\n2,b@x.com,Bea\n");
+        let entries = read_csv(&path).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].values[6].as_deref(), Some("a@x.com"));
+        assert_eq!(entries[0].values[1], None);
+        assert_eq!(entries[1].values[1].as_deref(), Some("Bea"));
+    }
+
+    #[test]
+    fn an_unknown_column_is_named_with_the_file() {
+        let (_d, path) = write("id,nickname\n1,x\n");
+        let err = read_csv(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("directory.csv:1: unknown column \"nickname\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn duplicate_and_missing_ids_are_refused_with_their_line() {
+        let (_d, path) = write("id,e_mail\n1,a\n1,b\n");
+        assert!(
+            read_csv(&path)
+                .unwrap_err()
+                .to_string()
+                .contains(":3: id \"1\" appears again (first on line 2)")
+        );
+        let (_d, path) = write("id,e_mail\n,a\n");
+        assert!(
+            read_csv(&path)
+                .unwrap_err()
+                .to_string()
+                .contains(":2: the id is empty")
+        );
+        let (_d, path) = write("e_mail\na\n");
+        assert!(
+            read_csv(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("no id column")
+        );
+    }
+
+    #[test]
+    fn a_shared_key_is_ambiguous() {
+        let entry = |id: &str, mail: &str| {
+            let mut values = empty_values();
+            values[6] = Some(mail.into());
+            DirectoryEntry {
+                id: id.into(),
+                values,
+            }
+        };
+        let dir = Directory::new(
+            vec![
+                entry("1", "A@x.com"),
+                entry("2", "a@x.com"),
+                entry("3", "c@x.com"),
+            ],
+            &MergePolicy::default(),
+        );
+        assert_eq!(dir.lookup("a@x.com"), Some(&KeyOwners::Many(vec![0, 1])));
+        assert_eq!(dir.lookup("c@x.com"), Some(&KeyOwners::One(2)));
+    }
+}

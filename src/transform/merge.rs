@@ -1,0 +1,434 @@
+//! The keyed merge: streams external contacts against the directory index and produces the
+//! rows of the merged `contacts` table, rejecting contacts the rules do not allow.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use xxhash_rust::xxh3::{Xxh3, xxh3_128};
+
+use crate::extract::ExternalContact;
+use crate::fields::{FIELD_COUNT, FieldValues};
+use crate::transform::directory::{Directory, KeyOwners};
+use crate::transform::policy::{MergePolicy, Side};
+
+/// Where a merged row comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// A directory entry without a matching external contact.
+    Directory,
+    /// An external contact whose key matches no directory entry.
+    External,
+    /// A directory entry merged with its matching external contact.
+    Merged,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Directory => "directory",
+            Origin::External => "external",
+            Origin::Merged => "merged",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Origin> {
+        match s {
+            "directory" => Some(Origin::Directory),
+            "external" => Some(Origin::External),
+            "merged" => Some(Origin::Merged),
+            _ => None,
+        }
+    }
+}
+
+/// One row of the merged table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MergedRow {
+    pub origin: Origin,
+    pub directory_id: Option<String>,
+    pub match_key: Option<String>,
+    pub values: FieldValues,
+    /// The side each value came from.
+    pub sides: [Side; FIELD_COUNT],
+}
+
+/// A row's identity across runs: the directory id for directory and merged rows, the match key
+/// for external-only rows. Stored as a 128-bit fingerprint to keep the index small.
+pub type Identity = u128;
+
+impl MergedRow {
+    pub fn identity(&self) -> Identity {
+        identity(
+            self.origin,
+            self.directory_id.as_deref(),
+            self.match_key.as_deref(),
+        )
+    }
+
+    /// A hash of everything stored about the row but `updated_at`: equal hashes mean the row
+    /// is unchanged and is not rewritten.
+    pub fn content_hash(&self) -> i64 {
+        content_hash(
+            self.origin,
+            self.directory_id.as_deref(),
+            self.match_key.as_deref(),
+            &self.values,
+        )
+    }
+}
+
+/// The identity fingerprint of a row (see [`Identity`]).
+pub fn identity(origin: Origin, directory_id: Option<&str>, match_key: Option<&str>) -> Identity {
+    let mut bytes = Vec::with_capacity(64);
+    match origin {
+        Origin::External => {
+            bytes.push(b'x');
+            bytes.extend_from_slice(match_key.unwrap_or_default().as_bytes());
+        }
+        Origin::Directory | Origin::Merged => {
+            bytes.push(b'd');
+            bytes.extend_from_slice(directory_id.unwrap_or_default().as_bytes());
+        }
+    }
+    xxh3_128(&bytes)
+}
+
+/// See [`MergedRow::content_hash`].
+pub fn content_hash(
+    origin: Origin,
+    directory_id: Option<&str>,
+    match_key: Option<&str>,
+    values: &FieldValues,
+) -> i64 {
+    let mut h = Xxh3::new();
+    h.update(origin.as_str().as_bytes());
+    let mut put = |v: Option<&str>| match v {
+        None => h.update(&[0]),
+        Some(s) => {
+            h.update(&[1]);
+            h.update(&(s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        }
+    };
+    put(directory_id);
+    put(match_key);
+    for v in values {
+        put(v.as_deref());
+    }
+    h.digest() as i64
+}
+
+/// Why an external contact was not loaded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Rejection {
+    /// The matching field is missing or empty after normalisation.
+    NoKey { line: u64, field: String },
+    /// The key occurred earlier in the source; the first occurrence is used.
+    DuplicateKey {
+        line: u64,
+        key: String,
+        first_line: u64,
+    },
+    /// Several directory entries share the key.
+    AmbiguousKey {
+        line: u64,
+        key: String,
+        directory_ids: Vec<String>,
+    },
+}
+
+impl Rejection {
+    pub fn line(&self) -> u64 {
+        match self {
+            Rejection::NoKey { line, .. }
+            | Rejection::DuplicateKey { line, .. }
+            | Rejection::AmbiguousKey { line, .. } => *line,
+        }
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::NoKey { line, field } => {
+                write!(f, "line {line}: no {field} (the matching field)")
+            }
+            Rejection::DuplicateKey {
+                line,
+                key,
+                first_line,
+            } => {
+                write!(
+                    f,
+                    "line {line}: key \"{key}\" already used on line {first_line}"
+                )
+            }
+            Rejection::AmbiguousKey {
+                line,
+                key,
+                directory_ids,
+            } => write!(
+                f,
+                "line {line}: key \"{key}\" is shared by directory entries {}",
+                directory_ids.join(", ")
+            ),
+        }
+    }
+}
+
+/// How many rejections are kept with their details; all are counted.
+pub const REJECTIONS_KEPT: usize = 100;
+
+/// Streams external contacts into merged rows.
+pub struct Merger<'a> {
+    policy: &'a MergePolicy,
+    directory: &'a Directory,
+    /// The external contact matched to each directory entry.
+    matched: Vec<Option<FieldValues>>,
+    /// Keys seen so far (fingerprint → first line), to reject later duplicates.
+    seen: HashMap<u128, u64, foldhash::fast::FixedState>,
+    pub contacts_read: u64,
+    pub rejected: u64,
+    pub rejections: Vec<Rejection>,
+}
+
+impl<'a> Merger<'a> {
+    pub fn new(policy: &'a MergePolicy, directory: &'a Directory) -> Merger<'a> {
+        Merger {
+            policy,
+            directory,
+            matched: vec![None; directory.len()],
+            seen: HashMap::default(),
+            contacts_read: 0,
+            rejected: 0,
+            rejections: Vec::new(),
+        }
+    }
+
+    fn reject(&mut self, r: Rejection) {
+        self.rejected += 1;
+        if self.rejections.len() < REJECTIONS_KEPT {
+            self.rejections.push(r);
+        }
+    }
+
+    /// Takes one external contact. Returns its row when it is external-only; a contact that
+    /// matches a directory entry is kept until [`Merger::finish`], a rejected one is counted.
+    pub fn accept(&mut self, contact: ExternalContact) -> Option<MergedRow> {
+        self.contacts_read += 1;
+        let line = contact.line;
+        let Some(key) = self.policy.match_key(&contact.values) else {
+            let field = self.policy.matching_field.name().to_owned();
+            self.reject(Rejection::NoKey { line, field });
+            return None;
+        };
+        let fingerprint = xxh3_128(key.as_bytes());
+        if let Some(&first_line) = self.seen.get(&fingerprint) {
+            self.reject(Rejection::DuplicateKey {
+                line,
+                key,
+                first_line,
+            });
+            return None;
+        }
+        self.seen.insert(fingerprint, line);
+        match self.directory.lookup(&key) {
+            Some(KeyOwners::One(i)) => {
+                self.matched[*i] = Some(contact.values);
+                None
+            }
+            Some(KeyOwners::Many(owners)) => {
+                let directory_ids = owners
+                    .iter()
+                    .map(|&i| self.directory.entries[i].id.clone())
+                    .collect();
+                self.reject(Rejection::AmbiguousKey {
+                    line,
+                    key,
+                    directory_ids,
+                });
+                None
+            }
+            None => Some(MergedRow {
+                origin: Origin::External,
+                directory_id: None,
+                match_key: Some(key),
+                values: contact.values,
+                sides: [Side::External; FIELD_COUNT],
+            }),
+        }
+    }
+
+    /// The directory's rows: merged where an external contact matched, the entry's own values
+    /// otherwise.
+    pub fn finish(self) -> impl Iterator<Item = MergedRow> + 'a {
+        let policy = self.policy;
+        let directory = self.directory;
+        self.matched
+            .into_iter()
+            .enumerate()
+            .map(move |(i, external)| {
+                let entry = &directory.entries[i];
+                let match_key = directory.keys[i].clone();
+                match external {
+                    Some(ext) => {
+                        let (values, sides) = policy.merge(&entry.values, &ext);
+                        MergedRow {
+                            origin: Origin::Merged,
+                            directory_id: Some(entry.id.clone()),
+                            match_key,
+                            values,
+                            sides,
+                        }
+                    }
+                    None => MergedRow {
+                        origin: Origin::Directory,
+                        directory_id: Some(entry.id.clone()),
+                        match_key,
+                        values: entry.values.clone(),
+                        sides: [Side::Directory; FIELD_COUNT],
+                    },
+                }
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fields::{Field, empty_values};
+    use crate::transform::directory::DirectoryEntry;
+
+    fn with(pairs: &[(&str, &str)]) -> FieldValues {
+        let mut v = empty_values();
+        for (k, val) in pairs {
+            v[Field::from_name(k).unwrap().index()] = Some(val.to_string());
+        }
+        v
+    }
+
+    fn contact(line: u64, pairs: &[(&str, &str)]) -> ExternalContact {
+        ExternalContact {
+            line,
+            values: with(pairs),
+        }
+    }
+
+    fn directory(entries: &[(&str, &[(&str, &str)])]) -> Directory {
+        let entries = entries
+            .iter()
+            .map(|(id, pairs)| DirectoryEntry {
+                id: id.to_string(),
+                values: with(pairs),
+            })
+            .collect();
+        Directory::new(entries, &MergePolicy::default())
+    }
+
+    #[test]
+    fn a_contact_without_a_key_is_rejected_with_its_line() {
+        let policy = MergePolicy::default();
+        let dir = directory(&[]);
+        let mut m = Merger::new(&policy, &dir);
+        assert_eq!(m.accept(contact(7, &[("first_name", "Ann")])), None);
+        assert_eq!(
+            m.rejections,
+            vec![Rejection::NoKey {
+                line: 7,
+                field: "e_mail".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_the_first_occurrence() {
+        let policy = MergePolicy::default();
+        let dir = directory(&[]);
+        let mut m = Merger::new(&policy, &dir);
+        let first = m
+            .accept(contact(
+                3,
+                &[("e_mail", "a@x.com"), ("first_name", "First")],
+            ))
+            .unwrap();
+        assert_eq!(first.values[1].as_deref(), Some("First"));
+        assert_eq!(m.accept(contact(9, &[("e_mail", "A@X.com")])), None);
+        assert_eq!(
+            m.rejections,
+            vec![Rejection::DuplicateKey {
+                line: 9,
+                key: "a@x.com".into(),
+                first_line: 3
+            }]
+        );
+    }
+
+    #[test]
+    fn an_ambiguous_key_rejects_the_contact_and_leaves_the_entries_alone() {
+        let policy = MergePolicy::default();
+        let dir = directory(&[
+            ("1", &[("e_mail", "a@x.com")]),
+            ("2", &[("e_mail", "a@x.com"), ("site", "B")]),
+        ]);
+        let mut m = Merger::new(&policy, &dir);
+        assert_eq!(
+            m.accept(contact(4, &[("e_mail", "a@x.com"), ("site", "X")])),
+            None
+        );
+        assert_eq!(m.rejected, 1);
+        let rows: Vec<_> = m.finish().collect();
+        assert!(rows.iter().all(|r| r.origin == Origin::Directory));
+        assert_eq!(rows[1].values[7].as_deref(), Some("B"));
+    }
+
+    #[test]
+    fn matched_entries_merge_and_unmatched_ones_keep_their_values() {
+        let policy = MergePolicy::default();
+        let dir = directory(&[
+            ("1", &[("e_mail", "a@x.com")]),
+            ("2", &[("e_mail", "b@x.com")]),
+        ]);
+        let mut m = Merger::new(&policy, &dir);
+        assert_eq!(
+            m.accept(contact(2, &[("e_mail", "A@x.com"), ("office", "7")])),
+            None
+        );
+        let ext = m.accept(contact(3, &[("e_mail", "c@x.com")])).unwrap();
+        assert_eq!(
+            (
+                ext.origin,
+                ext.directory_id.clone(),
+                ext.match_key.as_deref()
+            ),
+            (Origin::External, None, Some("c@x.com"))
+        );
+        let rows: Vec<_> = m.finish().collect();
+        assert_eq!(rows[0].origin, Origin::Merged);
+        assert_eq!(rows[0].values[9].as_deref(), Some("7"));
+        assert_eq!(
+            rows[0].values[6].as_deref(),
+            Some("a@x.com"),
+            "directory value wins at priority 0"
+        );
+        assert_eq!(rows[1].origin, Origin::Directory);
+    }
+
+    #[test]
+    fn content_hash_changes_with_any_value_and_with_null_versus_empty() {
+        let a = content_hash(Origin::External, None, Some("k"), &with(&[("site", "a")]));
+        let b = content_hash(Origin::External, None, Some("k"), &with(&[("site", "b")]));
+        let c = content_hash(
+            Origin::Merged,
+            Some("1"),
+            Some("k"),
+            &with(&[("site", "a")]),
+        );
+        assert!(a != b && a != c && b != c);
+        assert_eq!(
+            a,
+            content_hash(Origin::External, None, Some("k"), &with(&[("site", "a")]))
+        );
+    }
+}

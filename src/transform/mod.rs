@@ -1,0 +1,10 @@
+//! Transform: matching external contacts to directory entries on the configured field and
+//! merging their values per field by priority.
+
+pub mod directory;
+pub mod merge;
+pub mod policy;
+
+pub use directory::{Directory, DirectoryEntry, DirectoryError};
+pub use merge::{MergedRow, Merger, Origin, Rejection};
+pub use policy::{MergePolicy, Priority, Side, normalise_key};
