@@ -6,6 +6,7 @@ pub mod position;
 pub mod reader;
 pub mod schema;
 pub mod source;
+pub mod syntax;
 
 use std::path::{Path, PathBuf};
 

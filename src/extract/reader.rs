@@ -13,6 +13,7 @@ use quick_xml::events::{BytesStart, Event};
 use crate::extract::encoding::{self, DecodeError, Encoding};
 use crate::extract::position::{LineTracker, Position};
 use crate::extract::schema::{Content, ElementId, Group, Schema, SchemaError};
+use crate::extract::syntax;
 use crate::fields::{Field, FieldValues, clean_value, empty_values};
 
 const XSI_NS: &[u8] = b"http://www.w3.org/2001/XMLSchema-instance";
@@ -332,14 +333,14 @@ impl<'s, R: BufRead> ContactReader<'s, R> {
                     );
                     return None;
                 }
-                if let Some(label) = d.encoding() {
-                    let label = match label {
-                        Ok(l) => String::from_utf8_lossy(&l).into_owned(),
-                        Err(e) => {
-                            self.fatal(at, format!("bad XML declaration: {e}"));
-                            return None;
-                        }
-                    };
+                let label = match syntax::parse_declaration(&d) {
+                    Ok(label) => label,
+                    Err(why) => {
+                        self.fatal(at, format!("malformed XML declaration: {why}"));
+                        return None;
+                    }
+                };
+                if let Some(label) = label {
                     match Encoding::from_label(&label) {
                         Some(enc) => self.encoding = enc,
                         None => {
@@ -365,6 +366,14 @@ impl<'s, R: BufRead> ContactReader<'s, R> {
             }
             Event::PI(p) => {
                 let target = p.target();
+                if !syntax::is_name(target) {
+                    let t = String::from_utf8_lossy(target).into_owned();
+                    self.fatal(
+                        at,
+                        format!("processing instruction target \"{t}\" is not an XML name"),
+                    );
+                    return None;
+                }
                 if target.eq_ignore_ascii_case(b"xml") {
                     self.fatal(
                         at,
@@ -400,6 +409,14 @@ impl<'s, R: BufRead> ContactReader<'s, R> {
                 return self.end_element();
             }
             Event::Text(t) => {
+                if let Some(i) = memchr::memmem::find(&t, b"]]>") {
+                    let pos = self.position_in(start, &t, i);
+                    self.fatal(
+                        pos,
+                        "\"]]>\" is not allowed in text (escape the > as &gt;)".into(),
+                    );
+                    return None;
+                }
                 self.text_event(start, &t);
                 self.lines.advance(start, &t);
             }
