@@ -1,0 +1,252 @@
+//! A run lands whole or not at all: failed, refused and killed runs leave the merged table
+//! byte-identical, readers see the old table until the commit, and unchanged rows are never
+//! rewritten.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{BIN, Workspace, contacts_xml, repo};
+
+fn seeded(ws: &Workspace) -> String {
+    ws.write(
+        "directory.csv",
+        "id,e_mail,first_name\n1,anna@example.com,Anna\n2,bart@example.com,Bart\n",
+    );
+    ws.ok(&["directory", "load", "directory.csv"]);
+    ws.write(
+        "good.xml",
+        contacts_xml(&[
+            &[("e_mail", "anna@example.com"), ("site", "Gent")],
+            &[("e_mail", "x@ext.example")],
+            &[("e_mail", "y@ext.example")],
+        ]),
+    );
+    ws.import("good.xml", &[]);
+    ws.export()
+}
+
+#[test]
+fn a_truncated_file_leaves_the_directory_unchanged() {
+    let ws = Workspace::new("");
+    let before = seeded(&ws);
+    let good = std::fs::read_to_string(ws.path("good.xml")).unwrap();
+    ws.write("truncated.xml", &good[..good.len() * 2 / 3]);
+    let report = ws.import_fails("truncated.xml", &[]);
+    assert_eq!(report["status"], "failed");
+    assert!(
+        report["error"].as_str().unwrap().contains("truncated.xml:"),
+        "{report}"
+    );
+    assert_eq!(ws.export(), before);
+}
+
+#[test]
+fn a_file_with_an_invalid_contact_at_the_very_end_leaves_the_table_unchanged() {
+    let ws = Workspace::new("");
+    let before = seeded(&ws);
+    let mut contacts: Vec<Vec<(&str, String)>> = (0..500)
+        .map(|i| vec![("e_mail", format!("c{i}@ext.example"))])
+        .collect();
+    contacts.push(vec![
+        ("e_mail", "last@ext.example".into()),
+        ("nickname", "oops".into()),
+    ]);
+    let refs: Vec<Vec<(&str, &str)>> = contacts
+        .iter()
+        .map(|c| c.iter().map(|(k, v)| (*k, v.as_str())).collect())
+        .collect();
+    let refs: Vec<&[(&str, &str)]> = refs.iter().map(|v| v.as_slice()).collect();
+    ws.write("bad-end.xml", contacts_xml(&refs));
+    let report = ws.import_fails("bad-end.xml", &[]);
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.contains("bad-end.xml:1505:5: element <nickname> is not allowed in <contact>"),
+        "{error}"
+    );
+    assert_eq!(ws.export(), before);
+}
+
+/// Release 1.8.1 of the original product: "Imported contact growing in case of invalid XML
+/// (M0004432)". Importing invalid files again and again must not add a single row.
+#[test]
+fn regression_m0004432_invalid_xml_never_grows_the_contacts() {
+    let ws = Workspace::new("");
+    let before = seeded(&ws);
+    for broken in [
+        "samples/broken/truncated.xml",
+        "samples/broken/invalid-contact-at-the-end.xml",
+        "samples/broken/unknown-field.xml",
+        "samples/broken/billion-laughs.xml",
+    ] {
+        for _ in 0..3 {
+            let path = repo(broken);
+            ws.import_fails(path.to_str().unwrap(), &[]);
+        }
+    }
+    assert_eq!(ws.export(), before);
+}
+
+#[test]
+fn a_second_identical_run_writes_nothing_and_keeps_updated_at() {
+    let ws = Workspace::new("");
+    seeded(&ws);
+    let stamps = || updated_at(&ws);
+    let first = stamps();
+    std::thread::sleep(Duration::from_millis(20));
+    let report = ws.import("good.xml", &[]);
+    assert_eq!(
+        (
+            report["inserted"].clone(),
+            report["updated"].clone(),
+            report["deleted"].clone()
+        ),
+        (0.into(), 0.into(), 0.into())
+    );
+    assert_eq!(report["unchanged"], 4);
+    assert_eq!(stamps(), first);
+}
+
+#[test]
+fn only_changed_rows_get_a_new_updated_at() {
+    let ws = Workspace::new("");
+    seeded(&ws);
+    let first = updated_at(&ws);
+    std::thread::sleep(Duration::from_millis(20));
+    ws.write(
+        "changed.xml",
+        contacts_xml(&[
+            &[("e_mail", "anna@example.com"), ("site", "Gent")],
+            &[("e_mail", "x@ext.example"), ("site", "new")],
+            &[("e_mail", "y@ext.example")],
+        ]),
+    );
+    assert_eq!(ws.import("changed.xml", &[])["updated"], 1);
+    let second = updated_at(&ws);
+    let changed: Vec<_> = first.iter().zip(&second).filter(|(a, b)| a != b).collect();
+    assert_eq!(changed.len(), 1, "{first:?} -> {second:?}");
+    assert!(changed[0].1.0.contains("x@ext.example"));
+}
+
+/// (row key, updated_at) of every row, in a stable order, read with SQLite directly.
+fn updated_at(ws: &Workspace) -> Vec<(String, String)> {
+    let url = ws.db_url();
+    tokio::runtime::Runtime::new().unwrap().block_on(async move {
+        let store = ucm::load::Store::open(&url).await.unwrap();
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT coalesce(directory_id, match_key), updated_at FROM contacts ORDER BY directory_id IS NULL, directory_id, match_key",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        store.close().await;
+        rows
+    })
+}
+
+fn big_source(ws: &Workspace, contacts: u64) -> String {
+    let path = ws.path("big.xml");
+    let status = Command::new(BIN)
+        .args(["generate", "--contacts", &contacts.to_string(), "--xml"])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_killed_import_leaves_the_table_unchanged() {
+    let ws = Workspace::new("");
+    let before = seeded(&ws);
+    let big = big_source(&ws, 300_000);
+    let wal = ws.path("ucm.db-wal");
+    let start_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    let mut child = Command::new(BIN)
+        .current_dir(ws.dir.path())
+        .args([
+            "-c",
+            ws.path("pipeline.toml").to_str().unwrap(),
+            "-q",
+            "import",
+            &big,
+            "--force",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the run is writing (its WAL grows by a few MB), then kill it.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        if len > start_len + 4_000_000 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the import finished before it could be killed"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the import never started writing"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(ws.export(), before);
+    // And the database is usable afterwards.
+    ws.import("good.xml", &[]);
+}
+
+#[test]
+fn readers_see_the_old_table_until_the_commit() {
+    let ws = Workspace::new("");
+    let before = seeded(&ws);
+    let big = big_source(&ws, 100_000);
+    let mut child = Command::new(BIN)
+        .current_dir(ws.dir.path())
+        .args([
+            "-c",
+            ws.path("pipeline.toml").to_str().unwrap(),
+            "-q",
+            "import",
+            &big,
+            "--force",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut old_seen = 0;
+    while child.try_wait().unwrap().is_none() {
+        let out = Command::new(BIN)
+            .args(["-c", ws.path("pipeline.toml").to_str().unwrap(), "export"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        if text == before {
+            old_seen += 1;
+        } else {
+            // Not the old table: then the whole new one (100,000 external + 2 directory rows
+            // + header).
+            assert_eq!(
+                text.lines().count(),
+                100_003,
+                "a reader saw a partial table"
+            );
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(
+        old_seen > 0,
+        "the export never ran while the import was writing"
+    );
+    assert_eq!(ws.export().lines().count(), 100_003);
+}
