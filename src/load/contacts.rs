@@ -55,6 +55,7 @@ pub enum Op {
     Delete { id: i64 },
 }
 
+/// 24 bytes a row: the row id, its content hash, and two flags.
 #[derive(Debug, Clone, Copy)]
 struct Existing {
     id: i64,
@@ -75,7 +76,14 @@ pub struct ExistingRows {
 impl ExistingRows {
     /// Reads the index of the current table (inside the run's transaction).
     pub async fn load(conn: &mut SqliteConnection) -> Result<ExistingRows, sqlx::Error> {
-        let mut existing = ExistingRows::default();
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM contacts")
+            .fetch_one(&mut *conn)
+            .await?;
+        // Sized once: growing by doubling would hold two tables at the peak.
+        let mut existing = ExistingRows {
+            rows: HashMap::with_capacity_and_hasher(count as usize, Default::default()),
+            external_rows: 0,
+        };
         let mut rows =
             sqlx::query("SELECT id, origin, directory_id, match_key, content_hash FROM contacts")
                 .fetch(conn);

@@ -55,7 +55,7 @@ pub struct MergedRow {
 
 /// A row's identity across runs: the directory id for directory and merged rows, the match key
 /// for external-only rows. Stored as a 128-bit fingerprint to keep the index small.
-pub type Identity = u128;
+pub type Identity = [u64; 2];
 
 impl MergedRow {
     pub fn identity(&self) -> Identity {
@@ -78,6 +78,11 @@ impl MergedRow {
     }
 }
 
+/// A 128-bit fingerprint as two words: 8-byte alignment keeps hash-table slots small.
+pub fn split(fingerprint: u128) -> [u64; 2] {
+    [fingerprint as u64, (fingerprint >> 64) as u64]
+}
+
 /// The identity fingerprint of a row (see [`Identity`]).
 pub fn identity(origin: Origin, directory_id: Option<&str>, match_key: Option<&str>) -> Identity {
     let mut bytes = Vec::with_capacity(64);
@@ -91,7 +96,7 @@ pub fn identity(origin: Origin, directory_id: Option<&str>, match_key: Option<&s
             bytes.extend_from_slice(directory_id.unwrap_or_default().as_bytes());
         }
     }
-    xxh3_128(&bytes)
+    split(xxh3_128(&bytes))
 }
 
 /// See [`MergedRow::content_hash`].
@@ -185,10 +190,11 @@ pub const REJECTIONS_KEPT: usize = 100;
 pub struct Merger<'a> {
     policy: &'a MergePolicy,
     directory: &'a Directory,
-    /// The external contact matched to each directory entry.
-    matched: Vec<Option<FieldValues>>,
-    /// Keys seen so far (fingerprint → first line), to reject later duplicates.
-    seen: HashMap<u128, u64, foldhash::fast::FixedState>,
+    /// The external contact matched to each directory entry (boxed: most entries have none).
+    matched: Vec<Option<Box<FieldValues>>>,
+    /// Keys seen so far (128-bit fingerprint → first line), to reject later duplicates. This
+    /// is the one structure that grows with the source: 24 bytes a key plus the table's slack.
+    seen: HashMap<[u64; 2], u32, foldhash::fast::FixedState>,
     pub contacts_read: u64,
     pub rejected: u64,
     pub rejections: Vec<Rejection>,
@@ -224,8 +230,9 @@ impl<'a> Merger<'a> {
             self.reject(Rejection::NoKey { line, field });
             return None;
         };
-        let fingerprint = xxh3_128(key.as_bytes());
+        let fingerprint = split(xxh3_128(key.as_bytes()));
         if let Some(&first_line) = self.seen.get(&fingerprint) {
+            let first_line = u64::from(first_line);
             self.reject(Rejection::DuplicateKey {
                 line,
                 key,
@@ -233,10 +240,11 @@ impl<'a> Merger<'a> {
             });
             return None;
         }
-        self.seen.insert(fingerprint, line);
+        self.seen
+            .insert(fingerprint, u32::try_from(line).unwrap_or(u32::MAX));
         match self.directory.lookup(&key) {
             Some(KeyOwners::One(i)) => {
-                self.matched[*i] = Some(contact.values);
+                self.matched[*i] = Some(Box::new(contact.values));
                 None
             }
             Some(KeyOwners::Many(owners)) => {
