@@ -156,6 +156,19 @@ fn big_source(ws: &Workspace, contacts: u64) -> String {
     path.to_str().unwrap().to_owned()
 }
 
+/// Starts `ucm import FILE --force` in the background.
+fn spawn_import(ws: &Workspace, file: &str) -> std::process::Child {
+    Command::new(BIN)
+        .current_dir(ws.dir.path())
+        .arg("-c")
+        .arg(ws.path("pipeline.toml"))
+        .args(["-q", "import", file, "--force"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn a_killed_import_leaves_the_table_unchanged() {
     let ws = Workspace::new("");
@@ -163,20 +176,7 @@ fn a_killed_import_leaves_the_table_unchanged() {
     let big = big_source(&ws, 300_000);
     let wal = ws.path("ucm.db-wal");
     let start_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-    let mut child = Command::new(BIN)
-        .current_dir(ws.dir.path())
-        .args([
-            "-c",
-            ws.path("pipeline.toml").to_str().unwrap(),
-            "-q",
-            "import",
-            &big,
-            "--force",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_import(&ws, &big);
     // Wait until the run is writing (its WAL grows by a few MB), then kill it.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -206,19 +206,7 @@ fn readers_see_the_old_table_until_the_commit() {
     let ws = Workspace::new("");
     let before = seeded(&ws);
     let big = big_source(&ws, 100_000);
-    let mut child = Command::new(BIN)
-        .current_dir(ws.dir.path())
-        .args([
-            "-c",
-            ws.path("pipeline.toml").to_str().unwrap(),
-            "-q",
-            "import",
-            &big,
-            "--force",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_import(&ws, &big);
     let mut old_seen = 0;
     while child.try_wait().unwrap().is_none() {
         let out = Command::new(BIN)
