@@ -15,12 +15,20 @@ use ucm::pipeline::{NoProgress, RunRequest, execute};
 use ucm::transform::{Directory, MergePolicy, Merger, directory::read_csv};
 
 fn contacts() -> u64 {
-    std::env::var("UCM_BENCH_CONTACTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000)
+    std::env::var("UCM_BENCH_CONTACTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000)
 }
 
 fn inputs(dir: &Path) -> GenerateSpec {
     let n = contacts();
-    let spec = GenerateSpec { contacts: n, directory: n / 8, overlap: 0.3, seed: 7 };
+    let spec = GenerateSpec {
+        contacts: n,
+        directory: n / 8,
+        overlap: 0.3,
+        seed: 7,
+    };
     write_xml(&spec, &dir.join("contacts.xml")).unwrap();
     write_csv(&spec, &dir.join("directory.csv")).unwrap();
     spec
@@ -47,11 +55,16 @@ fn stages(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(bytes));
     group.bench_function("bytes", |b| b.iter(|| contract.validate(&xml, 1).unwrap()));
     group.throughput(Throughput::Elements(spec.contacts));
-    group.bench_function("contacts", |b| b.iter(|| contract.validate(&xml, 1).unwrap()));
+    group.bench_function("contacts", |b| {
+        b.iter(|| contract.validate(&xml, 1).unwrap())
+    });
     group.finish();
 
     let policy = MergePolicy::default();
-    let directory = Directory::new(read_csv(&dir.path().join("directory.csv")).unwrap(), &policy);
+    let directory = Directory::new(
+        read_csv(&dir.path().join("directory.csv")).unwrap(),
+        &policy,
+    );
     let parsed = parse_all(&contract, &xml);
     let mut group = c.benchmark_group("merge");
     group.sample_size(10);
@@ -61,7 +74,10 @@ fn stages(c: &mut Criterion) {
             || parsed.clone(),
             |contacts| {
                 let mut merger = Merger::new(&policy, &directory);
-                let external = contacts.into_iter().filter_map(|c| merger.accept(c)).count();
+                let external = contacts
+                    .into_iter()
+                    .filter_map(|c| merger.accept(c))
+                    .count();
                 external + merger.finish().count()
             },
             BatchSize::LargeInput,
@@ -78,7 +94,10 @@ fn stages(c: &mut Criterion) {
         b.iter_batched(
             || {
                 round += 1;
-                let url = format!("sqlite://{}", dir.path().join(format!("bench-{round}.db")).display());
+                let url = format!(
+                    "sqlite://{}",
+                    dir.path().join(format!("bench-{round}.db")).display()
+                );
                 runtime.block_on(Store::open(&url)).unwrap()
             },
             |store| {
@@ -92,7 +111,12 @@ fn stages(c: &mut Criterion) {
                     dry_run: false,
                     force: false,
                 };
-                let report = runtime.block_on(execute(&store, Arc::clone(&contract), request, Arc::new(NoProgress)));
+                let report = runtime.block_on(execute(
+                    &store,
+                    Arc::clone(&contract),
+                    request,
+                    Arc::new(NoProgress),
+                ));
                 assert!(report.status.is_success(), "{:?}", report.error);
                 runtime.block_on(store.close());
             },

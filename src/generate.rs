@@ -79,11 +79,7 @@ pub fn write_csv(spec: &GenerateSpec, out: &Path) -> io::Result<()> {
         "site",
     ])?;
     let matching = ((spec.directory as f64) * spec.overlap.clamp(0.0, 1.0)).round() as u64;
-    let stride = if matching == 0 {
-        1
-    } else {
-        (spec.contacts / matching).max(1)
-    };
+    let stride = spec.contacts.checked_div(matching).unwrap_or(1).max(1);
     for i in 0..spec.directory {
         let mail = if i < matching && i * stride < spec.contacts {
             email(i * stride)

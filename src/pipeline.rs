@@ -127,8 +127,7 @@ pub async fn execute(
     report.duration_ms = clock.elapsed().as_millis() as u64;
     report.finished_at = crate::load::now();
     match result {
-        Ok(Some(run_id)) => report.run_id = Some(run_id),
-        Ok(None) => unreachable!("successful runs are recorded in their transaction"),
+        Ok(run_id) => report.run_id = Some(run_id),
         Err(failure) => {
             report.status = match failure {
                 RunFailure::Refused(_) => RunStatus::Refused,
@@ -162,10 +161,10 @@ async fn run_in_transaction(
     progress: Arc<dyn Progress>,
     report: &mut RunReport,
     clock: &Instant,
-) -> Result<Option<i64>, RunFailure> {
-    // Everything that can fail without the database is checked before the transaction starts.
-    let source = contract.open(&request.source, 1)?;
-    drop(source);
+) -> Result<i64, RunFailure> {
+    // What can fail without the database fails before the transaction starts: the source
+    // must open (the parser thread opens it again to read it) and the CSV must be valid.
+    drop(contract.open(&request.source, 1)?);
     let csv_entries = match &request.directory_csv {
         Some(path) => Some(directory_csv::read_csv(path)?),
         None => None,
@@ -294,7 +293,7 @@ async fn run_in_transaction(
         let id = runs::record(store.pool(), report)
             .await
             .map_err(|e| store.error(e))?;
-        return Ok(Some(id));
+        return Ok(id);
     }
 
     let mut writer = Writer::new(&mut tx, now);
@@ -312,7 +311,7 @@ async fn run_in_transaction(
         .await
         .map_err(|e| store.error(e))?;
     tx.commit().await.map_err(|e| store.error(e))?;
-    Ok(Some(id))
+    Ok(id)
 }
 
 /// The parser thread: reads and validates the source, merges each contact, compares each row
@@ -352,7 +351,7 @@ fn parse_and_merge(
             }
         }
         count += 1;
-        if count % 4096 == 0 {
+        if count.is_multiple_of(4096) {
             progress.advance(parsed.load(Ordering::Relaxed));
         }
     }

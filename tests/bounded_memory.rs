@@ -8,13 +8,24 @@ use std::process::{Command, Stdio};
 
 use common::{BIN, Workspace};
 
-/// Runs ucm and returns its own peak resident memory in bytes (wait4 on its pid).
+/// Runs ucm (with the workspace's config) and returns its own peak resident memory in bytes;
+/// asserts it exits 0.
 fn run(ws: &Workspace, args: &[&str]) -> u64 {
+    let config = ws.path("pipeline.toml");
+    let mut full = vec!["-c", config.to_str().unwrap()];
+    full.extend_from_slice(args);
+    let (code, peak, stderr) = measured(ws, &full);
+    assert_eq!(code, 0, "{args:?}: {stderr}");
+    peak
+}
+
+/// Runs ucm with `args`; returns its exit code, its peak resident memory (from wait4 on its
+/// own pid) and its stderr.
+#[allow(clippy::zombie_processes)] // reaped by wait4, which std does not know about
+fn measured(ws: &Workspace, args: &[&str]) -> (i32, u64, String) {
     let stderr = std::fs::File::create(ws.path("stderr.txt")).unwrap();
     let child = Command::new(BIN)
         .current_dir(ws.dir.path())
-        .arg("-c")
-        .arg(ws.path("pipeline.toml"))
         .args(args)
         .stdout(Stdio::null())
         .stderr(stderr)
@@ -25,13 +36,13 @@ fn run(ws: &Workspace, args: &[&str]) -> u64 {
     // SAFETY: wait4 reaps our own child and writes into values we own.
     let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
     assert_eq!(pid, child.id() as libc::pid_t);
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    assert!(
-        ok,
-        "{args:?}: {}",
-        std::fs::read_to_string(ws.path("stderr.txt")).unwrap()
-    );
-    usage.ru_maxrss as u64 * 1024
+    assert!(libc::WIFEXITED(status), "{args:?} did not exit normally");
+    let stderr = std::fs::read_to_string(ws.path("stderr.txt")).unwrap();
+    (
+        libc::WEXITSTATUS(status),
+        usage.ru_maxrss as u64 * 1024,
+        stderr,
+    )
 }
 
 #[test]
@@ -91,4 +102,49 @@ fn memory_grows_only_by_the_key_index() {
         again < 250.0,
         "re-import grows by {again:.0} bytes a contact"
     );
+}
+
+/// Hostile documents are refused fast and in bounded memory: deep nesting, a value of
+/// hundreds of megabytes, a comment that never ends.
+#[test]
+fn hostile_documents_are_refused_in_bounded_memory() {
+    let ws = Workspace::new("");
+    // Written in chunks: a child's peak memory counts the parent's at fork, so the test
+    // process must stay small.
+    write_repeated(&ws, "deep.xml", "<contacts>", "<contact>", 5_000_000, "");
+    let x = "x".repeat(1 << 20);
+    write_repeated(
+        &ws,
+        "huge-value.xml",
+        "<contacts><contact><first_name>",
+        &x,
+        300,
+        "</first_name></contact></contacts>",
+    );
+    write_repeated(&ws, "endless-comment.xml", "<contacts><!--", &x, 300, "");
+    for (file, message) in [
+        ("deep.xml", "nested more than 64 levels"),
+        ("huge-value.xml", "bytes without markup"),
+        ("endless-comment.xml", "bytes without markup"),
+    ] {
+        let (code, peak, stderr) = measured(&ws, &["validate", file]);
+        assert_eq!(code, 1, "{stderr}");
+        eprintln!("{file}: peak {peak} bytes");
+        assert!(
+            stderr.contains(file) && stderr.contains(message),
+            "{stderr}"
+        );
+        assert!(peak < 40 << 20, "{file} took {peak} bytes");
+    }
+}
+
+fn write_repeated(ws: &Workspace, name: &str, head: &str, chunk: &str, times: usize, tail: &str) {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(std::fs::File::create(ws.path(name)).unwrap());
+    w.write_all(head.as_bytes()).unwrap();
+    for _ in 0..times {
+        w.write_all(chunk.as_bytes()).unwrap();
+    }
+    w.write_all(tail.as_bytes()).unwrap();
+    w.flush().unwrap();
 }

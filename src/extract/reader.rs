@@ -18,6 +18,10 @@ use crate::fields::{Field, FieldValues, clean_value, empty_values};
 
 const XSI_NS: &[u8] = b"http://www.w3.org/2001/XMLSchema-instance";
 
+/// Deepest element nesting accepted. The contract needs 3 levels; the limit keeps the stacks
+/// of the validator and the parser bounded on hostile input.
+pub const MAX_DEPTH: usize = 64;
+
 /// One contact read from the external source, its values already cleaned (trimmed, empty is
 /// NULL).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -598,6 +602,13 @@ impl<'s, R: BufRead> ContactReader<'s, R> {
     }
 
     fn start_element(&mut self, e: &BytesStart<'_>, at: Position) {
+        if self.stack.len() >= MAX_DEPTH {
+            self.fatal(
+                at,
+                format!("elements are nested more than {MAX_DEPTH} levels deep"),
+            );
+            return;
+        }
         if !self.check_attributes(e, at) {
             return;
         }
@@ -700,6 +711,10 @@ impl<'s, R: BufRead> ContactReader<'s, R> {
     }
 
     fn end_element(&mut self) -> Option<ExternalContact> {
+        if self.finished {
+            // A fatal error stopped reading; an empty element whose start failed has no frame.
+            return None;
+        }
         let frame = self.stack.pop()?;
         if self.stack.is_empty() {
             self.root_done = true;

@@ -12,12 +12,19 @@ use sha2::{Digest, Sha256};
 /// Read buffer size: large enough that system calls do not show in profiles.
 const BUFFER: usize = 256 * 1024;
 
+/// The longest run of bytes without `<` or `>` a document may have. The XML parser buffers a
+/// whole text node, comment or tag, so this bounds its memory on hostile input; real contact
+/// data (values of at most 255 characters) is far below it.
+pub const MAX_TOKEN_BYTES: u64 = 1 << 20;
+
 /// A buffered file reader that hashes and counts every byte it hands out.
 pub struct SourceReader {
     inner: BufReader<File>,
     hasher: Sha256,
     consumed: Arc<AtomicU64>,
     len: u64,
+    /// Bytes since the last `<` or `>`.
+    since_markup: u64,
 }
 
 impl SourceReader {
@@ -29,6 +36,7 @@ impl SourceReader {
             hasher: Sha256::new(),
             consumed: Arc::new(AtomicU64::new(0)),
             len,
+            since_markup: 0,
         })
     }
 
@@ -76,11 +84,24 @@ impl Read for SourceReader {
 
 impl BufRead for SourceReader {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.since_markup > MAX_TOKEN_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "more than {MAX_TOKEN_BYTES} bytes without markup: a value, comment or tag this long is refused"
+                ),
+            ));
+        }
         self.inner.fill_buf()
     }
 
     fn consume(&mut self, amt: usize) {
-        self.hasher.update(&self.inner.buffer()[..amt]);
+        let bytes = &self.inner.buffer()[..amt];
+        match memchr::memrchr2(b'<', b'>', bytes) {
+            Some(i) => self.since_markup = (amt - i - 1) as u64,
+            None => self.since_markup += amt as u64,
+        }
+        self.hasher.update(bytes);
         self.consumed.fetch_add(amt as u64, Ordering::Relaxed);
         self.inner.consume(amt);
     }

@@ -63,13 +63,16 @@ pub fn parse_declaration(content: &[u8]) -> Result<Option<String>, String> {
     }
 }
 
+/// One `name="value"` item of a declaration.
+type Item<'a> = (&'a [u8], &'a [u8]);
+
 /// `S Name Eq 'value'` items of a declaration.
 struct Pairs<'a> {
     rest: &'a [u8],
 }
 
 impl<'a> Pairs<'a> {
-    fn next(&mut self) -> Result<Option<(&'a [u8], &'a [u8])>, String> {
+    fn next(&mut self) -> Result<Option<Item<'a>>, String> {
         let trimmed = trim_start(self.rest);
         if trimmed.is_empty() {
             return Ok(None);
