@@ -31,6 +31,10 @@ pub struct PipelineConfig {
     /// Where the merged table lives.
     #[serde(default)]
     pub database: DatabaseConfig,
+    /// Where staged sources and downloads in progress are kept (relative to the working
+    /// directory).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -46,6 +50,95 @@ pub struct SourceConfig {
     /// The XSD the source must satisfy. Default: the `schemas/contacts.xsd` built into ucm.
     #[serde(default)]
     pub schema: Option<PathBuf>,
+    /// Seconds to wait for a connection to the source.
+    #[serde(default = "default_connect_timeout_secs")]
+    pub connect_timeout_secs: u64,
+    /// Seconds a download may go without receiving a byte before the try fails.
+    #[serde(default = "default_read_timeout_secs")]
+    pub read_timeout_secs: u64,
+    /// Largest source accepted, in bytes after decompression.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
+    /// Attempts in all: connection errors, timeouts and 5xx are retried with exponential
+    /// backoff and jitter; 4xx are not.
+    #[serde(default = "default_tries")]
+    pub tries: u32,
+    /// First delay between tries, in milliseconds (it doubles each try).
+    #[serde(default = "default_backoff_ms")]
+    pub backoff_ms: u64,
+    /// Credentials for the source.
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// HTTP credentials: basic (`username` and a password) or a bearer token. Each secret can be
+/// given inline, read from an environment variable (`*_env`) or from a file (`*_file`, its
+/// content without the final newline), so it need not sit in the TOML.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub token: Option<String>,
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+}
+
+impl AuthConfig {
+    /// The credentials this section describes, reading secrets from the environment or files.
+    pub fn resolve(&self) -> Result<Option<crate::extract::fetch::Auth>, String> {
+        use crate::extract::fetch::Auth;
+        let secret = |inline: &Option<String>,
+                      env: &Option<String>,
+                      file: &Option<PathBuf>,
+                      what: &str| {
+            let given = [inline.is_some(), env.is_some(), file.is_some()]
+                .iter()
+                .filter(|b| **b)
+                .count();
+            if given > 1 {
+                return Err(format!(
+                    "[source.auth] sets more than one of {what}, {what}_env, {what}_file"
+                ));
+            }
+            if let Some(v) = inline {
+                return Ok(Some(v.clone()));
+            }
+            if let Some(name) = env {
+                return std::env::var(name)
+                    .map(Some)
+                    .map_err(|_| format!("[source.auth] {what}_env = \"{name}\" but that environment variable is not set"));
+            }
+            if let Some(path) = file {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    format!(
+                        "[source.auth] cannot read {what}_file {}: {e}",
+                        path.display()
+                    )
+                })?;
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                return Ok(Some(text.strip_suffix('\r').unwrap_or(text).to_owned()));
+            }
+            Ok(None)
+        };
+        let password = secret(
+            &self.password,
+            &self.password_env,
+            &self.password_file,
+            "password",
+        )?;
+        let token = secret(&self.token, &self.token_env, &self.token_file, "token")?;
+        match (&self.username, password, token) {
+            (None, None, None) => Ok(None),
+            (Some(username), Some(password), None) => Ok(Some(Auth::Basic { username: username.clone(), password })),
+            (None, None, Some(token)) => Ok(Some(Auth::Bearer { token })),
+            (Some(_), None, None) => Err("[source.auth] has a username but no password (password, password_env or password_file)".into()),
+            (None, Some(_), None) => Err("[source.auth] has a password but no username".into()),
+            _ => Err("[source.auth] sets both basic credentials and a token: use one".into()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -107,6 +200,24 @@ fn default_matching_field() -> String {
 fn default_max_delete_ratio() -> f64 {
     0.5
 }
+fn default_connect_timeout_secs() -> u64 {
+    10
+}
+fn default_read_timeout_secs() -> u64 {
+    30
+}
+fn default_max_bytes() -> u64 {
+    2 << 30
+}
+fn default_tries() -> u32 {
+    3
+}
+fn default_backoff_ms() -> u64 {
+    500
+}
+fn default_data_dir() -> PathBuf {
+    "ucm-data".into()
+}
 fn default_database_url() -> String {
     "sqlite://ucm.db".into()
 }
@@ -117,6 +228,12 @@ impl Default for SourceConfig {
             url: None,
             schedule: default_import_schedule(),
             schema: None,
+            connect_timeout_secs: default_connect_timeout_secs(),
+            read_timeout_secs: default_read_timeout_secs(),
+            max_bytes: default_max_bytes(),
+            tries: default_tries(),
+            backoff_ms: default_backoff_ms(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -148,6 +265,7 @@ impl Default for PipelineConfig {
             directory: DirectoryConfig::default(),
             merge: MergeConfig::default(),
             database: DatabaseConfig::default(),
+            data_dir: default_data_dir(),
         }
     }
 }
@@ -182,6 +300,22 @@ impl PipelineConfig {
         let config: PipelineConfig =
             toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
         config.merge_policy().map_err(invalid)?;
+        if config.name.is_empty()
+            || !config
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(invalid(format!(
+                "name = \"{}\": use letters, digits, '-', '_' and '.' (it names the pipeline's folder in data_dir)",
+                config.name
+            )));
+        }
+        if config.source.tries == 0 {
+            return Err(invalid(
+                "source.tries = 0: at least one try is needed".into(),
+            ));
+        }
         if !(0.0..=1.0).contains(&config.merge.max_delete_ratio) {
             return Err(invalid(format!(
                 "merge.max_delete_ratio = {} is outside 0.0..=1.0",
@@ -294,7 +428,61 @@ mod tests {
     }
 
     #[test]
+    fn auth_secrets_come_inline_from_the_environment_or_from_a_file() {
+        use crate::extract::fetch::Auth;
+        let config =
+            parse("[source.auth]\nusername = \"bob\"\npassword = \"p:@%&\\\" é\"\n").unwrap();
+        match config.source.auth.resolve().unwrap() {
+            Some(Auth::Basic { username, password }) => {
+                assert_eq!((username.as_str(), password.as_str()), ("bob", "p:@%&\" é"))
+            }
+            other => panic!("{other:?}"),
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "t0k3n\n").unwrap();
+        let config = parse(&format!(
+            "[source.auth]\ntoken_file = \"{}\"\n",
+            file.display()
+        ))
+        .unwrap();
+        assert!(
+            matches!(config.source.auth.resolve().unwrap(), Some(Auth::Bearer { token }) if token == "t0k3n")
+        );
+        let config = parse("[source.auth]\ntoken_env = \"UCM_TEST_SURELY_UNSET\"\n").unwrap();
+        assert!(
+            config
+                .source
+                .auth
+                .resolve()
+                .unwrap_err()
+                .contains("UCM_TEST_SURELY_UNSET")
+        );
+        let config = parse("[source.auth]\nusername = \"bob\"\n").unwrap();
+        assert!(
+            config
+                .source
+                .auth
+                .resolve()
+                .unwrap_err()
+                .contains("no password")
+        );
+    }
+
+    #[test]
     fn bad_values_are_explained() {
+        assert!(
+            parse("name = \"a/b\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("name = \"a/b\"")
+        );
+        assert!(
+            parse("[source]\ntries = 0\n")
+                .unwrap_err()
+                .to_string()
+                .contains("tries = 0")
+        );
         assert!(
             parse("[merge.priority]\nsite = 2\n")
                 .unwrap_err()

@@ -13,4 +13,5 @@ pub mod generate;
 pub mod load;
 pub mod pipeline;
 pub mod report;
+pub mod stage;
 pub mod transform;

@@ -121,6 +121,7 @@ pub async fn execute(
         unchanged: 0,
         duration_ms: 0,
         error: None,
+        fetch: None,
         changes: None,
     };
     let result = run_in_transaction(store, contract, &request, progress, &mut report, &clock).await;

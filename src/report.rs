@@ -15,6 +15,8 @@ pub enum RunStatus {
     Failed,
     Refused,
     DryRun,
+    /// The fetch stage found nothing new (304 Not Modified, or the same sha256).
+    Unchanged,
 }
 
 impl RunStatus {
@@ -24,12 +26,16 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Refused => "refused",
             RunStatus::DryRun => "dry_run",
+            RunStatus::Unchanged => "unchanged",
         }
     }
 
     /// Whether the command that ran it should exit 0.
     pub fn is_success(self) -> bool {
-        matches!(self, RunStatus::Succeeded | RunStatus::DryRun)
+        matches!(
+            self,
+            RunStatus::Succeeded | RunStatus::DryRun | RunStatus::Unchanged
+        )
     }
 }
 
@@ -65,6 +71,25 @@ pub struct Change {
     pub fields: Vec<FieldChange>,
 }
 
+/// What the fetch stage did.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct FetchDetails {
+    /// The source URL, password masked.
+    pub url: String,
+    /// HTTP status of the last try (none for files or when no answer came).
+    pub http_status: Option<u16>,
+    /// Tries made.
+    pub tries: u32,
+    /// Bytes of the source (after decompression).
+    pub bytes: u64,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// Why nothing was staged when the status is `unchanged`.
+    pub unchanged_reason: Option<String>,
+    /// Where the staged copy is.
+    pub staged_path: Option<String>,
+}
+
 /// What a run did. `--format json` prints exactly this.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
@@ -92,6 +117,9 @@ pub struct RunReport {
     pub duration_ms: u64,
     /// Why the run failed or was refused.
     pub error: Option<String>,
+    /// The fetch stage's details (`fetch`, and `run` which fetches first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetch: Option<FetchDetails>,
     /// Dry runs only: every change the run would make.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changes: Option<Vec<Change>>,
@@ -133,6 +161,26 @@ impl RunReport {
             self.unchanged,
             self.duration_ms
         );
+        if let Some(f) = &self.fetch {
+            let _ = write!(
+                out,
+                "  fetched {} bytes from {} in {} tr{}",
+                f.bytes,
+                f.url,
+                f.tries,
+                if f.tries == 1 { "y" } else { "ies" }
+            );
+            if let Some(status) = f.http_status {
+                let _ = write!(out, " (HTTP {status})");
+            }
+            let _ = writeln!(out);
+            if let Some(reason) = &f.unchanged_reason {
+                let _ = writeln!(out, "  unchanged: {reason}");
+            }
+            if let Some(path) = &f.staged_path {
+                let _ = writeln!(out, "  staged as {path}");
+            }
+        }
         if let Some(run_id) = self.run_id {
             let _ = writeln!(
                 out,
@@ -222,6 +270,7 @@ mod tests {
             unchanged: 0,
             duration_ms: 5,
             error: None,
+            fetch: None,
             changes: Some(vec![Change {
                 action: Action::Update,
                 origin: Origin::Merged,

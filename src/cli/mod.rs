@@ -8,18 +8,21 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use futures_util::TryStreamExt;
 use sqlx::AssertSqlSafe;
 
 use crate::config::{DEFAULT_CONFIG, PipelineConfig};
+use crate::extract::fetch::{DownloadProgress, Silent};
 use crate::extract::{Contract, ExtractError};
 use crate::fields::FIELD_NAMES;
 use crate::generate::{self, GenerateSpec};
 use crate::load::contacts::{EXPORT_SQL, StoredRow};
 use crate::load::{Store, directory as directory_table, runs};
 use crate::pipeline::{self, NoProgress, Progress, RunRequest};
+use crate::report::RunReport;
+use crate::stage::{self, MergeOptions};
 use crate::transform::directory as directory_csv;
 
 /// ucm keeps a phone system's contact directory merged with an external contacts source.
@@ -36,6 +39,9 @@ pub struct Cli {
     /// Database URL, overriding the config's [database] url (e.g. sqlite://ucm.db).
     #[arg(long, global = true, value_name = "URL")]
     pub db: Option<String>,
+    /// Data directory for staged sources, overriding the config's data_dir.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Only errors on stderr: no progress bar, no log lines.
     #[arg(short, long, global = true)]
     pub quiet: bool,
@@ -67,7 +73,19 @@ pub enum Command {
         #[command(flatten)]
         options: RunOptions,
     },
-    /// Run the configured pipeline once (source from the config's source.url).
+    /// The import stage: download source.url, validate it, and stage it as the last known
+    /// good source (a failed or invalid download leaves the staged source untouched).
+    Fetch {
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+    /// The merge stage: merge the staged source with the directory and load the result.
+    Merge {
+        #[command(flatten)]
+        options: RunOptions,
+    },
+    /// Fetch, then merge: the configured pipeline once. With --dry-run, the download goes to a
+    /// temporary file that is discarded and nothing is staged or written.
     Run {
         #[command(flatten)]
         options: RunOptions,
@@ -76,6 +94,11 @@ pub enum Command {
     Export {
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
         format: ExportFormat,
+    },
+    /// Show the staged source (the last known good download) and its metadata.
+    Staged {
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
     },
     /// Show the run history, newest first.
     Runs {
@@ -147,6 +170,8 @@ pub enum ExportFormat {
 /// refusal; usage errors exit 2 from clap).
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     init_logging(cli.quiet);
+    // TLS for https sources: ring as rustls' crypto provider (no OpenSSL).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -243,13 +268,77 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Import { file, options } => {
             let config = load_config(&cli)?;
-            run_pipeline(&cli, &config, "import", file.clone(), None, options).await
+            import(&cli, &config, file.clone(), options).await
+        }
+        Command::Fetch { format } => {
+            let config = load_config(&cli)?;
+            let (store, contract) = open_pipeline(&cli, &config).await?;
+            let report =
+                stage::fetch_stage(&store, contract, &config, download_progress(&cli)).await?;
+            store.close().await;
+            print_report(&report, *format)
+        }
+        Command::Merge { options } => {
+            let config = load_config(&cli)?;
+            let (store, contract) = open_pipeline(&cli, &config).await?;
+            let report = stage::merge_stage(
+                &store,
+                contract,
+                &config,
+                stage_options(options),
+                run_progress(&cli),
+            )
+            .await?;
+            store.close().await;
+            print_report(&report, options.format)
         }
         Command::Run { options } => {
             let config = load_config(&cli)?;
-            let source = source_path(&config)?;
-            let directory_csv = config.directory.csv.clone();
-            run_pipeline(&cli, &config, "run", source, directory_csv, options).await
+            let (store, contract) = open_pipeline(&cli, &config).await?;
+            let report = stage::fetch_and_merge(
+                &store,
+                contract,
+                &config,
+                stage_options(options),
+                download_progress(&cli),
+                run_progress(&cli),
+            )
+            .await?;
+            store.close().await;
+            print_report(&report, options.format)
+        }
+        Command::Staged { format } => {
+            let config = load_config(&cli)?;
+            let store = open_store(&cli, &config).await?;
+            let staged = crate::load::staged::get(store.pool(), &config.name)
+                .await
+                .map_err(|e| store.error(e))?;
+            store.close().await;
+            let mut out = std::io::stdout().lock();
+            match (format, staged) {
+                (ReportFormat::Json, staged) => {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&staged)?)?
+                }
+                (ReportFormat::Text, None) => writeln!(
+                    out,
+                    "pipeline {}: nothing staged yet (run `ucm fetch`)",
+                    config.name
+                )?,
+                (ReportFormat::Text, Some(s)) => writeln!(
+                    out,
+                    "pipeline {}: {} ({} bytes, {} contacts)\n  from {} at {}\n  sha256 {}\n  etag {}, last-modified {}",
+                    s.pipeline,
+                    s.path,
+                    s.size,
+                    s.contacts,
+                    s.url,
+                    s.fetched_at,
+                    s.sha256,
+                    s.etag.as_deref().unwrap_or("-"),
+                    s.last_modified.as_deref().unwrap_or("-")
+                )?,
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Export { format } => {
             let config = load_config(&cli)?;
@@ -324,57 +413,43 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The config's source as a local path (`file://` URLs and plain paths).
-fn source_path(config: &PipelineConfig) -> anyhow::Result<PathBuf> {
-    let Some(url) = config.source.url.as_deref() else {
-        bail!(
-            "the config has no [source] url: set it to the external contacts XML, or use `ucm import FILE`"
-        );
-    };
-    if let Some(path) = url.strip_prefix("file://") {
-        return Ok(PathBuf::from(path));
+fn stage_options(options: &RunOptions) -> MergeOptions {
+    MergeOptions {
+        dry_run: options.dry_run,
+        force: options.force,
     }
-    if url.starts_with("http://") || url.starts_with("https://") {
-        bail!(
-            "source.url = \"{url}\": fetching over HTTP is not available in this version; \
-             download the file and point source.url at it, or use `ucm import FILE`"
-        );
-    }
-    Ok(PathBuf::from(url))
 }
 
-async fn run_pipeline(
-    cli: &Cli,
-    config: &PipelineConfig,
-    command: &str,
-    source: PathBuf,
-    directory_csv: Option<PathBuf>,
-    options: &RunOptions,
-) -> anyhow::Result<ExitCode> {
-    let policy = config
-        .merge_policy()
-        .map_err(|m| anyhow::anyhow!("config: {m}"))?;
-    let contract = Arc::new(load_contract(config.source.schema.as_deref())?);
-    let store = open_store(cli, config).await?;
-    let progress: Arc<dyn Progress> = if !cli.quiet && std::io::stderr().is_terminal() {
+fn run_progress(cli: &Cli) -> Arc<dyn Progress> {
+    if !cli.quiet && std::io::stderr().is_terminal() {
         Arc::new(progress::TerminalProgress::new())
     } else {
         Arc::new(NoProgress)
-    };
-    let request = RunRequest {
-        pipeline: config.name.clone(),
-        command: command.to_owned(),
-        source,
-        policy,
-        directory_csv,
-        max_delete_ratio: config.merge.max_delete_ratio,
-        dry_run: options.dry_run,
-        force: options.force,
-    };
-    let report = pipeline::execute(&store, contract, request, progress).await;
-    store.close().await;
+    }
+}
+
+fn download_progress(cli: &Cli) -> Arc<dyn DownloadProgress> {
+    if !cli.quiet && std::io::stderr().is_terminal() {
+        Arc::new(progress::DownloadBar::new())
+    } else {
+        Arc::new(Silent)
+    }
+}
+
+/// The store and the contract a pipeline command needs.
+async fn open_pipeline(
+    cli: &Cli,
+    config: &PipelineConfig,
+) -> anyhow::Result<(Store, Arc<Contract>)> {
+    let contract = Arc::new(load_contract(config.source.schema.as_deref())?);
+    let store = open_store(cli, config).await?;
+    Ok((store, contract))
+}
+
+/// Prints a run report; the exit code follows its status.
+fn print_report(report: &RunReport, format: ReportFormat) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    match options.format {
+    match format {
         ReportFormat::Json => writeln!(out, "{}", report.to_json())?,
         ReportFormat::Text => write!(out, "{}", report.to_text())?,
     }
@@ -383,6 +458,31 @@ async fn run_pipeline(
     } else {
         ExitCode::FAILURE
     })
+}
+
+async fn import(
+    cli: &Cli,
+    config: &PipelineConfig,
+    source: PathBuf,
+    options: &RunOptions,
+) -> anyhow::Result<ExitCode> {
+    let policy = config
+        .merge_policy()
+        .map_err(|m| anyhow::anyhow!("config: {m}"))?;
+    let (store, contract) = open_pipeline(cli, config).await?;
+    let request = RunRequest {
+        pipeline: config.name.clone(),
+        command: "import".to_owned(),
+        source,
+        policy,
+        directory_csv: None,
+        max_delete_ratio: config.merge.max_delete_ratio,
+        dry_run: options.dry_run,
+        force: options.force,
+    };
+    let report = pipeline::execute(&store, contract, request, run_progress(cli)).await;
+    store.close().await;
+    print_report(&report, options.format)
 }
 
 async fn export(store: &Store, format: ExportFormat) -> anyhow::Result<()> {

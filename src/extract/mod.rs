@@ -2,6 +2,7 @@
 //! streaming pass, and handing out one contact at a time.
 
 pub mod encoding;
+pub mod fetch;
 pub mod position;
 pub mod reader;
 pub mod schema;

@@ -4,6 +4,7 @@
 pub mod contacts;
 pub mod directory;
 pub mod runs;
+pub mod staged;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -1,0 +1,361 @@
+//! The two stages of a pipeline, as the original product ran them on two crons: the import
+//! stage (`ucm fetch`: download, validate, stage as last known good) and the merge stage
+//! (`ucm merge`: merge the staged source with the directory and load it).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::PipelineConfig;
+use crate::extract::Contract;
+use crate::extract::fetch::{self, DownloadProgress, FetchOptions, Fetched};
+use crate::load::staged::{self, StagedSource};
+use crate::load::{Store, runs};
+use crate::pipeline::{self, Progress, RunRequest};
+use crate::report::{FetchDetails, RunReport, RunStatus};
+
+/// Errors of validation in a fetched file are listed up to this many in the run's error.
+const FETCH_MAX_ERRORS: usize = 10;
+
+/// Why a stage could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error(
+        "pipeline {pipeline}: no source.url in its config; set it to the external contacts URL or path"
+    )]
+    NoSource { pipeline: String },
+    #[error("pipeline {pipeline}: no staged source yet; run `ucm fetch` first")]
+    NothingStaged { pipeline: String },
+    #[error("pipeline {pipeline}: the staged source {path} is missing; run `ucm fetch` again")]
+    StagedFileMissing { pipeline: String, path: String },
+    #[error("config: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Load(#[from] crate::load::LoadError),
+}
+
+/// The folder of a pipeline's staged sources and downloads.
+pub fn pipeline_dir(config: &PipelineConfig) -> PathBuf {
+    config.data_dir.join(&config.name)
+}
+
+fn fetch_options(
+    config: &PipelineConfig,
+    previous: Option<&StagedSource>,
+) -> Result<FetchOptions, StageError> {
+    let s = &config.source;
+    Ok(FetchOptions {
+        connect_timeout: Duration::from_secs(s.connect_timeout_secs),
+        read_timeout: Duration::from_secs(s.read_timeout_secs),
+        max_bytes: s.max_bytes,
+        tries: s.tries,
+        backoff: Duration::from_millis(s.backoff_ms),
+        auth: s.auth.resolve().map_err(StageError::Config)?,
+        etag: previous.and_then(|p| p.etag.clone()),
+        last_modified: previous.and_then(|p| p.last_modified.clone()),
+    })
+}
+
+fn empty_report(config: &PipelineConfig, command: &str, url: &str) -> RunReport {
+    RunReport {
+        run_id: None,
+        pipeline: config.name.clone(),
+        command: command.to_owned(),
+        status: RunStatus::Failed,
+        dry_run: false,
+        source: Some(fetch::mask_url(url)),
+        source_sha256: None,
+        started_at: crate::load::now(),
+        finished_at: String::new(),
+        contacts_read: 0,
+        rejected: 0,
+        rejections: Vec::new(),
+        inserted: 0,
+        updated: 0,
+        deleted: 0,
+        unchanged: 0,
+        duration_ms: 0,
+        error: None,
+        fetch: Some(FetchDetails {
+            url: fetch::mask_url(url),
+            http_status: None,
+            tries: 0,
+            bytes: 0,
+            etag: None,
+            last_modified: None,
+            unchanged_reason: None,
+            staged_path: None,
+        }),
+        changes: None,
+    }
+}
+
+/// A downloaded and validated source, not staged yet.
+pub struct Candidate {
+    pub file: tempfile::NamedTempFile,
+    pub sha256: String,
+    pub contacts: u64,
+}
+
+/// Downloads and validates the source. `Ok(None)` when there is nothing new (the report says
+/// why); the report is filled in either way.
+async fn download_and_validate(
+    config: &PipelineConfig,
+    contract: &Arc<Contract>,
+    previous: Option<&StagedSource>,
+    report: &mut RunReport,
+    progress: Arc<dyn DownloadProgress>,
+) -> Result<Option<Candidate>, String> {
+    let url = config.source.url.clone().unwrap_or_default();
+    let options = fetch_options(config, previous).map_err(|e| e.to_string())?;
+    let dir = pipeline_dir(config);
+    let details = report.fetch.as_mut().expect("fetch reports have details");
+    let download = match fetch::fetch(&url, &dir, &options, progress).await {
+        Ok(Fetched::NotModified) => {
+            details.http_status = Some(304);
+            details.unchanged_reason = Some("the server answered 304 Not Modified".into());
+            return Ok(None);
+        }
+        Ok(Fetched::Downloaded(d)) => d,
+        Err(e) => {
+            details.tries = e.attempt;
+            return Err(e.to_string());
+        }
+    };
+    details.http_status = download.http_status;
+    details.tries = download.tries;
+    details.bytes = download.bytes;
+    details.etag = download.etag.clone();
+    details.last_modified = download.last_modified.clone();
+    let path = download.file.path().to_owned();
+    let checker = Arc::clone(contract);
+    let validated = tokio::task::spawn_blocking(move || checker.validate(&path, FETCH_MAX_ERRORS))
+        .await
+        .map_err(|e| format!("validation thread: {e}"))?;
+    let validated = match validated {
+        Ok(v) => v,
+        Err(e) => {
+            return Err(format!(
+                "{url} is not valid; the staged source is unchanged:\n{}",
+                e.to_string().replace(
+                    &download.file.path().display().to_string(),
+                    &fetch::mask_url(&url),
+                )
+            ));
+        }
+    };
+    report.source_sha256 = Some(validated.sha256.clone());
+    report.contacts_read = validated.contacts;
+    if previous.is_some_and(|p| p.sha256 == validated.sha256) {
+        details.unchanged_reason =
+            Some("the content has the same sha256 as the staged source".into());
+        return Ok(None);
+    }
+    Ok(Some(Candidate {
+        file: download.file,
+        sha256: validated.sha256,
+        contacts: validated.contacts,
+    }))
+}
+
+/// The import stage: download, validate the whole file, and atomically stage it with its
+/// metadata. A failed, truncated or invalid download leaves the previous staged source
+/// untouched; every outcome is recorded as a run (`command` = `fetch`).
+pub async fn fetch_stage(
+    store: &Store,
+    contract: Arc<Contract>,
+    config: &PipelineConfig,
+    progress: Arc<dyn DownloadProgress>,
+) -> Result<RunReport, StageError> {
+    let url = config
+        .source
+        .url
+        .clone()
+        .ok_or_else(|| StageError::NoSource {
+            pipeline: config.name.clone(),
+        })?;
+    let clock = Instant::now();
+    let mut report = empty_report(config, "fetch", &url);
+    let previous = staged::get(store.pool(), &config.name)
+        .await
+        .map_err(|e| store.error(e))?;
+    match download_and_validate(config, &contract, previous.as_ref(), &mut report, progress).await {
+        Err(message) => {
+            report.status = RunStatus::Failed;
+            report.error = Some(message);
+        }
+        Ok(None) => report.status = RunStatus::Unchanged,
+        Ok(Some(candidate)) => {
+            let target = pipeline_dir(config).join(format!("source-{}.xml", candidate.sha256));
+            let details = report.fetch.as_mut().expect("fetch reports have details");
+            // The new copy gets a name of its own, so the previous one stays intact until the
+            // metadata points at the new one.
+            match candidate.file.persist(&target) {
+                Err(e) => {
+                    report.status = RunStatus::Failed;
+                    report.error = Some(format!(
+                        "cannot move the download to {}: {}",
+                        target.display(),
+                        e.error
+                    ));
+                }
+                Ok(_) => {
+                    let staged = StagedSource {
+                        pipeline: config.name.clone(),
+                        url: fetch::mask_url(&url),
+                        path: target.display().to_string(),
+                        fetched_at: crate::load::now(),
+                        sha256: candidate.sha256.clone(),
+                        etag: details.etag.clone(),
+                        last_modified: details.last_modified.clone(),
+                        size: details.bytes as i64,
+                        contacts: candidate.contacts as i64,
+                    };
+                    details.staged_path = Some(staged.path.clone());
+                    report.status = RunStatus::Succeeded;
+                    report.duration_ms = clock.elapsed().as_millis() as u64;
+                    report.finished_at = crate::load::now();
+                    let mut tx = store.begin_write().await?;
+                    staged::put(&mut *tx, &staged)
+                        .await
+                        .map_err(|e| store.error(e))?;
+                    report.run_id = Some(
+                        runs::record(&mut *tx, &report)
+                            .await
+                            .map_err(|e| store.error(e))?,
+                    );
+                    tx.commit().await.map_err(|e| store.error(e))?;
+                    if let Some(old) = previous.filter(|p| p.path != staged.path) {
+                        let _ = std::fs::remove_file(&old.path);
+                    }
+                    return Ok(report);
+                }
+            }
+        }
+    }
+    report.duration_ms = clock.elapsed().as_millis() as u64;
+    report.finished_at = crate::load::now();
+    report.run_id = Some(
+        runs::record(store.pool(), &report)
+            .await
+            .map_err(|e| store.error(e))?,
+    );
+    Ok(report)
+}
+
+/// The staged source of the pipeline, checked to exist.
+pub async fn staged_source(
+    store: &Store,
+    config: &PipelineConfig,
+) -> Result<StagedSource, StageError> {
+    let staged = staged::get(store.pool(), &config.name)
+        .await
+        .map_err(|e| store.error(e))?
+        .ok_or_else(|| StageError::NothingStaged {
+            pipeline: config.name.clone(),
+        })?;
+    if !Path::new(&staged.path).exists() {
+        return Err(StageError::StagedFileMissing {
+            pipeline: config.name.clone(),
+            path: staged.path,
+        });
+    }
+    Ok(staged)
+}
+
+/// Options of a merge.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MergeOptions {
+    pub dry_run: bool,
+    pub force: bool,
+}
+
+fn run_request(
+    config: &PipelineConfig,
+    command: &str,
+    source: PathBuf,
+    options: MergeOptions,
+) -> Result<RunRequest, StageError> {
+    Ok(RunRequest {
+        pipeline: config.name.clone(),
+        command: command.to_owned(),
+        source,
+        policy: config.merge_policy().map_err(StageError::Config)?,
+        directory_csv: config.directory.csv.clone(),
+        max_delete_ratio: config.merge.max_delete_ratio,
+        dry_run: options.dry_run,
+        force: options.force,
+    })
+}
+
+/// The merge stage: merges the staged source with the directory and loads it (`command` =
+/// `merge`).
+pub async fn merge_stage(
+    store: &Store,
+    contract: Arc<Contract>,
+    config: &PipelineConfig,
+    options: MergeOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<RunReport, StageError> {
+    let staged = staged_source(store, config).await?;
+    let request = run_request(config, "merge", PathBuf::from(&staged.path), options)?;
+    Ok(pipeline::execute(store, contract, request, progress).await)
+}
+
+/// `ucm run`: the fetch stage, then the merge stage. A failed fetch stops it (its report is
+/// returned). A dry run downloads to a temporary file, merges against it without writing, and
+/// discards it; nothing is staged.
+pub async fn fetch_and_merge(
+    store: &Store,
+    contract: Arc<Contract>,
+    config: &PipelineConfig,
+    options: MergeOptions,
+    download: Arc<dyn DownloadProgress>,
+    progress: Arc<dyn Progress>,
+) -> Result<RunReport, StageError> {
+    if !options.dry_run {
+        let fetched = fetch_stage(store, Arc::clone(&contract), config, download).await?;
+        if fetched.status == RunStatus::Failed {
+            return Ok(fetched);
+        }
+        let mut merged = merge_stage(store, contract, config, options, progress).await?;
+        merged.command = "run".into();
+        merged.source = Some(fetch::mask_url(
+            &config.source.url.clone().unwrap_or_default(),
+        ));
+        merged.fetch = fetched.fetch;
+        return Ok(merged);
+    }
+    let url = config
+        .source
+        .url
+        .clone()
+        .ok_or_else(|| StageError::NoSource {
+            pipeline: config.name.clone(),
+        })?;
+    let mut fetch_report = empty_report(config, "fetch", &url);
+    let previous = staged::get(store.pool(), &config.name)
+        .await
+        .map_err(|e| store.error(e))?;
+    // No conditional GET and no sha256 comparison: a dry run compares the new content with the
+    // table even if it equals the staged copy.
+    let candidate =
+        match download_and_validate(config, &contract, None, &mut fetch_report, download).await {
+            Err(message) => {
+                fetch_report.error = Some(message);
+                fetch_report.finished_at = crate::load::now();
+                return Ok(fetch_report);
+            }
+            Ok(candidate) => candidate,
+        };
+    let source = match &candidate {
+        Some(c) => c.file.path().to_owned(),
+        None => PathBuf::from(previous.map(|p| p.path).unwrap_or_default()),
+    };
+    let request = run_request(config, "run", source, options)?;
+    let mut report = pipeline::execute(store, contract, request, progress).await;
+    report.source = Some(fetch::mask_url(&url));
+    report.fetch = fetch_report.fetch;
+    drop(candidate);
+    Ok(report)
+}
