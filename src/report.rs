@@ -150,17 +150,25 @@ impl RunReport {
                 let _ = writeln!(out, "  error: {line}");
             }
         }
-        let _ = writeln!(
-            out,
-            "  contacts read {}, rejected {}; rows inserted {}, updated {}, deleted {}, unchanged {} ({} ms)",
-            self.contacts_read,
-            self.rejected,
-            self.inserted,
-            self.updated,
-            self.deleted,
-            self.unchanged,
-            self.duration_ms
-        );
+        if self.command == "fetch" {
+            let _ = writeln!(
+                out,
+                "  {} contacts ({} ms)",
+                self.contacts_read, self.duration_ms
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "  contacts read {}, rejected {}; rows inserted {}, updated {}, deleted {}, unchanged {} ({} ms)",
+                self.contacts_read,
+                self.rejected,
+                self.inserted,
+                self.updated,
+                self.deleted,
+                self.unchanged,
+                self.duration_ms
+            );
+        }
         if let Some(f) = &self.fetch {
             let _ = write!(
                 out,
