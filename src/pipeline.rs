@@ -100,30 +100,14 @@ pub async fn execute(
     request: RunRequest,
     progress: Arc<dyn Progress>,
 ) -> RunReport {
-    let started_at = crate::load::now();
     let clock = Instant::now();
-    let mut report = RunReport {
-        run_id: None,
-        pipeline: request.pipeline.clone(),
-        command: request.command.clone(),
-        status: RunStatus::Failed,
-        dry_run: request.dry_run,
-        source: Some(request.source.display().to_string()),
-        source_sha256: None,
-        started_at,
-        finished_at: String::new(),
-        contacts_read: 0,
-        rejected: 0,
-        rejections: Vec::new(),
-        inserted: 0,
-        updated: 0,
-        deleted: 0,
-        unchanged: 0,
-        duration_ms: 0,
-        error: None,
-        fetch: None,
-        changes: None,
-    };
+    let source = request.source.display().to_string();
+    let mut report = RunReport::begin(
+        &request.pipeline,
+        &request.command,
+        &source,
+        request.dry_run,
+    );
     let result = run_in_transaction(store, contract, &request, progress, &mut report, &clock).await;
     report.duration_ms = clock.elapsed().as_millis() as u64;
     report.finished_at = crate::load::now();

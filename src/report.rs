@@ -126,6 +126,32 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// The report of a run starting now, with status `failed` until it ends otherwise.
+    pub fn begin(pipeline: &str, command: &str, source: &str, dry_run: bool) -> RunReport {
+        RunReport {
+            run_id: None,
+            pipeline: pipeline.to_owned(),
+            command: command.to_owned(),
+            status: RunStatus::Failed,
+            dry_run,
+            source: Some(source.to_owned()),
+            source_sha256: None,
+            started_at: crate::load::now(),
+            finished_at: String::new(),
+            contacts_read: 0,
+            rejected: 0,
+            rejections: Vec::new(),
+            inserted: 0,
+            updated: 0,
+            deleted: 0,
+            unchanged: 0,
+            duration_ms: 0,
+            error: None,
+            fetch: None,
+            changes: None,
+        }
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("reports serialise")
     }

@@ -34,6 +34,17 @@ pub enum StageError {
     Load(#[from] crate::load::LoadError),
 }
 
+/// The configured source URL, required by the fetch stage.
+fn source_url(config: &PipelineConfig) -> Result<String, StageError> {
+    config
+        .source
+        .url
+        .clone()
+        .ok_or_else(|| StageError::NoSource {
+            pipeline: config.name.clone(),
+        })
+}
+
 /// The folder of a pipeline's staged sources and downloads.
 pub fn pipeline_dir(config: &PipelineConfig) -> PathBuf {
     config.data_dir.join(&config.name)
@@ -57,37 +68,18 @@ fn fetch_options(
 }
 
 fn empty_report(config: &PipelineConfig, command: &str, url: &str) -> RunReport {
-    RunReport {
-        run_id: None,
-        pipeline: config.name.clone(),
-        command: command.to_owned(),
-        status: RunStatus::Failed,
-        dry_run: false,
-        source: Some(fetch::mask_url(url)),
-        source_sha256: None,
-        started_at: crate::load::now(),
-        finished_at: String::new(),
-        contacts_read: 0,
-        rejected: 0,
-        rejections: Vec::new(),
-        inserted: 0,
-        updated: 0,
-        deleted: 0,
-        unchanged: 0,
-        duration_ms: 0,
-        error: None,
-        fetch: Some(FetchDetails {
-            url: fetch::mask_url(url),
-            http_status: None,
-            tries: 0,
-            bytes: 0,
-            etag: None,
-            last_modified: None,
-            unchanged_reason: None,
-            staged_path: None,
-        }),
-        changes: None,
-    }
+    let mut report = RunReport::begin(&config.name, command, &fetch::mask_url(url), false);
+    report.fetch = Some(FetchDetails {
+        url: fetch::mask_url(url),
+        http_status: None,
+        tries: 0,
+        bytes: 0,
+        etag: None,
+        last_modified: None,
+        unchanged_reason: None,
+        staged_path: None,
+    });
+    report
 }
 
 /// A downloaded and validated source, not staged yet.
@@ -167,13 +159,7 @@ pub async fn fetch_stage(
     config: &PipelineConfig,
     progress: Arc<dyn DownloadProgress>,
 ) -> Result<RunReport, StageError> {
-    let url = config
-        .source
-        .url
-        .clone()
-        .ok_or_else(|| StageError::NoSource {
-            pipeline: config.name.clone(),
-        })?;
+    let url = source_url(config)?;
     let clock = Instant::now();
     let mut report = empty_report(config, "fetch", &url);
     let previous = staged::get(store.pool(), &config.name)
@@ -326,13 +312,7 @@ pub async fn fetch_and_merge(
         merged.fetch = fetched.fetch;
         return Ok(merged);
     }
-    let url = config
-        .source
-        .url
-        .clone()
-        .ok_or_else(|| StageError::NoSource {
-            pipeline: config.name.clone(),
-        })?;
+    let url = source_url(config)?;
     let mut fetch_report = empty_report(config, "fetch", &url);
     let previous = staged::get(store.pool(), &config.name)
         .await

@@ -164,6 +164,29 @@ async fn serve(
                 (StatusCode::BAD_REQUEST, "expected Accept-Encoding: gzip").into_response()
             }
         }
+        "big.xml" => {
+            // 1,000,000 contacts (about 60 MB), produced while sending.
+            let stream = futures_util::stream::unfold(0u32, |chunk| async move {
+                if chunk > 1000 {
+                    return None;
+                }
+                let mut text = String::new();
+                if chunk == 0 {
+                    text.push_str("<contacts>\n");
+                }
+                if chunk == 1000 {
+                    text.push_str("</contacts>\n");
+                } else {
+                    for i in 0..1000 {
+                        text.push_str(&format!(
+                            "<contact><e_mail>u{chunk}-{i}@big.example</e_mail></contact>\n"
+                        ));
+                    }
+                }
+                Some((Ok::<_, std::io::Error>(text), chunk + 1))
+            });
+            Body::from_stream(stream).into_response()
+        }
         _ => StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -617,4 +640,34 @@ fn a_new_source_replaces_the_staged_copy_and_removes_the_old_file() {
         .collect();
     assert_eq!(files.len(), 1);
     assert!(files[0].ends_with(staged["path"].as_str().unwrap().rsplit('/').next().unwrap()));
+}
+
+/// Downloads stream to disk: a 60 MB source does not raise the fetching process's memory.
+#[test]
+#[allow(clippy::zombie_processes)] // reaped by wait4
+fn a_large_source_streams_to_disk_in_bounded_memory() {
+    let (base, _, _) = start_server();
+    let ws = workspace(&format!("{base}/big.xml"), "");
+    let child = std::process::Command::new(common::BIN)
+        .current_dir(ws.dir.path())
+        .args([
+            "-c",
+            ws.path("pipeline.toml").to_str().unwrap(),
+            "-q",
+            "fetch",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 reaps our own child and writes into values we own.
+    unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    let peak = usage.ru_maxrss as u64 * 1024;
+    let staged = json(&ws.ok(&["staged", "--format", "json"]));
+    assert_eq!(staged["contacts"], 1_000_000);
+    assert!(staged["size"].as_u64().unwrap() > 50_000_000);
+    eprintln!("fetch of {} bytes: peak {peak} bytes", staged["size"]);
+    assert!(peak < 40 << 20, "fetching took {peak} bytes");
 }

@@ -349,7 +349,7 @@ struct Sink {
 
 enum SinkWriter {
     Plain(Limited),
-    Gzip(GzDecoder<Limited>),
+    Gzip(Box<GzDecoder<Limited>>),
 }
 
 struct Limited {
@@ -392,7 +392,7 @@ impl Sink {
             max,
         };
         let out = if gzip {
-            SinkWriter::Gzip(GzDecoder::new(limited))
+            SinkWriter::Gzip(Box::new(GzDecoder::new(limited)))
         } else {
             SinkWriter::Plain(limited)
         };
