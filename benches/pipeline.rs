@@ -35,11 +35,13 @@ fn inputs(dir: &Path) -> GenerateSpec {
 }
 
 fn parse_all(contract: &Contract, path: &Path) -> Vec<ExternalContact> {
-    let mut reader = contract.open(path, 1).unwrap();
     let mut all = Vec::new();
-    while let Some(c) = reader.next_contact().unwrap() {
-        all.push(c);
-    }
+    contract
+        .read(path, 1, &|_| {}, |c| {
+            all.push(c);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
     all
 }
 

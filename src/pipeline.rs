@@ -7,10 +7,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use crate::extract::{Contract, ExtractError};
+use crate::extract::{Contract, ExtractError, ReadError};
 use crate::load::contacts::{DryRun, Writer};
 use crate::load::{ExistingRows, LoadError, Op, Store, directory as directory_table, runs};
 use crate::report::{RunReport, RunStatus};
@@ -148,8 +147,14 @@ async fn run_in_transaction(
     clock: &Instant,
 ) -> Result<i64, RunFailure> {
     // What can fail without the database fails before the transaction starts: the source
-    // must open (the parser thread opens it again to read it) and the CSV must be valid.
-    drop(contract.open(&request.source, 1)?);
+    // must be readable and the CSV valid.
+    if let Err(source) = std::fs::File::open(&request.source) {
+        return Err(ExtractError::Open {
+            path: request.source.clone(),
+            source,
+        }
+        .into());
+    }
     let csv_entries = match &request.directory_csv {
         Some(path) => Some(directory_csv::read_csv(path)?),
         None => None,
@@ -311,9 +316,7 @@ fn parse_and_merge(
     progress: &dyn Progress,
 ) -> Result<ParseOutcome, RunFailure> {
     let directory = Directory::new(entries, policy);
-    let mut reader = contract.open(source, 1)?;
-    let parsed = reader.input().progress();
-    progress.start(reader.input().len());
+    progress.start(std::fs::metadata(source).map(|m| m.len()).unwrap_or(0));
     let mut merger = Merger::new(policy, &directory);
     let mut batch = Vec::with_capacity(OPS_PER_BATCH);
     let mut unchanged = 0u64;
@@ -327,29 +330,23 @@ fn parse_and_merge(
         Some(op) => batch.push(op),
         None => unchanged += 1,
     };
-    let mut count = 0u64;
-    while let Some(contact) = reader.next_contact().map_err(ExtractError::from)? {
-        if let Some(row) = merger.accept(contact) {
-            classify(row, &mut batch);
-            if batch.len() >= OPS_PER_BATCH {
-                send(&mut batch)?;
+    let summary = contract
+        .read(source, 1, &|bytes| progress.advance(bytes), |contact| {
+            if let Some(row) = merger.accept(contact) {
+                classify(row, &mut batch);
+                if batch.len() >= OPS_PER_BATCH {
+                    send(&mut batch)?;
+                }
             }
-        }
-        count += 1;
-        if count.is_multiple_of(4096) {
-            progress.advance(parsed.load(Ordering::Relaxed));
-        }
-    }
-    progress.advance(parsed.load(Ordering::Relaxed));
-    progress.finish();
-    let contacts_read = reader.contacts_seen();
-    let sha256 = reader
-        .into_input()
-        .finish()
-        .map_err(|error| ExtractError::Read {
-            path: source.to_owned(),
-            source: error,
+            Ok(())
+        })
+        .map_err(|e| match e {
+            ReadError::Invalid(invalid) => RunFailure::Extract(ExtractError::Invalid(invalid)),
+            ReadError::Sink(failure) => failure,
         })?;
+    progress.finish();
+    let contacts_read = summary.contacts;
+    let sha256 = summary.sha256;
     let (rejected, rejections) = (merger.rejected, std::mem::take(&mut merger.rejections));
     for row in merger.finish() {
         classify(row, &mut batch);

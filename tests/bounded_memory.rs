@@ -47,8 +47,8 @@ fn measured(ws: &Workspace, args: &[&str]) -> (i32, u64, String) {
 
 #[test]
 fn memory_grows_only_by_the_key_index() {
-    let small = 20_000u64;
-    let large = 200_000u64;
+    let small = 50_000u64;
+    let large = 250_000u64;
     let ws = Workspace::new("");
     for n in [small, large] {
         run(
@@ -72,8 +72,14 @@ fn memory_grows_only_by_the_key_index() {
     let per_contact = |a: u64, b: u64| b.saturating_sub(a) as f64 / (large - small) as f64;
     let v = per_contact(validate_small, validate_large);
     eprintln!("validate: {validate_small} -> {validate_large} bytes ({v:.1} B/contact)");
+    // Validation keeps no per-contact state: what it holds is the parsing window (a few
+    // chunks of the file and their contacts) whatever the file's size.
     assert!(
-        v < 8.0,
+        validate_large < 48 << 20,
+        "validating {large} contacts took {validate_large} bytes"
+    );
+    assert!(
+        v < 40.0,
         "validation memory grows with the file: {v:.1} bytes a contact"
     );
 
@@ -124,8 +130,8 @@ fn hostile_documents_are_refused_in_bounded_memory() {
     write_repeated(&ws, "endless-comment.xml", "<contacts><!--", &x, 300, "");
     for (file, message) in [
         ("deep.xml", "nested more than 64 levels"),
-        ("huge-value.xml", "bytes without markup"),
-        ("endless-comment.xml", "bytes without markup"),
+        ("huge-value.xml", "bytes follow without markup"),
+        ("endless-comment.xml", "bytes follow without markup"),
     ] {
         let (code, peak, stderr) = measured(&ws, &["validate", file]);
         assert_eq!(code, 1, "{stderr}");

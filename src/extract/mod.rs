@@ -1,19 +1,19 @@
 //! Extract: reading the external contacts document, validating it against the XSD in the same
 //! streaming pass, and handing out one contact at a time.
 
+pub mod document;
 pub mod encoding;
 pub mod fetch;
 pub mod position;
 pub mod reader;
 pub mod schema;
-pub mod source;
 pub mod syntax;
 
 use std::path::{Path, PathBuf};
 
+pub use document::{Document, ReadError, Summary};
 pub use reader::{ContactReader, DocumentError, ExternalContact, InvalidDocument, RecordLayout};
 pub use schema::{Schema, SchemaError};
-pub use source::SourceReader;
 
 /// The compiled schema and where the contact fields sit in it: everything extraction needs,
 /// loaded once at start-up.
@@ -44,53 +44,48 @@ impl Contract {
         Ok(Contract { schema, layout })
     }
 
-    /// A reader over the file at `path`, naming it as given in messages.
-    pub fn open(
+    /// Reads the file at `path`, calling `sink` with each valid contact in document order and
+    /// `progress` with the bytes parsed so far. Stops at the first `max_errors` errors.
+    pub fn read<E: Send>(
         &self,
         path: &Path,
         max_errors: usize,
-    ) -> Result<ContactReader<'_, SourceReader>, ExtractError> {
-        let source = SourceReader::open(path).map_err(|source| ExtractError::Open {
-            path: path.to_owned(),
-            source,
+        progress: &(dyn Fn(u64) + Sync),
+        sink: impl FnMut(ExternalContact) -> Result<(), E>,
+    ) -> Result<Summary, ReadError<E>> {
+        let doc = Document::open(path).map_err(|source| {
+            ReadError::Invalid(InvalidDocument {
+                errors: vec![DocumentError {
+                    file: path.display().to_string(),
+                    line: 0,
+                    column: 0,
+                    message: format!("cannot read: {source}"),
+                }],
+            })
         })?;
-        Ok(ContactReader::new(
-            source,
-            &path.display().to_string(),
-            &self.schema,
-            &self.layout,
-            max_errors,
-        ))
+        document::read(&doc, &self.schema, &self.layout, max_errors, progress, sink)
     }
 
-    /// Validates the whole file; returns how many contacts it holds and its sha256.
-    pub fn validate(&self, path: &Path, max_errors: usize) -> Result<Validated, ExtractError> {
-        let mut reader = self.open(path, max_errors)?;
-        while reader.next_contact()?.is_some() {}
-        let contacts = reader.contacts_seen();
-        let bytes = reader.input().len();
-        let sha256 = reader
-            .into_input()
-            .finish()
-            .map_err(|source| ExtractError::Read {
+    /// Validates the whole file; returns how many contacts it holds, its size and its sha256.
+    pub fn validate(&self, path: &Path, max_errors: usize) -> Result<Summary, ExtractError> {
+        if let Err(source) = std::fs::metadata(path) {
+            return Err(ExtractError::Open {
                 path: path.to_owned(),
                 source,
-            })?;
-        Ok(Validated {
-            contacts,
-            bytes,
-            sha256,
+            });
+        }
+        self.read(path, max_errors, &|_| {}, |_| {
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .map_err(|e| match e {
+            ReadError::Invalid(invalid) => ExtractError::Invalid(invalid),
+            ReadError::Sink(never) => match never {},
         })
     }
 }
 
 /// What a successful validation learned about a file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Validated {
-    pub contacts: u64,
-    pub bytes: u64,
-    pub sha256: String,
-}
+pub type Validated = Summary;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {

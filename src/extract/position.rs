@@ -43,6 +43,28 @@ impl LineTracker {
         }
     }
 
+    /// A tracker for text that starts at byte `offset` of a document, counting lines from 1
+    /// there.
+    pub fn starting_at(offset: u64) -> LineTracker {
+        LineTracker {
+            newlines: 0,
+            line_start: offset,
+        }
+    }
+
+    /// Counts `newlines` more, the last of them ending at `line_start` (a span read elsewhere).
+    pub fn skip(&mut self, newlines: u64, line_start: Option<u64>) {
+        self.newlines += newlines;
+        if let Some(start) = line_start {
+            self.line_start = start;
+        }
+    }
+
+    /// The start of the current line, if a newline was seen since `starting_at`.
+    pub fn line_start_if_moved(&self, _base: u64) -> Option<u64> {
+        (self.newlines > 0).then_some(self.line_start)
+    }
+
     /// 1-based line and column of `offset`, which must not be before the last span recorded
     /// (it may be inside the span being processed if that span was not recorded yet).
     pub fn position(&self, offset: u64) -> Position {

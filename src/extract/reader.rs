@@ -6,7 +6,6 @@
 //! encoding, and characters XML forbids.
 
 use std::fmt;
-use std::io::BufRead;
 
 use quick_xml::events::{BytesStart, Event};
 
@@ -130,10 +129,28 @@ struct OpenRecord {
     values: FieldValues,
 }
 
-/// Reads contacts from a document, validating as it goes.
-pub struct ContactReader<'s, R: BufRead> {
-    xml: quick_xml::Reader<R>,
-    buf: Vec<u8>,
+/// Where a reader starts when it does not start at the top of the document: inside the root
+/// element, between two records, with what the prolog declared. Chunks of a document after
+/// the first are read from such a state (see `extract::document`).
+#[derive(Clone, Debug)]
+pub struct Resume {
+    pub encoding: Encoding,
+    pub xsi_prefixes: Vec<Vec<u8>>,
+    pub root: ElementId,
+    pub root_start: Position,
+    /// The root's content-model state (a record was admitted at least once or may be).
+    root_state: (usize, u32),
+}
+
+/// Reads contacts from a document (or a chunk of one) held in memory, validating as it goes.
+pub struct ContactReader<'s, 'd> {
+    xml: quick_xml::Reader<&'d [u8]>,
+    /// Offset of the slice in the document.
+    base: u64,
+    /// Whether the slice ends where the document ends.
+    last: bool,
+    /// Set at the end of a non-last chunk that ended between two records.
+    clean_end: bool,
     schema: &'s Schema,
     layout: &'s RecordLayout,
     file: String,
@@ -169,11 +186,39 @@ impl fmt::Display for InvalidDocument {
     }
 }
 
-impl<'s, R: BufRead> ContactReader<'s, R> {
-    /// A reader over `input`; `file` names it in messages. Reading stops after `max_errors`
-    /// errors (at least 1); well-formedness errors always stop it.
+impl<'s, 'd> ContactReader<'s, 'd> {
+    /// A reader over a whole document; `file` names it in messages. Reading stops after
+    /// `max_errors` errors (at least 1); well-formedness errors always stop it.
     pub fn new(
-        mut input: R,
+        input: &'d [u8],
+        file: &str,
+        schema: &'s Schema,
+        layout: &'s RecordLayout,
+        max_errors: usize,
+    ) -> Self {
+        Self::over(
+            input,
+            0,
+            true,
+            None,
+            LineTracker::default(),
+            file,
+            schema,
+            layout,
+            max_errors,
+        )
+    }
+
+    /// A reader over `input`, the bytes of a document from offset `base`, where the lines
+    /// before it are counted in `lines`; `resume` is the state at `base` (none at offset 0);
+    /// `last` says whether the document ends where `input` does.
+    #[allow(clippy::too_many_arguments)]
+    pub fn over(
+        input: &'d [u8],
+        base: u64,
+        last: bool,
+        resume: Option<&Resume>,
+        lines: LineTracker,
         file: &str,
         schema: &'s Schema,
         layout: &'s RecordLayout,
@@ -181,9 +226,7 @@ impl<'s, R: BufRead> ContactReader<'s, R> {
     ) -> Self {
         let mut errors = Vec::new();
         let mut finished = false;
-        if let Ok(head) = input.fill_buf()
-            && (head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]))
-        {
+        if base == 0 && (input.starts_with(&[0xFF, 0xFE]) || input.starts_with(&[0xFE, 0xFF])) {
             errors.push(DocumentError {
                 file: file.to_owned(),
                 line: 1,
@@ -196,15 +239,20 @@ impl<'s, R: BufRead> ContactReader<'s, R> {
         let config = xml.config_mut();
         config.check_comments = true;
         config.check_end_names = true;
+        // A chunk read from inside the root sees the root's end tag but not its start tag;
+        // end_element checks end names against the validator's own stack.
+        config.allow_unmatched_ends = resume.is_some();
         config.expand_empty_elements = false;
         config.trim_text(false);
-        ContactReader {
+        let mut reader = ContactReader {
             xml,
-            buf: Vec::with_capacity(4096),
+            base,
+            last,
+            clean_end: false,
             schema,
             layout,
             file: file.to_owned(),
-            lines: LineTracker::default(),
+            lines,
             encoding: Encoding::Utf8,
             stack: Vec::with_capacity(8),
             events_seen: false,
@@ -216,21 +264,82 @@ impl<'s, R: BufRead> ContactReader<'s, R> {
             max_errors: max_errors.max(1),
             contacts: 0,
             finished,
+        };
+        if let Some(r) = resume {
+            reader.encoding = r.encoding;
+            reader.xsi_prefixes = r.xsi_prefixes.clone();
+            reader.events_seen = true;
+            reader.stack.push(Frame::Element {
+                decl: r.root,
+                start: r.root_start,
+                state: State::Sequence {
+                    pos: r.root_state.0,
+                    count: r.root_state.1,
+                },
+            });
         }
+        reader
+    }
+
+    /// The state to resume from if the reader is now inside the root, between records, with a
+    /// root whose content is a sequence: what reading a later chunk needs.
+    pub fn resume_state(&self) -> Option<Resume> {
+        match self.stack.as_slice() {
+            [
+                Frame::Element {
+                    decl,
+                    start,
+                    state: State::Sequence { pos, count },
+                },
+            ] if self.record.is_none() => Some(Resume {
+                encoding: self.encoding,
+                xsi_prefixes: self.xsi_prefixes.clone(),
+                root: *decl,
+                root_start: *start,
+                root_state: (*pos, *count),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Whether reading a non-last chunk ended between two records, inside the root.
+    pub fn ended_cleanly(&self) -> bool {
+        self.clean_end
+    }
+
+    /// Bytes of the slice read so far.
+    pub fn position(&self) -> u64 {
+        self.xml.buffer_position()
+    }
+
+    /// The document offset reached.
+    pub fn offset(&self) -> u64 {
+        self.base + self.xml.buffer_position()
+    }
+
+    /// The line count so far.
+    pub fn lines(&self) -> &LineTracker {
+        &self.lines
+    }
+
+    /// Whether any error was found.
+    pub fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    /// Reads events until the root element is open (or reading stops); true when it is.
+    pub fn open_root(&mut self) -> bool {
+        while !self.finished && self.stack.is_empty() {
+            if self.step().is_some() {
+                unreachable!("no record before the root");
+            }
+        }
+        !self.finished && self.stack.len() == 1
     }
 
     /// Contacts (`<contact>` elements) completed so far, valid or not.
     pub fn contacts_seen(&self) -> u64 {
         self.contacts
-    }
-
-    /// The underlying input (to read its byte count or digest).
-    pub fn input(&self) -> &R {
-        self.xml.get_ref()
-    }
-
-    pub fn into_input(self) -> R {
-        self.xml.into_inner()
     }
 
     /// The next valid contact; `Ok(None)` at the end of a valid document; `Err` with the first
@@ -301,26 +410,21 @@ impl<'s, R: BufRead> ContactReader<'s, R> {
 
     /// Reads one event; returns a contact when one is complete and valid.
     fn step(&mut self) -> Option<ExternalContact> {
-        let start = self.xml.buffer_position();
-        self.buf.clear();
-        let mut buf = std::mem::take(&mut self.buf);
-        let result = self.xml.read_event_into(&mut buf);
-        let out = match result {
+        let start = self.base + self.xml.buffer_position();
+        match self.xml.read_event() {
             Err(e) => {
                 let at = self.error_position();
                 self.fatal(at, format!("not well-formed XML: {e}"));
                 None
             }
             Ok(event) => self.handle(start, event),
-        };
-        self.buf = buf;
-        out
+        }
     }
 
     fn error_position(&self) -> Position {
         // quick-xml reports the start of the markup in error; lines are counted up to the last
         // complete event, which is where that markup starts.
-        self.lines.position(self.xml.error_position())
+        self.lines.position(self.base + self.xml.error_position())
     }
 
     fn handle(&mut self, start: u64, event: Event<'_>) -> Option<ExternalContact> {
@@ -410,6 +514,17 @@ impl<'s, R: BufRead> ContactReader<'s, R> {
             }
             Event::End(e) => {
                 self.lines.advance(start + 2, &e);
+                if let Some(Frame::Element { decl, .. }) = self.stack.last()
+                    && self.schema.decl(*decl).name.as_bytes() != e.name().as_ref()
+                {
+                    let expected = self.schema.decl(*decl).name.clone();
+                    let found = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                    self.fatal(
+                        at,
+                        format!("not well-formed XML: expected </{expected}>, found </{found}>"),
+                    );
+                    return None;
+                }
                 return self.end_element();
             }
             Event::Text(t) => {
@@ -431,6 +546,10 @@ impl<'s, R: BufRead> ContactReader<'s, R> {
             Event::GeneralRef(r) => self.reference(at, &r),
             Event::Eof => {
                 self.finished = true;
+                if !self.last {
+                    self.clean_end = self.resume_state().is_some();
+                    return None;
+                }
                 if let Some(Frame::Element { decl, start, .. }) = self.stack.last() {
                     let name = self.schema.decl(*decl).name.clone();
                     let (line, column) = (start.line, start.column);
@@ -557,6 +676,9 @@ impl<'s, R: BufRead> ContactReader<'s, R> {
     }
 
     fn check_attributes(&mut self, e: &BytesStart<'_>, at: Position) -> bool {
+        if e.attributes_raw().iter().all(|b| b.is_ascii_whitespace()) {
+            return true;
+        }
         let element = String::from_utf8_lossy(e.name().as_ref()).into_owned();
         for attr in e.attributes() {
             let attr = match attr {
