@@ -75,12 +75,12 @@ fn stages(c: &mut Criterion) {
         b.iter_batched(
             || parsed.clone(),
             |contacts| {
-                let mut merger = Merger::new(&policy, &directory);
+                let mut merger = Merger::new(&policy, &directory, Default::default());
                 let external = contacts
                     .into_iter()
                     .filter_map(|c| merger.accept(c))
                     .count();
-                external + merger.finish().count()
+                external + merger.finish().0.count()
             },
             BatchSize::LargeInput,
         )

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::extract::{Contract, ExtractError, ReadError};
+use crate::load::contacts::compare;
 use crate::load::contacts::{DryRun, Writer};
 use crate::load::{ExistingRows, LoadError, Op, Store, directory as directory_table, runs};
 use crate::report::{RunReport, RunStatus};
 use crate::transform::{
-    Directory, DirectoryEntry, MergePolicy, Merger, Rejection, directory as directory_csv,
+    Directory, DirectoryEntry, KeyIndex, MergePolicy, Merger, Rejection, directory as directory_csv,
 };
 
 /// Changes per message between the parser thread and the writer.
@@ -174,7 +175,7 @@ async fn run_in_transaction(
             .await
             .map_err(|e| store.error(e))?,
     };
-    let existing = ExistingRows::load(&mut tx)
+    let (existing, index) = ExistingRows::load(&mut tx)
         .await
         .map_err(|e| store.error(e))?;
     tracing::debug!(directory = entries.len(), "directory loaded");
@@ -186,7 +187,7 @@ async fn run_in_transaction(
         let source = request.source.clone();
         tokio::task::spawn_blocking(move || {
             parse_and_merge(
-                &contract, &policy, entries, existing, &source, sender, &*progress,
+                &contract, &policy, entries, existing, index, &source, sender, &*progress,
             )
         })
     };
@@ -311,13 +312,15 @@ fn parse_and_merge(
     policy: &MergePolicy,
     entries: Vec<DirectoryEntry>,
     mut existing: ExistingRows,
+    index: KeyIndex,
     source: &Path,
     sender: tokio::sync::mpsc::Sender<Vec<Op>>,
     progress: &dyn Progress,
 ) -> Result<ParseOutcome, RunFailure> {
     let directory = Directory::new(entries, policy);
     progress.start(std::fs::metadata(source).map(|m| m.len()).unwrap_or(0));
-    let mut merger = Merger::new(policy, &directory);
+    let external_rows_before = index.existing_rows();
+    let mut merger = Merger::new(policy, &directory, index);
     let mut batch = Vec::with_capacity(OPS_PER_BATCH);
     let mut unchanged = 0u64;
     let send = |batch: &mut Vec<Op>| -> Result<(), RunFailure> {
@@ -326,14 +329,14 @@ fn parse_and_merge(
             .blocking_send(full)
             .map_err(|_| RunFailure::Internal("the database writer stopped".into()))
     };
-    let mut classify = |row, batch: &mut Vec<Op>| match existing.classify(row) {
+    let mut push = |op: Option<Op>, batch: &mut Vec<Op>| match op {
         Some(op) => batch.push(op),
         None => unchanged += 1,
     };
     let summary = contract
         .read(source, 1, &|bytes| progress.advance(bytes), |contact| {
-            if let Some(row) = merger.accept(contact) {
-                classify(row, &mut batch);
+            if let Some((row, stored)) = merger.accept(contact) {
+                push(compare(row, stored), &mut batch);
                 if batch.len() >= OPS_PER_BATCH {
                     send(&mut batch)?;
                 }
@@ -348,8 +351,9 @@ fn parse_and_merge(
     let contacts_read = summary.contacts;
     let sha256 = summary.sha256;
     let (rejected, rejections) = (merger.rejected, std::mem::take(&mut merger.rejections));
-    for row in merger.finish() {
-        classify(row, &mut batch);
+    let (directory_rows, index) = merger.finish();
+    for row in directory_rows {
+        push(existing.classify(row), &mut batch);
         if batch.len() >= OPS_PER_BATCH {
             send(&mut batch)?;
         }
@@ -357,7 +361,10 @@ fn parse_and_merge(
     if !batch.is_empty() {
         send(&mut batch)?;
     }
-    let (deletions, external_deletions) = existing.leftovers();
+    let external: Vec<i64> = index.leftovers().collect();
+    let external_deletions = external.len() as u64;
+    let mut deletions: Vec<i64> = existing.leftovers().chain(external).collect();
+    deletions.sort_unstable();
     Ok(ParseOutcome {
         contacts_read,
         rejected,
@@ -365,7 +372,7 @@ fn parse_and_merge(
         unchanged,
         deletions,
         external_deletions,
-        external_rows_before: existing.external_rows,
+        external_rows_before,
         sha256,
     })
 }

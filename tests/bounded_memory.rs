@@ -98,10 +98,11 @@ fn memory_grows_only_by_the_key_index() {
     let again = per_contact(reimport_small, reimport_large);
     eprintln!("import: {import_small} -> {import_large} bytes ({fresh:.0} B/contact)");
     eprintln!("re-import: {reimport_small} -> {reimport_large} bytes ({again:.0} B/contact)");
-    // The key index costs 24 bytes a key plus hash-table slack; SQLite's page cache is capped
-    // at 8 MiB. 150 bytes a contact leaves room for allocator noise, not for keeping rows.
+    // The key index costs 40 bytes a key plus the hash table's slack, and up to half as much
+    // again while it doubles; SQLite's page cache is capped at 8 MiB. Keeping rows or the file
+    // would cost well over the bounds below.
     assert!(
-        fresh < 150.0,
+        fresh < 220.0,
         "fresh import grows by {fresh:.0} bytes a contact"
     );
     assert!(

@@ -26,7 +26,7 @@ use crate::extract::schema::{Content, Group, Schema};
 /// Documents smaller than this are read by one thread.
 const PARALLEL_FROM: usize = 8 << 20;
 /// Target size of a chunk.
-const CHUNK: usize = 2 << 20;
+const CHUNK: usize = 1 << 20;
 /// Chunks parsed ahead of the consumer: bounds memory.
 const WINDOW: usize = 4;
 /// Pages behind the parser are dropped from memory in steps of this size.
@@ -258,7 +258,8 @@ impl Scan {
                 return false;
             }
             if self.done.load(Ordering::Acquire) >= to || self.finished.load(Ordering::Acquire) {
-                return true;
+                // Read again: the violation is stored before `finished`.
+                return self.violation.load(Ordering::Acquire) >= to;
             }
             guard = self.moved.wait(guard).expect("no poisoning");
         }

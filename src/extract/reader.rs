@@ -27,7 +27,30 @@ pub const MAX_DEPTH: usize = 64;
 pub struct ExternalContact {
     /// Line of the `<contact>` start tag.
     pub line: u64,
-    pub values: FieldValues,
+    /// The fields present (not NULL), in document order: compact, as contacts wait in the
+    /// parsing window in large numbers.
+    pub fields: Vec<(Field, String)>,
+}
+
+impl ExternalContact {
+    /// A contact from a full set of values.
+    pub fn from_values(line: u64, values: FieldValues) -> ExternalContact {
+        let fields = values
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.map(|v| (Field::from_index(i), v)))
+            .collect();
+        ExternalContact { line, fields }
+    }
+
+    /// The contact's values, indexed by field.
+    pub fn values(self) -> FieldValues {
+        let mut values = empty_values();
+        for (field, value) in self.fields {
+            values[field.index()] = Some(value);
+        }
+        values
+    }
 }
 
 /// A well-formedness or validity error at a place in a document.
@@ -126,7 +149,7 @@ enum State {
 struct OpenRecord {
     line: u64,
     errors_before: usize,
-    values: FieldValues,
+    fields: Vec<(Field, String)>,
 }
 
 /// Where a reader starts when it does not start at the top of the document: inside the root
@@ -822,7 +845,7 @@ impl<'s, 'd> ContactReader<'s, 'd> {
             self.record = Some(OpenRecord {
                 line: at.line,
                 errors_before: self.errors.len(),
-                values: empty_values(),
+                fields: Vec::new(),
             });
         }
         self.stack.push(Frame::Element {
@@ -867,7 +890,9 @@ impl<'s, 'd> ContactReader<'s, 'd> {
                 } else if let (Some(field), Some(record)) =
                     (self.layout.field_of[decl], self.record.as_mut())
                 {
-                    record.values[field.index()] = clean_value(text);
+                    if let Some(value) = clean_value(text) {
+                        record.fields.push((field, value));
+                    }
                 }
             }
             (Content::Complex(group), state) => {
@@ -891,7 +916,7 @@ impl<'s, 'd> ContactReader<'s, 'd> {
             if self.errors.len() == record.errors_before {
                 return Some(ExternalContact {
                     line: record.line,
-                    values: record.values,
+                    fields: record.fields,
                 });
             }
         }

@@ -11,7 +11,7 @@ use sqlx::{AssertSqlSafe, Row, SqliteConnection};
 use crate::fields::{FIELD_COUNT, FIELD_NAMES, FieldValues, empty_values};
 use crate::report::{Action, Change, FieldChange};
 use crate::transform::merge::{Identity, identity};
-use crate::transform::{MergedRow, Origin, Side};
+use crate::transform::{KeyIndex, MergedRow, Origin, RowState, Side};
 
 /// Rows per multi-row INSERT (27 parameters each, far below SQLite's 32766 limit).
 const INSERT_BATCH: usize = 256;
@@ -55,85 +55,82 @@ pub enum Op {
     Delete { id: i64 },
 }
 
-/// 24 bytes a row: the row id, its content hash, and two flags.
 #[derive(Debug, Clone, Copy)]
 struct Existing {
-    id: i64,
-    hash: i64,
-    external: bool,
+    row: RowState,
     produced: bool,
 }
 
-/// What the table holds now: identity → row id and content hash. The only per-row state a run
-/// keeps in memory besides the directory.
+/// What the table holds now: its directory and merged rows by directory id (a map as large as
+/// the directory), and its external rows in the run's [`KeyIndex`] (one entry a key).
 #[derive(Debug, Default)]
 pub struct ExistingRows {
-    rows: HashMap<Identity, Existing, foldhash::fast::FixedState>,
-    /// Current rows of origin `external`.
-    pub external_rows: u64,
+    directory_rows: HashMap<Identity, Existing, foldhash::fast::FixedState>,
 }
 
 impl ExistingRows {
-    /// Reads the index of the current table (inside the run's transaction).
-    pub async fn load(conn: &mut SqliteConnection) -> Result<ExistingRows, sqlx::Error> {
-        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM contacts")
-            .fetch_one(&mut *conn)
-            .await?;
+    /// Reads the current table (inside the run's transaction): the directory rows here, the
+    /// external rows into the returned key index.
+    pub async fn load(
+        conn: &mut SqliteConnection,
+    ) -> Result<(ExistingRows, KeyIndex), sqlx::Error> {
+        let external: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM contacts WHERE directory_id IS NULL")
+                .fetch_one(&mut *conn)
+                .await?;
         // Sized once: growing by doubling would hold two tables at the peak.
-        let mut existing = ExistingRows {
-            rows: HashMap::with_capacity_and_hasher(count as usize, Default::default()),
-            external_rows: 0,
-        };
+        let mut index = KeyIndex::with_capacity(external as usize);
+        let mut existing = ExistingRows::default();
         let mut rows =
-            sqlx::query("SELECT id, origin, directory_id, match_key, content_hash FROM contacts")
+            sqlx::query("SELECT id, directory_id, match_key, content_hash FROM contacts")
                 .fetch(conn);
         while let Some(row) = rows.try_next().await? {
-            let origin = Origin::parse(row.try_get::<&str, _>(1)?).unwrap_or(Origin::Directory);
-            let fingerprint = identity(origin, row.try_get(2)?, row.try_get(3)?);
-            let external = origin == Origin::External;
-            existing.external_rows += external as u64;
-            existing.rows.insert(
-                fingerprint,
-                Existing {
-                    id: row.try_get(0)?,
-                    hash: row.try_get(4)?,
-                    external,
-                    produced: false,
-                },
-            );
-        }
-        Ok(existing)
-    }
-
-    /// Compares a merged row with the table: the change it needs, or `None` when unchanged.
-    pub fn classify(&mut self, row: MergedRow) -> Option<Op> {
-        match self.rows.get_mut(&row.identity()) {
-            None => Some(Op::Insert(row)),
-            Some(existing) => {
-                existing.produced = true;
-                if existing.hash == row.content_hash() {
-                    None
-                } else {
-                    Some(Op::Update {
-                        id: existing.id,
-                        row,
-                    })
+            let state = RowState {
+                id: row.try_get(0)?,
+                hash: row.try_get(3)?,
+            };
+            match row.try_get::<Option<&str>, _>(1)? {
+                Some(directory_id) => {
+                    let key = identity(Origin::Directory, Some(directory_id), None);
+                    existing.directory_rows.insert(
+                        key,
+                        Existing {
+                            row: state,
+                            produced: false,
+                        },
+                    );
                 }
+                None => index.insert_existing(row.try_get::<&str, _>(2)?, state),
             }
         }
+        Ok((existing, index))
     }
 
-    /// Rows no merged row claimed: they are deleted. Also returns how many of them are
-    /// external-origin rows (for the deletion guard).
-    pub fn leftovers(&self) -> (Vec<i64>, u64) {
-        let mut ids = Vec::new();
-        let mut external = 0;
-        for e in self.rows.values().filter(|e| !e.produced) {
-            ids.push(e.id);
-            external += e.external as u64;
-        }
-        ids.sort_unstable();
-        (ids, external)
+    /// Compares a directory or merged row with the table: the change it needs, or `None`
+    /// when unchanged.
+    pub fn classify(&mut self, row: MergedRow) -> Option<Op> {
+        let existing = self.directory_rows.get_mut(&row.identity()).map(|e| {
+            e.produced = true;
+            e.row
+        });
+        compare(row, existing)
+    }
+
+    /// Directory rows no merged row claimed: they are deleted.
+    pub fn leftovers(&self) -> impl Iterator<Item = i64> + '_ {
+        self.directory_rows
+            .values()
+            .filter(|e| !e.produced)
+            .map(|e| e.row.id)
+    }
+}
+
+/// The change a merged row needs given the table's row of the same identity.
+pub fn compare(row: MergedRow, existing: Option<RowState>) -> Option<Op> {
+    match existing {
+        None => Some(Op::Insert(row)),
+        Some(e) if e.hash == row.content_hash() => None,
+        Some(e) => Some(Op::Update { id: e.id, row }),
     }
 }
 

@@ -1,14 +1,13 @@
 //! The keyed merge: streams external contacts against the directory index and produces the
 //! rows of the merged `contacts` table, rejecting contacts the rules do not allow.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 
 use crate::extract::ExternalContact;
 use crate::fields::{FIELD_COUNT, FieldValues};
 use crate::transform::directory::{Directory, KeyOwners};
+use crate::transform::key_index::{KeyIndex, RowState, Seen};
 use crate::transform::policy::{MergePolicy, Side};
 
 /// Where a merged row comes from.
@@ -192,21 +191,21 @@ pub struct Merger<'a> {
     directory: &'a Directory,
     /// The external contact matched to each directory entry (boxed: most entries have none).
     matched: Vec<Option<Box<FieldValues>>>,
-    /// Keys seen so far (128-bit fingerprint → first line), to reject later duplicates. This
-    /// is the one structure that grows with the source: 24 bytes a key plus the table's slack.
-    seen: HashMap<[u64; 2], u32, foldhash::fast::FixedState>,
+    /// Keys seen so far and the table's external rows.
+    index: KeyIndex,
     pub contacts_read: u64,
     pub rejected: u64,
     pub rejections: Vec<Rejection>,
 }
 
 impl<'a> Merger<'a> {
-    pub fn new(policy: &'a MergePolicy, directory: &'a Directory) -> Merger<'a> {
+    /// A merger over `directory`, with `index` holding the table's external rows.
+    pub fn new(policy: &'a MergePolicy, directory: &'a Directory, index: KeyIndex) -> Merger<'a> {
         Merger {
             policy,
             directory,
             matched: vec![None; directory.len()],
-            seen: HashMap::default(),
+            index,
             contacts_read: 0,
             rejected: 0,
             rejections: Vec::new(),
@@ -220,31 +219,32 @@ impl<'a> Merger<'a> {
         }
     }
 
-    /// Takes one external contact. Returns its row when it is external-only; a contact that
-    /// matches a directory entry is kept until [`Merger::finish`], a rejected one is counted.
-    pub fn accept(&mut self, contact: ExternalContact) -> Option<MergedRow> {
+    /// Takes one external contact. Returns its row, with the state of the table's row of the
+    /// same key, when it is external-only; a contact that matches a directory entry is kept
+    /// until [`Merger::finish`], a rejected one is counted.
+    pub fn accept(&mut self, contact: ExternalContact) -> Option<(MergedRow, Option<RowState>)> {
         self.contacts_read += 1;
         let line = contact.line;
-        let Some(key) = self.policy.match_key(&contact.values) else {
+        let values = contact.values();
+        let Some(key) = self.policy.match_key(&values) else {
             let field = self.policy.matching_field.name().to_owned();
             self.reject(Rejection::NoKey { line, field });
             return None;
         };
-        let fingerprint = split(xxh3_128(key.as_bytes()));
-        if let Some(&first_line) = self.seen.get(&fingerprint) {
-            let first_line = u64::from(first_line);
-            self.reject(Rejection::DuplicateKey {
-                line,
-                key,
-                first_line,
-            });
-            return None;
-        }
-        self.seen
-            .insert(fingerprint, u32::try_from(line).unwrap_or(u32::MAX));
+        let existing = match self.index.see(&key, line) {
+            Seen::First(existing) => existing,
+            Seen::Again(first_line) => {
+                self.reject(Rejection::DuplicateKey {
+                    line,
+                    key,
+                    first_line,
+                });
+                return None;
+            }
+        };
         match self.directory.lookup(&key) {
             Some(KeyOwners::One(i)) => {
-                self.matched[*i] = Some(Box::new(contact.values));
+                self.matched[*i] = Some(Box::new(values));
                 None
             }
             Some(KeyOwners::Many(owners)) => {
@@ -259,22 +259,27 @@ impl<'a> Merger<'a> {
                 });
                 None
             }
-            None => Some(MergedRow {
-                origin: Origin::External,
-                directory_id: None,
-                match_key: Some(key),
-                values: contact.values,
-                sides: [Side::External; FIELD_COUNT],
-            }),
+            None => {
+                self.index.produce(&key);
+                let row = MergedRow {
+                    origin: Origin::External,
+                    directory_id: None,
+                    match_key: Some(key),
+                    values,
+                    sides: [Side::External; FIELD_COUNT],
+                };
+                Some((row, existing))
+            }
         }
     }
 
-    /// The directory's rows: merged where an external contact matched, the entry's own values
-    /// otherwise.
-    pub fn finish(self) -> impl Iterator<Item = MergedRow> + 'a {
+    /// The directory's rows (merged where an external contact matched, the entry's own values
+    /// otherwise), and the key index, which knows the external rows to delete.
+    pub fn finish(self) -> (impl Iterator<Item = MergedRow> + 'a, KeyIndex) {
         let policy = self.policy;
         let directory = self.directory;
-        self.matched
+        let rows = self
+            .matched
             .into_iter()
             .enumerate()
             .map(move |(i, external)| {
@@ -299,7 +304,8 @@ impl<'a> Merger<'a> {
                         sides: [Side::Directory; FIELD_COUNT],
                     },
                 }
-            })
+            });
+        (rows, self.index)
     }
 }
 
@@ -318,10 +324,7 @@ mod tests {
     }
 
     fn contact(line: u64, pairs: &[(&str, &str)]) -> ExternalContact {
-        ExternalContact {
-            line,
-            values: with(pairs),
-        }
+        ExternalContact::from_values(line, with(pairs))
     }
 
     fn directory(entries: &[(&str, &[(&str, &str)])]) -> Directory {
@@ -339,7 +342,7 @@ mod tests {
     fn a_contact_without_a_key_is_rejected_with_its_line() {
         let policy = MergePolicy::default();
         let dir = directory(&[]);
-        let mut m = Merger::new(&policy, &dir);
+        let mut m = Merger::new(&policy, &dir, KeyIndex::default());
         assert_eq!(m.accept(contact(7, &[("first_name", "Ann")])), None);
         assert_eq!(
             m.rejections,
@@ -354,14 +357,14 @@ mod tests {
     fn a_repeated_key_keeps_the_first_occurrence() {
         let policy = MergePolicy::default();
         let dir = directory(&[]);
-        let mut m = Merger::new(&policy, &dir);
+        let mut m = Merger::new(&policy, &dir, KeyIndex::default());
         let first = m
             .accept(contact(
                 3,
                 &[("e_mail", "a@x.com"), ("first_name", "First")],
             ))
             .unwrap();
-        assert_eq!(first.values[1].as_deref(), Some("First"));
+        assert_eq!(first.0.values[1].as_deref(), Some("First"));
         assert_eq!(m.accept(contact(9, &[("e_mail", "A@X.com")])), None);
         assert_eq!(
             m.rejections,
@@ -380,13 +383,13 @@ mod tests {
             ("1", &[("e_mail", "a@x.com")]),
             ("2", &[("e_mail", "a@x.com"), ("site", "B")]),
         ]);
-        let mut m = Merger::new(&policy, &dir);
+        let mut m = Merger::new(&policy, &dir, KeyIndex::default());
         assert_eq!(
             m.accept(contact(4, &[("e_mail", "a@x.com"), ("site", "X")])),
             None
         );
         assert_eq!(m.rejected, 1);
-        let rows: Vec<_> = m.finish().collect();
+        let rows: Vec<_> = m.finish().0.collect();
         assert!(rows.iter().all(|r| r.origin == Origin::Directory));
         assert_eq!(rows[1].values[7].as_deref(), Some("B"));
     }
@@ -398,12 +401,12 @@ mod tests {
             ("1", &[("e_mail", "a@x.com")]),
             ("2", &[("e_mail", "b@x.com")]),
         ]);
-        let mut m = Merger::new(&policy, &dir);
+        let mut m = Merger::new(&policy, &dir, KeyIndex::default());
         assert_eq!(
             m.accept(contact(2, &[("e_mail", "A@x.com"), ("office", "7")])),
             None
         );
-        let ext = m.accept(contact(3, &[("e_mail", "c@x.com")])).unwrap();
+        let (ext, _) = m.accept(contact(3, &[("e_mail", "c@x.com")])).unwrap();
         assert_eq!(
             (
                 ext.origin,
@@ -412,7 +415,7 @@ mod tests {
             ),
             (Origin::External, None, Some("c@x.com"))
         );
-        let rows: Vec<_> = m.finish().collect();
+        let rows: Vec<_> = m.finish().0.collect();
         assert_eq!(rows[0].origin, Origin::Merged);
         assert_eq!(rows[0].values[9].as_deref(), Some("7"));
         assert_eq!(
