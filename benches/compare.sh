@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Measures ucm against public baselines in the same run and prints ratios:
+#   1. `ucm validate` against `xmllint --noout --stream --schema schemas/contacts.xsd`;
+#   2. a fresh `ucm import` (empty database) against the SQLite floor: the time SQLite itself
+#      takes to `INSERT INTO contacts SELECT * FROM` a table already holding the same merged
+#      rows, with the same schema, indexes and pragmas;
+#   3. a second, unchanged `ucm import` of the same file against the fresh one;
+#   4. peak resident memory (GNU time) of each ucm run.
+# For 40,000 and 1,000,000 contacts (directories of 5,000 / 100,000 entries, 30% overlap,
+# seeded), RUNS runs each (default 3), medians. Exits 1 when a target is missed.
+#
+# Needs: cargo, xmllint (libxml2-utils), sqlite3, GNU time (/usr/bin/time).
+# Usage: benches/compare.sh [SIZE ...]     e.g. benches/compare.sh 40000
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-3}
+SIZES=("$@")
+[ ${#SIZES[@]} -gt 0 ] || SIZES=(40000 1000000)
+for tool in xmllint sqlite3 /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "compare.sh: $tool is missing (apt-get install libxml2-utils sqlite3 time)" >&2; exit 2; }
+done
+
+cargo build --release --quiet
+UCM=$PWD/target/release/ucm
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ucm-compare.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+# time_run OUT CMD...: runs CMD under GNU time; appends "seconds peak_kb" to OUT.
+time_run() {
+  local out=$1; shift
+  /usr/bin/time -f "%e %M" -o "$WORK/time.txt" "$@" >/dev/null 2>"$WORK/stderr.txt" || {
+    echo "compare.sh: failed: $*" >&2; cat "$WORK/stderr.txt" >&2; exit 2; }
+  cat "$WORK/time.txt" >> "$out"
+}
+# median FILE COLUMN
+median() { awk -v c="$2" '{print $c}' "$1" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
+
+status=0
+check() { # check DESCRIPTION OK(0/1)
+  if [ "$2" = 1 ]; then printf '  %-62s ok\n' "$1"; else printf '  %-62s MISSED\n' "$1"; status=1; fi
+}
+
+declare -A PEAK
+for n in "${SIZES[@]}"; do
+  dir_entries=$(( n >= 1000000 ? 100000 : 5000 ))
+  xml=$WORK/contacts-$n.xml; csv=$WORK/directory-$n.csv
+  "$UCM" generate --contacts "$n" --directory "$dir_entries" --overlap 0.3 --seed 42 --xml "$xml" --csv "$csv"
+  bytes=$(stat -c %s "$xml")
+  rm -f "$WORK"/*.times
+  for run in $(seq "$RUNS"); do
+    time_run "$WORK/validate.times" "$UCM" -q validate "$xml"
+    time_run "$WORK/xmllint.times" xmllint --noout --stream --schema schemas/contacts.xsd "$xml"
+    db=$WORK/fresh-$n-$run.db
+    "$UCM" -q --db "sqlite://$db" directory load "$csv"
+    time_run "$WORK/fresh.times" "$UCM" -q --db "sqlite://$db" import "$xml"
+    time_run "$WORK/again.times" "$UCM" -q --db "sqlite://$db" import "$xml"
+  done
+  # The floor: the same merged rows, copied by SQLite itself into the empty table.
+  floor_db=$WORK/floor-$n.db
+  cp "$WORK/fresh-$n-1.db" "$floor_db"
+  sqlite3 "$floor_db" "PRAGMA journal_mode=WAL; CREATE TABLE floor_source AS SELECT * FROM contacts; DELETE FROM contacts; VACUUM;" >/dev/null
+  for run in $(seq "$RUNS"); do
+    cp "$floor_db" "$WORK/floor-run.db"
+    time_run "$WORK/floor.times" sqlite3 "$WORK/floor-run.db" \
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-8192; BEGIN IMMEDIATE; INSERT INTO contacts SELECT * FROM floor_source; COMMIT;"
+  done
+  rm -f "$WORK"/fresh-$n-*.db* "$WORK"/floor-*.db*
+
+  v=$(median "$WORK/validate.times" 1); x=$(median "$WORK/xmllint.times" 1)
+  f=$(median "$WORK/fresh.times" 1); a=$(median "$WORK/again.times" 1); fl=$(median "$WORK/floor.times" 1)
+  vm=$(median "$WORK/validate.times" 2); fm=$(median "$WORK/fresh.times" 2); am=$(median "$WORK/again.times" 2)
+  PEAK[$n]=$(( fm > am ? fm : am ))
+  mbps=$(awk -v b="$bytes" -v t="$v" 'BEGIN {printf "%.0f", b / 1048576 / t}')
+  echo
+  echo "== $n contacts ($(( bytes / 1048576 )) MiB, directory $dir_entries), median of $RUNS runs"
+  printf '  ucm validate      %7.2f s  (%s MiB/s)   xmllint --stream --schema %7.2f s   xmllint/ucm %s\n' "$v" "$mbps" "$x" "$(ratio "$x" "$v")"
+  printf '  ucm import fresh  %7.2f s   SQLite floor (INSERT ... SELECT)   %7.2f s   ucm/floor   %s\n' "$f" "$fl" "$(ratio "$f" "$fl")"
+  printf '  ucm import again  %7.2f s   (unchanged)                                     again/fresh %s\n' "$a" "$(ratio "$a" "$f")"
+  printf '  peak memory       validate %d MiB, fresh import %d MiB, unchanged import %d MiB\n' $(( vm / 1024 )) $(( fm / 1024 )) $(( am / 1024 ))
+  if [ "$n" -ge 1000000 ]; then
+    check "validate at least 3x faster than xmllint" "$(awk -v a="$x" -v b="$v" 'BEGIN {print (a >= 3 * b) ? 1 : 0}')"
+    check "fresh import within 2x the SQLite floor" "$(awk -v a="$f" -v b="$fl" 'BEGIN {print (a <= 2 * b) ? 1 : 0}')"
+    check "unchanged re-import at most 0.3x the fresh import" "$(awk -v a="$a" -v b="$f" 'BEGIN {print (a <= 0.3 * b) ? 1 : 0}')"
+    check "peak memory at most 150 MB" "$(( PEAK[$n] * 1024 <= 150000000 ? 1 : 0 ))"
+  fi
+  if [ "$n" -le 40000 ]; then
+    check "fresh import under 0.5 s" "$(awk -v a="$f" 'BEGIN {print (a < 0.5) ? 1 : 0}')"
+  fi
+done
+
+if [ -n "${PEAK[40000]:-}" ] && [ -n "${PEAK[1000000]:-}" ]; then
+  growth=$(( (PEAK[1000000] - PEAK[40000]) * 1024 / 960000 ))
+  echo
+  echo "== memory growth 40k -> 1M: $growth bytes a contact"
+  check "growth at most ~100 bytes a contact" "$(( growth <= 110 ? 1 : 0 ))"
+fi
+exit $status
