@@ -175,10 +175,19 @@ async fn run_in_transaction(
             .await
             .map_err(|e| store.error(e))?,
     };
+    tracing::debug!(
+        entries = entries.len(),
+        ms = clock.elapsed().as_millis() as u64,
+        "directory read"
+    );
     let (existing, index) = ExistingRows::load(&mut tx)
         .await
         .map_err(|e| store.error(e))?;
-    tracing::debug!(directory = entries.len(), "directory loaded");
+    tracing::debug!(
+        external = index.existing_rows(),
+        ms = clock.elapsed().as_millis() as u64,
+        "table index read"
+    );
 
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<Op>>(BATCHES_IN_FLIGHT);
     let parse = {
@@ -232,6 +241,10 @@ async fn run_in_transaction(
         .await
         .map_err(|e| RunFailure::Internal(format!("parser thread: {e}")))?;
     write_result.map_err(|e| store.error(e))?;
+    tracing::debug!(
+        ms = clock.elapsed().as_millis() as u64,
+        "parsed, merged and written"
+    );
     let outcome = outcome?;
 
     report.source_sha256 = Some(outcome.sha256.clone());
