@@ -196,7 +196,13 @@ async fn run_in_transaction(
         let source = request.source.clone();
         tokio::task::spawn_blocking(move || {
             parse_and_merge(
-                &contract, &policy, entries, existing, index, &source, sender, &*progress,
+                &contract,
+                &policy,
+                entries,
+                (existing, index),
+                &source,
+                sender,
+                &*progress,
             )
         })
     };
@@ -324,8 +330,7 @@ fn parse_and_merge(
     contract: &Contract,
     policy: &MergePolicy,
     entries: Vec<DirectoryEntry>,
-    mut existing: ExistingRows,
-    index: KeyIndex,
+    (mut existing, index): (ExistingRows, KeyIndex),
     source: &Path,
     sender: tokio::sync::mpsc::Sender<Vec<Op>>,
     progress: &dyn Progress,

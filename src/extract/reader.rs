@@ -889,10 +889,9 @@ impl<'s, 'd> ContactReader<'s, 'd> {
                     );
                 } else if let (Some(field), Some(record)) =
                     (self.layout.field_of[decl], self.record.as_mut())
+                    && let Some(value) = clean_value(text)
                 {
-                    if let Some(value) = clean_value(text) {
-                        record.fields.push((field, value));
-                    }
+                    record.fields.push((field, value));
                 }
             }
             (Content::Complex(group), state) => {
