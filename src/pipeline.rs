@@ -11,9 +11,8 @@ use std::time::Instant;
 
 use crate::extract::{Contract, ExtractError, ReadError};
 use crate::load::contacts::compare;
-use crate::load::contacts::{DryRun, Writer};
-use crate::load::{ExistingRows, LoadError, Op, Store, directory as directory_table, runs};
-use crate::report::{RunReport, RunStatus};
+use crate::load::{ExistingRows, LoadError, Op, Store, runs};
+use crate::report::{Action, RunReport, RunStatus};
 use crate::transform::{
     Directory, DirectoryEntry, KeyIndex, MergePolicy, Merger, Rejection, directory as directory_csv,
 };
@@ -83,15 +82,6 @@ struct ParseOutcome {
     sha256: String,
 }
 
-/// Counts from applying (or, in a dry run, collecting) the changes.
-#[derive(Default)]
-struct Applied {
-    inserted: u64,
-    updated: u64,
-    deleted: u64,
-    changes: Option<Vec<crate::report::Change>>,
-}
-
 /// Runs the pipeline once and records the run. Never returns an error: a failed or refused
 /// run is a report with that status (and the table as it was).
 pub async fn execute(
@@ -108,7 +98,23 @@ pub async fn execute(
         &source,
         request.dry_run,
     );
-    let result = run_in_transaction(store, contract, &request, progress, &mut report, &clock).await;
+    let result = {
+        let store = store.clone();
+        let request = request.clone();
+        let mut report = report.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = run_in_transaction(&store, &contract, &request, &*progress, &mut report, &clock);
+            (result, report)
+        })
+        .await
+    };
+    let result = match result {
+        Ok((result, run_report)) => {
+            report = run_report;
+            result
+        }
+        Err(e) => Err(RunFailure::Internal(format!("the run's thread: {e}"))),
+    };
     report.duration_ms = clock.elapsed().as_millis() as u64;
     report.finished_at = crate::load::now();
     match result {
@@ -139,119 +145,63 @@ pub async fn execute(
     report
 }
 
-async fn run_in_transaction(
+/// The run on a blocking thread: the transaction's thread applies the changes that the
+/// parser thread sends it, then checks the guards and commits or rolls back.
+fn run_in_transaction(
     store: &Store,
-    contract: Arc<Contract>,
+    contract: &Contract,
     request: &RunRequest,
-    progress: Arc<dyn Progress>,
+    progress: &dyn Progress,
     report: &mut RunReport,
     clock: &Instant,
 ) -> Result<i64, RunFailure> {
     // What can fail without the database fails before the transaction starts: the source
     // must be readable and the CSV valid.
     if let Err(source) = std::fs::File::open(&request.source) {
-        return Err(ExtractError::Open {
-            path: request.source.clone(),
-            source,
-        }
-        .into());
+        return Err(ExtractError::Open { path: request.source.clone(), source }.into());
     }
     let csv_entries = match &request.directory_csv {
         Some(path) => Some(directory_csv::read_csv(path)?),
         None => None,
     };
-
-    let mut tx = store.begin_write().await?;
+    let fail = |e: rusqlite::Error| RunFailure::Load(store.run_error(e));
+    let mut run = store.begin_run(crate::load::now())?;
     let entries: Vec<DirectoryEntry> = match csv_entries {
         Some(entries) => {
             if !request.dry_run {
-                directory_table::replace(&mut tx, &entries)
-                    .await
-                    .map_err(|e| store.error(e))?;
+                run.replace_directory(&entries).map_err(fail)?;
             }
             entries
         }
-        None => directory_table::read_all(&mut tx)
-            .await
-            .map_err(|e| store.error(e))?,
+        None => run.read_directory().map_err(fail)?,
     };
-    tracing::debug!(
-        entries = entries.len(),
-        ms = clock.elapsed().as_millis() as u64,
-        "directory read"
-    );
-    let (existing, index) = ExistingRows::load(&mut tx)
-        .await
-        .map_err(|e| store.error(e))?;
-    tracing::debug!(
-        external = index.existing_rows(),
-        ms = clock.elapsed().as_millis() as u64,
-        "table index read"
-    );
+    tracing::debug!(entries = entries.len(), ms = clock.elapsed().as_millis() as u64, "directory read");
+    let table = run.read_index().map_err(fail)?;
+    tracing::debug!(external = table.1.existing_rows(), ms = clock.elapsed().as_millis() as u64, "table index read");
 
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<Op>>(BATCHES_IN_FLIGHT);
-    let parse = {
-        let contract = Arc::clone(&contract);
-        let policy = request.policy.clone();
-        let source = request.source.clone();
-        tokio::task::spawn_blocking(move || {
-            parse_and_merge(
-                &contract,
-                &policy,
-                entries,
-                (existing, index),
-                &source,
-                sender,
-                &*progress,
-            )
-        })
-    };
-
-    let now = crate::load::now();
-    let mut applied = Applied::default();
-    let write_result: Result<(), sqlx::Error> = async {
-        if request.dry_run {
-            let mut dry = DryRun::new(&mut tx);
-            while let Some(batch) = receiver.recv().await {
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Op>>(BATCHES_IN_FLIGHT);
+    let mut changes = request.dry_run.then(Vec::new);
+    let (written, outcome) = std::thread::scope(|scope| {
+        let parser = scope.spawn(|| parse_and_merge(contract, &request.policy, entries, table, &request.source, sender, progress));
+        let written: rusqlite::Result<()> = (|| {
+            for batch in &receiver {
                 for op in batch {
-                    dry.apply(op).await?;
+                    match &mut changes {
+                        Some(changes) => changes.push(run.describe(op)?),
+                        None => run.apply(op)?,
+                    }
                 }
             }
-            applied = Applied {
-                inserted: dry.inserted,
-                updated: dry.updated,
-                deleted: dry.deleted,
-                changes: Some(std::mem::take(&mut dry.changes)),
-            };
-        } else {
-            let mut writer = Writer::new(&mut tx, now.clone());
-            while let Some(batch) = receiver.recv().await {
-                for op in batch {
-                    writer.apply(op).await?;
-                }
-            }
-            writer.flush().await?;
-            applied = Applied {
-                inserted: writer.inserted,
-                updated: writer.updated,
-                deleted: writer.deleted,
-                changes: None,
-            };
-        }
-        Ok(())
-    }
-    .await;
-    // Closing the receiver stops the parser if writing failed first.
-    drop(receiver);
-    let outcome = parse
-        .await
-        .map_err(|e| RunFailure::Internal(format!("parser thread: {e}")))?;
-    write_result.map_err(|e| store.error(e))?;
-    tracing::debug!(
-        ms = clock.elapsed().as_millis() as u64,
-        "parsed, merged and written"
-    );
+            run.flush()
+        })();
+        // Closing the receiver stops the parser if writing failed first.
+        drop(receiver);
+        (written, parser.join())
+    });
+    let outcome = outcome.map_err(|_| RunFailure::Internal("the parser thread panicked".into()))?;
+    written.map_err(fail)?;
     let outcome = outcome?;
+    tracing::debug!(ms = clock.elapsed().as_millis() as u64, "parsed, merged and written");
 
     report.source_sha256 = Some(outcome.sha256.clone());
     report.contacts_read = outcome.contacts_read;
@@ -283,45 +233,39 @@ async fn run_in_transaction(
         }
     }
 
-    if request.dry_run {
-        let mut dry = DryRun::new(&mut tx);
-        for id in outcome.deletions {
-            dry.apply(Op::Delete { id })
-                .await
-                .map_err(|e| store.error(e))?;
+    match changes {
+        Some(mut changes) => {
+            for id in outcome.deletions {
+                changes.push(run.describe(Op::Delete { id }).map_err(fail)?);
+            }
+            let count = |action| changes.iter().filter(|c| c.action == action).count() as u64;
+            report.inserted = count(Action::Insert);
+            report.updated = count(Action::Update);
+            report.deleted = count(Action::Delete);
+            report.changes = Some(changes);
+            report.status = RunStatus::DryRun;
+            run.rollback().map_err(fail)?;
+            report.duration_ms = clock.elapsed().as_millis() as u64;
+            report.finished_at = crate::load::now();
+            // Recorded outside the rolled-back transaction.
+            let mut record = store.begin_run(crate::load::now())?;
+            let id = record.record_run(report).map_err(fail)?;
+            record.commit().map_err(fail)?;
+            Ok(id)
         }
-        let mut changes = applied.changes.take().unwrap_or_default();
-        changes.append(&mut dry.changes);
-        report.inserted = applied.inserted;
-        report.updated = applied.updated;
-        report.deleted = dry.deleted;
-        report.changes = Some(changes);
-        report.status = RunStatus::DryRun;
-        tx.rollback().await.map_err(|e| store.error(e))?;
-        report.duration_ms = clock.elapsed().as_millis() as u64;
-        report.finished_at = crate::load::now();
-        let id = runs::record(store.pool(), report)
-            .await
-            .map_err(|e| store.error(e))?;
-        return Ok(id);
+        None => {
+            run.delete(&outcome.deletions).map_err(fail)?;
+            report.inserted = run.inserted;
+            report.updated = run.updated;
+            report.deleted = run.deleted;
+            report.status = RunStatus::Succeeded;
+            report.duration_ms = clock.elapsed().as_millis() as u64;
+            report.finished_at = crate::load::now();
+            let id = run.record_run(report).map_err(fail)?;
+            run.commit().map_err(fail)?;
+            Ok(id)
+        }
     }
-
-    let mut writer = Writer::new(&mut tx, now);
-    writer
-        .delete(&outcome.deletions)
-        .await
-        .map_err(|e| store.error(e))?;
-    report.inserted = applied.inserted;
-    report.updated = applied.updated;
-    report.deleted = applied.deleted + writer.deleted;
-    report.status = RunStatus::Succeeded;
-    report.duration_ms = clock.elapsed().as_millis() as u64;
-    report.finished_at = crate::load::now();
-    let id = runs::record(&mut *tx, report)
-        .await
-        .map_err(|e| store.error(e))?;
-    tx.commit().await.map_err(|e| store.error(e))?;
-    Ok(id)
 }
 
 /// The parser thread: reads and validates the source, merges each contact, compares each row
@@ -332,7 +276,7 @@ fn parse_and_merge(
     entries: Vec<DirectoryEntry>,
     (mut existing, index): (ExistingRows, KeyIndex),
     source: &Path,
-    sender: tokio::sync::mpsc::Sender<Vec<Op>>,
+    sender: std::sync::mpsc::SyncSender<Vec<Op>>,
     progress: &dyn Progress,
 ) -> Result<ParseOutcome, RunFailure> {
     let directory = Directory::new(entries, policy);
@@ -344,7 +288,7 @@ fn parse_and_merge(
     let send = |batch: &mut Vec<Op>| -> Result<(), RunFailure> {
         let full = std::mem::replace(batch, Vec::with_capacity(OPS_PER_BATCH));
         sender
-            .blocking_send(full)
+            .send(full)
             .map_err(|_| RunFailure::Internal("the database writer stopped".into()))
     };
     let mut push = |op: Option<Op>, batch: &mut Vec<Op>| match op {

@@ -19,7 +19,7 @@ use crate::extract::{Contract, ExtractError};
 use crate::fields::FIELD_NAMES;
 use crate::generate::{self, GenerateSpec};
 use crate::load::contacts::{EXPORT_SQL, StoredRow};
-use crate::load::{Store, directory as directory_table, runs};
+use crate::load::{Store, runs};
 use crate::pipeline::{self, NoProgress, Progress, RunRequest};
 use crate::report::RunReport;
 use crate::stage::{self, MergeOptions};
@@ -250,11 +250,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(&cli)?;
             let entries = directory_csv::read_csv(file)?;
             let store = open_store(&cli, &config).await?;
-            let mut tx = store.begin_write().await?;
-            directory_table::replace(&mut tx, &entries)
-                .await
-                .map_err(|e| store.error(e))?;
-            tx.commit().await.map_err(|e| store.error(e))?;
+            let mut run = store.begin_run(crate::load::now())?;
+            run.replace_directory(&entries).map_err(|e| store.run_error(e))?;
+            run.commit().map_err(|e| store.run_error(e))?;
             if !cli.quiet {
                 eprintln!(
                     "directory: {} entries loaded from {} into {}",

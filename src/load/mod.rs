@@ -2,8 +2,8 @@
 //! application of a run's change set, the directory table, exports and the run history.
 
 pub mod contacts;
-pub mod directory;
 pub mod runs;
+pub mod sqlite_run;
 pub mod staged;
 
 use std::str::FromStr;
@@ -29,6 +29,8 @@ pub enum LoadError {
     },
     #[error("database {url}: {source}")]
     Query { url: String, source: sqlx::Error },
+    #[error("database {url}: {source}")]
+    Run { url: String, source: rusqlite::Error },
 }
 
 /// The database holding the directory, the merged contacts and the run history.
@@ -36,6 +38,7 @@ pub enum LoadError {
 pub struct Store {
     pool: SqlitePool,
     url: String,
+    path: std::path::PathBuf,
 }
 
 impl Store {
@@ -76,11 +79,27 @@ impl Store {
         Ok(Store {
             pool,
             url: url.to_owned(),
+            path: path.into(),
         })
     }
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Starts a run's write transaction (see [`sqlite_run`]).
+    pub fn begin_run(&self, updated_at: String) -> Result<sqlite_run::SqliteRun, LoadError> {
+        sqlite_run::SqliteRun::begin(&self.path, updated_at).map_err(|e| self.run_error(e))
+    }
+
+    /// Wraps an error of a run's transaction with the database's URL.
+    pub fn run_error(&self, source: rusqlite::Error) -> LoadError {
+        LoadError::Run { url: self.url.clone(), source }
     }
 
     pub fn pool(&self) -> &SqlitePool {

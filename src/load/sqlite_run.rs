@@ -1,0 +1,285 @@
+//! One run's SQLite transaction, on one thread, through rusqlite: the directory, the index of
+//! the current table, the bulk writes, the run record, then commit or rollback.
+//!
+//! The run's reads and writes go through prepared statements on the connection's own thread
+//! instead of sqlx's worker thread and per-row channel, which cost more than SQLite itself
+//! (see docs/performance.md). Everything else (migrations, listings, exports) uses sqlx.
+
+use std::path::Path;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Statement};
+
+use crate::fields::{FIELD_COUNT, FIELD_NAMES, FieldValues, empty_values};
+use crate::load::contacts::{ExistingRows, FIELD_COLUMNS, Op, StoredRow};
+use crate::report::{Action, Change, FieldChange, RunReport};
+use crate::transform::merge::identity;
+use crate::transform::{DirectoryEntry, KeyIndex, MergedRow, Origin, RowState, Side};
+
+/// Rows per INSERT statement: enough to amortise the statement, few enough to stay in cache.
+const INSERT_ROWS: usize = 32;
+const ROW_PARAMS: usize = FIELD_COUNT + 5;
+
+fn insert_sql(rows: usize) -> String {
+    let one = format!("({})", vec!["?"; ROW_PARAMS].join(", "));
+    format!(
+        "INSERT INTO contacts (origin, directory_id, match_key, {}, content_hash, updated_at) VALUES {}",
+        *FIELD_COLUMNS,
+        vec![one; rows].join(", ")
+    )
+}
+
+static INSERT_BATCH_SQL: LazyLock<String> = LazyLock::new(|| insert_sql(INSERT_ROWS));
+static INSERT_ONE_SQL: LazyLock<String> = LazyLock::new(|| insert_sql(1));
+static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
+    let sets: Vec<String> = FIELD_NAMES.iter().map(|f| format!("{f} = ?")).collect();
+    format!(
+        "UPDATE contacts SET origin = ?, directory_id = ?, match_key = ?, {}, content_hash = ?, updated_at = ? WHERE id = ?",
+        sets.join(", ")
+    )
+});
+static SELECT_ROW_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT origin, directory_id, match_key, {} FROM contacts WHERE id = ?", *FIELD_COLUMNS));
+static DIRECTORY_INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!("INSERT INTO directory (id, {}) VALUES ({})", *FIELD_COLUMNS, vec!["?"; FIELD_COUNT + 1].join(", "))
+});
+static DIRECTORY_SELECT_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT id, {} FROM directory ORDER BY id", *FIELD_COLUMNS));
+
+/// An open write transaction on the SQLite database of a run.
+pub struct SqliteRun {
+    conn: Connection,
+    updated_at: String,
+    pending: Vec<MergedRow>,
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+}
+
+impl SqliteRun {
+    /// Opens the database and starts a write transaction that holds the write lock from the
+    /// start (`BEGIN IMMEDIATE`, waiting up to 30 s for another writer).
+    pub fn begin(path: &Path, updated_at: String) -> rusqlite::Result<SqliteRun> {
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "cache_size", -8192)?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(SqliteRun { conn, updated_at, pending: Vec::with_capacity(INSERT_ROWS), inserted: 0, updated: 0, deleted: 0 })
+    }
+
+    /// Replaces the directory table with `entries`.
+    pub fn replace_directory(&mut self, entries: &[DirectoryEntry]) -> rusqlite::Result<()> {
+        self.conn.execute("DELETE FROM directory", [])?;
+        let mut insert = self.conn.prepare_cached(&DIRECTORY_INSERT_SQL)?;
+        for e in entries {
+            insert.raw_bind_parameter(1, &e.id)?;
+            for (i, v) in e.values.iter().enumerate() {
+                insert.raw_bind_parameter(i + 2, v)?;
+            }
+            insert.raw_execute()?;
+        }
+        Ok(())
+    }
+
+    /// Every directory entry.
+    pub fn read_directory(&mut self) -> rusqlite::Result<Vec<DirectoryEntry>> {
+        let mut select = self.conn.prepare_cached(&DIRECTORY_SELECT_SQL)?;
+        let mut rows = select.query([])?;
+        let mut entries = Vec::new();
+        while let Some(row) = rows.next()? {
+            let mut values = empty_values();
+            for (i, v) in values.iter_mut().enumerate() {
+                *v = row.get(i + 1)?;
+            }
+            entries.push(DirectoryEntry { id: row.get(0)?, values });
+        }
+        Ok(entries)
+    }
+
+    /// What the table holds now: directory rows by id, external rows in a key index.
+    pub fn read_index(&mut self) -> rusqlite::Result<(ExistingRows, KeyIndex)> {
+        let external: i64 =
+            self.conn.query_row("SELECT count(*) FROM contacts WHERE directory_id IS NULL", [], |r| r.get(0))?;
+        // Sized once: growing by doubling would hold two tables at the peak.
+        let mut index = KeyIndex::with_capacity(external as usize);
+        let mut existing = ExistingRows::default();
+        let mut select = self.conn.prepare_cached("SELECT id, directory_id, match_key, content_hash FROM contacts")?;
+        let mut rows = select.query([])?;
+        while let Some(row) = rows.next()? {
+            let state = RowState { id: row.get(0)?, hash: row.get(3)? };
+            match row.get_ref(1)?.as_str_or_null()? {
+                Some(directory_id) => existing.insert(identity(Origin::Directory, Some(directory_id), None), state),
+                None => index.insert_existing(row.get_ref(2)?.as_str()?, state),
+            }
+        }
+        Ok((existing, index))
+    }
+
+    fn bind_row(statement: &mut Statement<'_>, first: usize, row: &MergedRow, updated_at: &str) -> rusqlite::Result<()> {
+        statement.raw_bind_parameter(first, row.origin.as_str())?;
+        statement.raw_bind_parameter(first + 1, &row.directory_id)?;
+        statement.raw_bind_parameter(first + 2, &row.match_key)?;
+        for (i, v) in row.values.iter().enumerate() {
+            statement.raw_bind_parameter(first + 3 + i, v)?;
+        }
+        statement.raw_bind_parameter(first + 3 + FIELD_COUNT, row.content_hash())?;
+        statement.raw_bind_parameter(first + 4 + FIELD_COUNT, updated_at)?;
+        Ok(())
+    }
+
+    /// Applies one change (inserts are batched; call [`SqliteRun::flush`] at the end).
+    pub fn apply(&mut self, op: Op) -> rusqlite::Result<()> {
+        match op {
+            Op::Insert(row) => {
+                self.pending.push(row);
+                if self.pending.len() == INSERT_ROWS {
+                    self.flush()?;
+                }
+            }
+            Op::Update { id, row } => {
+                let mut update = self.conn.prepare_cached(&UPDATE_SQL)?;
+                Self::bind_row(&mut update, 1, &row, &self.updated_at)?;
+                update.raw_bind_parameter(ROW_PARAMS + 1, id)?;
+                update.raw_execute()?;
+                self.updated += 1;
+            }
+            Op::Delete { id } => self.delete(&[id])?,
+        }
+        Ok(())
+    }
+
+    /// Writes the pending inserts.
+    pub fn flush(&mut self) -> rusqlite::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let full = self.pending.len() == INSERT_ROWS;
+        let mut insert = self.conn.prepare_cached(if full { &INSERT_BATCH_SQL } else { &INSERT_ONE_SQL })?;
+        if full {
+            for (r, row) in self.pending.iter().enumerate() {
+                Self::bind_row(&mut insert, 1 + r * ROW_PARAMS, row, &self.updated_at)?;
+            }
+            insert.raw_execute()?;
+        } else {
+            for row in &self.pending {
+                Self::bind_row(&mut insert, 1, row, &self.updated_at)?;
+                insert.raw_execute()?;
+            }
+        }
+        self.inserted += self.pending.len() as u64;
+        self.pending.clear();
+        Ok(())
+    }
+
+    pub fn delete(&mut self, ids: &[i64]) -> rusqlite::Result<()> {
+        let mut delete = self.conn.prepare_cached("DELETE FROM contacts WHERE id = ?")?;
+        for id in ids {
+            delete.raw_bind_parameter(1, id)?;
+            self.deleted += delete.raw_execute()? as u64;
+        }
+        Ok(())
+    }
+
+    /// A row as stored, for a dry run's change list.
+    pub fn stored_row(&mut self, id: i64) -> rusqlite::Result<StoredRow> {
+        let mut select = self.conn.prepare_cached(&SELECT_ROW_SQL)?;
+        select.query_row([id], |row| {
+            let mut values = empty_values();
+            for (i, v) in values.iter_mut().enumerate() {
+                *v = row.get(3 + i)?;
+            }
+            Ok(StoredRow {
+                origin: Origin::parse(row.get_ref(0)?.as_str()?).unwrap_or(Origin::Directory),
+                directory_id: row.get(1)?,
+                match_key: row.get(2)?,
+                values,
+            })
+        })
+    }
+
+    /// The change a dry run reports for `op`, reading the stored row it replaces or deletes.
+    pub fn describe(&mut self, op: Op) -> rusqlite::Result<Change> {
+        Ok(match op {
+            Op::Insert(row) => Change {
+                action: Action::Insert,
+                origin: row.origin,
+                fields: diff(&empty_values(), &row.values, &row.sides),
+                directory_id: row.directory_id,
+                key: row.match_key,
+                old_origin: None,
+            },
+            Op::Update { id, row } => {
+                let old = self.stored_row(id)?;
+                Change {
+                    action: Action::Update,
+                    origin: row.origin,
+                    fields: diff(&old.values, &row.values, &row.sides),
+                    directory_id: row.directory_id,
+                    key: row.match_key,
+                    old_origin: Some(old.origin),
+                }
+            }
+            Op::Delete { id } => {
+                let old = self.stored_row(id)?;
+                let side = if old.origin == Origin::External { Side::External } else { Side::Directory };
+                Change {
+                    action: Action::Delete,
+                    origin: old.origin,
+                    fields: diff(&old.values, &empty_values(), &[side; FIELD_COUNT]),
+                    directory_id: old.directory_id,
+                    key: old.match_key,
+                    old_origin: None,
+                }
+            }
+        })
+    }
+
+    /// Records the run in the same transaction; returns its id.
+    pub fn record_run(&mut self, report: &RunReport) -> rusqlite::Result<i64> {
+        let mut stored = report.clone();
+        stored.changes = None;
+        self.conn.query_row(
+            "INSERT INTO runs (pipeline, command, started_at, finished_at, status, source, source_sha256, \
+             contacts_read, rejected, inserted, updated, deleted, unchanged, duration_ms, error, report) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            rusqlite::params![
+                report.pipeline,
+                report.command,
+                report.started_at,
+                report.finished_at,
+                report.status.as_str(),
+                report.source,
+                report.source_sha256,
+                report.contacts_read as i64,
+                report.rejected as i64,
+                report.inserted as i64,
+                report.updated as i64,
+                report.deleted as i64,
+                report.unchanged as i64,
+                report.duration_ms as i64,
+                report.error,
+                stored.to_json(),
+            ],
+            |r| r.get(0),
+        )
+    }
+
+    pub fn commit(self) -> rusqlite::Result<()> {
+        self.conn.execute_batch("COMMIT")
+    }
+
+    /// Rolls back (dropping the connection without a commit does the same).
+    pub fn rollback(self) -> rusqlite::Result<()> {
+        self.conn.execute_batch("ROLLBACK")
+    }
+}
+
+/// The fields that differ between two sets of values.
+pub fn diff(old: &FieldValues, new: &FieldValues, sides: &[Side; FIELD_COUNT]) -> Vec<FieldChange> {
+    (0..FIELD_COUNT)
+        .filter(|&i| old[i] != new[i])
+        .map(|i| FieldChange { field: FIELD_NAMES[i], old: old[i].clone(), new: new[i].clone(), side: sides[i] })
+        .collect()
+}
