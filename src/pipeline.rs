@@ -14,7 +14,8 @@ use crate::load::contacts::compare;
 use crate::load::{ExistingRows, LoadError, Op, Store, runs};
 use crate::report::{Action, RunReport, RunStatus};
 use crate::transform::{
-    Directory, DirectoryEntry, KeyIndex, MergePolicy, Merger, Rejection, directory as directory_csv,
+    Directory, DirectoryEntry, ExternalRow, KeyIndex, MergePolicy, Merger, Rejection,
+    directory as directory_csv,
 };
 
 /// Changes per message between the parser thread and the writer.
@@ -103,7 +104,8 @@ pub async fn execute(
         let request = request.clone();
         let mut report = report.clone();
         tokio::task::spawn_blocking(move || {
-            let result = run_in_transaction(&store, &contract, &request, &*progress, &mut report, &clock);
+            let result =
+                run_in_transaction(&store, &contract, &request, &*progress, &mut report, &clock);
             (result, report)
         })
         .await
@@ -158,7 +160,11 @@ fn run_in_transaction(
     // What can fail without the database fails before the transaction starts: the source
     // must be readable and the CSV valid.
     if let Err(source) = std::fs::File::open(&request.source) {
-        return Err(ExtractError::Open { path: request.source.clone(), source }.into());
+        return Err(ExtractError::Open {
+            path: request.source.clone(),
+            source,
+        }
+        .into());
     }
     let csv_entries = match &request.directory_csv {
         Some(path) => Some(directory_csv::read_csv(path)?),
@@ -175,14 +181,32 @@ fn run_in_transaction(
         }
         None => run.read_directory().map_err(fail)?,
     };
-    tracing::debug!(entries = entries.len(), ms = clock.elapsed().as_millis() as u64, "directory read");
+    tracing::debug!(
+        entries = entries.len(),
+        ms = clock.elapsed().as_millis() as u64,
+        "directory read"
+    );
     let table = run.read_index().map_err(fail)?;
-    tracing::debug!(external = table.1.existing_rows(), ms = clock.elapsed().as_millis() as u64, "table index read");
+    tracing::debug!(
+        external = table.1.existing_rows(),
+        ms = clock.elapsed().as_millis() as u64,
+        "table index read"
+    );
 
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Op>>(BATCHES_IN_FLIGHT);
     let mut changes = request.dry_run.then(Vec::new);
     let (written, outcome) = std::thread::scope(|scope| {
-        let parser = scope.spawn(|| parse_and_merge(contract, &request.policy, entries, table, &request.source, sender, progress));
+        let parser = scope.spawn(|| {
+            parse_and_merge(
+                contract,
+                &request.policy,
+                entries,
+                table,
+                &request.source,
+                sender,
+                progress,
+            )
+        });
         let written: rusqlite::Result<()> = (|| {
             for batch in &receiver {
                 for op in batch {
@@ -201,7 +225,10 @@ fn run_in_transaction(
     let outcome = outcome.map_err(|_| RunFailure::Internal("the parser thread panicked".into()))?;
     written.map_err(fail)?;
     let outcome = outcome?;
-    tracing::debug!(ms = clock.elapsed().as_millis() as u64, "parsed, merged and written");
+    tracing::debug!(
+        ms = clock.elapsed().as_millis() as u64,
+        "parsed, merged and written"
+    );
 
     report.source_sha256 = Some(outcome.sha256.clone());
     report.contacts_read = outcome.contacts_read;
@@ -297,11 +324,13 @@ fn parse_and_merge(
     };
     let summary = contract
         .read(source, 1, &|bytes| progress.advance(bytes), |contact| {
-            if let Some((row, stored)) = merger.accept(contact) {
-                push(compare(row, stored), &mut batch);
-                if batch.len() >= OPS_PER_BATCH {
-                    send(&mut batch)?;
-                }
+            match merger.accept(contact) {
+                Some(ExternalRow::Changed(row, stored)) => push(compare(row, stored), &mut batch),
+                Some(ExternalRow::Unchanged) => push(None, &mut batch),
+                None => {}
+            }
+            if batch.len() >= OPS_PER_BATCH {
+                send(&mut batch)?;
             }
             Ok(())
         })

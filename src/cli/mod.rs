@@ -251,7 +251,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let entries = directory_csv::read_csv(file)?;
             let store = open_store(&cli, &config).await?;
             let mut run = store.begin_run(crate::load::now())?;
-            run.replace_directory(&entries).map_err(|e| store.run_error(e))?;
+            run.replace_directory(&entries)
+                .map_err(|e| store.run_error(e))?;
             run.commit().map_err(|e| store.run_error(e))?;
             if !cli.quiet {
                 eprintln!(

@@ -27,7 +27,7 @@ pub const MAX_DEPTH: usize = 64;
 pub struct ExternalContact {
     /// Line of the `<contact>` start tag.
     pub line: u64,
-    /// The fields present (not NULL), in document order: compact, as contacts wait in the
+    /// The fields present (not NULL), sorted by field: compact, as contacts wait in the
     /// parsing window in large numbers.
     pub fields: Vec<(Field, String)>,
 }
@@ -911,8 +911,9 @@ impl<'s, 'd> ContactReader<'s, 'd> {
         }
         if decl == self.layout.record {
             self.contacts += 1;
-            let record = self.record.take()?;
+            let mut record = self.record.take()?;
             if self.errors.len() == record.errors_before {
+                record.fields.sort_unstable_by_key(|(field, _)| *field);
                 return Some(ExternalContact {
                     line: record.line,
                     fields: record.fields,

@@ -38,7 +38,13 @@ pub struct ExistingRows {
 impl ExistingRows {
     /// Records a directory or merged row of the table.
     pub fn insert(&mut self, identity: Identity, row: RowState) {
-        self.directory_rows.insert(identity, Existing { row, produced: false });
+        self.directory_rows.insert(
+            identity,
+            Existing {
+                row,
+                produced: false,
+            },
+        );
     }
 
     /// Compares a directory or merged row with the table: the change it needs, or `None`

@@ -30,7 +30,10 @@ pub enum LoadError {
     #[error("database {url}: {source}")]
     Query { url: String, source: sqlx::Error },
     #[error("database {url}: {source}")]
-    Run { url: String, source: rusqlite::Error },
+    Run {
+        url: String,
+        source: rusqlite::Error,
+    },
 }
 
 /// The database holding the directory, the merged contacts and the run history.
@@ -99,7 +102,10 @@ impl Store {
 
     /// Wraps an error of a run's transaction with the database's URL.
     pub fn run_error(&self, source: rusqlite::Error) -> LoadError {
-        LoadError::Run { url: self.url.clone(), source }
+        LoadError::Run {
+            url: self.url.clone(),
+            source,
+        }
     }
 
     pub fn pool(&self) -> &SqlitePool {

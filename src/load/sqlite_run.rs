@@ -39,10 +39,18 @@ static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
         sets.join(", ")
     )
 });
-static SELECT_ROW_SQL: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT origin, directory_id, match_key, {} FROM contacts WHERE id = ?", *FIELD_COLUMNS));
+static SELECT_ROW_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT origin, directory_id, match_key, {} FROM contacts WHERE id = ?",
+        *FIELD_COLUMNS
+    )
+});
 static DIRECTORY_INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!("INSERT INTO directory (id, {}) VALUES ({})", *FIELD_COLUMNS, vec!["?"; FIELD_COUNT + 1].join(", "))
+    format!(
+        "INSERT INTO directory (id, {}) VALUES ({})",
+        *FIELD_COLUMNS,
+        vec!["?"; FIELD_COUNT + 1].join(", ")
+    )
 });
 static DIRECTORY_SELECT_SQL: LazyLock<String> =
     LazyLock::new(|| format!("SELECT id, {} FROM directory ORDER BY id", *FIELD_COLUMNS));
@@ -61,12 +69,22 @@ impl SqliteRun {
     /// Opens the database and starts a write transaction that holds the write lock from the
     /// start (`BEGIN IMMEDIATE`, waiting up to 30 s for another writer).
     pub fn begin(path: &Path, updated_at: String) -> rusqlite::Result<SqliteRun> {
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
         conn.busy_timeout(Duration::from_secs(30))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "cache_size", -8192)?;
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        Ok(SqliteRun { conn, updated_at, pending: Vec::with_capacity(INSERT_ROWS), inserted: 0, updated: 0, deleted: 0 })
+        Ok(SqliteRun {
+            conn,
+            updated_at,
+            pending: Vec::with_capacity(INSERT_ROWS),
+            inserted: 0,
+            updated: 0,
+            deleted: 0,
+        })
     }
 
     /// Replaces the directory table with `entries`.
@@ -93,31 +111,49 @@ impl SqliteRun {
             for (i, v) in values.iter_mut().enumerate() {
                 *v = row.get(i + 1)?;
             }
-            entries.push(DirectoryEntry { id: row.get(0)?, values });
+            entries.push(DirectoryEntry {
+                id: row.get(0)?,
+                values,
+            });
         }
         Ok(entries)
     }
 
     /// What the table holds now: directory rows by id, external rows in a key index.
     pub fn read_index(&mut self) -> rusqlite::Result<(ExistingRows, KeyIndex)> {
-        let external: i64 =
-            self.conn.query_row("SELECT count(*) FROM contacts WHERE directory_id IS NULL", [], |r| r.get(0))?;
+        let external: i64 = self.conn.query_row(
+            "SELECT count(*) FROM contacts WHERE directory_id IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
         // Sized once: growing by doubling would hold two tables at the peak.
         let mut index = KeyIndex::with_capacity(external as usize);
         let mut existing = ExistingRows::default();
-        let mut select = self.conn.prepare_cached("SELECT id, directory_id, match_key, content_hash FROM contacts")?;
+        let mut select = self
+            .conn
+            .prepare_cached("SELECT id, directory_id, match_key, content_hash FROM contacts")?;
         let mut rows = select.query([])?;
         while let Some(row) = rows.next()? {
-            let state = RowState { id: row.get(0)?, hash: row.get(3)? };
+            let state = RowState {
+                id: row.get(0)?,
+                hash: row.get(3)?,
+            };
             match row.get_ref(1)?.as_str_or_null()? {
-                Some(directory_id) => existing.insert(identity(Origin::Directory, Some(directory_id), None), state),
+                Some(directory_id) => {
+                    existing.insert(identity(Origin::Directory, Some(directory_id), None), state)
+                }
                 None => index.insert_existing(row.get_ref(2)?.as_str()?, state),
             }
         }
         Ok((existing, index))
     }
 
-    fn bind_row(statement: &mut Statement<'_>, first: usize, row: &MergedRow, updated_at: &str) -> rusqlite::Result<()> {
+    fn bind_row(
+        statement: &mut Statement<'_>,
+        first: usize,
+        row: &MergedRow,
+        updated_at: &str,
+    ) -> rusqlite::Result<()> {
         statement.raw_bind_parameter(first, row.origin.as_str())?;
         statement.raw_bind_parameter(first + 1, &row.directory_id)?;
         statement.raw_bind_parameter(first + 2, &row.match_key)?;
@@ -156,7 +192,11 @@ impl SqliteRun {
             return Ok(());
         }
         let full = self.pending.len() == INSERT_ROWS;
-        let mut insert = self.conn.prepare_cached(if full { &INSERT_BATCH_SQL } else { &INSERT_ONE_SQL })?;
+        let mut insert = self.conn.prepare_cached(if full {
+            &INSERT_BATCH_SQL
+        } else {
+            &INSERT_ONE_SQL
+        })?;
         if full {
             for (r, row) in self.pending.iter().enumerate() {
                 Self::bind_row(&mut insert, 1 + r * ROW_PARAMS, row, &self.updated_at)?;
@@ -174,7 +214,9 @@ impl SqliteRun {
     }
 
     pub fn delete(&mut self, ids: &[i64]) -> rusqlite::Result<()> {
-        let mut delete = self.conn.prepare_cached("DELETE FROM contacts WHERE id = ?")?;
+        let mut delete = self
+            .conn
+            .prepare_cached("DELETE FROM contacts WHERE id = ?")?;
         for id in ids {
             delete.raw_bind_parameter(1, id)?;
             self.deleted += delete.raw_execute()? as u64;
@@ -223,7 +265,11 @@ impl SqliteRun {
             }
             Op::Delete { id } => {
                 let old = self.stored_row(id)?;
-                let side = if old.origin == Origin::External { Side::External } else { Side::Directory };
+                let side = if old.origin == Origin::External {
+                    Side::External
+                } else {
+                    Side::Directory
+                };
                 Change {
                     action: Action::Delete,
                     origin: old.origin,
@@ -280,6 +326,11 @@ impl SqliteRun {
 pub fn diff(old: &FieldValues, new: &FieldValues, sides: &[Side; FIELD_COUNT]) -> Vec<FieldChange> {
     (0..FIELD_COUNT)
         .filter(|&i| old[i] != new[i])
-        .map(|i| FieldChange { field: FIELD_NAMES[i], old: old[i].clone(), new: new[i].clone(), side: sides[i] })
+        .map(|i| FieldChange {
+            field: FIELD_NAMES[i],
+            old: old[i].clone(),
+            new: new[i].clone(),
+            side: sides[i],
+        })
         .collect()
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::fields::{FIELD_COUNT, Field, FieldValues, MAX_VALUE_CHARS, clean_value, empty_values};
+use crate::transform::key_index::KeyIndex;
 use crate::transform::policy::MergePolicy;
 
 /// One directory entry: its id and its 22 values.
@@ -141,7 +142,8 @@ pub struct Directory {
     pub entries: Vec<DirectoryEntry>,
     /// Each entry's normalised match key.
     pub keys: Vec<Option<String>>,
-    index: HashMap<String, KeyOwners, foldhash::fast::RandomState>,
+    /// Match-key fingerprint → the entries with that key.
+    index: HashMap<[u64; 2], KeyOwners, foldhash::fast::FixedState>,
 }
 
 impl Directory {
@@ -150,11 +152,11 @@ impl Directory {
             .iter()
             .map(|e| policy.match_key(&e.values))
             .collect();
-        let mut index: HashMap<String, KeyOwners, _> = HashMap::default();
+        let mut index: HashMap<[u64; 2], KeyOwners, _> = HashMap::default();
         for (i, key) in keys.iter().enumerate() {
             let Some(key) = key else { continue };
             index
-                .entry(key.clone())
+                .entry(KeyIndex::fingerprint(key))
                 .and_modify(|owners| match owners {
                     KeyOwners::One(first) => *owners = KeyOwners::Many(vec![*first, i]),
                     KeyOwners::Many(all) => all.push(i),
@@ -168,8 +170,9 @@ impl Directory {
         }
     }
 
-    pub fn lookup(&self, key: &str) -> Option<&KeyOwners> {
-        self.index.get(key)
+    /// The entries whose match key has this fingerprint ([`KeyIndex::fingerprint`]).
+    pub fn lookup(&self, fingerprint: [u64; 2]) -> Option<&KeyOwners> {
+        self.index.get(&fingerprint)
     }
 
     pub fn len(&self) -> usize {
@@ -255,7 +258,11 @@ mod tests {
             ],
             &MergePolicy::default(),
         );
-        assert_eq!(dir.lookup("a@x.com"), Some(&KeyOwners::Many(vec![0, 1])));
-        assert_eq!(dir.lookup("c@x.com"), Some(&KeyOwners::One(2)));
+        let fp = KeyIndex::fingerprint;
+        assert_eq!(
+            dir.lookup(fp("a@x.com")),
+            Some(&KeyOwners::Many(vec![0, 1]))
+        );
+        assert_eq!(dir.lookup(fp("c@x.com")), Some(&KeyOwners::One(2)));
     }
 }

@@ -76,10 +76,11 @@ impl KeyIndex {
         self.existing
     }
 
-    /// Marks `key` seen on `line`.
-    pub fn see(&mut self, key: &str, line: u64) -> Seen {
+    /// Marks the key with this fingerprint seen on `line`; `produce` says whether this run
+    /// keeps an external row for it (the first occurrence only).
+    pub fn see(&mut self, fingerprint: [u64; 2], line: u64, produce: bool) -> Seen {
         let line32 = u32::try_from(line).unwrap_or(u32::MAX);
-        let entry = self.map.entry(Self::fingerprint(key)).or_insert(Entry {
+        let entry = self.map.entry(fingerprint).or_insert(Entry {
             row: RowState { id: 0, hash: 0 },
             first_line: line32,
             flags: 0,
@@ -87,16 +88,9 @@ impl KeyIndex {
         if entry.flags & SEEN != 0 {
             return Seen::Again(u64::from(entry.first_line));
         }
-        entry.flags |= SEEN;
+        entry.flags |= if produce { SEEN | PRODUCED } else { SEEN };
         entry.first_line = line32;
         Seen::First((entry.row.id != 0).then_some(entry.row))
-    }
-
-    /// Marks the external row of `key` as kept by this run.
-    pub fn produce(&mut self, key: &str) {
-        if let Some(e) = self.map.get_mut(&Self::fingerprint(key)) {
-            e.flags |= PRODUCED;
-        }
     }
 
     /// Existing external rows this run did not keep: they are deleted.
@@ -117,13 +111,13 @@ mod tests {
         let mut index = KeyIndex::with_capacity(2);
         index.insert_existing("a", RowState { id: 7, hash: 1 });
         index.insert_existing("b", RowState { id: 8, hash: 2 });
+        let fp = KeyIndex::fingerprint;
         assert!(matches!(
-            index.see("a", 3),
+            index.see(fp("a"), 3, true),
             Seen::First(Some(RowState { id: 7, hash: 1 }))
         ));
-        assert!(matches!(index.see("c", 4), Seen::First(None)));
-        assert!(matches!(index.see("a", 9), Seen::Again(3)));
-        index.produce("a");
+        assert!(matches!(index.see(fp("c"), 4, false), Seen::First(None)));
+        assert!(matches!(index.see(fp("a"), 9, true), Seen::Again(3)));
         assert_eq!(index.leftovers().collect::<Vec<_>>(), vec![8]);
         assert_eq!(index.existing_rows(), 2);
     }

@@ -5,10 +5,10 @@ use serde::Serialize;
 use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 
 use crate::extract::ExternalContact;
-use crate::fields::{FIELD_COUNT, FieldValues};
+use crate::fields::{FIELD_COUNT, Field, FieldValues};
 use crate::transform::directory::{Directory, KeyOwners};
 use crate::transform::key_index::{KeyIndex, RowState, Seen};
-use crate::transform::policy::{MergePolicy, Side};
+use crate::transform::policy::{MergePolicy, Side, normalise_key};
 
 /// Where a merged row comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -105,6 +105,38 @@ pub fn content_hash(
     match_key: Option<&str>,
     values: &FieldValues,
 ) -> i64 {
+    hash_values(
+        origin,
+        directory_id,
+        match_key,
+        values.iter().map(Option::as_deref),
+    )
+}
+
+/// [`content_hash`] of a contact's present fields, sorted by field (absent ones are NULL).
+pub fn content_hash_of_fields(
+    origin: Origin,
+    directory_id: Option<&str>,
+    match_key: Option<&str>,
+    fields: &[(Field, String)],
+) -> i64 {
+    let mut present = fields.iter().peekable();
+    let values = (0..FIELD_COUNT).map(move |i| match present.peek() {
+        Some((f, v)) if f.index() == i => {
+            present.next();
+            Some(v.as_str())
+        }
+        _ => None,
+    });
+    hash_values(origin, directory_id, match_key, values)
+}
+
+fn hash_values<'v>(
+    origin: Origin,
+    directory_id: Option<&str>,
+    match_key: Option<&str>,
+    values: impl Iterator<Item = Option<&'v str>>,
+) -> i64 {
     let mut h = Xxh3::new();
     h.update(origin.as_str().as_bytes());
     let mut put = |v: Option<&str>| match v {
@@ -118,7 +150,7 @@ pub fn content_hash(
     put(directory_id);
     put(match_key);
     for v in values {
-        put(v.as_deref());
+        put(v);
     }
     h.digest() as i64
 }
@@ -182,6 +214,15 @@ impl std::fmt::Display for Rejection {
     }
 }
 
+/// An external-only contact, compared with the table's row of the same key.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ExternalRow {
+    /// The table holds exactly this row already.
+    Unchanged,
+    /// The row, and the table's row of the same key if there is one.
+    Changed(MergedRow, Option<RowState>),
+}
+
 /// How many rejections are kept with their details; all are counted.
 pub const REJECTIONS_KEPT: usize = 100;
 
@@ -222,16 +263,25 @@ impl<'a> Merger<'a> {
     /// Takes one external contact. Returns its row, with the state of the table's row of the
     /// same key, when it is external-only; a contact that matches a directory entry is kept
     /// until [`Merger::finish`], a rejected one is counted.
-    pub fn accept(&mut self, contact: ExternalContact) -> Option<(MergedRow, Option<RowState>)> {
+    pub fn accept(&mut self, contact: ExternalContact) -> Option<ExternalRow> {
         self.contacts_read += 1;
         let line = contact.line;
-        let values = contact.values();
-        let Some(key) = self.policy.match_key(&values) else {
+        let matching = self.policy.matching_field;
+        let raw_key = contact
+            .fields
+            .iter()
+            .find(|(f, _)| *f == matching)
+            .map(|(_, v)| v.as_str());
+        let Some(key) = raw_key.and_then(|v| normalise_key(matching, v)) else {
             let field = self.policy.matching_field.name().to_owned();
             self.reject(Rejection::NoKey { line, field });
             return None;
         };
-        let existing = match self.index.see(&key, line) {
+        // One hash of the key serves the directory lookup and the key index.
+        let fingerprint = KeyIndex::fingerprint(&key);
+        let owners = self.directory.lookup(fingerprint);
+        let external_only = owners.is_none();
+        let existing = match self.index.see(fingerprint, line, external_only) {
             Seen::First(existing) => existing,
             Seen::Again(first_line) => {
                 self.reject(Rejection::DuplicateKey {
@@ -242,9 +292,9 @@ impl<'a> Merger<'a> {
                 return None;
             }
         };
-        match self.directory.lookup(&key) {
+        match owners {
             Some(KeyOwners::One(i)) => {
-                self.matched[*i] = Some(Box::new(values));
+                self.matched[*i] = Some(Box::new(contact.values()));
                 None
             }
             Some(KeyOwners::Many(owners)) => {
@@ -260,15 +310,27 @@ impl<'a> Merger<'a> {
                 None
             }
             None => {
-                self.index.produce(&key);
+                // Unchanged rows (most of them, run after run) are recognised from the compact
+                // fields, without building the row.
+                if let Some(stored) = existing
+                    && stored.hash
+                        == content_hash_of_fields(
+                            Origin::External,
+                            None,
+                            Some(&key),
+                            &contact.fields,
+                        )
+                {
+                    return Some(ExternalRow::Unchanged);
+                }
                 let row = MergedRow {
                     origin: Origin::External,
                     directory_id: None,
                     match_key: Some(key),
-                    values,
+                    values: contact.values(),
                     sides: [Side::External; FIELD_COUNT],
                 };
-                Some((row, existing))
+                Some(ExternalRow::Changed(row, existing))
             }
         }
     }
@@ -364,7 +426,10 @@ mod tests {
                 &[("e_mail", "a@x.com"), ("first_name", "First")],
             ))
             .unwrap();
-        assert_eq!(first.0.values[1].as_deref(), Some("First"));
+        let ExternalRow::Changed(first, None) = first else {
+            panic!()
+        };
+        assert_eq!(first.values[1].as_deref(), Some("First"));
         assert_eq!(m.accept(contact(9, &[("e_mail", "A@X.com")])), None);
         assert_eq!(
             m.rejections,
@@ -406,7 +471,10 @@ mod tests {
             m.accept(contact(2, &[("e_mail", "A@x.com"), ("office", "7")])),
             None
         );
-        let (ext, _) = m.accept(contact(3, &[("e_mail", "c@x.com")])).unwrap();
+        let Some(ExternalRow::Changed(ext, _)) = m.accept(contact(3, &[("e_mail", "c@x.com")]))
+        else {
+            panic!()
+        };
         assert_eq!(
             (
                 ext.origin,
@@ -424,6 +492,16 @@ mod tests {
             "directory value wins at priority 0"
         );
         assert_eq!(rows[1].origin, Origin::Directory);
+    }
+
+    #[test]
+    fn the_hash_of_compact_fields_equals_the_hash_of_the_values() {
+        let values = with(&[("e_mail", "a@x.com"), ("site", "Gent"), ("user_10", "z")]);
+        let contact = ExternalContact::from_values(1, values.clone());
+        assert_eq!(
+            content_hash(Origin::External, None, Some("k"), &values),
+            content_hash_of_fields(Origin::External, None, Some("k"), &contact.fields)
+        );
     }
 
     #[test]
