@@ -21,6 +21,8 @@ pub use schema::{Schema, SchemaError};
 pub struct Contract {
     pub schema: Schema,
     pub layout: RecordLayout,
+    /// The layout for validation only, which keeps no values.
+    checking: RecordLayout,
 }
 
 /// The shipped `schemas/contacts.xsd`, built into the binary so an installed ucm needs no
@@ -34,14 +36,24 @@ impl Contract {
             .expect("the shipped XSD compiles");
         let layout =
             RecordLayout::from_schema(&schema).expect("the shipped XSD has a contact record");
-        Contract { schema, layout }
+        let checking = layout.without_values();
+        Contract {
+            schema,
+            layout,
+            checking,
+        }
     }
 
     /// Loads the XSD at `path` and checks that ucm can enforce all of it.
     pub fn load(path: &Path) -> Result<Contract, SchemaError> {
         let schema = Schema::load(path)?;
         let layout = RecordLayout::from_schema(&schema)?;
-        Ok(Contract { schema, layout })
+        let checking = layout.without_values();
+        Ok(Contract {
+            schema,
+            layout,
+            checking,
+        })
     }
 
     /// Reads the file at `path`, calling `sink` with each valid contact in document order and
@@ -68,15 +80,19 @@ impl Contract {
 
     /// Validates the whole file; returns how many contacts it holds, its size and its sha256.
     pub fn validate(&self, path: &Path, max_errors: usize) -> Result<Summary, ExtractError> {
-        if let Err(source) = std::fs::metadata(path) {
-            return Err(ExtractError::Open {
-                path: path.to_owned(),
-                source,
-            });
-        }
-        self.read(path, max_errors, &|_| {}, |_| {
-            Ok::<(), std::convert::Infallible>(())
-        })
+        let doc = Document::open(path).map_err(|source| ExtractError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let nothing = |_| Ok::<(), std::convert::Infallible>(());
+        document::read(
+            &doc,
+            &self.schema,
+            &self.checking,
+            max_errors,
+            &|_| {},
+            nothing,
+        )
         .map_err(|e| match e {
             ReadError::Invalid(invalid) => ExtractError::Invalid(invalid),
             ReadError::Sink(never) => match never {},

@@ -124,6 +124,14 @@ impl RecordLayout {
         }
         Ok(RecordLayout { record, field_of })
     }
+
+    /// The same layout keeping no values: for validation, which only needs the verdict.
+    pub fn without_values(&self) -> RecordLayout {
+        RecordLayout {
+            record: self.record,
+            field_of: vec![None; self.field_of.len()],
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -870,7 +878,7 @@ impl<'s, 'd> ContactReader<'s, 'd> {
         let d = self.schema.decl(decl);
         match (&d.content, state) {
             (Content::Simple(st), State::Simple) => {
-                let text = std::mem::take(&mut self.text);
+                let text = &self.text;
                 let (min, max) = (st.min_length, st.max_length);
                 // Byte length bounds the character count: count only when it could matter.
                 let too_long = max.is_some_and(|m| text.len() > m && text.chars().count() > m);
@@ -889,7 +897,7 @@ impl<'s, 'd> ContactReader<'s, 'd> {
                     );
                 } else if let (Some(field), Some(record)) =
                     (self.layout.field_of[decl], self.record.as_mut())
-                    && let Some(value) = clean_value(text)
+                    && let Some(value) = clean_value(std::mem::take(&mut self.text))
                 {
                     record.fields.push((field, value));
                 }
