@@ -20,6 +20,8 @@ use crate::transform::{
 
 /// Changes per message between the parser thread and the writer.
 const OPS_PER_BATCH: usize = 1024;
+/// After this many contacts, the key index is sized for the whole source.
+const ESTIMATE_AFTER: u64 = 16384;
 /// Messages in flight: bounds the memory between the two sides.
 const BATCHES_IN_FLIGHT: usize = 4;
 
@@ -307,7 +309,10 @@ fn parse_and_merge(
     progress: &dyn Progress,
 ) -> Result<ParseOutcome, RunFailure> {
     let directory = Directory::new(entries, policy);
-    progress.start(std::fs::metadata(source).map(|m| m.len()).unwrap_or(0));
+    let file_len = std::fs::metadata(source).map(|m| m.len()).unwrap_or(0);
+    progress.start(file_len);
+    let parsed = std::sync::atomic::AtomicU64::new(0);
+    let mut accepted = 0u64;
     let external_rows_before = index.existing_rows();
     let mut merger = Merger::new(policy, &directory, index);
     let mut batch = Vec::with_capacity(OPS_PER_BATCH);
@@ -323,17 +328,35 @@ fn parse_and_merge(
         None => unchanged += 1,
     };
     let summary = contract
-        .read(source, 1, &|bytes| progress.advance(bytes), |contact| {
-            match merger.accept(contact) {
-                Some(ExternalRow::Changed(row, stored)) => push(compare(row, stored), &mut batch),
-                Some(ExternalRow::Unchanged) => push(None, &mut batch),
-                None => {}
-            }
-            if batch.len() >= OPS_PER_BATCH {
-                send(&mut batch)?;
-            }
-            Ok(())
-        })
+        .read(
+            source,
+            1,
+            &|bytes| {
+                parsed.store(bytes, std::sync::atomic::Ordering::Relaxed);
+                progress.advance(bytes)
+            },
+            |contact| {
+                accepted += 1;
+                if accepted == ESTIMATE_AFTER {
+                    // Size the key index from the contacts a byte so far, once.
+                    let bytes = parsed.load(std::sync::atomic::Ordering::Relaxed);
+                    if let Some(total) = file_len.saturating_mul(accepted).checked_div(bytes) {
+                        merger.expect_contacts(total);
+                    }
+                }
+                match merger.accept(contact) {
+                    Some(ExternalRow::Changed(row, stored)) => {
+                        push(compare(*row, stored), &mut batch)
+                    }
+                    Some(ExternalRow::Unchanged) => push(None, &mut batch),
+                    None => {}
+                }
+                if batch.len() >= OPS_PER_BATCH {
+                    send(&mut batch)?;
+                }
+                Ok(())
+            },
+        )
         .map_err(|e| match e {
             ReadError::Invalid(invalid) => RunFailure::Extract(ExtractError::Invalid(invalid)),
             ReadError::Sink(failure) => failure,

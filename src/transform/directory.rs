@@ -136,10 +136,50 @@ pub enum KeyOwners {
     Many(Vec<usize>),
 }
 
+/// A directory entry's values in one allocation: the present values end to end, with their
+/// end offsets. About a quarter of the size of 22 `Option<String>`s for typical entries.
+#[derive(Clone, Debug)]
+struct CompactValues {
+    text: Box<str>,
+    ends: [u16; FIELD_COUNT],
+    present: u32,
+}
+
+impl CompactValues {
+    fn new(values: FieldValues) -> CompactValues {
+        let mut text = String::new();
+        let mut ends = [0u16; FIELD_COUNT];
+        let mut present = 0u32;
+        for (i, v) in values.into_iter().enumerate() {
+            if let Some(v) = v {
+                text.push_str(&v);
+                present |= 1 << i;
+            }
+            // At most 22 values of 255 characters of at most 4 bytes: below u16::MAX.
+            ends[i] = text.len() as u16;
+        }
+        CompactValues {
+            text: text.into_boxed_str(),
+            ends,
+            present,
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&str> {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        (self.present & (1 << i) != 0).then(|| &self.text[start..self.ends[i] as usize])
+    }
+
+    fn values(&self) -> FieldValues {
+        std::array::from_fn(|i| self.get(i).map(str::to_owned))
+    }
+}
+
 /// The directory with its match-key index.
 #[derive(Debug, Default)]
 pub struct Directory {
-    pub entries: Vec<DirectoryEntry>,
+    ids: Vec<String>,
+    values: Vec<CompactValues>,
     /// Each entry's normalised match key.
     pub keys: Vec<Option<String>>,
     /// Match-key fingerprint → the entries with that key.
@@ -148,26 +188,29 @@ pub struct Directory {
 
 impl Directory {
     pub fn new(entries: Vec<DirectoryEntry>, policy: &MergePolicy) -> Directory {
-        let keys: Vec<Option<String>> = entries
-            .iter()
-            .map(|e| policy.match_key(&e.values))
-            .collect();
-        let mut index: HashMap<[u64; 2], KeyOwners, _> = HashMap::default();
-        for (i, key) in keys.iter().enumerate() {
-            let Some(key) = key else { continue };
-            index
-                .entry(KeyIndex::fingerprint(key))
-                .and_modify(|owners| match owners {
-                    KeyOwners::One(first) => *owners = KeyOwners::Many(vec![*first, i]),
-                    KeyOwners::Many(all) => all.push(i),
-                })
-                .or_insert(KeyOwners::One(i));
+        let mut directory = Directory {
+            ids: Vec::with_capacity(entries.len()),
+            values: Vec::with_capacity(entries.len()),
+            keys: Vec::with_capacity(entries.len()),
+            index: HashMap::default(),
+        };
+        for (i, entry) in entries.into_iter().enumerate() {
+            let key = policy.match_key(&entry.values);
+            if let Some(key) = &key {
+                directory
+                    .index
+                    .entry(KeyIndex::fingerprint(key))
+                    .and_modify(|owners| match owners {
+                        KeyOwners::One(first) => *owners = KeyOwners::Many(vec![*first, i]),
+                        KeyOwners::Many(all) => all.push(i),
+                    })
+                    .or_insert(KeyOwners::One(i));
+            }
+            directory.keys.push(key);
+            directory.ids.push(entry.id);
+            directory.values.push(CompactValues::new(entry.values));
         }
-        Directory {
-            entries,
-            keys,
-            index,
-        }
+        directory
     }
 
     /// The entries whose match key has this fingerprint ([`KeyIndex::fingerprint`]).
@@ -175,12 +218,22 @@ impl Directory {
         self.index.get(&fingerprint)
     }
 
+    /// The id of entry `i`.
+    pub fn id(&self, i: usize) -> &str {
+        &self.ids[i]
+    }
+
+    /// The values of entry `i`.
+    pub fn values(&self, i: usize) -> FieldValues {
+        self.values[i].values()
+    }
+
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.ids.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.ids.is_empty()
     }
 }
 
@@ -238,6 +291,17 @@ mod tests {
                 .to_string()
                 .contains("no id column")
         );
+    }
+
+    #[test]
+    fn compact_values_give_back_what_they_were_given() {
+        let mut values = empty_values();
+        values[0] = Some("201".into());
+        values[7] = Some("Liège".into());
+        values[21] = Some(String::new());
+        let compact = CompactValues::new(values.clone());
+        assert_eq!(compact.values(), values);
+        assert_eq!(compact.get(1), None);
     }
 
     #[test]

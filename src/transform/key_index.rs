@@ -71,6 +71,11 @@ impl KeyIndex {
         );
     }
 
+    /// Makes room for `keys` keys in all.
+    pub fn reserve(&mut self, keys: usize) {
+        self.map.reserve(keys.saturating_sub(self.map.len()));
+    }
+
     /// External rows the table holds.
     pub fn existing_rows(&self) -> u64 {
         self.existing

@@ -220,7 +220,7 @@ pub enum ExternalRow {
     /// The table holds exactly this row already.
     Unchanged,
     /// The row, and the table's row of the same key if there is one.
-    Changed(MergedRow, Option<RowState>),
+    Changed(Box<MergedRow>, Option<RowState>),
 }
 
 /// How many rejections are kept with their details; all are counted.
@@ -230,10 +230,12 @@ pub const REJECTIONS_KEPT: usize = 100;
 pub struct Merger<'a> {
     policy: &'a MergePolicy,
     directory: &'a Directory,
-    /// The external contact matched to each directory entry (boxed: most entries have none).
-    matched: Vec<Option<Box<FieldValues>>>,
+    /// The external contact matched to each directory entry (compact: only present fields).
+    matched: Vec<Option<ExternalContact>>,
     /// Keys seen so far and the table's external rows.
     index: KeyIndex,
+    /// Whether the key index was sized from an estimate of the source's contacts.
+    sized: bool,
     pub contacts_read: u64,
     pub rejected: u64,
     pub rejections: Vec<Rejection>,
@@ -247,9 +249,19 @@ impl<'a> Merger<'a> {
             directory,
             matched: vec![None; directory.len()],
             index,
+            sized: false,
             contacts_read: 0,
             rejected: 0,
             rejections: Vec::new(),
+        }
+    }
+
+    /// Sizes the key index once for `contacts` keys in all, so it does not double (holding two
+    /// tables at once) while the source streams in.
+    pub fn expect_contacts(&mut self, contacts: u64) {
+        if !self.sized {
+            self.index.reserve(contacts as usize);
+            self.sized = true;
         }
     }
 
@@ -294,13 +306,13 @@ impl<'a> Merger<'a> {
         };
         match owners {
             Some(KeyOwners::One(i)) => {
-                self.matched[*i] = Some(Box::new(contact.values()));
+                self.matched[*i] = Some(contact);
                 None
             }
             Some(KeyOwners::Many(owners)) => {
                 let directory_ids = owners
                     .iter()
-                    .map(|&i| self.directory.entries[i].id.clone())
+                    .map(|&i| self.directory.id(i).to_owned())
                     .collect();
                 self.reject(Rejection::AmbiguousKey {
                     line,
@@ -330,7 +342,7 @@ impl<'a> Merger<'a> {
                     values: contact.values(),
                     sides: [Side::External; FIELD_COUNT],
                 };
-                Some(ExternalRow::Changed(row, existing))
+                Some(ExternalRow::Changed(Box::new(row), existing))
             }
         }
     }
@@ -345,14 +357,15 @@ impl<'a> Merger<'a> {
             .into_iter()
             .enumerate()
             .map(move |(i, external)| {
-                let entry = &directory.entries[i];
+                let own = directory.values(i);
+                let directory_id = Some(directory.id(i).to_owned());
                 let match_key = directory.keys[i].clone();
                 match external {
                     Some(ext) => {
-                        let (values, sides) = policy.merge(&entry.values, &ext);
+                        let (values, sides) = policy.merge(&own, &ext.values());
                         MergedRow {
                             origin: Origin::Merged,
-                            directory_id: Some(entry.id.clone()),
+                            directory_id,
                             match_key,
                             values,
                             sides,
@@ -360,9 +373,9 @@ impl<'a> Merger<'a> {
                     }
                     None => MergedRow {
                         origin: Origin::Directory,
-                        directory_id: Some(entry.id.clone()),
+                        directory_id,
                         match_key,
-                        values: entry.values.clone(),
+                        values: own,
                         sides: [Side::Directory; FIELD_COUNT],
                     },
                 }
