@@ -26,6 +26,13 @@ pub struct RunRecord {
     pub error: Option<String>,
 }
 
+/// The statement that records a run (16 parameters in this order: pipeline, command,
+/// started_at, finished_at, status, source, source_sha256, contacts_read, rejected, inserted,
+/// updated, deleted, unchanged, duration_ms, error, report); it returns the run's id.
+pub const RECORD_SQL: &str = "INSERT INTO runs (pipeline, command, started_at, finished_at, status, source, \
+     source_sha256, contacts_read, rejected, inserted, updated, deleted, unchanged, duration_ms, error, report) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id";
+
 /// Records a finished run and returns its id.
 pub async fn record<'e>(
     db: impl SqliteExecutor<'e>,
@@ -33,29 +40,25 @@ pub async fn record<'e>(
 ) -> Result<i64, sqlx::Error> {
     let mut stored = report.clone();
     stored.changes = None;
-    let row = sqlx::query(
-        "INSERT INTO runs (pipeline, command, started_at, finished_at, status, source, source_sha256, \
-         contacts_read, rejected, inserted, updated, deleted, unchanged, duration_ms, error, report) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(&report.pipeline)
-    .bind(&report.command)
-    .bind(&report.started_at)
-    .bind(&report.finished_at)
-    .bind(report.status.as_str())
-    .bind(&report.source)
-    .bind(&report.source_sha256)
-    .bind(report.contacts_read as i64)
-    .bind(report.rejected as i64)
-    .bind(report.inserted as i64)
-    .bind(report.updated as i64)
-    .bind(report.deleted as i64)
-    .bind(report.unchanged as i64)
-    .bind(report.duration_ms as i64)
-    .bind(&report.error)
-    .bind(stored.to_json())
-    .fetch_one(db)
-    .await?;
+    let row = sqlx::query(RECORD_SQL)
+        .bind(&report.pipeline)
+        .bind(&report.command)
+        .bind(&report.started_at)
+        .bind(&report.finished_at)
+        .bind(report.status.as_str())
+        .bind(&report.source)
+        .bind(&report.source_sha256)
+        .bind(report.contacts_read as i64)
+        .bind(report.rejected as i64)
+        .bind(report.inserted as i64)
+        .bind(report.updated as i64)
+        .bind(report.deleted as i64)
+        .bind(report.unchanged as i64)
+        .bind(report.duration_ms as i64)
+        .bind(&report.error)
+        .bind(stored.to_json())
+        .fetch_one(db)
+        .await?;
     row.try_get(0)
 }
 

@@ -287,9 +287,7 @@ impl SqliteRun {
         let mut stored = report.clone();
         stored.changes = None;
         self.conn.query_row(
-            "INSERT INTO runs (pipeline, command, started_at, finished_at, status, source, source_sha256, \
-             contacts_read, rejected, inserted, updated, deleted, unchanged, duration_ms, error, report) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            crate::load::runs::RECORD_SQL,
             rusqlite::params![
                 report.pipeline,
                 report.command,
