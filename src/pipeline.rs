@@ -346,7 +346,7 @@ fn parse_and_merge(
                 }
                 match merger.accept(contact) {
                     Some(ExternalRow::Changed(row, stored)) => {
-                        push(compare(*row, stored), &mut batch)
+                        push(compare(row, stored), &mut batch)
                     }
                     Some(ExternalRow::Unchanged) => push(None, &mut batch),
                     None => {}
@@ -367,7 +367,7 @@ fn parse_and_merge(
     let (rejected, rejections) = (merger.rejected, std::mem::take(&mut merger.rejections));
     let (directory_rows, index) = merger.finish();
     for row in directory_rows {
-        push(existing.classify(row), &mut batch);
+        push(existing.classify(Box::new(row)), &mut batch);
         if batch.len() >= OPS_PER_BATCH {
             send(&mut batch)?;
         }

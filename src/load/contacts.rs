@@ -17,9 +17,15 @@ pub static FIELD_COLUMNS: LazyLock<String> = LazyLock::new(|| FIELD_NAMES.join("
 /// A change the run makes to the table.
 #[derive(Debug)]
 pub enum Op {
-    Insert(MergedRow),
-    Update { id: i64, row: MergedRow },
-    Delete { id: i64 },
+    /// Rows are boxed: they are large (22 values) and pass through several hands.
+    Insert(Box<MergedRow>),
+    Update {
+        id: i64,
+        row: Box<MergedRow>,
+    },
+    Delete {
+        id: i64,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -49,7 +55,7 @@ impl ExistingRows {
 
     /// Compares a directory or merged row with the table: the change it needs, or `None`
     /// when unchanged.
-    pub fn classify(&mut self, row: MergedRow) -> Option<Op> {
+    pub fn classify(&mut self, row: Box<MergedRow>) -> Option<Op> {
         let existing = self.directory_rows.get_mut(&row.identity()).map(|e| {
             e.produced = true;
             e.row
@@ -67,7 +73,7 @@ impl ExistingRows {
 }
 
 /// The change a merged row needs given the table's row of the same identity.
-pub fn compare(row: MergedRow, existing: Option<RowState>) -> Option<Op> {
+pub fn compare(row: Box<MergedRow>, existing: Option<RowState>) -> Option<Op> {
     match existing {
         None => Some(Op::Insert(row)),
         Some(e) if e.hash == row.content_hash() => None,

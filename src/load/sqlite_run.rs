@@ -59,7 +59,7 @@ static DIRECTORY_SELECT_SQL: LazyLock<String> =
 pub struct SqliteRun {
     conn: Connection,
     updated_at: String,
-    pending: Vec<MergedRow>,
+    pending: Vec<Box<MergedRow>>,
     pub inserted: u64,
     pub updated: u64,
     pub deleted: u64,
