@@ -13,7 +13,7 @@ use crate::extract::encoding::{self, DecodeError, Encoding};
 use crate::extract::position::{LineTracker, Position};
 use crate::extract::schema::{Content, ElementId, Group, Schema, SchemaError};
 use crate::extract::syntax;
-use crate::fields::{Field, FieldValues, clean_value, empty_values};
+use crate::fields::{Field, FieldValues, empty_values};
 
 const XSI_NS: &[u8] = b"http://www.w3.org/2001/XMLSchema-instance";
 
@@ -22,32 +22,56 @@ const XSI_NS: &[u8] = b"http://www.w3.org/2001/XMLSchema-instance";
 pub const MAX_DEPTH: usize = 64;
 
 /// One contact read from the external source, its values already cleaned (trimmed, empty is
-/// NULL).
+/// NULL). Compact, as contacts wait in the parsing window in large numbers: the present values
+/// end to end in one string, with their spans.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExternalContact {
     /// Line of the `<contact>` start tag.
     pub line: u64,
-    /// The fields present (not NULL), sorted by field: compact, as contacts wait in the
-    /// parsing window in large numbers.
-    pub fields: Vec<(Field, String)>,
+    text: String,
+    /// The present fields, sorted by field, with the byte span of each value in `text`.
+    spans: Vec<(Field, u32, u32)>,
 }
 
 impl ExternalContact {
     /// A contact from a full set of values.
     pub fn from_values(line: u64, values: FieldValues) -> ExternalContact {
-        let fields = values
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, v)| v.map(|v| (Field::from_index(i), v)))
-            .collect();
-        ExternalContact { line, fields }
+        let mut contact = ExternalContact {
+            line,
+            text: String::new(),
+            spans: Vec::new(),
+        };
+        for (i, v) in values.iter().enumerate() {
+            if let Some(v) = v {
+                contact.push(Field::from_index(i), v);
+            }
+        }
+        contact
+    }
+
+    fn push(&mut self, field: Field, value: &str) {
+        let start = self.text.len() as u32;
+        self.text.push_str(value);
+        self.spans.push((field, start, self.text.len() as u32));
+    }
+
+    /// The present fields, sorted by field.
+    pub fn fields(&self) -> impl Iterator<Item = (Field, &str)> + '_ {
+        self.spans
+            .iter()
+            .map(|&(f, a, b)| (f, &self.text[a as usize..b as usize]))
+    }
+
+    /// The value of `field`, if present.
+    pub fn value(&self, field: Field) -> Option<&str> {
+        self.fields().find(|(f, _)| *f == field).map(|(_, v)| v)
     }
 
     /// The contact's values, indexed by field.
-    pub fn values(self) -> FieldValues {
+    pub fn values(&self) -> FieldValues {
         let mut values = empty_values();
-        for (field, value) in self.fields {
-            values[field.index()] = Some(value);
+        for (field, value) in self.fields() {
+            values[field.index()] = Some(value.to_owned());
         }
         values
     }
@@ -155,9 +179,8 @@ enum State {
 
 #[derive(Debug)]
 struct OpenRecord {
-    line: u64,
     errors_before: usize,
-    fields: Vec<(Field, String)>,
+    contact: ExternalContact,
 }
 
 /// Where a reader starts when it does not start at the top of the document: inside the root
@@ -851,9 +874,12 @@ impl<'s, 'd> ContactReader<'s, 'd> {
         };
         if decl == self.layout.record {
             self.record = Some(OpenRecord {
-                line: at.line,
                 errors_before: self.errors.len(),
-                fields: Vec::new(),
+                contact: ExternalContact {
+                    line: at.line,
+                    text: String::new(),
+                    spans: Vec::new(),
+                },
             });
         }
         self.stack.push(Frame::Element {
@@ -897,9 +923,14 @@ impl<'s, 'd> ContactReader<'s, 'd> {
                     );
                 } else if let (Some(field), Some(record)) =
                     (self.layout.field_of[decl], self.record.as_mut())
-                    && let Some(value) = clean_value(std::mem::take(&mut self.text))
                 {
-                    record.fields.push((field, value));
+                    // Trimmed, and empty is NULL, as `fields::clean_value` says; the value is
+                    // copied into the contact's one string, and the buffer is reused.
+                    let value = self.text.trim();
+                    if !value.is_empty() {
+                        record.contact.push(field, value);
+                    }
+                    self.text.clear();
                 }
             }
             (Content::Complex(group), state) => {
@@ -921,11 +952,11 @@ impl<'s, 'd> ContactReader<'s, 'd> {
             self.contacts += 1;
             let mut record = self.record.take()?;
             if self.errors.len() == record.errors_before {
-                record.fields.sort_unstable_by_key(|(field, _)| *field);
-                return Some(ExternalContact {
-                    line: record.line,
-                    fields: record.fields,
-                });
+                record
+                    .contact
+                    .spans
+                    .sort_unstable_by_key(|(field, _, _)| *field);
+                return Some(record.contact);
             }
         }
         None

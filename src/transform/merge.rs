@@ -5,7 +5,7 @@ use serde::Serialize;
 use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 
 use crate::extract::ExternalContact;
-use crate::fields::{FIELD_COUNT, Field, FieldValues};
+use crate::fields::{FIELD_COUNT, FieldValues};
 use crate::transform::directory::{Directory, KeyOwners};
 use crate::transform::key_index::{KeyIndex, RowState, Seen};
 use crate::transform::policy::{MergePolicy, Side, normalise_key};
@@ -118,13 +118,14 @@ pub fn content_hash_of_fields(
     origin: Origin,
     directory_id: Option<&str>,
     match_key: Option<&str>,
-    fields: &[(Field, String)],
+    contact: &ExternalContact,
 ) -> i64 {
-    let mut present = fields.iter().peekable();
+    let mut present = contact.fields().peekable();
     let values = (0..FIELD_COUNT).map(move |i| match present.peek() {
         Some((f, v)) if f.index() == i => {
+            let v = *v;
             present.next();
-            Some(v.as_str())
+            Some(v)
         }
         _ => None,
     });
@@ -279,12 +280,10 @@ impl<'a> Merger<'a> {
         self.contacts_read += 1;
         let line = contact.line;
         let matching = self.policy.matching_field;
-        let raw_key = contact
-            .fields
-            .iter()
-            .find(|(f, _)| *f == matching)
-            .map(|(_, v)| v.as_str());
-        let Some(key) = raw_key.and_then(|v| normalise_key(matching, v)) else {
+        let Some(key) = contact
+            .value(matching)
+            .and_then(|v| normalise_key(matching, v))
+        else {
             let field = self.policy.matching_field.name().to_owned();
             self.reject(Rejection::NoKey { line, field });
             return None;
@@ -326,12 +325,7 @@ impl<'a> Merger<'a> {
                 // fields, without building the row.
                 if let Some(stored) = existing
                     && stored.hash
-                        == content_hash_of_fields(
-                            Origin::External,
-                            None,
-                            Some(&key),
-                            &contact.fields,
-                        )
+                        == content_hash_of_fields(Origin::External, None, Some(&key), &contact)
                 {
                     return Some(ExternalRow::Unchanged);
                 }
@@ -513,7 +507,7 @@ mod tests {
         let contact = ExternalContact::from_values(1, values.clone());
         assert_eq!(
             content_hash(Origin::External, None, Some("k"), &values),
-            content_hash_of_fields(Origin::External, None, Some("k"), &contact.fields)
+            content_hash_of_fields(Origin::External, None, Some("k"), &contact)
         );
     }
 
