@@ -358,6 +358,11 @@ fn parse_and_merge(
             },
         )
         .map_err(|e| match e {
+            ReadError::Open(error) => ExtractError::Open {
+                path: source.to_owned(),
+                source: error,
+            }
+            .into(),
             ReadError::Invalid(invalid) => RunFailure::Extract(ExtractError::Invalid(invalid)),
             ReadError::Sink(failure) => failure,
         })?;

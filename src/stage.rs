@@ -314,25 +314,24 @@ pub async fn fetch_and_merge(
     }
     let url = source_url(config)?;
     let mut fetch_report = empty_report(config, "fetch", &url);
-    let previous = staged::get(store.pool(), &config.name)
-        .await
-        .map_err(|e| store.error(e))?;
     // No conditional GET and no sha256 comparison: a dry run compares the new content with the
     // table even if it equals the staged copy.
     let candidate =
         match download_and_validate(config, &contract, None, &mut fetch_report, download).await {
+            Ok(Some(candidate)) => candidate,
+            // Without validators sent, only a server that answers 304 regardless gets here.
+            Ok(None) => {
+                fetch_report.status = RunStatus::Unchanged;
+                fetch_report.finished_at = crate::load::now();
+                return Ok(fetch_report);
+            }
             Err(message) => {
                 fetch_report.error = Some(message);
                 fetch_report.finished_at = crate::load::now();
                 return Ok(fetch_report);
             }
-            Ok(candidate) => candidate,
         };
-    let source = match &candidate {
-        Some(c) => c.file.path().to_owned(),
-        None => PathBuf::from(previous.map(|p| p.path).unwrap_or_default()),
-    };
-    let request = run_request(config, "run", source, options)?;
+    let request = run_request(config, "run", candidate.file.path().to_owned(), options)?;
     let mut report = pipeline::execute(store, contract, request, progress).await;
     report.source = Some(fetch::mask_url(&url));
     report.fetch = fetch_report.fetch;

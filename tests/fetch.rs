@@ -384,6 +384,42 @@ fn two_500s_then_a_200_succeeds_on_the_third_try() {
 }
 
 #[test]
+fn a_refused_connection_is_retried_then_fails_and_changes_nothing() {
+    let (base, _, _) = start_server();
+    let ws = workspace(&format!("{base}/good.xml"), "");
+    let before = stage_good(&ws);
+    // A port nothing listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let report = fails_and_changes_nothing(
+        &ws,
+        &before,
+        &format!("http://127.0.0.1:{port}/gone.xml"),
+        "",
+    );
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.contains("try 3 of 3") && error.contains("cannot connect"),
+        "{error}"
+    );
+    assert_eq!(report["fetch"]["tries"], 3);
+}
+
+#[test]
+fn a_dry_run_merge_of_the_staged_source_writes_nothing() {
+    let (base, _, _) = start_server();
+    let ws = workspace(&format!("{base}/good.xml"), "");
+    ws.ok(&["fetch"]);
+    let report = json(&ws.ok(&["merge", "--dry-run", "--format", "json"]));
+    assert_eq!(report["status"], "dry_run");
+    assert_eq!(report["changes"].as_array().unwrap().len(), 2);
+    assert_eq!(ws.rows().len(), 0, "a dry run writes nothing");
+}
+
+#[test]
 fn a_404_is_not_retried_and_says_so() {
     let (base, server, _) = start_server();
     let ws = workspace(&format!("{base}/good.xml"), "");

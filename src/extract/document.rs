@@ -44,6 +44,8 @@ pub struct Summary {
 /// Why reading stopped.
 #[derive(Debug)]
 pub enum ReadError<E> {
+    /// The file could not be opened or mapped.
+    Open(std::io::Error),
     Invalid(InvalidDocument),
     /// The caller's sink refused a contact.
     Sink(E),
@@ -522,7 +524,7 @@ fn parse_chunk(
         }
     };
     let newlines = reader.lines().line() - 1;
-    let line_start = reader.lines().line_start_if_moved(base);
+    let line_start = reader.lines().line_start_if_moved();
     debug_assert!(line_start.is_none_or(|s| s >= base));
     ChunkResult {
         seen: reader.contacts_seen(),

@@ -105,12 +105,8 @@ pub enum FetchErrorKind {
         "timed out after {bytes} bytes (no data for the configured read timeout or connect timeout)"
     )]
     Timeout { bytes: u64 },
-    #[error("HTTP {status} after {bytes} bytes{hint}")]
-    Status {
-        status: String,
-        bytes: u64,
-        hint: &'static str,
-    },
+    #[error("HTTP {status}, no body read{hint}")]
+    Status { status: String, hint: &'static str },
     #[error("the connection broke after {bytes} bytes: {message}")]
     Body { bytes: u64, message: String },
     #[error("the source is larger than max_bytes = {max} bytes")]
@@ -262,7 +258,6 @@ async fn download(
         };
         return Err(FetchErrorKind::Status {
             status: status.to_string(),
-            bytes: 0,
             hint,
         });
     }
@@ -464,7 +459,6 @@ mod tests {
         assert!(
             FetchErrorKind::Status {
                 status: "503 Service Unavailable".into(),
-                bytes: 0,
                 hint: ""
             }
             .retryable()
@@ -472,7 +466,6 @@ mod tests {
         assert!(
             !FetchErrorKind::Status {
                 status: "404 Not Found".into(),
-                bytes: 0,
                 hint: ""
             }
             .retryable()

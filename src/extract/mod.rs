@@ -65,53 +65,47 @@ impl Contract {
         progress: &(dyn Fn(u64) + Sync),
         sink: impl FnMut(ExternalContact) -> Result<(), E>,
     ) -> Result<Summary, ReadError<E>> {
-        let doc = Document::open(path).map_err(|source| {
-            ReadError::Invalid(InvalidDocument {
-                errors: vec![DocumentError {
-                    file: path.display().to_string(),
-                    line: 0,
-                    column: 0,
-                    message: format!("cannot read: {source}"),
-                }],
-            })
-        })?;
-        document::read(&doc, &self.schema, &self.layout, max_errors, progress, sink)
+        Self::read_with(&self.schema, &self.layout, path, max_errors, progress, sink)
+    }
+
+    fn read_with<E: Send>(
+        schema: &Schema,
+        layout: &RecordLayout,
+        path: &Path,
+        max_errors: usize,
+        progress: &(dyn Fn(u64) + Sync),
+        sink: impl FnMut(ExternalContact) -> Result<(), E>,
+    ) -> Result<Summary, ReadError<E>> {
+        let doc = Document::open(path).map_err(ReadError::Open)?;
+        document::read(&doc, schema, layout, max_errors, progress, sink)
     }
 
     /// Validates the whole file; returns how many contacts it holds, its size and its sha256.
     pub fn validate(&self, path: &Path, max_errors: usize) -> Result<Summary, ExtractError> {
-        let doc = Document::open(path).map_err(|source| ExtractError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
         let nothing = |_| Ok::<(), std::convert::Infallible>(());
-        document::read(
-            &doc,
+        Self::read_with(
             &self.schema,
             &self.checking,
+            path,
             max_errors,
             &|_| {},
             nothing,
         )
         .map_err(|e| match e {
+            ReadError::Open(source) => ExtractError::Open {
+                path: path.to_owned(),
+                source,
+            },
             ReadError::Invalid(invalid) => ExtractError::Invalid(invalid),
             ReadError::Sink(never) => match never {},
         })
     }
 }
 
-/// What a successful validation learned about a file.
-pub type Validated = Summary;
-
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
     #[error("cannot open {path}: {source}")]
     Open {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot read {path}: {source}")]
-    Read {
         path: PathBuf,
         source: std::io::Error,
     },

@@ -61,7 +61,7 @@ impl LineTracker {
     }
 
     /// The start of the current line, if a newline was seen since `starting_at`.
-    pub fn line_start_if_moved(&self, _base: u64) -> Option<u64> {
+    pub fn line_start_if_moved(&self) -> Option<u64> {
         (self.newlines > 0).then_some(self.line_start)
     }
 

@@ -8,8 +8,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::fields::{FIELD_NAMES, FieldValues, empty_values};
-use crate::transform::merge::Identity;
-use crate::transform::{MergedRow, Origin, RowState};
+use crate::transform::{KeyIndex, MergedRow, Origin, RowState};
 
 /// `extension, first_name, ...`: the 22 field columns in order.
 pub static FIELD_COLUMNS: LazyLock<String> = LazyLock::new(|| FIELD_NAMES.join(", "));
@@ -38,14 +37,14 @@ struct Existing {
 /// the directory), and its external rows in the run's [`KeyIndex`] (one entry a key).
 #[derive(Debug, Default)]
 pub struct ExistingRows {
-    directory_rows: HashMap<Identity, Existing, foldhash::fast::FixedState>,
+    directory_rows: HashMap<[u64; 2], Existing, foldhash::fast::FixedState>,
 }
 
 impl ExistingRows {
     /// Records a directory or merged row of the table.
-    pub fn insert(&mut self, identity: Identity, row: RowState) {
+    pub fn insert(&mut self, directory_id: &str, row: RowState) {
         self.directory_rows.insert(
-            identity,
+            KeyIndex::fingerprint(directory_id),
             Existing {
                 row,
                 produced: false,
@@ -56,7 +55,8 @@ impl ExistingRows {
     /// Compares a directory or merged row with the table: the change it needs, or `None`
     /// when unchanged.
     pub fn classify(&mut self, row: Box<MergedRow>) -> Option<Op> {
-        let existing = self.directory_rows.get_mut(&row.identity()).map(|e| {
+        let id = KeyIndex::fingerprint(row.directory_id.as_deref().unwrap_or_default());
+        let existing = self.directory_rows.get_mut(&id).map(|e| {
             e.produced = true;
             e.row
         });

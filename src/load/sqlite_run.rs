@@ -14,7 +14,6 @@ use rusqlite::{Connection, OpenFlags, Statement};
 use crate::fields::{FIELD_COUNT, FIELD_NAMES, FieldValues, empty_values};
 use crate::load::contacts::{ExistingRows, FIELD_COLUMNS, Op, StoredRow};
 use crate::report::{Action, Change, FieldChange, RunReport};
-use crate::transform::merge::identity;
 use crate::transform::{DirectoryEntry, KeyIndex, MergedRow, Origin, RowState, Side};
 
 /// Rows per INSERT statement: enough to amortise the statement, few enough to stay in cache.
@@ -140,9 +139,7 @@ impl SqliteRun {
                 hash: row.get(3)?,
             };
             match row.get_ref(1)?.as_str_or_null()? {
-                Some(directory_id) => {
-                    existing.insert(identity(Origin::Directory, Some(directory_id), None), state)
-                }
+                Some(directory_id) => existing.insert(directory_id, state),
                 None => index.insert_existing(row.get_ref(2)?.as_str()?, state),
             }
         }

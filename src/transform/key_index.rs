@@ -7,8 +7,6 @@ use std::collections::HashMap;
 
 use xxhash_rust::xxh3::xxh3_128;
 
-use crate::transform::merge::split;
-
 /// The stored state of a row: its id and content hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RowState {
@@ -53,9 +51,11 @@ impl KeyIndex {
         }
     }
 
-    /// The fingerprint of a match key.
+    /// The 128-bit fingerprint of a key (a match key, or a directory id), as two words:
+    /// 8-byte alignment keeps hash-table slots small.
     pub fn fingerprint(key: &str) -> [u64; 2] {
-        split(xxh3_128(key.as_bytes()))
+        let f = xxh3_128(key.as_bytes());
+        [f as u64, (f >> 64) as u64]
     }
 
     /// Records an external row of the table.

@@ -2,7 +2,7 @@
 //! rows of the merged `contacts` table, rejecting contacts the rules do not allow.
 
 use serde::Serialize;
-use xxhash_rust::xxh3::{Xxh3, xxh3_128};
+use xxhash_rust::xxh3::Xxh3;
 
 use crate::extract::ExternalContact;
 use crate::fields::{FIELD_COUNT, FieldValues};
@@ -52,19 +52,7 @@ pub struct MergedRow {
     pub sides: [Side; FIELD_COUNT],
 }
 
-/// A row's identity across runs: the directory id for directory and merged rows, the match key
-/// for external-only rows. Stored as a 128-bit fingerprint to keep the index small.
-pub type Identity = [u64; 2];
-
 impl MergedRow {
-    pub fn identity(&self) -> Identity {
-        identity(
-            self.origin,
-            self.directory_id.as_deref(),
-            self.match_key.as_deref(),
-        )
-    }
-
     /// A hash of everything stored about the row but `updated_at`: equal hashes mean the row
     /// is unchanged and is not rewritten.
     pub fn content_hash(&self) -> i64 {
@@ -75,27 +63,6 @@ impl MergedRow {
             &self.values,
         )
     }
-}
-
-/// A 128-bit fingerprint as two words: 8-byte alignment keeps hash-table slots small.
-pub fn split(fingerprint: u128) -> [u64; 2] {
-    [fingerprint as u64, (fingerprint >> 64) as u64]
-}
-
-/// The identity fingerprint of a row (see [`Identity`]).
-pub fn identity(origin: Origin, directory_id: Option<&str>, match_key: Option<&str>) -> Identity {
-    let mut bytes = Vec::with_capacity(64);
-    match origin {
-        Origin::External => {
-            bytes.push(b'x');
-            bytes.extend_from_slice(match_key.unwrap_or_default().as_bytes());
-        }
-        Origin::Directory | Origin::Merged => {
-            bytes.push(b'd');
-            bytes.extend_from_slice(directory_id.unwrap_or_default().as_bytes());
-        }
-    }
-    split(xxh3_128(&bytes))
 }
 
 /// See [`MergedRow::content_hash`].
