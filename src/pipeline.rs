@@ -188,13 +188,12 @@ fn run_in_transaction(
         ms = clock.elapsed().as_millis() as u64,
         "directory read"
     );
-    let table = run.read_index().map_err(fail)?;
-    tracing::debug!(
-        external = table.1.existing_rows(),
-        ms = clock.elapsed().as_millis() as u64,
-        "table index read"
-    );
+    // Compacted before the table's index is read, so the loose entries are gone by then.
+    let directory = Directory::new(entries, &request.policy);
 
+    // The table's index is read on this thread while the parser thread starts reading the
+    // source (its scanner hashes the file meanwhile); the merge waits for the index.
+    let (table_sender, table_receiver) = std::sync::mpsc::sync_channel::<Table>(1);
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Op>>(BATCHES_IN_FLIGHT);
     let mut changes = request.dry_run.then(Vec::new);
     let (written, outcome) = std::thread::scope(|scope| {
@@ -202,14 +201,24 @@ fn run_in_transaction(
             parse_and_merge(
                 contract,
                 &request.policy,
-                entries,
-                table,
+                &directory,
+                table_receiver,
                 &request.source,
                 sender,
                 progress,
             )
         });
         let written: rusqlite::Result<()> = (|| {
+            // Owned here, so a failed read drops it and the waiting parser stops.
+            let table_sender = table_sender;
+            let table = run.read_index()?;
+            tracing::debug!(
+                external = table.1.existing_rows(),
+                ms = clock.elapsed().as_millis() as u64,
+                "table index read"
+            );
+            // A parser that already stopped (an unreadable source) reports its own error.
+            let _ = table_sender.send(table);
             for batch in &receiver {
                 for op in batch {
                     match &mut changes {
@@ -297,24 +306,32 @@ fn run_in_transaction(
     }
 }
 
+/// What the table holds when the run starts: directory rows by id, external rows by key.
+type Table = (ExistingRows, KeyIndex);
+
 /// The parser thread: reads and validates the source, merges each contact, compares each row
 /// with the table, and sends the changes.
 fn parse_and_merge(
     contract: &Contract,
     policy: &MergePolicy,
-    entries: Vec<DirectoryEntry>,
-    (mut existing, index): (ExistingRows, KeyIndex),
+    directory: &Directory,
+    table: std::sync::mpsc::Receiver<Table>,
     source: &Path,
     sender: std::sync::mpsc::SyncSender<Vec<Op>>,
     progress: &dyn Progress,
 ) -> Result<ParseOutcome, RunFailure> {
-    let directory = Directory::new(entries, policy);
     let file_len = std::fs::metadata(source).map(|m| m.len()).unwrap_or(0);
     progress.start(file_len);
     let parsed = std::sync::atomic::AtomicU64::new(0);
     let mut accepted = 0u64;
-    let external_rows_before = index.existing_rows();
-    let mut merger = Merger::new(policy, &directory, index);
+    // The table's rows and the merger, once the transaction's thread has read the table.
+    let mut merging: Option<(ExistingRows, Merger)> = None;
+    let ready = || -> Result<(ExistingRows, Merger), RunFailure> {
+        let (existing, index) = table.recv().map_err(|_| {
+            RunFailure::Internal("the database thread stopped before reading the table".into())
+        })?;
+        Ok((existing, Merger::new(policy, directory, index)))
+    };
     let mut batch = Vec::with_capacity(OPS_PER_BATCH);
     let mut unchanged = 0u64;
     let send = |batch: &mut Vec<Op>| -> Result<(), RunFailure> {
@@ -336,6 +353,10 @@ fn parse_and_merge(
                 progress.advance(bytes)
             },
             |contact| {
+                let (_, merger) = match &mut merging {
+                    Some(merging) => merging,
+                    None => merging.insert(ready()?),
+                };
                 accepted += 1;
                 if accepted == ESTIMATE_AFTER {
                     // Size the key index from the contacts a byte so far, once.
@@ -369,8 +390,13 @@ fn parse_and_merge(
     progress.finish();
     let contacts_read = summary.contacts;
     let sha256 = summary.sha256;
+    let (mut existing, mut merger) = match merging {
+        Some(merging) => merging,
+        None => ready()?,
+    };
     let (rejected, rejections) = (merger.rejected, std::mem::take(&mut merger.rejections));
     let (directory_rows, index) = merger.finish();
+    let external_rows_before = index.existing_rows();
     for row in directory_rows {
         push(existing.classify(Box::new(row)), &mut batch);
         if batch.len() >= OPS_PER_BATCH {

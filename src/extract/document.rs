@@ -188,7 +188,7 @@ impl Scan {
     fn run(&self, doc: &Document) -> Option<String> {
         use std::os::unix::fs::FileExt;
         let mut hasher = Sha256::new();
-        let mut block = vec![0u8; 1 << 20];
+        let mut block = vec![0u8; MAX_TOKEN_BYTES as usize];
         let mut at = 0u64;
         let mut since_markup = 0u64;
         // Where a read can stop cleanly before the run: before the last '<', after the last '>'.
@@ -211,26 +211,22 @@ impl Scan {
                 Err(_) => break None,
             };
             let bytes = &block[..n];
-            let mut last: Option<usize> = None;
-            for i in memchr::memchr2_iter(b'<', b'>', bytes) {
-                let gap = match last {
-                    None => since_markup + i as u64,
-                    Some(l) => (i - l - 1) as u64,
-                };
-                if gap > MAX_TOKEN_BYTES {
-                    self.violation.store(clean_cut, Ordering::Release);
-                    break;
+            // A block is no longer than MAX_TOKEN_BYTES, so no run inside one can be too long:
+            // only the run reaching into the block from before it needs checking, and only the
+            // block's first and last markup bytes need finding.
+            match memchr::memchr2(b'<', b'>', bytes) {
+                Some(first) if since_markup + first as u64 <= MAX_TOKEN_BYTES => {
+                    let last = memchr::memrchr2(b'<', b'>', bytes).unwrap_or(first);
+                    clean_cut = at + last as u64 + u64::from(bytes[last] == b'>');
+                    since_markup = (n - last - 1) as u64;
                 }
-                last = Some(i);
-                clean_cut = at + i as u64 + u64::from(bytes[i] == b'>');
-            }
-            since_markup = match last {
-                None => since_markup + n as u64,
-                Some(l) => (n - l - 1) as u64,
-            };
-            if since_markup > MAX_TOKEN_BYTES && self.violation.load(Ordering::Relaxed) == u64::MAX
-            {
-                self.violation.store(clean_cut, Ordering::Release);
+                Some(_) => self.violation.store(clean_cut, Ordering::Release),
+                None => {
+                    since_markup += n as u64;
+                    if since_markup > MAX_TOKEN_BYTES {
+                        self.violation.store(clean_cut, Ordering::Release);
+                    }
+                }
             }
             if self.violation.load(Ordering::Relaxed) != u64::MAX {
                 break None;
