@@ -172,9 +172,14 @@ pub struct MergeConfig {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// `sqlite://PATH` (created when missing).
+    /// `sqlite://PATH` (created when missing) or `postgres://USER:PASSWORD@HOST:PORT/DATABASE`
+    /// (the database must exist; ucm creates its tables).
     #[serde(default = "default_database_url")]
     pub url: String,
+    /// How long a run waits while another run (another process or node on the same database)
+    /// holds the run lock, before it gives up and is recorded as skipped.
+    #[serde(default = "default_lock_wait_secs")]
+    pub lock_wait_secs: u64,
 }
 
 /// A priority as written in config: `0`, `1`, `"directory"` or `"external"`.
@@ -185,6 +190,9 @@ pub enum PriorityValue {
     Word(Priority),
 }
 
+fn default_lock_wait_secs() -> u64 {
+    crate::load::DEFAULT_LOCK_WAIT.as_secs()
+}
 fn default_name() -> String {
     "default".into()
 }
@@ -253,6 +261,7 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             url: default_database_url(),
+            lock_wait_secs: default_lock_wait_secs(),
         }
     }
 }

@@ -126,6 +126,7 @@ pub async fn execute(
         Err(failure) => {
             report.status = match failure {
                 RunFailure::Refused(_) => RunStatus::Refused,
+                RunFailure::Load(LoadError::Busy { .. }) => RunStatus::Skipped,
                 _ => RunStatus::Failed,
             };
             report.inserted = 0;
@@ -140,7 +141,7 @@ pub async fn execute(
                 ));
             }
             report.error = Some(message);
-            match runs::record(store.pool(), &report).await {
+            match runs::record(store, &report).await {
                 Ok(id) => report.run_id = Some(id),
                 Err(e) => tracing::error!("could not record the failed run: {e}"),
             }
@@ -172,16 +173,15 @@ fn run_in_transaction(
         Some(path) => Some(directory_csv::read_csv(path)?),
         None => None,
     };
-    let fail = |e: rusqlite::Error| RunFailure::Load(store.run_error(e));
     let mut run = store.begin_run(crate::load::now())?;
     let entries: Vec<DirectoryEntry> = match csv_entries {
         Some(entries) => {
             if !request.dry_run {
-                run.replace_directory(&entries).map_err(fail)?;
+                run.replace_directory(&entries)?;
             }
             entries
         }
-        None => run.read_directory().map_err(fail)?,
+        None => run.read_directory()?,
     };
     tracing::debug!(
         entries = entries.len(),
@@ -208,7 +208,7 @@ fn run_in_transaction(
                 progress,
             )
         });
-        let written: rusqlite::Result<()> = (|| {
+        let written: Result<(), LoadError> = (|| {
             // Owned here, so a failed read drops it and the waiting parser stops.
             let table_sender = table_sender;
             let table = run.read_index()?;
@@ -234,7 +234,7 @@ fn run_in_transaction(
         (written, parser.join())
     });
     let outcome = outcome.map_err(|_| RunFailure::Internal("the parser thread panicked".into()))?;
-    written.map_err(fail)?;
+    written?;
     let outcome = outcome?;
     tracing::debug!(
         ms = clock.elapsed().as_millis() as u64,
@@ -274,7 +274,7 @@ fn run_in_transaction(
     match changes {
         Some(mut changes) => {
             for id in outcome.deletions {
-                changes.push(run.describe(Op::Delete { id }).map_err(fail)?);
+                changes.push(run.describe(Op::Delete { id })?);
             }
             let count = |action| changes.iter().filter(|c| c.action == action).count() as u64;
             report.inserted = count(Action::Insert);
@@ -282,25 +282,23 @@ fn run_in_transaction(
             report.deleted = count(Action::Delete);
             report.changes = Some(changes);
             report.status = RunStatus::DryRun;
-            run.rollback().map_err(fail)?;
+            run.rollback()?;
             report.duration_ms = clock.elapsed().as_millis() as u64;
             report.finished_at = crate::load::now();
             // Recorded outside the rolled-back transaction.
             let mut record = store.begin_run(crate::load::now())?;
-            let id = record.record_run(report).map_err(fail)?;
-            record.commit().map_err(fail)?;
+            let id = record.record_run(report)?;
+            record.commit()?;
             Ok(id)
         }
         None => {
-            run.delete(&outcome.deletions).map_err(fail)?;
-            report.inserted = run.inserted;
-            report.updated = run.updated;
-            report.deleted = run.deleted;
+            run.delete(&outcome.deletions)?;
+            (report.inserted, report.updated, report.deleted) = run.counts();
             report.status = RunStatus::Succeeded;
             report.duration_ms = clock.elapsed().as_millis() as u64;
             report.finished_at = crate::load::now();
-            let id = run.record_run(report).map_err(fail)?;
-            run.commit().map_err(fail)?;
+            let id = run.record_run(report)?;
+            run.commit()?;
             Ok(id)
         }
     }

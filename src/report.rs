@@ -17,6 +17,8 @@ pub enum RunStatus {
     DryRun,
     /// The fetch stage found nothing new (304 Not Modified, or the same sha256).
     Unchanged,
+    /// Another run held the database's run lock for the whole lock wait: nothing was done.
+    Skipped,
 }
 
 impl RunStatus {
@@ -27,6 +29,7 @@ impl RunStatus {
             RunStatus::Refused => "refused",
             RunStatus::DryRun => "dry_run",
             RunStatus::Unchanged => "unchanged",
+            RunStatus::Skipped => "skipped",
         }
     }
 

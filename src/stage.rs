@@ -162,9 +162,7 @@ pub async fn fetch_stage(
     let url = source_url(config)?;
     let clock = Instant::now();
     let mut report = empty_report(config, "fetch", &url);
-    let previous = staged::get(store.pool(), &config.name)
-        .await
-        .map_err(|e| store.error(e))?;
+    let previous = staged::get(store, &config.name).await?;
     match download_and_validate(config, &contract, previous.as_ref(), &mut report, progress).await {
         Err(message) => {
             report.status = RunStatus::Failed;
@@ -201,16 +199,7 @@ pub async fn fetch_stage(
                     report.status = RunStatus::Succeeded;
                     report.duration_ms = clock.elapsed().as_millis() as u64;
                     report.finished_at = crate::load::now();
-                    let mut tx = store.begin_write().await?;
-                    staged::put(&mut *tx, &staged)
-                        .await
-                        .map_err(|e| store.error(e))?;
-                    report.run_id = Some(
-                        runs::record(&mut *tx, &report)
-                            .await
-                            .map_err(|e| store.error(e))?,
-                    );
-                    tx.commit().await.map_err(|e| store.error(e))?;
+                    report.run_id = Some(staged::stage(store, &staged, &report).await?);
                     if let Some(old) = previous.filter(|p| p.path != staged.path) {
                         let _ = std::fs::remove_file(&old.path);
                     }
@@ -222,9 +211,7 @@ pub async fn fetch_stage(
     report.duration_ms = clock.elapsed().as_millis() as u64;
     report.finished_at = crate::load::now();
     report.run_id = Some(
-        runs::record(store.pool(), &report)
-            .await
-            .map_err(|e| store.error(e))?,
+        runs::record(store, &report).await?,
     );
     Ok(report)
 }
@@ -234,9 +221,7 @@ pub async fn staged_source(
     store: &Store,
     config: &PipelineConfig,
 ) -> Result<StagedSource, StageError> {
-    let staged = staged::get(store.pool(), &config.name)
-        .await
-        .map_err(|e| store.error(e))?
+    let staged = staged::get(store, &config.name).await?
         .ok_or_else(|| StageError::NothingStaged {
             pipeline: config.name.clone(),
         })?;

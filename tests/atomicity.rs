@@ -129,19 +129,22 @@ fn only_changed_rows_get_a_new_updated_at() {
     assert!(changed[0].1.0.contains("x@ext.example"));
 }
 
-/// (row key, updated_at) of every row, in a stable order, read with SQLite directly.
+/// (row key, updated_at) of every row, in a stable order, read from the database directly.
 fn updated_at(ws: &Workspace) -> Vec<(String, String)> {
     let url = ws.db_url();
     tokio::runtime::Runtime::new().unwrap().block_on(async move {
         let store = ucm::load::Store::open(&url).await.unwrap();
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT coalesce(directory_id, match_key), updated_at FROM contacts ORDER BY directory_id IS NULL, directory_id, match_key",
-        )
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
+        let rows = store
+            .select_text(
+                "SELECT coalesce(directory_id, match_key), updated_at FROM contacts \
+                 ORDER BY directory_id IS NULL, directory_id, match_key",
+            )
+            .await
+            .unwrap();
         store.close().await;
-        rows
+        rows.into_iter()
+            .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
+            .collect()
     })
 }
 

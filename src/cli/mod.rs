@@ -10,15 +10,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use futures_util::TryStreamExt;
-use sqlx::AssertSqlSafe;
 
 use crate::config::{DEFAULT_CONFIG, PipelineConfig};
 use crate::extract::fetch::{DownloadProgress, Silent};
 use crate::extract::{Contract, ExtractError};
 use crate::fields::FIELD_NAMES;
 use crate::generate::{self, GenerateSpec};
-use crate::load::contacts::{EXPORT_SQL, StoredRow};
+use crate::load::contacts::for_each_row;
 use crate::load::{Store, runs};
 use crate::pipeline::{self, NoProgress, Progress, RunRequest};
 use crate::report::RunReport;
@@ -211,7 +209,8 @@ fn load_contract(schema: Option<&Path>) -> anyhow::Result<Contract> {
 
 async fn open_store(cli: &Cli, config: &PipelineConfig) -> anyhow::Result<Store> {
     let url = cli.db.as_deref().unwrap_or(&config.database.url);
-    Ok(Store::open(url).await?)
+    let wait = std::time::Duration::from_secs(config.database.lock_wait_secs);
+    Ok(Store::open(url).await?.with_lock_wait(wait))
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -250,14 +249,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(&cli)?;
             let entries = directory_csv::read_csv(file)?;
             let store = open_store(&cli, &config).await?;
-            let mut run = store.begin_run(crate::load::now())?;
-            run.replace_directory(&entries)
-                .map_err(|e| store.run_error(e))?;
-            run.commit().map_err(|e| store.run_error(e))?;
+            let count = entries.len();
+            let writer = store.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut run = writer.begin_run(crate::load::now())?;
+                run.replace_directory(&entries)?;
+                run.commit()
+            })
+            .await??;
             if !cli.quiet {
                 eprintln!(
                     "directory: {} entries loaded from {} into {}",
-                    entries.len(),
+                    count,
                     file.display(),
                     store.url()
                 );
@@ -309,9 +312,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Staged { format } => {
             let config = load_config(&cli)?;
             let store = open_store(&cli, &config).await?;
-            let staged = crate::load::staged::get(store.pool(), &config.name)
-                .await
-                .map_err(|e| store.error(e))?;
+            let staged = crate::load::staged::get(&store, &config.name).await?;
             store.close().await;
             let mut out = std::io::stdout().lock();
             match (format, staged) {
@@ -349,9 +350,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Runs { limit, format } => {
             let config = load_config(&cli)?;
             let store = open_store(&cli, &config).await?;
-            let records = runs::latest(store.pool(), *limit)
-                .await
-                .map_err(|e| store.error(e))?;
+            let records = runs::latest(&store, *limit).await?;
             let mut out = std::io::stdout().lock();
             match format {
                 ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&records)?)?,
@@ -486,15 +485,13 @@ async fn import(
 
 async fn export(store: &Store, format: ExportFormat) -> anyhow::Result<()> {
     let stdout = std::io::stdout().lock();
-    let mut rows = sqlx::query(AssertSqlSafe(EXPORT_SQL.as_str())).fetch(store.pool());
     match format {
         ExportFormat::Csv => {
             let mut w = csv::Writer::from_writer(std::io::BufWriter::new(stdout));
             let mut header = vec!["origin", "directory_id", "match_key"];
             header.extend(FIELD_NAMES);
             w.write_record(&header)?;
-            while let Some(row) = rows.try_next().await.map_err(|e| store.error(e))? {
-                let row = StoredRow::from_row(&row).map_err(|e| store.error(e))?;
+            for_each_row(store, |row| -> anyhow::Result<()> {
                 let mut record = vec![
                     row.origin.as_str().to_owned(),
                     row.directory_id.unwrap_or_default(),
@@ -502,14 +499,15 @@ async fn export(store: &Store, format: ExportFormat) -> anyhow::Result<()> {
                 ];
                 record.extend(row.values.into_iter().map(Option::unwrap_or_default));
                 w.write_record(&record)?;
-            }
+                Ok(())
+            })
+            .await?;
             w.flush()?;
         }
         ExportFormat::Json => {
             let mut w = std::io::BufWriter::new(stdout);
             let mut count = 0u64;
-            while let Some(row) = rows.try_next().await.map_err(|e| store.error(e))? {
-                let row = StoredRow::from_row(&row).map_err(|e| store.error(e))?;
+            for_each_row(store, |row| -> anyhow::Result<()> {
                 let mut object = serde_json::Map::new();
                 object.insert("origin".into(), row.origin.as_str().into());
                 object.insert("directory_id".into(), row.directory_id.into());
@@ -520,7 +518,9 @@ async fn export(store: &Store, format: ExportFormat) -> anyhow::Result<()> {
                 w.write_all(if count == 0 { b"[\n  " } else { b",\n  " })?;
                 serde_json::to_writer(&mut w, &object)?;
                 count += 1;
-            }
+                Ok(())
+            })
+            .await?;
             w.write_all(if count == 0 { b"[]\n" } else { b"\n]\n" })?;
             w.flush()?;
         }

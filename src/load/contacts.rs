@@ -4,8 +4,10 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use futures_util::TryStreamExt;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+
+use crate::load::{LoadError, Store};
 
 use crate::fields::{FIELD_NAMES, FieldValues, empty_values};
 use crate::transform::{KeyIndex, MergedRow, Origin, RowState};
@@ -92,7 +94,12 @@ pub struct StoredRow {
 
 impl StoredRow {
     /// Decodes `origin, directory_id, match_key, <22 fields>` columns.
-    pub fn from_row(row: &SqliteRow) -> Result<StoredRow, sqlx::Error> {
+    pub fn from_row<R: Row>(row: &R) -> Result<StoredRow, sqlx::Error>
+    where
+        usize: sqlx::ColumnIndex<R>,
+        for<'a> &'a str: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+        for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    {
         let mut values = empty_values();
         for (i, v) in values.iter_mut().enumerate() {
             *v = row.try_get(3 + i)?;
@@ -107,11 +114,31 @@ impl StoredRow {
 }
 
 /// `SELECT` of the whole merged table in export order: directory rows by id, then external
-/// rows by key.
-pub static EXPORT_SQL: LazyLock<String> = LazyLock::new(|| {
+/// rows by key, both compared byte by byte (`COLLATE "C"` on PostgreSQL, SQLite's default),
+/// so both backends export the same bytes.
+fn export_sql(store: &Store) -> String {
+    let collate = match store.backend_name() {
+        "postgres" => " COLLATE \"C\"",
+        _ => "",
+    };
     format!(
         "SELECT origin, directory_id, match_key, {} FROM contacts \
-         ORDER BY directory_id IS NULL, directory_id, match_key",
+         ORDER BY directory_id IS NULL, directory_id{collate}, match_key{collate}",
         *FIELD_COLUMNS
     )
-});
+}
+
+/// Calls `each` with every row of the merged table, in export order.
+pub async fn for_each_row<E: From<LoadError>>(
+    store: &Store,
+    mut each: impl FnMut(StoredRow) -> Result<(), E>,
+) -> Result<(), E> {
+    let sql = sqlx::AssertSqlSafe(export_sql(store));
+    on_pool!(store, |pool| {
+        let mut rows = sqlx::query(sql).fetch(pool);
+        while let Some(row) = rows.try_next().await.map_err(|e| store.error(e))? {
+            each(StoredRow::from_row(&row).map_err(|e| store.error(e))?)?;
+        }
+        Ok(())
+    })
+}

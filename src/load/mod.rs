@@ -1,7 +1,23 @@
-//! Load: the SQLite database (schema from `migrations/`, applied automatically), the atomic
-//! application of a run's change set, the directory table, exports and the run history.
+//! Load: the database holding the directory, the merged contacts table and the run history,
+//! on SQLite (the embedded default) or PostgreSQL. The schema comes from `migrations/sqlite`
+//! or `migrations/postgres` (the same tables, applied automatically); a run's change set is
+//! applied atomically by [`run::RunTransaction`]; listings, exports and the fetch stage's
+//! metadata go through sqlx with SQL that reads the same on both backends.
+
+/// Runs `$body` with `$pool` bound to the store's sqlx pool, whichever the backend: the SQL
+/// inside must read the same on both (`$1` placeholders, standard SQL).
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::load::Backend::Sqlite { pool: $pool, .. } => $body,
+            $crate::load::Backend::Postgres { pool: $pool, .. } => $body,
+        }
+    };
+}
 
 pub mod contacts;
+pub mod postgres_run;
+pub mod run;
 pub mod runs;
 pub mod sqlite_run;
 pub mod staged;
@@ -9,19 +25,37 @@ pub mod staged;
 use std::str::FromStr;
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
 
 pub use contacts::{ExistingRows, Op};
+pub use run::RunTransaction;
+
+/// How long a run waits for another run's lock on the database by default.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(60);
+/// Attempts to reach a PostgreSQL server when opening the store.
+const CONNECT_TRIES: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("database URL \"{url}\" is not supported: use sqlite://PATH")]
+    #[error(
+        "database URL \"{url}\" is not supported: use sqlite://PATH or postgres://USER@HOST/DATABASE"
+    )]
     UnsupportedUrl { url: String },
     #[error("cannot open database {url}: {source}")]
     Open { url: String, source: sqlx::Error },
+    #[error(
+        "cannot connect to PostgreSQL {target} after {tries} attempts: {source}\n\
+         check that the server is running and reachable, and the database url ([database] url or --db)"
+    )]
+    Connect {
+        target: String,
+        tries: usize,
+        source: sqlx::Error,
+    },
     #[error("cannot migrate database {url}: {source}")]
     Migrate {
         url: String,
@@ -30,95 +64,95 @@ pub enum LoadError {
     #[error("database {url}: {source}")]
     Query { url: String, source: sqlx::Error },
     #[error("database {url}: {source}")]
-    Run {
+    Run { url: String, source: run::RunError },
+    #[error(
+        "skipped: another ucm run {holder}holds the run lock on {url}; waited {waited_secs} s \
+         ([database] lock_wait_secs)"
+    )]
+    Busy {
         url: String,
-        source: rusqlite::Error,
+        holder: String,
+        waited_secs: u64,
+    },
+}
+
+/// The backend and its connection pool.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Sqlite {
+        pool: SqlitePool,
+        path: std::path::PathBuf,
+    },
+    Postgres {
+        pool: PgPool,
     },
 }
 
 /// The database holding the directory, the merged contacts and the run history.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pub(crate) backend: Backend,
+    /// The URL as given, password masked.
     url: String,
-    path: std::path::PathBuf,
+    lock_wait: Duration,
 }
 
 impl Store {
-    /// Opens (creating when missing) the database at `url` and brings its schema up to date.
+    /// Opens the database at `url` (`sqlite://PATH`, created when missing, or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE`) and brings its schema up to date.
     pub async fn open(url: &str) -> Result<Store, LoadError> {
-        let path = url
+        let masked = mask_database_url(url);
+        let backend = if let Some(path) = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
-            .ok_or_else(|| LoadError::UnsupportedUrl {
-                url: url.to_owned(),
-            })?;
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
-            .map_err(|source| LoadError::Open {
-                url: url.to_owned(),
-                source,
-            })?
-            .create_if_missing(true)
-            // WAL: readers keep seeing the old table until a run commits.
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30))
-            .pragma("cache_size", "-8192");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(|source| LoadError::Open {
-                url: url.to_owned(),
-                source,
-            })?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|source| LoadError::Migrate {
-                url: url.to_owned(),
-                source,
-            })?;
-        Ok(Store {
-            pool,
-            url: url.to_owned(),
-            path: path.into(),
-        })
+        {
+            open_sqlite(path, &masked).await?
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            open_postgres(url, &masked).await?
+        } else {
+            return Err(LoadError::UnsupportedUrl { url: masked });
+        };
+        let store = Store {
+            backend,
+            url: masked,
+            lock_wait: DEFAULT_LOCK_WAIT,
+        };
+        let migrated = match &store.backend {
+            Backend::Sqlite { pool, .. } => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+            Backend::Postgres { pool } => sqlx::migrate!("./migrations/postgres").run(pool).await,
+        };
+        migrated.map_err(|source| LoadError::Migrate {
+            url: store.url.clone(),
+            source,
+        })?;
+        Ok(store)
     }
 
+    /// How long a run waits for another run holding the database's run lock before it is
+    /// recorded as skipped.
+    pub fn with_lock_wait(mut self, wait: Duration) -> Store {
+        self.lock_wait = wait;
+        self
+    }
+
+    /// The database URL, password masked.
     pub fn url(&self) -> &str {
         &self.url
     }
 
-    /// The database file.
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
-    }
-
-    /// Starts a run's write transaction (see [`sqlite_run`]).
-    pub fn begin_run(&self, updated_at: String) -> Result<sqlite_run::SqliteRun, LoadError> {
-        sqlite_run::SqliteRun::begin(&self.path, updated_at).map_err(|e| self.run_error(e))
-    }
-
-    /// Wraps an error of a run's transaction with the database's URL.
-    pub fn run_error(&self, source: rusqlite::Error) -> LoadError {
-        LoadError::Run {
-            url: self.url.clone(),
-            source,
+    /// `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite { .. } => "sqlite",
+            Backend::Postgres { .. } => "postgres",
         }
     }
 
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
-    /// Starts a write transaction that holds the write lock from its first statement, so a
-    /// run never finds the database taken half-way through.
-    pub async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, LoadError> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| self.error(e))
+    /// Starts a run's write transaction, holding the database's run lock (waiting for it up
+    /// to the lock wait). Call from a blocking thread: the PostgreSQL run drives its async
+    /// connection from there.
+    pub fn begin_run(&self, updated_at: String) -> Result<RunTransaction, LoadError> {
+        RunTransaction::begin(self, updated_at, self.lock_wait)
     }
 
     /// Wraps a database error with the database's URL.
@@ -129,9 +163,127 @@ impl Store {
         }
     }
 
-    pub async fn close(&self) {
-        self.pool.close().await;
+    /// Rows of text columns for a query written for both backends (diagnostics and tests).
+    pub async fn select_text(&self, sql: &str) -> Result<Vec<Vec<Option<String>>>, LoadError> {
+        use sqlx::Row;
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(sql)
+                .fetch_all(pool)
+                .await
+                .map_err(|e| self.error(e))?;
+            rows.iter()
+                .map(|row| {
+                    (0..row.len())
+                        .map(|i| row.try_get::<Option<String>, _>(i))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.error(e))
+        })
     }
+
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await)
+    }
+}
+
+async fn open_sqlite(path: &str, masked: &str) -> Result<Backend, LoadError> {
+    let open_error = |source| LoadError::Open {
+        url: masked.to_owned(),
+        source,
+    };
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+        .map_err(open_error)?
+        .create_if_missing(true)
+        // WAL: readers keep seeing the old table until a run commits.
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(30))
+        .pragma("cache_size", "-8192");
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .map_err(open_error)?;
+    Ok(Backend::Sqlite {
+        pool,
+        path: path.into(),
+    })
+}
+
+async fn open_postgres(url: &str, masked: &str) -> Result<Backend, LoadError> {
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|source| LoadError::Open {
+            url: masked.to_owned(),
+            source,
+        })?
+        .application_name(&format!("ucm (pid {})", std::process::id()));
+    let target = format!(
+        "server {}:{}, database \"{}\", user \"{}\" ({masked})",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or(options.get_username()),
+        options.get_username(),
+    );
+    let connect = || async {
+        PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone())
+            .await
+    };
+    // A server still starting or briefly unreachable gets a few tries; a refused login or a
+    // missing database does not get better by trying again.
+    let pool = connect
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(500))
+                .with_max_times(CONNECT_TRIES - 1)
+                .with_jitter(),
+        )
+        .when(|e| {
+            matches!(
+                e,
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)
+            )
+        })
+        .await
+        .map_err(|source| LoadError::Connect {
+            tries: if matches!(source, sqlx::Error::Database(_)) {
+                1
+            } else {
+                CONNECT_TRIES
+            },
+            target,
+            source,
+        })?;
+    Ok(Backend::Postgres { pool })
+}
+
+/// `url` with any password (in the user part or a `password=` parameter) replaced by `***`.
+pub fn mask_database_url(url: &str) -> String {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        return url.to_owned();
+    };
+    let in_query = parsed.query_pairs().any(|(k, _)| k == "password");
+    if parsed.password().is_none() && !in_query {
+        return url.to_owned();
+    }
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
+    }
+    if in_query {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" { "***".into() } else { v.into_owned() };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 /// The current time as stored (RFC 3339, UTC, milliseconds).
@@ -142,4 +294,22 @@ pub fn now() -> String {
         .unwrap_or(now);
     now.format(&time::format_description::well_known::Rfc3339)
         .expect("RFC 3339 formats any UTC time")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_passwords_are_masked_wherever_they_are_written() {
+        assert_eq!(
+            mask_database_url("postgres://ucm:s%40cret@db.example:5432/ucm"),
+            "postgres://ucm:***@db.example:5432/ucm"
+        );
+        assert_eq!(
+            mask_database_url("postgres://ucm@db/ucm?sslmode=require&password=s3cret"),
+            "postgres://ucm@db/ucm?sslmode=require&password=***"
+        );
+        assert_eq!(mask_database_url("sqlite://ucm.db"), "sqlite://ucm.db");
+    }
 }

@@ -1,8 +1,9 @@
 //! The `runs` table: one row per run with its outcome, counts and report.
 
 use serde::Serialize;
-use sqlx::{Row, SqliteExecutor};
+use sqlx::Row;
 
+use crate::load::{LoadError, Store};
 use crate::report::RunReport;
 
 /// A run as `ucm runs` lists it.
@@ -29,71 +30,92 @@ pub struct RunRecord {
 /// The statement that records a run (16 parameters in this order: pipeline, command,
 /// started_at, finished_at, status, source, source_sha256, contacts_read, rejected, inserted,
 /// updated, deleted, unchanged, duration_ms, error, report); it returns the run's id.
+/// The insert of a run record, for both backends (`$N` placeholders; SQLite numbers them the
+/// same way).
 pub const RECORD_SQL: &str = "INSERT INTO runs (pipeline, command, started_at, finished_at, status, source, \
      source_sha256, contacts_read, rejected, inserted, updated, deleted, unchanged, duration_ms, error, report) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id";
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id";
 
-/// Records a finished run and returns its id.
-pub async fn record<'e>(
-    db: impl SqliteExecutor<'e>,
-    report: &RunReport,
-) -> Result<i64, sqlx::Error> {
-    let mut stored = report.clone();
-    stored.changes = None;
-    let row = sqlx::query(RECORD_SQL)
-        .bind(&report.pipeline)
-        .bind(&report.command)
-        .bind(&report.started_at)
-        .bind(&report.finished_at)
-        .bind(report.status.as_str())
-        .bind(&report.source)
-        .bind(&report.source_sha256)
-        .bind(report.contacts_read as i64)
-        .bind(report.rejected as i64)
-        .bind(report.inserted as i64)
-        .bind(report.updated as i64)
-        .bind(report.deleted as i64)
-        .bind(report.unchanged as i64)
-        .bind(report.duration_ms as i64)
-        .bind(&report.error)
-        .bind(stored.to_json())
-        .fetch_one(db)
-        .await?;
-    row.try_get(0)
+/// The query that records `report` (without a dry run's change list), for any sqlx executor.
+macro_rules! record_query {
+    ($report:expr) => {{
+        let report: &$crate::report::RunReport = $report;
+        let mut stored = report.clone();
+        stored.changes = None;
+        sqlx::query($crate::load::runs::RECORD_SQL)
+            .bind(report.pipeline.clone())
+            .bind(report.command.clone())
+            .bind(report.started_at.clone())
+            .bind(report.finished_at.clone())
+            .bind(report.status.as_str())
+            .bind(report.source.clone())
+            .bind(report.source_sha256.clone())
+            .bind(report.contacts_read as i64)
+            .bind(report.rejected as i64)
+            .bind(report.inserted as i64)
+            .bind(report.updated as i64)
+            .bind(report.deleted as i64)
+            .bind(report.unchanged as i64)
+            .bind(report.duration_ms as i64)
+            .bind(report.error.clone())
+            .bind(stored.to_json())
+    }};
+}
+pub(crate) use record_query;
+
+/// Records a run on its own; returns its id.
+pub async fn record(store: &Store, report: &RunReport) -> Result<i64, LoadError> {
+    on_pool!(store, |pool| {
+        let row = record_query!(report)
+            .fetch_one(pool)
+            .await
+            .map_err(|e| store.error(e))?;
+        row.try_get(0).map_err(|e| store.error(e))
+    })
 }
 
-/// The newest `limit` runs, newest first.
-pub async fn latest<'e>(
-    db: impl SqliteExecutor<'e>,
-    limit: i64,
-) -> Result<Vec<RunRecord>, sqlx::Error> {
-    let rows = sqlx::query(
+/// The latest `limit` runs, newest first.
+pub async fn latest(store: &Store, limit: i64) -> Result<Vec<RunRecord>, LoadError> {
+    let rows = on_pool!(store, |pool| sqlx::query(
         "SELECT id, pipeline, command, started_at, finished_at, status, source, source_sha256, contacts_read, \
-         rejected, inserted, updated, deleted, unchanged, duration_ms, error FROM runs ORDER BY id DESC LIMIT ?",
+         rejected, inserted, updated, deleted, unchanged, duration_ms, error FROM runs ORDER BY id DESC LIMIT $1",
     )
     .bind(limit)
-    .fetch_all(db)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(RunRecord {
-                id: r.try_get(0)?,
-                pipeline: r.try_get(1)?,
-                command: r.try_get(2)?,
-                started_at: r.try_get(3)?,
-                finished_at: r.try_get(4)?,
-                status: r.try_get(5)?,
-                source: r.try_get(6)?,
-                source_sha256: r.try_get(7)?,
-                contacts_read: r.try_get(8)?,
-                rejected: r.try_get(9)?,
-                inserted: r.try_get(10)?,
-                updated: r.try_get(11)?,
-                deleted: r.try_get(12)?,
-                unchanged: r.try_get(13)?,
-                duration_ms: r.try_get(14)?,
-                error: r.try_get(15)?,
-            })
-        })
-        .collect()
+    .fetch_all(pool)
+    .await
+    .map_err(|e| store.error(e))?
+    .iter()
+    .map(record_of)
+    .collect::<Result<Vec<_>, _>>())
+    .map_err(|e| store.error(e))?;
+    Ok(rows)
 }
+
+/// A listed run from its columns.
+fn record_of<R: Row>(r: &R) -> Result<RunRecord, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(RunRecord {
+        id: r.try_get(0)?,
+        pipeline: r.try_get(1)?,
+        command: r.try_get(2)?,
+        started_at: r.try_get(3)?,
+        finished_at: r.try_get(4)?,
+        status: r.try_get(5)?,
+        source: r.try_get(6)?,
+        source_sha256: r.try_get(7)?,
+        contacts_read: r.try_get(8)?,
+        rejected: r.try_get(9)?,
+        inserted: r.try_get(10)?,
+        updated: r.try_get(11)?,
+        deleted: r.try_get(12)?,
+        unchanged: r.try_get(13)?,
+        duration_ms: r.try_get(14)?,
+        error: r.try_get(15)?,
+    })
+}
+

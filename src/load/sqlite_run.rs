@@ -4,6 +4,7 @@
 //! The run's reads and writes go through prepared statements on the connection's own thread
 //! instead of sqlx's worker thread and per-row channel, which cost more than SQLite itself
 //! (see docs/performance.md). Everything else (migrations, listings, exports) uses sqlx.
+//! [`crate::load::run`] puts this and the PostgreSQL run behind one interface.
 
 use std::path::Path;
 use std::sync::LazyLock;
@@ -11,10 +12,11 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Statement};
 
-use crate::fields::{FIELD_COUNT, FIELD_NAMES, FieldValues, empty_values};
+use crate::fields::{FIELD_COUNT, FIELD_NAMES, empty_values};
 use crate::load::contacts::{ExistingRows, FIELD_COLUMNS, Op, StoredRow};
-use crate::report::{Action, Change, FieldChange, RunReport};
-use crate::transform::{DirectoryEntry, KeyIndex, MergedRow, Origin, RowState, Side};
+use crate::load::run::BeginError;
+use crate::report::RunReport;
+use crate::transform::{DirectoryEntry, KeyIndex, MergedRow, Origin, RowState};
 
 /// Rows per INSERT statement: enough to amortise the statement, few enough to stay in cache.
 const INSERT_ROWS: usize = 32;
@@ -67,16 +69,25 @@ pub struct SqliteRun {
 
 impl SqliteRun {
     /// Opens the database and starts a write transaction that holds the write lock from the
-    /// start (`BEGIN IMMEDIATE`, waiting up to 30 s for another writer).
-    pub fn begin(path: &Path, updated_at: String) -> rusqlite::Result<SqliteRun> {
+    /// start (`BEGIN IMMEDIATE`, waiting up to `wait` for another writer).
+    pub fn begin(path: &Path, updated_at: String, wait: Duration) -> Result<SqliteRun, BeginError> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.busy_timeout(Duration::from_secs(30))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "cache_size", -8192)?;
-        conn.execute_batch("BEGIN IMMEDIATE")?;
+        conn.busy_timeout(wait)?;
+        match conn.execute_batch("BEGIN IMMEDIATE") {
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+                return Err(BeginError::Busy {
+                    holder: String::new(),
+                });
+            }
+            other => other?,
+        }
+        // Holding the lock, the run waits only for checkpoints.
+        conn.busy_timeout(Duration::from_secs(30))?;
         Ok(SqliteRun {
             conn,
             updated_at,
@@ -239,47 +250,6 @@ impl SqliteRun {
         })
     }
 
-    /// The change a dry run reports for `op`, reading the stored row it replaces or deletes.
-    pub fn describe(&mut self, op: Op) -> rusqlite::Result<Change> {
-        Ok(match op {
-            Op::Insert(row) => Change {
-                action: Action::Insert,
-                origin: row.origin,
-                fields: diff(&empty_values(), &row.values, &row.sides),
-                directory_id: row.directory_id,
-                key: row.match_key,
-                old_origin: None,
-            },
-            Op::Update { id, row } => {
-                let old = self.stored_row(id)?;
-                Change {
-                    action: Action::Update,
-                    origin: row.origin,
-                    fields: diff(&old.values, &row.values, &row.sides),
-                    directory_id: row.directory_id,
-                    key: row.match_key,
-                    old_origin: Some(old.origin),
-                }
-            }
-            Op::Delete { id } => {
-                let old = self.stored_row(id)?;
-                let side = if old.origin == Origin::External {
-                    Side::External
-                } else {
-                    Side::Directory
-                };
-                Change {
-                    action: Action::Delete,
-                    origin: old.origin,
-                    fields: diff(&old.values, &empty_values(), &[side; FIELD_COUNT]),
-                    directory_id: old.directory_id,
-                    key: old.match_key,
-                    old_origin: None,
-                }
-            }
-        })
-    }
-
     /// Records the run in the same transaction; returns its id.
     pub fn record_run(&mut self, report: &RunReport) -> rusqlite::Result<i64> {
         let mut stored = report.clone();
@@ -316,17 +286,4 @@ impl SqliteRun {
     pub fn rollback(self) -> rusqlite::Result<()> {
         self.conn.execute_batch("ROLLBACK")
     }
-}
-
-/// The fields that differ between two sets of values.
-pub fn diff(old: &FieldValues, new: &FieldValues, sides: &[Side; FIELD_COUNT]) -> Vec<FieldChange> {
-    (0..FIELD_COUNT)
-        .filter(|&i| old[i] != new[i])
-        .map(|i| FieldChange {
-            field: FIELD_NAMES[i],
-            old: old[i].clone(),
-            new: new[i].clone(),
-            side: sides[i],
-        })
-        .collect()
 }

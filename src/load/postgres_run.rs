@@ -1,0 +1,385 @@
+//! One run's PostgreSQL transaction: the run lock (an advisory lock held for the transaction),
+//! the directory, the index of the current table, the changes streamed with `COPY ... FROM
+//! STDIN` into a temporary table and applied from it with one `UPDATE ... FROM` and one
+//! `INSERT ... SELECT`, the deletions, the run record, then commit or rollback.
+//!
+//! The run's thread is a blocking one; it drives the async connection with the runtime's
+//! handle, so the pipeline treats both backends alike.
+
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use futures_util::TryStreamExt;
+use sqlx::postgres::{PgPool, Postgres};
+use sqlx::{AssertSqlSafe, Row, Transaction};
+use tokio::runtime::Handle;
+
+use crate::fields::empty_values;
+use crate::load::contacts::{ExistingRows, FIELD_COLUMNS, Op, StoredRow};
+use crate::load::run::BeginError;
+use crate::report::RunReport;
+use crate::transform::{DirectoryEntry, KeyIndex, MergedRow, RowState};
+
+/// The advisory lock every ucm run holds for its transaction: one run at a time writes the
+/// merged table, whichever node or process started it ("ucm run" in ASCII).
+pub const RUN_LOCK: i64 = 0x7563_6d20_7275_6e;
+/// Bytes of COPY data gathered before they are sent.
+const COPY_CHUNK: usize = 4 << 20;
+/// How often a waiting run tries the lock again.
+const LOCK_POLL: Duration = Duration::from_millis(200);
+
+static STAGING_SQL: LazyLock<String> = LazyLock::new(|| {
+    let fields: Vec<String> = FIELD_COLUMNS
+        .split(", ")
+        .map(|f| format!("{f} TEXT"))
+        .collect();
+    format!(
+        "CREATE TEMPORARY TABLE ucm_incoming (id BIGINT, origin TEXT NOT NULL, directory_id TEXT, \
+         match_key TEXT, {}, content_hash BIGINT NOT NULL) ON COMMIT DROP",
+        fields.join(", ")
+    )
+});
+static COPY_INCOMING_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "COPY ucm_incoming (id, origin, directory_id, match_key, {}, content_hash) FROM STDIN",
+        *FIELD_COLUMNS
+    )
+});
+static UPDATE_FROM_SQL: LazyLock<String> = LazyLock::new(|| {
+    let sets: Vec<String> = FIELD_COLUMNS
+        .split(", ")
+        .map(|f| format!("{f} = i.{f}"))
+        .collect();
+    format!(
+        "UPDATE contacts AS c SET origin = i.origin, directory_id = i.directory_id, \
+         match_key = i.match_key, {}, content_hash = i.content_hash, updated_at = $1 \
+         FROM ucm_incoming AS i WHERE i.id IS NOT NULL AND c.id = i.id",
+        sets.join(", ")
+    )
+});
+static INSERT_FROM_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO contacts (origin, directory_id, match_key, {0}, content_hash, updated_at) \
+         SELECT origin, directory_id, match_key, {0}, content_hash, $1 FROM ucm_incoming \
+         WHERE id IS NULL",
+        *FIELD_COLUMNS
+    )
+});
+static COPY_DIRECTORY_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("COPY directory (id, {}) FROM STDIN", *FIELD_COLUMNS));
+static DIRECTORY_SELECT_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT id, {} FROM directory ORDER BY id COLLATE \"C\"",
+        *FIELD_COLUMNS
+    )
+});
+static SELECT_ROW_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT origin, directory_id, match_key, {} FROM contacts WHERE id = $1",
+        *FIELD_COLUMNS
+    )
+});
+
+/// An open write transaction on the PostgreSQL database of a run.
+pub struct PgRun {
+    tx: Transaction<'static, Postgres>,
+    handle: Handle,
+    updated_at: String,
+    /// COPY text-format lines for `ucm_incoming`, not sent yet.
+    copy: Vec<u8>,
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+}
+
+impl PgRun {
+    /// Starts the transaction and takes the run lock, trying again for up to `wait` while
+    /// another run holds it.
+    pub fn begin(pool: &PgPool, updated_at: String, wait: Duration) -> Result<PgRun, BeginError> {
+        let handle = Handle::current();
+        handle.clone().block_on(async {
+            let mut tx = pool.begin().await?;
+            let started = Instant::now();
+            loop {
+                let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                    .bind(RUN_LOCK)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if locked {
+                    break;
+                }
+                let waited = started.elapsed();
+                if waited >= wait {
+                    let holder = lock_holder(&mut tx).await;
+                    return Err(BeginError::Busy { holder });
+                }
+                tokio::time::sleep(LOCK_POLL.min(wait - waited)).await;
+            }
+            sqlx::query(AssertSqlSafe(STAGING_SQL.as_str()))
+                .execute(&mut *tx)
+                .await?;
+            Ok(PgRun {
+                tx,
+                handle,
+                updated_at,
+                copy: Vec::with_capacity(COPY_CHUNK + (64 << 10)),
+                inserted: 0,
+                updated: 0,
+                deleted: 0,
+            })
+        })
+    }
+
+    /// Replaces the directory table with `entries`.
+    pub fn replace_directory(&mut self, entries: &[DirectoryEntry]) -> sqlx::Result<()> {
+        self.handle.clone().block_on(async {
+            sqlx::query("DELETE FROM directory")
+                .execute(&mut *self.tx)
+                .await?;
+            let mut lines = Vec::with_capacity(COPY_CHUNK + (64 << 10));
+            for chunk in entries.chunks(8192) {
+                lines.clear();
+                for e in chunk {
+                    put_text(&mut lines, Some(&e.id));
+                    for v in &e.values {
+                        lines.push(b'\t');
+                        put_text(&mut lines, v.as_deref());
+                    }
+                    lines.push(b'\n');
+                }
+                copy_in(&mut self.tx, &COPY_DIRECTORY_SQL, &lines).await?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Every directory entry, by id.
+    pub fn read_directory(&mut self) -> sqlx::Result<Vec<DirectoryEntry>> {
+        self.handle.clone().block_on(async {
+            let mut rows = sqlx::query(AssertSqlSafe(DIRECTORY_SELECT_SQL.as_str()))
+                .fetch(&mut *self.tx);
+            let mut entries = Vec::new();
+            while let Some(row) = rows.try_next().await? {
+                let mut values = empty_values();
+                for (i, v) in values.iter_mut().enumerate() {
+                    *v = row.try_get(i + 1)?;
+                }
+                entries.push(DirectoryEntry {
+                    id: row.try_get(0)?,
+                    values,
+                });
+            }
+            Ok(entries)
+        })
+    }
+
+    /// What the table holds now: directory rows by id, external rows in a key index.
+    pub fn read_index(&mut self) -> sqlx::Result<(ExistingRows, KeyIndex)> {
+        self.handle.clone().block_on(async {
+            let external: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM contacts WHERE directory_id IS NULL")
+                    .fetch_one(&mut *self.tx)
+                    .await?;
+            let mut index = KeyIndex::with_capacity(external as usize);
+            let mut existing = ExistingRows::default();
+            let mut rows =
+                sqlx::query("SELECT id, directory_id, match_key, content_hash FROM contacts")
+                    .fetch(&mut *self.tx);
+            while let Some(row) = rows.try_next().await? {
+                let state = RowState {
+                    id: row.try_get(0)?,
+                    hash: row.try_get(3)?,
+                };
+                match row.try_get::<Option<&str>, _>(1)? {
+                    Some(directory_id) => existing.insert(directory_id, state),
+                    None => index.insert_existing(row.try_get::<&str, _>(2)?, state),
+                }
+            }
+            Ok((existing, index))
+        })
+    }
+
+    /// Applies one change: inserts and updates are streamed into the staging table (applied
+    /// by [`PgRun::flush`]), deletions run at once.
+    pub fn apply(&mut self, op: Op) -> sqlx::Result<()> {
+        match op {
+            Op::Insert(row) => self.stage(None, &row),
+            Op::Update { id, row } => self.stage(Some(id), &row),
+            Op::Delete { id } => return self.delete(&[id]),
+        }
+        if self.copy.len() >= COPY_CHUNK {
+            self.send()?;
+        }
+        Ok(())
+    }
+
+    fn stage(&mut self, id: Option<i64>, row: &MergedRow) {
+        let line = &mut self.copy;
+        match id {
+            Some(id) => line.extend_from_slice(id.to_string().as_bytes()),
+            None => line.extend_from_slice(b"\\N"),
+        }
+        line.push(b'\t');
+        line.extend_from_slice(row.origin.as_str().as_bytes());
+        line.push(b'\t');
+        put_text(line, row.directory_id.as_deref());
+        line.push(b'\t');
+        put_text(line, row.match_key.as_deref());
+        for v in &row.values {
+            line.push(b'\t');
+            put_text(line, v.as_deref());
+        }
+        line.push(b'\t');
+        line.extend_from_slice(row.content_hash().to_string().as_bytes());
+        line.push(b'\n');
+    }
+
+    /// Sends the gathered COPY lines.
+    fn send(&mut self) -> sqlx::Result<()> {
+        if self.copy.is_empty() {
+            return Ok(());
+        }
+        self.handle
+            .clone()
+            .block_on(copy_in(&mut self.tx, &COPY_INCOMING_SQL, &self.copy))?;
+        self.copy.clear();
+        Ok(())
+    }
+
+    /// Applies the staged inserts and updates to the table.
+    pub fn flush(&mut self) -> sqlx::Result<()> {
+        self.send()?;
+        self.handle.clone().block_on(async {
+            let updated = sqlx::query(AssertSqlSafe(UPDATE_FROM_SQL.as_str()))
+                .bind(&self.updated_at)
+                .execute(&mut *self.tx)
+                .await?;
+            let inserted = sqlx::query(AssertSqlSafe(INSERT_FROM_SQL.as_str()))
+                .bind(&self.updated_at)
+                .execute(&mut *self.tx)
+                .await?;
+            sqlx::query("TRUNCATE ucm_incoming")
+                .execute(&mut *self.tx)
+                .await?;
+            self.updated += updated.rows_affected();
+            self.inserted += inserted.rows_affected();
+            Ok(())
+        })
+    }
+
+    pub fn delete(&mut self, ids: &[i64]) -> sqlx::Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.handle.clone().block_on(async {
+            let done = sqlx::query("DELETE FROM contacts WHERE id = ANY($1)")
+                .bind(ids)
+                .execute(&mut *self.tx)
+                .await?;
+            self.deleted += done.rows_affected();
+            Ok(())
+        })
+    }
+
+    /// A row as stored, for a dry run's change list.
+    pub fn stored_row(&mut self, id: i64) -> sqlx::Result<StoredRow> {
+        self.handle.clone().block_on(async {
+            let row = sqlx::query(AssertSqlSafe(SELECT_ROW_SQL.as_str()))
+                .bind(id)
+                .fetch_one(&mut *self.tx)
+                .await?;
+            StoredRow::from_row(&row)
+        })
+    }
+
+    /// Records the run in the same transaction; returns its id.
+    pub fn record_run(&mut self, report: &RunReport) -> sqlx::Result<i64> {
+        self.handle.clone().block_on(async {
+            let row = crate::load::runs::record_query!(report)
+                .fetch_one(&mut *self.tx)
+                .await?;
+            row.try_get(0)
+        })
+    }
+
+    pub fn commit(self) -> sqlx::Result<()> {
+        self.handle.block_on(self.tx.commit())
+    }
+
+    pub fn rollback(self) -> sqlx::Result<()> {
+        self.handle.block_on(self.tx.rollback())
+    }
+}
+
+/// One `COPY ... FROM STDIN` of `lines`.
+async fn copy_in(
+    tx: &mut Transaction<'static, Postgres>,
+    statement: &str,
+    lines: &[u8],
+) -> sqlx::Result<()> {
+    let mut copy = tx.copy_in_raw(statement).await?;
+    copy.send(lines).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// Who holds the run lock, as "NAME (pid N, HOST, since HH:MM:SS) ", or "" when it cannot
+/// be told.
+async fn lock_holder(tx: &mut Transaction<'static, Postgres>) -> String {
+    let holder: sqlx::Result<Option<String>> = sqlx::query_scalar(
+        "SELECT a.application_name || ' (backend pid ' || a.pid \
+         || coalesce(', ' || host(a.client_addr), '') \
+         || ', since ' || to_char(a.xact_start, 'HH24:MI:SS') || ') ' \
+         FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.granted \
+         AND l.classid::bigint = $1 AND l.objid::bigint = $2 AND l.objsubid = 1",
+    )
+    .bind(RUN_LOCK >> 32)
+    .bind(RUN_LOCK & 0xffff_ffff)
+    .fetch_optional(&mut **tx)
+    .await;
+    holder.ok().flatten().unwrap_or_default()
+}
+
+/// Appends a value in COPY text format: `\N` for NULL, backslash, tab, newline and carriage
+/// return escaped.
+fn put_text(out: &mut Vec<u8>, value: Option<&str>) {
+    let Some(value) = value else {
+        out.extend_from_slice(b"\\N");
+        return;
+    };
+    let bytes = value.as_bytes();
+    let mut from = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'\\' => b"\\\\",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[from..i]);
+        out.extend_from_slice(escaped);
+        from = i + 1;
+    }
+    out.extend_from_slice(&bytes[from..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_what_would_end_a_field_or_a_line() {
+        let mut out = Vec::new();
+        put_text(&mut out, Some("a\\b\tc\nd\re \"é\""));
+        out.push(b'|');
+        put_text(&mut out, None);
+        out.push(b'|');
+        put_text(&mut out, Some(""));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a\\\\b\\tc\\nd\\re \"é\"|\\N|"
+        );
+    }
+}

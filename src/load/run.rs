@@ -1,0 +1,215 @@
+//! A run's write transaction, whichever the backend: the pipeline reads the directory and the
+//! table's index through it, streams its changes into it, records the run in it, and commits
+//! or rolls back. Nothing it writes is visible to readers before the commit, and a run that
+//! stops half-way (an error, a refusal, a killed process) leaves the tables as they were.
+//!
+//! Only one run holds a database's run transaction at a time: SQLite's write lock
+//! (`BEGIN IMMEDIATE`) or a PostgreSQL advisory lock. A run that waits for it longer than the
+//! store's lock wait is not started ([`LoadError::Busy`]); the pipeline records it as skipped.
+
+use std::time::Duration;
+
+use crate::fields::{FIELD_COUNT, FIELD_NAMES, FieldValues, empty_values};
+use crate::load::contacts::{ExistingRows, Op, StoredRow};
+use crate::load::postgres_run::PgRun;
+use crate::load::sqlite_run::SqliteRun;
+use crate::load::{Backend, LoadError, Store};
+use crate::report::{Action, Change, FieldChange, RunReport};
+use crate::transform::{DirectoryEntry, KeyIndex, Origin, Side};
+
+/// What went wrong inside a run's transaction.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Postgres(#[from] sqlx::Error),
+}
+
+/// Why a run's transaction did not start.
+#[derive(Debug)]
+pub enum BeginError {
+    /// Another run held the lock for the whole wait; `holder` says who, when the backend can
+    /// tell ("" otherwise).
+    Busy { holder: String },
+    Failed(RunError),
+}
+
+impl<E: Into<RunError>> From<E> for BeginError {
+    fn from(e: E) -> BeginError {
+        BeginError::Failed(e.into())
+    }
+}
+
+enum Backed {
+    Sqlite(SqliteRun),
+    Postgres(PgRun),
+}
+
+/// An open run transaction.
+pub struct RunTransaction {
+    backed: Backed,
+    url: String,
+}
+
+/// Calls the same method on whichever backend's run, wrapping its error with the URL.
+macro_rules! on_run {
+    ($self:expr, |$run:ident| $body:expr) => {{
+        let url = &$self.url;
+        match &mut $self.backed {
+            Backed::Sqlite($run) => $body.map_err(|e| run_error(url, e)),
+            Backed::Postgres($run) => $body.map_err(|e| run_error(url, e)),
+        }
+    }};
+}
+
+fn run_error(url: &str, e: impl Into<RunError>) -> LoadError {
+    LoadError::Run {
+        url: url.to_owned(),
+        source: e.into(),
+    }
+}
+
+impl RunTransaction {
+    pub(crate) fn begin(
+        store: &Store,
+        updated_at: String,
+        wait: Duration,
+    ) -> Result<RunTransaction, LoadError> {
+        let begun = match &store.backend {
+            Backend::Sqlite { path, .. } => {
+                SqliteRun::begin(path, updated_at, wait).map(Backed::Sqlite)
+            }
+            Backend::Postgres { pool } => PgRun::begin(pool, updated_at, wait).map(Backed::Postgres),
+        };
+        match begun {
+            Ok(backed) => Ok(RunTransaction {
+                backed,
+                url: store.url().to_owned(),
+            }),
+            Err(BeginError::Busy { holder }) => Err(LoadError::Busy {
+                url: store.url().to_owned(),
+                holder,
+                waited_secs: wait.as_secs(),
+            }),
+            Err(BeginError::Failed(e)) => Err(run_error(store.url(), e)),
+        }
+    }
+
+    /// Replaces the directory table with `entries`.
+    pub fn replace_directory(&mut self, entries: &[DirectoryEntry]) -> Result<(), LoadError> {
+        on_run!(self, |run| run.replace_directory(entries))
+    }
+
+    /// Every directory entry, by id.
+    pub fn read_directory(&mut self) -> Result<Vec<DirectoryEntry>, LoadError> {
+        on_run!(self, |run| run.read_directory())
+    }
+
+    /// What the table holds now: directory rows by id, external rows in a key index.
+    pub fn read_index(&mut self) -> Result<(ExistingRows, KeyIndex), LoadError> {
+        on_run!(self, |run| run.read_index())
+    }
+
+    /// Applies one change (possibly buffered: call [`RunTransaction::flush`] at the end).
+    pub fn apply(&mut self, op: Op) -> Result<(), LoadError> {
+        on_run!(self, |run| run.apply(op))
+    }
+
+    /// Applies every buffered change to the table.
+    pub fn flush(&mut self) -> Result<(), LoadError> {
+        on_run!(self, |run| run.flush())
+    }
+
+    pub fn delete(&mut self, ids: &[i64]) -> Result<(), LoadError> {
+        on_run!(self, |run| run.delete(ids))
+    }
+
+    fn stored_row(&mut self, id: i64) -> Result<StoredRow, LoadError> {
+        on_run!(self, |run| run.stored_row(id))
+    }
+
+    /// Records the run in the same transaction; returns its id.
+    pub fn record_run(&mut self, report: &RunReport) -> Result<i64, LoadError> {
+        on_run!(self, |run| run.record_run(report))
+    }
+
+    /// Rows inserted, updated and deleted so far.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        match &self.backed {
+            Backed::Sqlite(run) => (run.inserted, run.updated, run.deleted),
+            Backed::Postgres(run) => (run.inserted, run.updated, run.deleted),
+        }
+    }
+
+    pub fn commit(self) -> Result<(), LoadError> {
+        let url = self.url;
+        match self.backed {
+            Backed::Sqlite(run) => run.commit().map_err(|e| run_error(&url, e)),
+            Backed::Postgres(run) => run.commit().map_err(|e| run_error(&url, e)),
+        }
+    }
+
+    /// Rolls back (dropping the transaction without a commit does the same).
+    pub fn rollback(self) -> Result<(), LoadError> {
+        let url = self.url;
+        match self.backed {
+            Backed::Sqlite(run) => run.rollback().map_err(|e| run_error(&url, e)),
+            Backed::Postgres(run) => run.rollback().map_err(|e| run_error(&url, e)),
+        }
+    }
+
+    /// The change a dry run reports for `op`, reading the stored row it replaces or deletes.
+    pub fn describe(&mut self, op: Op) -> Result<Change, LoadError> {
+        Ok(match op {
+            Op::Insert(row) => Change {
+                action: Action::Insert,
+                origin: row.origin,
+                fields: diff(&empty_values(), &row.values, &row.sides),
+                directory_id: row.directory_id,
+                key: row.match_key,
+                old_origin: None,
+            },
+            Op::Update { id, row } => {
+                let old = self.stored_row(id)?;
+                Change {
+                    action: Action::Update,
+                    origin: row.origin,
+                    fields: diff(&old.values, &row.values, &row.sides),
+                    directory_id: row.directory_id,
+                    key: row.match_key,
+                    old_origin: Some(old.origin),
+                }
+            }
+            Op::Delete { id } => {
+                let old = self.stored_row(id)?;
+                let side = if old.origin == Origin::External {
+                    Side::External
+                } else {
+                    Side::Directory
+                };
+                Change {
+                    action: Action::Delete,
+                    origin: old.origin,
+                    fields: diff(&old.values, &empty_values(), &[side; FIELD_COUNT]),
+                    directory_id: old.directory_id,
+                    key: old.match_key,
+                    old_origin: None,
+                }
+            }
+        })
+    }
+}
+
+/// The fields that differ between two sets of values.
+pub fn diff(old: &FieldValues, new: &FieldValues, sides: &[Side; FIELD_COUNT]) -> Vec<FieldChange> {
+    (0..FIELD_COUNT)
+        .filter(|&i| old[i] != new[i])
+        .map(|i| FieldChange {
+            field: FIELD_NAMES[i],
+            old: old[i].clone(),
+            new: new[i].clone(),
+            side: sides[i],
+        })
+        .collect()
+}
