@@ -174,6 +174,7 @@ fn run_in_transaction(
         None => None,
     };
     let mut run = store.begin_run(crate::load::now())?;
+    tracing::info!(database = store.url(), "run lock held");
     let entries: Vec<DirectoryEntry> = match csv_entries {
         Some(entries) => {
             if !request.dry_run {

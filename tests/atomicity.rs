@@ -177,14 +177,12 @@ fn a_killed_import_leaves_the_table_unchanged() {
     let ws = Workspace::new("");
     let before = seeded(&ws);
     let big = big_source(&ws, 300_000);
-    let wal = ws.path("ucm.db-wal");
-    let start_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    let start_len = ws.written_bytes();
     let mut child = spawn_import(&ws, &big);
-    // Wait until the run is writing (its WAL grows by a few MB), then kill it.
+    // Wait until the run is writing (the database grows by a few MB), then kill it.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-        if len > start_len + 4_000_000 {
+        if ws.written_bytes() > start_len + 4_000_000 {
             break;
         }
         assert!(
@@ -201,6 +199,49 @@ fn a_killed_import_leaves_the_table_unchanged() {
     child.wait().unwrap();
     assert_eq!(ws.export(), before);
     // And the database is usable afterwards.
+    ws.import("good.xml", &[]);
+}
+
+#[test]
+fn a_database_connection_lost_mid_run_rolls_back_and_the_run_is_reported_failed() {
+    let ws = Workspace::new("");
+    if !ws.is_postgres() {
+        // SQLite has no server to lose; a killed process is the test above.
+        return;
+    }
+    let before = seeded(&ws);
+    let big = big_source(&ws, 300_000);
+    let start_len = ws.written_bytes();
+    let child = Command::new(BIN)
+        .current_dir(ws.dir.path())
+        .arg("-c")
+        .arg(ws.path("pipeline.toml"))
+        .args(["import", &big, "--force", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ws.written_bytes() < start_len + 4_000_000 {
+        assert!(Instant::now() < deadline, "the import never started writing");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The server ends every session of that process, as a restart or a network cut would.
+    let ended = common::psql(
+        &ws.db_url(),
+        &format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = 'ucm (pid {pid})'"
+        ),
+    );
+    assert_ne!(ended, "0", "no session of the import was found");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["status"], "failed");
+    assert!(report["run_id"].is_i64(), "the failed run is recorded: {report}");
+    assert_eq!(ws.export(), before);
     ws.import("good.xml", &[]);
 }
 

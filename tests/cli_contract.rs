@@ -358,3 +358,39 @@ fn help_explains_every_command() {
         );
     }
 }
+
+#[test]
+fn an_unreachable_postgresql_server_is_named_with_its_password_masked() {
+    let ws = Workspace::new("");
+    ws.write("x.xml", contacts_xml(&[&[("e_mail", "a@example.com")]]));
+    let (_, stderr) = ws.fails(&[
+        "--db",
+        "postgres://ucm:s3cret@127.0.0.1:1/contacts_db",
+        "import",
+        "x.xml",
+    ]);
+    assert!(
+        stderr.contains("cannot connect to PostgreSQL server 127.0.0.1:1, database \"contacts_db\"")
+            && stderr.contains("(3 attempts)")
+            && stderr.contains("postgres://ucm:***@127.0.0.1:1/contacts_db")
+            && !stderr.contains("s3cret"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_postgresql_database_is_named_and_not_retried() {
+    let Some(admin) = common::postgres_admin_url() else {
+        return; // needs a server: the PostgreSQL pass of scripts/test.sh
+    };
+    let ws = Workspace::new("");
+    ws.write("x.xml", contacts_xml(&[&[("e_mail", "a@example.com")]]));
+    let url = format!("{}/no_such_db", &admin[..admin.rfind('/').unwrap()]);
+    let (_, stderr) = ws.fails(&["--db", &url, "import", "x.xml"]);
+    assert!(
+        stderr.contains("database \"no_such_db\"")
+            && stderr.contains("(1 attempt)")
+            && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+}

@@ -26,7 +26,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -48,13 +49,14 @@ pub enum LoadError {
     #[error("cannot open database {url}: {source}")]
     Open { url: String, source: sqlx::Error },
     #[error(
-        "cannot connect to PostgreSQL {target} after {tries} attempts: {source}\n\
-         check that the server is running and reachable, and the database url ([database] url or --db)"
+        "cannot connect to PostgreSQL {target} ({tries} {}): {reason}\n{hint}",
+        if *tries == 1 { "attempt" } else { "attempts" }
     )]
     Connect {
         target: String,
         tries: usize,
-        source: sqlx::Error,
+        reason: String,
+        hint: &'static str,
     },
     #[error("cannot migrate database {url}: {source}")]
     Migrate {
@@ -226,39 +228,54 @@ async fn open_postgres(url: &str, masked: &str) -> Result<Backend, LoadError> {
         options.get_database().unwrap_or(options.get_username()),
         options.get_username(),
     );
-    let connect = || async {
-        PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.clone())
-            .await
-    };
     // A server still starting or briefly unreachable gets a few tries; a refused login or a
-    // missing database does not get better by trying again.
-    let pool = connect
+    // missing database does not get better by trying again. (One plain connection first: the
+    // pool itself would keep retrying a refused connection until its acquire timeout.)
+    let probe = || async { PgConnection::connect_with(&options).await };
+    let connection = probe
         .retry(
             ExponentialBuilder::default()
                 .with_min_delay(Duration::from_millis(500))
                 .with_max_times(CONNECT_TRIES - 1)
                 .with_jitter(),
         )
-        .when(|e| {
-            matches!(
-                e,
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)
-            )
-        })
+        .when(|e| matches!(e, sqlx::Error::Io(_) | sqlx::Error::Tls(_)))
         .await
-        .map_err(|source| LoadError::Connect {
-            tries: if matches!(source, sqlx::Error::Database(_)) {
-                1
-            } else {
-                CONNECT_TRIES
-            },
-            target,
-            source,
+        .map_err(|e| {
+            let (reason, hint) = connect_failure(&e);
+            LoadError::Connect {
+                tries: if matches!(e, sqlx::Error::Io(_) | sqlx::Error::Tls(_)) {
+                    CONNECT_TRIES
+                } else {
+                    1
+                },
+                target,
+                reason,
+                hint,
+            }
         })?;
+    let _ = connection.close().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_lazy_with(options);
     Ok(Backend::Postgres { pool })
+}
+
+/// Why a connection failed, in the server's words, and what to do about it.
+fn connect_failure(e: &sqlx::Error) -> (String, &'static str) {
+    let Some(db) = e.as_database_error() else {
+        return (
+            e.to_string(),
+            "check that the server is running and reachable, and the database url ([database] url or --db)",
+        );
+    };
+    let hint = match db.code().as_deref() {
+        Some("3D000") => "create the database (createdb NAME) or correct the database url",
+        Some("28000" | "28P01") => "check the user name and password in the database url",
+        _ => "check the database url ([database] url or --db) and the server's log",
+    };
+    (db.message().to_owned(), hint)
 }
 
 /// `url` with any password (in the user part or a `password=` parameter) replaced by `***`.

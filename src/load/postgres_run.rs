@@ -1,7 +1,9 @@
 //! One run's PostgreSQL transaction: the run lock (an advisory lock held for the transaction),
-//! the directory, the index of the current table, the changes streamed with `COPY ... FROM
-//! STDIN` into a temporary table and applied from it with one `UPDATE ... FROM` and one
-//! `INSERT ... SELECT`, the deletions, the run record, then commit or rollback.
+//! the directory, the index of the current table, the new rows streamed with `COPY ... FROM
+//! STDIN` straight into the table, the changed rows streamed the same way into a temporary
+//! table and applied from it with one `UPDATE ... FROM`, the deletions, the run record, then
+//! commit or rollback. (Staging the new rows too and inserting them with one `INSERT ...
+//! SELECT` wrote every row twice: 13.4 s instead of 8-9 s for 1M contacts.)
 //!
 //! The run's thread is a blocking one; it drives the async connection with the runtime's
 //! handle, so the pipeline treats both backends alike.
@@ -35,13 +37,14 @@ static STAGING_SQL: LazyLock<String> = LazyLock::new(|| {
         .collect();
     format!(
         "CREATE TEMPORARY TABLE ucm_incoming (id BIGINT, origin TEXT NOT NULL, directory_id TEXT, \
-         match_key TEXT, {}, content_hash BIGINT NOT NULL) ON COMMIT DROP",
+         match_key TEXT, {}, content_hash BIGINT NOT NULL, updated_at TEXT NOT NULL) ON COMMIT DROP",
         fields.join(", ")
     )
 });
 static COPY_INCOMING_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "COPY ucm_incoming (id, origin, directory_id, match_key, {}, content_hash) FROM STDIN",
+        "COPY ucm_incoming (id, origin, directory_id, match_key, {}, content_hash, updated_at) \
+         FROM STDIN",
         *FIELD_COLUMNS
     )
 });
@@ -52,16 +55,14 @@ static UPDATE_FROM_SQL: LazyLock<String> = LazyLock::new(|| {
         .collect();
     format!(
         "UPDATE contacts AS c SET origin = i.origin, directory_id = i.directory_id, \
-         match_key = i.match_key, {}, content_hash = i.content_hash, updated_at = $1 \
-         FROM ucm_incoming AS i WHERE i.id IS NOT NULL AND c.id = i.id",
+         match_key = i.match_key, {}, content_hash = i.content_hash, updated_at = i.updated_at \
+         FROM ucm_incoming AS i WHERE c.id = i.id",
         sets.join(", ")
     )
 });
-static INSERT_FROM_SQL: LazyLock<String> = LazyLock::new(|| {
+static COPY_CONTACTS_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "INSERT INTO contacts (origin, directory_id, match_key, {0}, content_hash, updated_at) \
-         SELECT origin, directory_id, match_key, {0}, content_hash, $1 FROM ucm_incoming \
-         WHERE id IS NULL",
+        "COPY contacts (origin, directory_id, match_key, {}, content_hash, updated_at) FROM STDIN",
         *FIELD_COLUMNS
     )
 });
@@ -85,8 +86,12 @@ pub struct PgRun {
     tx: Transaction<'static, Postgres>,
     handle: Handle,
     updated_at: String,
-    /// COPY text-format lines for `ucm_incoming`, not sent yet.
-    copy: Vec<u8>,
+    /// COPY text-format lines of new rows for `contacts`, not sent yet.
+    inserts: Vec<u8>,
+    /// COPY text-format lines of changed rows (with their ids) for `ucm_incoming`.
+    updates: Vec<u8>,
+    /// Rows in `inserts`.
+    pending_inserts: u64,
     pub inserted: u64,
     pub updated: u64,
     pub deleted: u64,
@@ -122,7 +127,9 @@ impl PgRun {
                 tx,
                 handle,
                 updated_at,
-                copy: Vec::with_capacity(COPY_CHUNK + (64 << 10)),
+                inserts: Vec::with_capacity(COPY_CHUNK + (64 << 10)),
+                updates: Vec::new(),
+                pending_inserts: 0,
                 inserted: 0,
                 updated: 0,
                 deleted: 0,
@@ -199,70 +206,59 @@ impl PgRun {
         })
     }
 
-    /// Applies one change: inserts and updates are streamed into the staging table (applied
-    /// by [`PgRun::flush`]), deletions run at once.
+    /// Applies one change: new rows are streamed into the table, changed rows into the
+    /// staging table (applied by [`PgRun::flush`]), deletions run at once.
     pub fn apply(&mut self, op: Op) -> sqlx::Result<()> {
         match op {
-            Op::Insert(row) => self.stage(None, &row),
-            Op::Update { id, row } => self.stage(Some(id), &row),
+            Op::Insert(row) => {
+                put_row(&mut self.inserts, None, &row, &self.updated_at);
+                self.pending_inserts += 1;
+            }
+            Op::Update { id, row } => put_row(&mut self.updates, Some(id), &row, &self.updated_at),
             Op::Delete { id } => return self.delete(&[id]),
         }
-        if self.copy.len() >= COPY_CHUNK {
-            self.send()?;
+        if self.inserts.len() >= COPY_CHUNK {
+            self.send_inserts()?;
+        }
+        if self.updates.len() >= COPY_CHUNK {
+            self.send_updates()?;
         }
         Ok(())
     }
 
-    fn stage(&mut self, id: Option<i64>, row: &MergedRow) {
-        let line = &mut self.copy;
-        match id {
-            Some(id) => line.extend_from_slice(id.to_string().as_bytes()),
-            None => line.extend_from_slice(b"\\N"),
+    fn send_inserts(&mut self) -> sqlx::Result<()> {
+        if !self.inserts.is_empty() {
+            self.handle
+                .clone()
+                .block_on(copy_in(&mut self.tx, &COPY_CONTACTS_SQL, &self.inserts))?;
+            self.inserts.clear();
+            self.inserted += std::mem::take(&mut self.pending_inserts);
         }
-        line.push(b'\t');
-        line.extend_from_slice(row.origin.as_str().as_bytes());
-        line.push(b'\t');
-        put_text(line, row.directory_id.as_deref());
-        line.push(b'\t');
-        put_text(line, row.match_key.as_deref());
-        for v in &row.values {
-            line.push(b'\t');
-            put_text(line, v.as_deref());
-        }
-        line.push(b'\t');
-        line.extend_from_slice(row.content_hash().to_string().as_bytes());
-        line.push(b'\n');
-    }
-
-    /// Sends the gathered COPY lines.
-    fn send(&mut self) -> sqlx::Result<()> {
-        if self.copy.is_empty() {
-            return Ok(());
-        }
-        self.handle
-            .clone()
-            .block_on(copy_in(&mut self.tx, &COPY_INCOMING_SQL, &self.copy))?;
-        self.copy.clear();
         Ok(())
     }
 
-    /// Applies the staged inserts and updates to the table.
+    fn send_updates(&mut self) -> sqlx::Result<()> {
+        if !self.updates.is_empty() {
+            self.handle
+                .clone()
+                .block_on(copy_in(&mut self.tx, &COPY_INCOMING_SQL, &self.updates))?;
+            self.updates.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered new rows and applies the staged changes to the table.
     pub fn flush(&mut self) -> sqlx::Result<()> {
-        self.send()?;
+        self.send_inserts()?;
+        self.send_updates()?;
         self.handle.clone().block_on(async {
             let updated = sqlx::query(AssertSqlSafe(UPDATE_FROM_SQL.as_str()))
-                .bind(&self.updated_at)
-                .execute(&mut *self.tx)
-                .await?;
-            let inserted = sqlx::query(AssertSqlSafe(INSERT_FROM_SQL.as_str()))
-                .bind(&self.updated_at)
                 .execute(&mut *self.tx)
                 .await?;
             sqlx::query("TRUNCATE ucm_incoming")
                 .execute(&mut *self.tx)
                 .await?;
             self.updated += updated.rows_affected();
-            self.inserted += inserted.rows_affected();
             Ok(())
         })
     }
@@ -339,6 +335,29 @@ async fn lock_holder(tx: &mut Transaction<'static, Postgres>) -> String {
     .fetch_optional(&mut **tx)
     .await;
     holder.ok().flatten().unwrap_or_default()
+}
+
+/// Appends a row as a COPY text-format line: its id (for the staging table), the columns of
+/// `contacts` in order, and `updated_at`.
+fn put_row(line: &mut Vec<u8>, id: Option<i64>, row: &MergedRow, updated_at: &str) {
+    if let Some(id) = id {
+        line.extend_from_slice(id.to_string().as_bytes());
+        line.push(b'\t');
+    }
+    line.extend_from_slice(row.origin.as_str().as_bytes());
+    line.push(b'\t');
+    put_text(line, row.directory_id.as_deref());
+    line.push(b'\t');
+    put_text(line, row.match_key.as_deref());
+    for v in &row.values {
+        line.push(b'\t');
+        put_text(line, v.as_deref());
+    }
+    line.push(b'\t');
+    line.extend_from_slice(row.content_hash().to_string().as_bytes());
+    line.push(b'\t');
+    put_text(line, Some(updated_at));
+    line.push(b'\n');
 }
 
 /// Appends a value in COPY text format: `\N` for NULL, backslash, tab, newline and carriage

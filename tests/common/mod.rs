@@ -1,23 +1,72 @@
-//! Test helpers: a scratch directory with its own SQLite database and pipeline config, and
-//! the real `ucm` binary run against them.
+//! Test helpers: a scratch directory with its own database and pipeline config, and the real
+//! `ucm` binary run against them.
+//!
+//! The database is a SQLite file in the workspace, or, when `UCM_TEST_POSTGRES_URL` names a
+//! PostgreSQL server (an administrator's URL; `scripts/test.sh` starts one), a fresh database
+//! on that server, dropped with the workspace. The same tests run against both backends.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A fresh workspace: config, database and files in a temporary directory.
 pub struct Workspace {
     pub dir: tempfile::TempDir,
+    url: String,
+    /// The PostgreSQL database made for this workspace, and the server's admin URL.
+    postgres: Option<(String, String)>,
 }
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ucm");
 
+/// The PostgreSQL server the tests run against, if any.
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("UCM_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// Runs one SQL statement with psql at `url`; returns its unaligned, tuples-only output.
+pub fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([url, "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+}
+
+/// `admin` with its database replaced by `database`.
+fn with_database(admin: &str, database: &str) -> String {
+    let (server, query) = admin.split_once('?').unwrap_or((admin, ""));
+    let base = &server[..server.rfind('/').expect("a database in the URL")];
+    let query = if query.is_empty() { String::new() } else { format!("?{query}") };
+    format!("{base}/{database}{query}")
+}
+
 impl Workspace {
     /// A workspace whose `pipeline.toml` holds `config` (the database URL is added).
     pub fn new(config: &str) -> Workspace {
-        let ws = Workspace {
-            dir: tempfile::tempdir().expect("temp dir"),
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (url, postgres) = match postgres_admin_url() {
+            Some(admin) => {
+                let name = format!(
+                    "ucm_test_{}_{}",
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                );
+                psql(&admin, &format!("CREATE DATABASE {name}"));
+                (with_database(&admin, &name), Some((name, admin)))
+            }
+            None => (format!("sqlite://{}", dir.path().join("ucm.db").display()), None),
         };
+        let ws = Workspace { dir, url, postgres };
         ws.config(config);
         ws
     }
@@ -27,7 +76,24 @@ impl Workspace {
     }
 
     pub fn db_url(&self) -> String {
-        format!("sqlite://{}", self.path("ucm.db").display())
+        self.url.clone()
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    /// Bytes the database has written so far, committed or not: the SQLite write-ahead log's
+    /// size, or the PostgreSQL database's size on disk. A run that is writing makes it grow.
+    pub fn written_bytes(&self) -> u64 {
+        match &self.postgres {
+            Some(_) => psql(&self.url, "SELECT pg_database_size(current_database())")
+                .parse()
+                .expect("a size"),
+            None => std::fs::metadata(self.path("ucm.db-wal"))
+                .map(|m| m.len())
+                .unwrap_or(0),
+        }
     }
 
     /// Rewrites the pipeline config.
@@ -113,6 +179,17 @@ impl Workspace {
             .into_iter()
             .find(|r| r["match_key"] == key)
             .unwrap_or_else(|| panic!("no row with key {key}"))
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        if let Some((name, admin)) = &self.postgres {
+            let _ = Command::new("psql")
+                .args([admin.as_str(), "-X", "-q", "-c"])
+                .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .output();
+        }
     }
 }
 
