@@ -5,11 +5,16 @@
 #      takes to `INSERT INTO contacts SELECT * FROM` a table already holding the same merged
 #      rows, with the same schema, indexes and pragmas;
 #   3. a second, unchanged `ucm import` of the same file against the fresh one;
-#   4. peak resident memory (GNU time) of each ucm run.
+#   4. peak resident memory (GNU time) of each ucm run;
+#   5. a fresh `ucm import` into PostgreSQL against PostgreSQL's floor: `COPY contacts FROM`
+#      of the same merged rows (psql's \copy) into an empty table with the same indexes, on
+#      the same server. The server is a throwaway one (scripts/postgres.sh), or the one
+#      UCM_BENCH_POSTGRES_URL names (an administrator's URL); POSTGRES=0 leaves this out.
 # For 40,000 and 1,000,000 contacts (directories of 5,000 / 100,000 entries, 30% overlap,
 # seeded), RUNS runs each (default 3), medians. Exits 1 when a target is missed.
 #
-# Needs: cargo, xmllint (libxml2-utils), sqlite3, GNU time (/usr/bin/time).
+# Needs: cargo, xmllint (libxml2-utils), sqlite3, GNU time (/usr/bin/time), and for the
+# PostgreSQL rows psql and PostgreSQL (initdb, pg_ctl, postgres).
 # Usage: benches/compare.sh [SIZE ...]     e.g. benches/compare.sh 40000
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +29,26 @@ done
 cargo build --release --quiet
 UCM=$PWD/target/release/ucm
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ucm-compare.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+chmod 755 "$WORK"
+PG_ADMIN=${UCM_BENCH_POSTGRES_URL:-}
+cleanup() {
+  if [ -z "${UCM_BENCH_POSTGRES_URL:-}" ] && [ -n "$PG_ADMIN" ]; then scripts/postgres.sh stop "$WORK/pg"; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+if [ "${POSTGRES:-1}" = 1 ] && [ -z "$PG_ADMIN" ]; then
+  if command -v initdb >/dev/null && command -v psql >/dev/null; then
+    PG_ADMIN=$(scripts/postgres.sh start "$WORK/pg")
+  else
+    echo "compare.sh: PostgreSQL or psql is missing: the PostgreSQL rows are left out (POSTGRES=0 to say so)" >&2
+  fi
+fi
+[ "${POSTGRES:-1}" = 1 ] || PG_ADMIN=
+# pg_url NAME: the URL of database NAME on the benchmark's server (created empty).
+pg_url() {
+  PGOPTIONS="-c client_min_messages=warning" psql "$PG_ADMIN" -X -q -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1" >/dev/null
+  echo "${PG_ADMIN%/*}/$1"
+}
 
 # time_run OUT CMD...: runs CMD under GNU time; appends "seconds peak_kb" to OUT.
 time_run() {
@@ -84,6 +108,31 @@ for n in "${SIZES[@]}"; do
     check "fresh import within 2x the SQLite floor" "$(awk -v a="$f" -v b="$fl" 'BEGIN {print (a <= 2 * b) ? 1 : 0}')"
     check "unchanged re-import at most 0.3x the fresh import" "$(awk -v a="$a" -v b="$f" 'BEGIN {print (a <= 0.3 * b) ? 1 : 0}')"
     check "peak memory at most 150 MB" "$(( PEAK[$n] * 1024 <= 150000000 ? 1 : 0 ))"
+  fi
+  if [ -n "$PG_ADMIN" ]; then
+    rm -f "$WORK"/pg*.times
+    for run in $(seq "$RUNS"); do
+      url=$(pg_url "ucm_bench_$run")
+      "$UCM" -q --db "$url" directory load "$csv"
+      time_run "$WORK/pgfresh.times" "$UCM" -q --db "$url" import "$xml"
+    done
+    # The floor: the rows the first run wrote, copied by PostgreSQL into an empty table with
+    # the same schema and indexes (made by ucm's migrations).
+    psql "${PG_ADMIN%/*}/ucm_bench_1" -X -q -c "\copy contacts TO '$WORK/contacts.copy'"
+    for run in $(seq "$RUNS"); do
+      url=$(pg_url "ucm_floor_$run")
+      "$UCM" -q --db "$url" runs >/dev/null
+      time_run "$WORK/pgfloor.times" psql "$url" -X -q -c "\copy contacts FROM '$WORK/contacts.copy'"
+    done
+    for run in $(seq "$RUNS"); do
+      psql "$PG_ADMIN" -X -q -c "DROP DATABASE ucm_bench_$run" -c "DROP DATABASE ucm_floor_$run" >/dev/null
+    done
+    rm -f "$WORK/contacts.copy"
+    pf=$(median "$WORK/pgfresh.times" 1); pfl=$(median "$WORK/pgfloor.times" 1); pm=$(median "$WORK/pgfresh.times" 2)
+    printf '  PostgreSQL fresh  %7.2f s   PostgreSQL floor (COPY FROM)       %7.2f s   ucm/floor   %s   (peak %d MiB)\n' "$pf" "$pfl" "$(ratio "$pf" "$pfl")" $(( pm / 1024 ))
+    if [ "$n" -ge 1000000 ]; then
+      check "PostgreSQL fresh import within 2x the PostgreSQL floor" "$(awk -v a="$pf" -v b="$pfl" 'BEGIN {print (a <= 2 * b) ? 1 : 0}')"
+    fi
   fi
   if [ "$n" -le 40000 ]; then
     check "fresh import under 0.5 s" "$(awk -v a="$f" 'BEGIN {print (a < 0.5) ? 1 : 0}')"
