@@ -395,7 +395,18 @@ mod tests {
         assert_eq!(config, PipelineConfig::default());
         assert_eq!(config.merge.max_delete_ratio, 0.5);
         assert_eq!(config.database.url, "sqlite://ucm.db");
+        assert_eq!(config.database.lock_wait_secs, 60);
         assert_eq!(config.merge_policy().unwrap(), MergePolicy::default());
+    }
+
+    #[test]
+    fn a_postgresql_database_and_its_lock_wait_are_configured_together() {
+        let config = parse(
+            "[database]\nurl = \"postgres://ucm:pw@db:5432/ucm\"\nlock_wait_secs = 5\n",
+        )
+        .unwrap();
+        assert_eq!(config.database.url, "postgres://ucm:pw@db:5432/ucm");
+        assert_eq!(config.database.lock_wait_secs, 5);
     }
 
     #[test]
