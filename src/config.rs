@@ -35,6 +35,15 @@ pub struct PipelineConfig {
     /// directory).
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// The time zone the schedules are read in (an IANA name such as `Europe/Brussels`).
+    /// Default: the system's local zone.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// `ucm serve` delays each scheduled run by a fixed offset within this many seconds,
+    /// derived from the host and pipeline names, so installations sharing a cron do not hit
+    /// the source in the same second. Never more than half the schedule's shortest interval.
+    #[serde(default = "default_spread_secs")]
+    pub spread_secs: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -190,6 +199,9 @@ pub enum PriorityValue {
     Word(Priority),
 }
 
+fn default_spread_secs() -> u64 {
+    60
+}
 fn default_lock_wait_secs() -> u64 {
     crate::load::DEFAULT_LOCK_WAIT.as_secs()
 }
@@ -275,6 +287,8 @@ impl Default for PipelineConfig {
             merge: MergeConfig::default(),
             database: DatabaseConfig::default(),
             data_dir: default_data_dir(),
+            time_zone: None,
+            spread_secs: default_spread_secs(),
         }
     }
 }
@@ -320,6 +334,14 @@ impl PipelineConfig {
                 config.name
             )));
         }
+        for (key, schedule) in [
+            ("source.schedule", &config.source.schedule),
+            ("merge.schedule", &config.merge.schedule),
+        ] {
+            crate::schedule::CronExpr::parse(schedule).map_err(|e| invalid(format!("{key}: {e}")))?;
+        }
+        crate::schedule::time_zone(config.time_zone.as_deref())
+            .map_err(|e| invalid(format!("time_zone: {e}")))?;
         if config.source.tries == 0 {
             return Err(invalid(
                 "source.tries = 0: at least one try is needed".into(),
@@ -397,6 +419,23 @@ mod tests {
         assert_eq!(config.database.url, "sqlite://ucm.db");
         assert_eq!(config.database.lock_wait_secs, 60);
         assert_eq!(config.merge_policy().unwrap(), MergePolicy::default());
+    }
+
+    #[test]
+    fn schedules_and_the_time_zone_are_checked_at_load() {
+        let error = parse("[source]\nschedule = \"0 23 * * *\"\n").unwrap_err().to_string();
+        assert!(
+            error.contains("source.schedule: cron expression \"0 23 * * *\"")
+                && error.contains("exactly one of them must be \"?\""),
+            "{error}"
+        );
+        let error = parse("[merge]\nschedule = \"0 23 ? * 9\"\n").unwrap_err().to_string();
+        assert!(error.contains("merge.schedule") && error.contains("Day-of-week has \"9\""), "{error}");
+        let error = parse("time_zone = \"Mars/Olympus\"\n").unwrap_err().to_string();
+        assert!(error.contains("time_zone: unknown time zone \"Mars/Olympus\""), "{error}");
+        let config = parse("time_zone = \"Europe/Brussels\"\nspread_secs = 10\n").unwrap();
+        assert_eq!(config.time_zone.as_deref(), Some("Europe/Brussels"));
+        assert_eq!(config.spread_secs, 10);
     }
 
     #[test]

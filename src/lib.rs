@@ -13,5 +13,6 @@ pub mod generate;
 pub mod load;
 pub mod pipeline;
 pub mod report;
+pub mod schedule;
 pub mod stage;
 pub mod transform;

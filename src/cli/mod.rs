@@ -106,6 +106,19 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
     },
+    /// Explain a cron expression (the original product's dialect: Minutes Hours Day-of-month
+    /// Month Day-of-week, 1 = Sunday, "?" in exactly one day field) and list its next fire
+    /// times.
+    Cron {
+        /// The expression, quoted: e.g. "0 23 ? * *".
+        expression: String,
+        /// How many fire times to list.
+        #[arg(long, default_value_t = 5, value_name = "N")]
+        count: usize,
+        /// The time zone (IANA name, e.g. Europe/Brussels; default: the system's).
+        #[arg(long, value_name = "ZONE")]
+        tz: Option<String>,
+    },
     /// Write seeded synthetic test data: an external XML and optionally a directory CSV.
     Generate {
         /// Number of external contacts.
@@ -244,6 +257,22 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Err(e) => Err(e.into()),
             }
+        }
+        Command::Cron {
+            expression,
+            count,
+            tz,
+        } => {
+            let expr = crate::schedule::CronExpr::parse(expression)?;
+            let zone = crate::schedule::time_zone(tz.as_deref()).map_err(anyhow::Error::msg)?;
+            let now = jiff::Timestamp::now().to_zoned(zone.clone());
+            println!("\"{}\": {}", expr.as_str(), expr.explain());
+            let name = zone.iana_name().unwrap_or("the system's time zone");
+            println!("next {count} fire times ({name}):");
+            for time in expr.upcoming(&now, *count) {
+                println!("  {}", time.strftime("%a %Y-%m-%d %H:%M %Z"));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Directory(DirectoryCommand::Load { file }) => {
             let config = load_config(&cli)?;
