@@ -95,50 +95,59 @@ pub struct AuthConfig {
     pub token_file: Option<PathBuf>,
 }
 
+/// A secret given inline, read from an environment variable (`WHAT_env`) or from a file
+/// (`WHAT_file`, without its final newline); at most one of the three.
+pub fn read_secret(
+    section: &str,
+    what: &str,
+    inline: &Option<String>,
+    env: &Option<String>,
+    file: &Option<PathBuf>,
+) -> Result<Option<String>, String> {
+    let given = [inline.is_some(), env.is_some(), file.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if given > 1 {
+        return Err(format!(
+            "{section} sets more than one of {what}, {what}_env, {what}_file"
+        ));
+    }
+    if let Some(v) = inline {
+        return Ok(Some(v.clone()));
+    }
+    if let Some(name) = env {
+        return std::env::var(name).map(Some).map_err(|_| {
+            format!("{section} {what}_env = \"{name}\" but that environment variable is not set")
+        });
+    }
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{section} cannot read {what}_file {}: {e}", path.display()))?;
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        return Ok(Some(text.strip_suffix('\r').unwrap_or(text).to_owned()));
+    }
+    Ok(None)
+}
+
 impl AuthConfig {
     /// The credentials this section describes, reading secrets from the environment or files.
     pub fn resolve(&self) -> Result<Option<crate::extract::fetch::Auth>, String> {
         use crate::extract::fetch::Auth;
-        let secret = |inline: &Option<String>,
-                      env: &Option<String>,
-                      file: &Option<PathBuf>,
-                      what: &str| {
-            let given = [inline.is_some(), env.is_some(), file.is_some()]
-                .iter()
-                .filter(|b| **b)
-                .count();
-            if given > 1 {
-                return Err(format!(
-                    "[source.auth] sets more than one of {what}, {what}_env, {what}_file"
-                ));
-            }
-            if let Some(v) = inline {
-                return Ok(Some(v.clone()));
-            }
-            if let Some(name) = env {
-                return std::env::var(name)
-                    .map(Some)
-                    .map_err(|_| format!("[source.auth] {what}_env = \"{name}\" but that environment variable is not set"));
-            }
-            if let Some(path) = file {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    format!(
-                        "[source.auth] cannot read {what}_file {}: {e}",
-                        path.display()
-                    )
-                })?;
-                let text = text.strip_suffix('\n').unwrap_or(&text);
-                return Ok(Some(text.strip_suffix('\r').unwrap_or(text).to_owned()));
-            }
-            Ok(None)
-        };
-        let password = secret(
+        let password = read_secret(
+            "[source.auth]",
+            "password",
             &self.password,
             &self.password_env,
             &self.password_file,
-            "password",
         )?;
-        let token = secret(&self.token, &self.token_env, &self.token_file, "token")?;
+        let token = read_secret(
+            "[source.auth]",
+            "token",
+            &self.token,
+            &self.token_env,
+            &self.token_file,
+        )?;
         match (&self.username, password, token) {
             (None, None, None) => Ok(None),
             (Some(username), Some(password), None) => Ok(Some(Auth::Basic { username: username.clone(), password })),

@@ -14,5 +14,6 @@ pub mod load;
 pub mod pipeline;
 pub mod report;
 pub mod schedule;
+pub mod serve;
 pub mod stage;
 pub mod transform;

@@ -106,6 +106,19 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
     },
+    /// Run the resident service: fire each pipeline's import and merge crons, and serve
+    /// /health, /ready, /api/..., /metrics and a status page over HTTP (127.0.0.1:8080 by
+    /// default). Stops on SIGTERM or SIGINT after a running load finishes.
+    Serve {
+        /// The service config (listen address, pipelines, credentials). Default:
+        /// ucm-service.toml when it exists, else every pipelines/*.toml on 127.0.0.1:8080.
+        #[arg(long, value_name = "FILE")]
+        service: Option<PathBuf>,
+        /// The address to listen on, overriding the service config (127.0.0.1:0: any free
+        /// port, printed at start).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
     /// Explain a cron expression (the original product's dialect: Minutes Hours Day-of-month
     /// Month Day-of-week, 1 = Sunday, "?" in exactly one day field) and list its next fire
     /// times.
@@ -180,7 +193,7 @@ pub enum ExportFormat {
 /// Runs a parsed command line; the exit code follows the contract (0 success, 1 failure or
 /// refusal; usage errors exit 2 from clap).
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    init_logging(cli.quiet);
+    init_logging(cli.quiet, matches!(cli.command, Command::Serve { .. }));
     // TLS for https sources: ring as rustls' crypto provider (no OpenSSL).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -191,8 +204,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     runtime.block_on(dispatch(cli))
 }
 
-fn init_logging(quiet: bool) {
-    let default = if quiet { "error" } else { "warn" };
+fn init_logging(quiet: bool, service: bool) {
+    // The service logs its fires and runs; commands only warnings.
+    let default = match (quiet, service) {
+        (true, _) => "error",
+        (false, true) => "ucm=info,warn",
+        (false, false) => "warn",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("UCM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
@@ -257,6 +275,26 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Err(e) => Err(e.into()),
             }
+        }
+        Command::Serve { service, listen } => {
+            let mut config = match service {
+                Some(path) => crate::serve::ServiceConfig::load(path).map_err(anyhow::Error::msg)?,
+                None if std::path::Path::new("ucm-service.toml").exists() => {
+                    crate::serve::ServiceConfig::load(std::path::Path::new("ucm-service.toml"))
+                        .map_err(anyhow::Error::msg)?
+                }
+                None => crate::serve::ServiceConfig::default(),
+            };
+            if let Some(listen) = listen {
+                config.listen = listen.clone();
+            }
+            if config.pipelines.is_empty()
+                && let Some(path) = &cli.config
+            {
+                config.pipelines = vec![path.clone()];
+            }
+            crate::serve::serve(config).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Cron {
             expression,

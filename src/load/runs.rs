@@ -76,10 +76,21 @@ pub async fn record(store: &Store, report: &RunReport) -> Result<i64, LoadError>
 
 /// The latest `limit` runs, newest first.
 pub async fn latest(store: &Store, limit: i64) -> Result<Vec<RunRecord>, LoadError> {
+    latest_of(store, None, limit).await
+}
+
+/// The latest `limit` runs of `pipeline` (of every pipeline: `None`), newest first.
+pub async fn latest_of(
+    store: &Store,
+    pipeline: Option<&str>,
+    limit: i64,
+) -> Result<Vec<RunRecord>, LoadError> {
     let rows = on_pool!(store, |pool| sqlx::query(
         "SELECT id, pipeline, command, started_at, finished_at, status, source, source_sha256, contacts_read, \
-         rejected, inserted, updated, deleted, unchanged, duration_ms, error FROM runs ORDER BY id DESC LIMIT $1",
+         rejected, inserted, updated, deleted, unchanged, duration_ms, error FROM runs \
+         WHERE $1 IS NULL OR pipeline = $1 ORDER BY id DESC LIMIT $2",
     )
+    .bind(pipeline)
     .bind(limit)
     .fetch_all(pool)
     .await
@@ -89,6 +100,50 @@ pub async fn latest(store: &Store, limit: i64) -> Result<Vec<RunRecord>, LoadErr
     .collect::<Result<Vec<_>, _>>())
     .map_err(|e| store.error(e))?;
     Ok(rows)
+}
+
+/// The report of run `id` as recorded (the JSON `--format json` prints), if there is one.
+pub async fn report(store: &Store, id: i64) -> Result<Option<String>, LoadError> {
+    on_pool!(store, |pool| sqlx::query_scalar("SELECT report FROM runs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| store.error(e)))
+}
+
+/// When the latest run of `pipeline`'s `command` started.
+pub async fn last_started(
+    store: &Store,
+    pipeline: &str,
+    command: &str,
+) -> Result<Option<String>, LoadError> {
+    on_pool!(store, |pool| sqlx::query_scalar(
+        "SELECT started_at FROM runs WHERE pipeline = $1 AND command = $2 ORDER BY id DESC LIMIT 1"
+    )
+    .bind(pipeline)
+    .bind(command)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| store.error(e)))
+}
+
+/// Rows of the merged table by origin.
+pub async fn contacts_by_origin(store: &Store) -> Result<Vec<(String, i64)>, LoadError> {
+    on_pool!(store, |pool| sqlx::query_as(
+        "SELECT origin, count(*) FROM contacts GROUP BY origin ORDER BY origin"
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(|e| store.error(e)))
+}
+
+/// Whether the database answers.
+pub async fn ping(store: &Store) -> Result<(), LoadError> {
+    on_pool!(store, |pool| sqlx::query("SELECT 1")
+        .execute(pool)
+        .await
+        .map(drop)
+        .map_err(|e| store.error(e)))
 }
 
 /// A listed run from its columns.

@@ -1,0 +1,145 @@
+//! The service's own config (`ucm serve --service FILE`): where it listens, which pipelines
+//! it runs, and who may start runs over HTTP.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// `ucm serve`'s settings. Every key has a default, so the file is optional.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// The HTTP address (`127.0.0.1:0` picks a free port). Default: loopback only.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The pipeline configs to run. Default: every `pipelines/*.toml`.
+    #[serde(default)]
+    pub pipelines: Vec<PathBuf>,
+    /// Who may start runs (`POST /api/pipelines/{name}/run`).
+    #[serde(default)]
+    pub auth: ServiceAuth,
+}
+
+/// Credentials for the write endpoints: a user name and password for `POST /api/login`,
+/// and/or a static bearer token. Each secret inline, from an environment variable (`*_env`)
+/// or from a file (`*_file`). Without any, the write endpoints refuse every request.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAuth {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub token: Option<String>,
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+    /// How long a login token stays valid.
+    #[serde(default = "default_session_minutes")]
+    pub session_minutes: u64,
+}
+
+/// The secrets, read.
+#[derive(Clone, Default)]
+pub struct ResolvedAuth {
+    pub login: Option<(String, String)>,
+    pub token: Option<String>,
+    pub session_minutes: u64,
+}
+
+impl std::fmt::Debug for ResolvedAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ResolvedAuth(login: {}, token: {})", self.login.is_some(), self.token.is_some())
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_session_minutes() -> u64 {
+    60
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            listen: default_listen(),
+            pipelines: Vec::new(),
+            auth: ServiceAuth::default(),
+        }
+    }
+}
+
+impl ServiceConfig {
+    pub fn load(path: &Path) -> Result<ServiceConfig, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.to_string().trim_end()))
+    }
+
+    /// The pipeline configs: the listed ones, or every `pipelines/*.toml`.
+    pub fn pipeline_paths(&self) -> Result<Vec<PathBuf>, String> {
+        if !self.pipelines.is_empty() {
+            return Ok(self.pipelines.clone());
+        }
+        let mut paths: Vec<PathBuf> = std::fs::read_dir("pipelines")
+            .map_err(|e| format!("cannot list pipelines/: {e} (list the pipelines in the service config)"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        Ok(paths)
+    }
+}
+
+impl ServiceAuth {
+    pub fn resolve(&self) -> Result<ResolvedAuth, String> {
+        let password = crate::config::read_secret(
+            "[auth]",
+            "password",
+            &self.password,
+            &self.password_env,
+            &self.password_file,
+        )?;
+        let token = crate::config::read_secret(
+            "[auth]",
+            "token",
+            &self.token,
+            &self.token_env,
+            &self.token_file,
+        )?;
+        let login = match (&self.username, password) {
+            (Some(user), Some(password)) => Some((user.clone(), password)),
+            (None, None) => None,
+            _ => return Err("[auth] needs both username and a password (password, password_env or password_file)".into()),
+        };
+        Ok(ResolvedAuth {
+            login,
+            token,
+            session_minutes: self.session_minutes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_service_config_listens_on_loopback() {
+        let config: ServiceConfig = toml::from_str("").unwrap();
+        assert_eq!(config, ServiceConfig::default());
+        assert_eq!(config.listen, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn login_needs_a_user_and_a_password_and_unknown_keys_are_refused() {
+        let config: ServiceConfig = toml::from_str("[auth]\nusername = \"admin\"\n").unwrap();
+        assert!(config.auth.resolve().unwrap_err().contains("needs both"));
+        assert!(toml::from_str::<ServiceConfig>("listn = \"x\"").is_err());
+        let config: ServiceConfig =
+            toml::from_str("[auth]\nusername = \"admin\"\npassword = \"p:a@s%s\"\ntoken = \"t\"\n").unwrap();
+        let auth = config.auth.resolve().unwrap();
+        assert_eq!(auth.login, Some(("admin".into(), "p:a@s%s".into())));
+        assert_eq!(auth.token.as_deref(), Some("t"));
+    }
+}

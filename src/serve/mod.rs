@@ -1,0 +1,452 @@
+//! `ucm serve`: the resident service. It fires each pipeline's import cron (the fetch stage)
+//! and merge cron (the merge stage) in the pipeline's time zone, delayed by its spread
+//! offset; never runs a pipeline's stages on top of each other (a fire that finds its
+//! pipeline busy is recorded as skipped); does not replay fires missed while it was down (it
+//! logs them); and serves the status API, Prometheus metrics and a status page ([`http`]).
+//! SIGTERM or SIGINT stops the firing, lets a running load finish (or roll back), and exits 0.
+
+pub mod config;
+pub mod http;
+mod page;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::watch;
+
+use crate::config::PipelineConfig;
+use crate::extract::Contract;
+use crate::extract::fetch::Silent;
+use crate::load::{Store, runs};
+use crate::pipeline::NoProgress;
+use crate::report::{RunReport, RunStatus};
+use crate::schedule::{Clock, Fire, Schedule, host_name, time_zone};
+use crate::stage::{self, MergeOptions};
+
+pub use config::ServiceConfig;
+
+/// The two stages a pipeline's crons fire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Fetch,
+    Merge,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Fetch => "fetch",
+            Stage::Merge => "merge",
+        }
+    }
+}
+
+/// One stage's schedule and its next fire.
+pub struct StageSchedule {
+    pub stage: Stage,
+    pub schedule: Schedule,
+    pub next: Mutex<Option<Fire>>,
+    /// A fire of this stage is running or waiting for the pipeline.
+    pub pending: std::sync::atomic::AtomicBool,
+}
+
+/// A pipeline the service runs, or the reason it cannot.
+pub struct Pipeline {
+    pub name: String,
+    pub path: PathBuf,
+    pub loaded: Result<Loaded, String>,
+    /// Held while one of the pipeline's runs is going.
+    pub busy: tokio::sync::Mutex<()>,
+}
+
+/// A pipeline whose config, schema and database were all loaded.
+pub struct Loaded {
+    pub config: PipelineConfig,
+    pub contract: Arc<Contract>,
+    pub store: Store,
+    pub schedules: Vec<StageSchedule>,
+}
+
+/// What the service counts since it started (for `/metrics`).
+#[derive(Default)]
+pub struct Counters {
+    /// (pipeline, status) → runs.
+    pub runs: BTreeMap<(String, String), u64>,
+    /// (pipeline, inserted|updated|deleted) → rows.
+    pub rows: BTreeMap<(String, &'static str), u64>,
+    /// pipeline → bytes downloaded by the fetch stage.
+    pub fetch_bytes: BTreeMap<String, u64>,
+    /// pipeline → last successful run (unix seconds).
+    pub last_success: BTreeMap<String, f64>,
+    /// pipeline → run durations in seconds.
+    pub durations: BTreeMap<String, Vec<f64>>,
+}
+
+/// Everything the HTTP handlers and the scheduler share.
+pub struct Service {
+    pub pipelines: Vec<Arc<Pipeline>>,
+    pub clock: Clock,
+    pub auth: config::ResolvedAuth,
+    pub sessions: Mutex<BTreeMap<String, Timestamp>>,
+    pub counters: Mutex<Counters>,
+    pub host: String,
+    /// Runs started by the schedules, awaited at shutdown.
+    in_flight: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Service {
+    /// Loads every pipeline; one that cannot be loaded is kept with its error and reported,
+    /// the others run.
+    pub async fn start(config: &ServiceConfig, clock: Clock) -> Result<Service, String> {
+        let host = host_name();
+        let mut pipelines = Vec::new();
+        for path in config.pipeline_paths()? {
+            let loaded = load_pipeline(&path, &host).await;
+            let name = match &loaded {
+                Ok(l) => l.config.name.clone(),
+                Err(_) => path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            };
+            if let Err(e) = &loaded {
+                tracing::error!(pipeline = %name, "cannot load {}: {e}", path.display());
+            }
+            pipelines.push(Arc::new(Pipeline {
+                name,
+                path,
+                loaded,
+                busy: tokio::sync::Mutex::new(()),
+            }));
+        }
+        Ok(Service {
+            pipelines,
+            clock,
+            auth: config.auth.resolve()?,
+            sessions: Mutex::new(BTreeMap::new()),
+            counters: Mutex::new(Counters::default()),
+            host,
+            in_flight: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn pipeline(&self, name: &str) -> Option<&Arc<Pipeline>> {
+        self.pipelines.iter().find(|p| p.name == name)
+    }
+
+    /// Counts a finished run.
+    pub(crate) fn count(&self, report: &RunReport) {
+        let mut c = self.counters.lock().expect("no poisoning");
+        let p = report.pipeline.clone();
+        *c.runs
+            .entry((p.clone(), report.status.as_str().to_owned()))
+            .or_default() += 1;
+        // A dry run writes nothing.
+        if report.status != RunStatus::DryRun {
+            for (action, n) in [
+                ("inserted", report.inserted),
+                ("updated", report.updated),
+                ("deleted", report.deleted),
+            ] {
+                *c.rows.entry((p.clone(), action)).or_default() += n;
+            }
+        }
+        if let Some(fetch) = &report.fetch {
+            *c.fetch_bytes.entry(p.clone()).or_default() += fetch.bytes;
+        }
+        if report.status.is_success() && report.status != RunStatus::DryRun {
+            c.last_success
+                .insert(p.clone(), Timestamp::now().as_millisecond() as f64 / 1000.0);
+        }
+        c.durations
+            .entry(p)
+            .or_default()
+            .push(report.duration_ms as f64 / 1000.0);
+    }
+
+    /// Runs `stage` of `pipeline`. A fire never overlaps the same stage's previous run (it is
+    /// recorded as skipped); it waits for the pipeline's other stage (or a run started over
+    /// HTTP) to finish, so fetch and merge never run at the same time.
+    pub async fn fire(&self, pipeline: &Pipeline, stage: Stage) -> Option<RunReport> {
+        use std::sync::atomic::Ordering;
+        let Ok(loaded) = &pipeline.loaded else {
+            return None;
+        };
+        let entry = loaded.schedules.iter().find(|s| s.stage == stage)?;
+        let report = if entry.pending.swap(true, Ordering::AcqRel) {
+            let mut report = RunReport::begin(
+                &pipeline.name,
+                stage.as_str(),
+                loaded.config.source.url.as_deref().unwrap_or_default(),
+                false,
+            );
+            report.status = RunStatus::Skipped;
+            report.error = Some(format!(
+                "skipped: the previous {} run of pipeline {} is still going",
+                stage.as_str(),
+                pipeline.name
+            ));
+            report.finished_at = crate::load::now();
+            match runs::record(&loaded.store, &report).await {
+                Ok(id) => report.run_id = Some(id),
+                Err(e) => {
+                    tracing::error!(pipeline = %pipeline.name, "cannot record a skipped run: {e}")
+                }
+            }
+            report
+        } else {
+            let report = {
+                let _running = pipeline.busy.lock().await;
+                run_stage(loaded, stage).await
+            };
+            entry.pending.store(false, Ordering::Release);
+            report
+        };
+        tracing::info!(
+            pipeline = %pipeline.name,
+            stage = stage.as_str(),
+            status = report.status.as_str(),
+            run = report.run_id,
+            "run finished"
+        );
+        self.count(&report);
+        Some(report)
+    }
+}
+
+async fn load_pipeline(path: &std::path::Path, host: &str) -> Result<Loaded, String> {
+    let config = PipelineConfig::load(path).map_err(|e| e.to_string())?;
+    let contract = match &config.source.schema {
+        Some(xsd) => Contract::load(xsd).map_err(|e| e.to_string())?,
+        None => Contract::builtin(),
+    };
+    let zone = time_zone(config.time_zone.as_deref())?;
+    let mut schedules = Vec::new();
+    for (stage, text) in [
+        (Stage::Fetch, &config.source.schedule),
+        (Stage::Merge, &config.merge.schedule),
+    ] {
+        let expr = crate::schedule::CronExpr::parse(text).map_err(|e| e.to_string())?;
+        let key = format!("{}/{}", config.name, stage.as_str());
+        let schedule = Schedule::new(
+            expr,
+            zone.clone(),
+            Duration::from_secs(config.spread_secs),
+            host,
+            &key,
+        );
+        schedules.push(StageSchedule {
+            stage,
+            schedule,
+            next: Mutex::new(None),
+            pending: std::sync::atomic::AtomicBool::new(false),
+        });
+    }
+    let store = Store::open(&config.database.url)
+        .await
+        .map_err(|e| e.to_string())?
+        .with_lock_wait(Duration::from_secs(config.database.lock_wait_secs));
+    Ok(Loaded {
+        config,
+        contract: Arc::new(contract),
+        store,
+        schedules,
+    })
+}
+
+/// Runs one stage; a stage that cannot start (no staged source yet, a config problem) is
+/// recorded as a failed run, so it shows on the status page.
+async fn run_stage(loaded: &Loaded, stage: Stage) -> RunReport {
+    let config = &loaded.config;
+    let contract = Arc::clone(&loaded.contract);
+    let outcome = match stage {
+        Stage::Fetch => stage::fetch_stage(&loaded.store, contract, config, Arc::new(Silent)).await,
+        Stage::Merge => {
+            let options = MergeOptions {
+                dry_run: false,
+                force: false,
+            };
+            stage::merge_stage(&loaded.store, contract, config, options, Arc::new(NoProgress))
+                .await
+        }
+    };
+    match outcome {
+        Ok(report) => report,
+        Err(e) => {
+            let mut report = RunReport::begin(
+                &config.name,
+                stage.as_str(),
+                config.source.url.as_deref().unwrap_or_default(),
+                false,
+            );
+            report.error = Some(e.to_string());
+            report.finished_at = crate::load::now();
+            if let Ok(id) = runs::record(&loaded.store, &report).await {
+                report.run_id = Some(id);
+            }
+            report
+        }
+    }
+}
+
+/// Fires one stage's schedule until `stop` says so. Computes each next fire from the clock,
+/// so fires missed while the service was down are not replayed.
+async fn schedule_loop(
+    service: Arc<Service>,
+    pipeline: Arc<Pipeline>,
+    index: usize,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Ok(loaded) = &pipeline.loaded else { return };
+    let entry = &loaded.schedules[index];
+    loop {
+        let Some(fire) = entry.schedule.next_fire(service.clock.now()) else {
+            tracing::warn!(pipeline = %pipeline.name, stage = entry.stage.as_str(), "the schedule has no further fire time");
+            return;
+        };
+        tracing::info!(
+            pipeline = %pipeline.name,
+            stage = entry.stage.as_str(),
+            cron = entry.schedule.expr.as_str(),
+            cron_time = %fire.cron_time,
+            spread_offset_ms = entry.schedule.offset.as_millis() as u64,
+            fires_at = %fire.at,
+            "next fire"
+        );
+        *entry.next.lock().expect("no poisoning") = Some(fire.clone());
+        tokio::select! {
+            _ = service.clock.sleep_until(fire.at) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        // Each fire runs on its own task, so the next one is computed (and, if the run is
+        // still going then, recorded as skipped) on time.
+        let (run_service, run_pipeline) = (Arc::clone(&service), Arc::clone(&pipeline));
+        let stage = entry.stage;
+        let handle = tokio::spawn(async move {
+            run_service.fire(&run_pipeline, stage).await;
+        });
+        let mut in_flight = service.in_flight.lock().expect("no poisoning");
+        in_flight.retain(|h| !h.is_finished());
+        in_flight.push(handle);
+    }
+}
+
+/// Logs the fires of each schedule that fell between the pipeline's last recorded run of
+/// that stage and now: they are not replayed.
+async fn log_missed(service: &Service) {
+    let now = service.clock.now();
+    for pipeline in &service.pipelines {
+        let Ok(loaded) = &pipeline.loaded else { continue };
+        for entry in &loaded.schedules {
+            let Ok(Some(last)) =
+                runs::last_started(&loaded.store, &pipeline.name, entry.stage.as_str()).await
+            else {
+                continue;
+            };
+            let Ok(since) = last.parse::<Timestamp>() else {
+                continue;
+            };
+            let mut missed = 0u32;
+            let mut first = None;
+            let mut at = since.to_zoned(entry.schedule.zone.clone());
+            while let Some(next) = entry.schedule.expr.next_after(&at) {
+                if next.timestamp() >= now || missed >= 10_000 {
+                    break;
+                }
+                first.get_or_insert_with(|| next.clone());
+                missed += 1;
+                at = next;
+            }
+            if let Some(first) = first {
+                tracing::warn!(
+                    pipeline = %pipeline.name,
+                    stage = entry.stage.as_str(),
+                    missed,
+                    first = %first,
+                    "fires missed while the service was down; not replayed"
+                );
+            }
+        }
+    }
+}
+
+/// Runs the service until SIGTERM or SIGINT: schedules and HTTP. Prints the address it
+/// listens on (with the port the system chose, for `:0`) on stdout.
+pub async fn serve(config: ServiceConfig) -> anyhow::Result<()> {
+    let clock = Clock::from_env();
+    if clock.speed() != 1.0 {
+        tracing::warn!(speed = clock.speed(), "UCM_CLOCK_SPEED is set: the schedule clock runs fast (tests only)");
+    }
+    let service = Arc::new(Service::start(&config, clock).await.map_err(anyhow::Error::msg)?);
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let address = listener.local_addr()?;
+    println!("ucm serve: listening on http://{address}");
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+
+    log_missed(&service).await;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut loops = Vec::new();
+    for pipeline in &service.pipelines {
+        if let Ok(loaded) = &pipeline.loaded {
+            for index in 0..loaded.schedules.len() {
+                loops.push(tokio::spawn(schedule_loop(
+                    Arc::clone(&service),
+                    Arc::clone(pipeline),
+                    index,
+                    stop_rx.clone(),
+                )));
+            }
+        }
+    }
+
+    let mut http_stop = stop_rx.clone();
+    let app = http::app(Arc::clone(&service));
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+
+    shutdown_signal().await;
+    tracing::info!("stopping: no new runs; waiting for running ones to finish");
+    let _ = stop_tx.send(true);
+    for handle in loops {
+        let _ = handle.await;
+    }
+    // A running load finishes (or rolls back) before the process exits.
+    let in_flight = std::mem::take(&mut *service.in_flight.lock().expect("no poisoning"));
+    for handle in in_flight {
+        let _ = handle.await;
+    }
+    for pipeline in &service.pipelines {
+        let _idle = pipeline.busy.lock().await;
+    }
+    let _ = server.await;
+    for pipeline in &service.pipelines {
+        if let Ok(loaded) = &pipeline.loaded {
+            loaded.store.close().await;
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

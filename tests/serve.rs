@@ -1,0 +1,469 @@
+//! `ucm serve` as operators run it: real service processes on 127.0.0.1 port 0 against real
+//! databases, driven over HTTP. Schedules run on the service's clock sped up with
+//! `UCM_CLOCK_SPEED` (the same scheduling code, minutes passing in seconds).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{BIN, Workspace, repo};
+use serde_json::Value;
+
+const PASSWORD: &str = "p:a@s%s&w\"o r\\d é€";
+
+/// A running `ucm serve`; killed when dropped.
+struct Serve {
+    child: Child,
+    base: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes `p.toml` (pipeline `demo` on the samples, both crons as given) into `ws`.
+fn pipeline(ws: &Workspace, name: &str, source: &str, fetch_cron: &str, merge_cron: &str) {
+    let config = std::fs::read_to_string(ws.path("pipeline.toml")).unwrap();
+    let database = config[config.find("[database]").unwrap()..].to_owned();
+    ws.write(
+        &format!("{name}.toml"),
+        format!(
+            "name = \"{name}\"\nspread_secs = 0\ntime_zone = \"Europe/Brussels\"\n\
+             [source]\nurl = \"{source}\"\nschedule = \"{fetch_cron}\"\n\
+             [directory]\ncsv = \"{}\"\n[merge]\nschedule = \"{merge_cron}\"\n{database}",
+            repo("samples/directory.csv").display()
+        ),
+    );
+}
+
+fn samples() -> String {
+    repo("samples/external-contacts.xml").display().to_string()
+}
+
+/// Starts `ucm serve` with `service.toml` holding `pipelines` and the credentials, at
+/// `speed` times the real clock; returns once it listens.
+fn serve(ws: &Workspace, pipelines: &[&str], speed: u32) -> Serve {
+    let list: Vec<String> = pipelines.iter().map(|p| format!("\"{p}.toml\"")).collect();
+    ws.write(
+        "service.toml",
+        format!(
+            "listen = \"127.0.0.1:0\"\npipelines = [{}]\n[auth]\nusername = \"admin\"\n\
+             password_env = \"UCM_TEST_ADMIN_PASSWORD\"\ntoken = \"static-token\"\n",
+            list.join(", ")
+        ),
+    );
+    let mut child = Command::new(BIN)
+        .current_dir(ws.dir.path())
+        .args(["serve", "--service", "service.toml"])
+        .env("UCM_CLOCK_SPEED", speed.to_string())
+        .env("UCM_TEST_ADMIN_PASSWORD", PASSWORD)
+        .env("UCM_LOG", "ucm=info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let stderr = child.stderr.take().unwrap();
+    let sink = std::sync::Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let base = first
+        .trim()
+        .strip_prefix("ucm serve: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}: {}", log.lock().unwrap()))
+        .to_owned();
+    Serve { child, base, log }
+}
+
+/// One HTTP/1.1 request: (status, body).
+fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut stream = TcpStream::connect(host).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response[9..12].parse().unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = &rest[n + 2..];
+    }
+    out
+}
+
+fn get_json(url: &str) -> Value {
+    let (status, body) = http("GET", url, &[], "");
+    assert_eq!(status, 200, "{url}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Polls `check` until it returns Some, for up to `secs` seconds.
+fn eventually<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn login(base: &str, user: &str, password: &str) -> (u16, String) {
+    let body = serde_json::json!({ "username": user, "password": password }).to_string();
+    http(
+        "POST",
+        &format!("{base}/api/login"),
+        &[("Content-Type", "application/json")],
+        &body,
+    )
+}
+
+#[test]
+fn an_every_minute_schedule_fires_both_stages_and_the_runs_are_served() {
+    let ws = Workspace::new("");
+    pipeline(&ws, "demo", &samples(), "* * * * ?", "* * * * ?");
+    let s = serve(&ws, &["demo"], 60);
+    assert_eq!(http("GET", &format!("{}/health", s.base), &[], "").0, 200);
+    let runs = eventually(30, "a fetch and a merge", || {
+        let runs = get_json(&format!("{}/api/runs?pipeline=demo", s.base));
+        let done = |command: &str| {
+            runs.as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["command"] == command && r["status"] == "succeeded")
+        };
+        (done("fetch") && done("merge")).then_some(runs)
+    });
+    let merge = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["command"] == "merge")
+        .unwrap();
+    assert_eq!(merge["inserted"], 9);
+    let id = merge["run_id"].as_i64().unwrap();
+    let one = get_json(&format!("{}/api/runs/{id}", s.base));
+    assert_eq!(one["command"], "merge");
+    assert_eq!(http("GET", &format!("{}/api/runs/999999", s.base), &[], "").0, 404);
+    let pipelines = get_json(&format!("{}/api/pipelines", s.base));
+    let demo = &pipelines[0];
+    assert_eq!(demo["name"], "demo");
+    assert_eq!(demo["time_zone"], "Europe/Brussels");
+    assert_eq!(demo["schedules"][0]["explain"], "every minute, every day");
+    assert!(demo["schedules"][0]["next_fire_at"].is_string(), "{demo}");
+    assert!(demo["last_run"]["id"].is_i64(), "{demo}");
+    assert_eq!(http("GET", &format!("{}/ready", s.base), &[], "").0, 200);
+    assert!(s.log.lock().unwrap().contains("next fire"));
+}
+
+#[test]
+fn a_fire_while_the_stages_previous_run_is_going_is_recorded_as_skipped() {
+    let ws = Workspace::new("");
+    let status = Command::new(BIN)
+        .args(["generate", "--contacts", "150000", "--seed", "3", "--xml"])
+        .arg(ws.path("big.xml"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let big = ws.path("big.xml").display().to_string();
+    // A minute every 0.1 s: the fetch of 150,000 contacts takes longer than that.
+    pipeline(&ws, "demo", &big, "* * * * ?", "0 0 1 1 ?");
+    let s = serve(&ws, &["demo"], 600);
+    let skipped = eventually(60, "a skipped fire", || {
+        let runs = get_json(&format!("{}/api/runs?pipeline=demo&limit=50", s.base));
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["status"] == "skipped")
+            .cloned()
+    });
+    assert_eq!(skipped["command"], "fetch");
+    assert!(
+        skipped["error"]
+            .as_str()
+            .unwrap()
+            .contains("the previous fetch run of pipeline demo is still going"),
+        "{skipped}"
+    );
+    let metrics = http("GET", &format!("{}/metrics", s.base), &[], "").1;
+    assert!(
+        metrics.contains("ucm_runs_total{pipeline=\"demo\",status=\"skipped\"}"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn login_with_a_password_of_special_characters_starts_runs_and_wrong_credentials_get_401() {
+    let ws = Workspace::new("");
+    pipeline(&ws, "demo", &samples(), "0 0 1 1 ?", "0 0 1 1 ?");
+    let s = serve(&ws, &["demo"], 1);
+    let run_url = format!("{}/api/pipelines/demo/run", s.base);
+    let unauthorized = r#"{"error":"unauthorized"}"#;
+
+    // No credentials, wrong password, wrong user, credentials in the query string, a
+    // made-up token: 401 and nothing else.
+    assert_eq!(http("POST", &run_url, &[], ""), (401, unauthorized.into()));
+    assert_eq!(login(&s.base, "admin", "p:a@s%s&w\"o r\\d é"), (401, unauthorized.into()));
+    assert_eq!(login(&s.base, "Admin", PASSWORD), (401, unauthorized.into()));
+    let query = format!("{}/api/login?username=admin&password=x", s.base);
+    assert_eq!(http("POST", &query, &[], "").0, 401);
+    assert_eq!(
+        http("POST", &run_url, &[("Authorization", "Bearer made-up")], ""),
+        (401, unauthorized.into())
+    );
+    assert_eq!(
+        get_json(&format!("{}/api/runs", s.base)).as_array().unwrap().len(),
+        0,
+        "nothing ran"
+    );
+
+    let (status, body) = login(&s.base, "admin", PASSWORD);
+    assert_eq!(status, 200, "{body}");
+    let token = serde_json::from_str::<Value>(&body).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bearer = format!("Bearer {token}");
+    let auth = [("Authorization", bearer.as_str())];
+
+    let (status, body) = http("POST", &format!("{run_url}?dry_run=true"), &auth, "");
+    assert_eq!(status, 200, "{body}");
+    let dry: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(dry["status"], "dry_run");
+    assert!(!dry["changes"].as_array().unwrap().is_empty(), "{dry}");
+
+    let (status, body) = http("POST", &run_url, &auth, "");
+    assert_eq!(status, 200, "{body}");
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["status"], "succeeded");
+    assert_eq!(report["inserted"], 9);
+    assert_eq!(ws.rows().len(), 9);
+
+    // The static token from config works too.
+    let (status, _) = http(
+        "POST",
+        &run_url,
+        &[("Authorization", "Bearer static-token")],
+        "",
+    );
+    assert_eq!(status, 200);
+
+    let metrics = http("GET", &format!("{}/metrics", s.base), &[], "").1;
+    for line in [
+        "ucm_runs_total{pipeline=\"demo\",status=\"succeeded\"} 2",
+        "ucm_runs_total{pipeline=\"demo\",status=\"dry_run\"} 1",
+        "ucm_rows_total{pipeline=\"demo\",action=\"inserted\"} 9",
+        "ucm_contacts{pipeline=\"demo\",origin=\"merged\"}",
+        "ucm_run_duration_seconds_count{pipeline=\"demo\"} 3",
+        "ucm_fetch_bytes_total{pipeline=\"demo\"}",
+        "ucm_last_success_timestamp_seconds{pipeline=\"demo\"}",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+}
+
+#[test]
+fn one_bad_pipeline_config_is_reported_and_the_others_run() {
+    let ws = Workspace::new("");
+    pipeline(&ws, "good", &samples(), "* * * * ?", "* * * * ?");
+    pipeline(&ws, "bad", &samples(), "0 23 * * *", "* * * * ?");
+    let s = serve(&ws, &["bad", "good"], 60);
+    let pipelines = get_json(&format!("{}/api/pipelines", s.base));
+    let bad = &pipelines[0];
+    assert!(
+        bad["error"].as_str().unwrap().contains("exactly one of them must be \"?\""),
+        "{bad}"
+    );
+    let (status, body) = http("GET", &format!("{}/ready", s.base), &[], "");
+    assert_eq!(status, 503);
+    assert!(body.contains("pipeline bad"), "{body}");
+    eventually(30, "a run of the good pipeline", || {
+        let runs = get_json(&format!("{}/api/runs?pipeline=good", s.base));
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["status"] == "succeeded")
+            .then_some(())
+    });
+    let metrics = http("GET", &format!("{}/metrics", s.base), &[], "").1;
+    assert!(metrics.contains("ucm_pipeline_loaded{pipeline=\"bad\"} 0"), "{metrics}");
+    assert!(metrics.contains("ucm_pipeline_loaded{pipeline=\"good\"} 1"), "{metrics}");
+}
+
+#[test]
+fn fires_missed_while_the_service_was_down_are_logged_and_not_replayed() {
+    let ws = Workspace::new("");
+    pipeline(&ws, "demo", &samples(), "* * * * ?", "0 0 1 1 ?");
+    // A fetch recorded ten minutes ago, then the service was down.
+    let out = Command::new(BIN)
+        .current_dir(ws.dir.path())
+        .args(["-q", "-c", "demo.toml", "fetch"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ten_minutes_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(10);
+    backdate_runs(&ws, &ten_minutes_ago.to_string());
+    let s = serve(&ws, &["demo"], 1);
+    let log = eventually(10, "the missed fires in the log", || {
+        let log = s.log.lock().unwrap().clone();
+        log.contains("fires missed while the service was down; not replayed")
+            .then_some(log)
+    });
+    assert!(log.contains("missed=9") || log.contains("missed=10"), "{log}");
+    std::thread::sleep(Duration::from_secs(1));
+    let runs = get_json(&format!("{}/api/runs?pipeline=demo", s.base));
+    // The recorded fetch, and at most the one fire of the current minute: no replay.
+    assert!(runs.as_array().unwrap().len() <= 2, "{runs}");
+}
+
+/// Sets every run's start and end time (SQL on either backend).
+fn backdate_runs(ws: &Workspace, at: &str) {
+    let sql = format!("UPDATE runs SET started_at = '{at}', finished_at = '{at}'");
+    if ws.is_postgres() {
+        common::psql(&ws.db_url(), &sql);
+    } else {
+        let url = ws.db_url();
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let store = ucm::load::Store::open(&url).await.unwrap();
+            store.select_text(&sql).await.unwrap();
+            store.close().await;
+        });
+    }
+}
+
+#[test]
+fn sigterm_during_a_run_lets_it_finish_and_exits_0() {
+    let ws = Workspace::new("");
+    let status = Command::new(BIN)
+        .args(["generate", "--contacts", "200000", "--seed", "5", "--xml"])
+        .arg(ws.path("big.xml"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let big = ws.path("big.xml").display().to_string();
+    pipeline(&ws, "demo", &big, "0 0 1 1 ?", "0 0 1 1 ?");
+    let mut s = serve(&ws, &["demo"], 1);
+    let run_url = format!("{}/api/pipelines/demo/run", s.base);
+    let request = std::thread::spawn(move || {
+        http("POST", &run_url, &[("Authorization", "Bearer static-token")], "")
+    });
+    eventually(30, "the run to start", || {
+        let pipelines = get_json(&format!("{}/api/pipelines", s.base));
+        (pipelines[0]["running"] == true).then_some(())
+    });
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
+    let (status, body) = request.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    let exit = s.child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0), "{}", s.log.lock().unwrap());
+    // The run landed whole: every external contact and the directory's rows.
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["status"], "succeeded");
+    let rows = ws.rows().len() as u64;
+    assert_eq!(rows, report["inserted"].as_u64().unwrap());
+    assert!(s.log.lock().unwrap().contains("stopped"));
+}
+
+#[test]
+fn the_status_page_shows_each_pipeline_its_last_run_and_a_chart_in_a_real_browser() {
+    let Some(chromium) = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
+    else {
+        assert!(
+            std::env::var("UCM_REQUIRE_BROWSER").is_err(),
+            "chromium is missing (apt-get install chromium); .ci/run installs it"
+        );
+        eprintln!("skipped: chromium is not installed (apt-get install chromium)");
+        return;
+    };
+    let ws = Workspace::new("");
+    pipeline(&ws, "demo", &samples(), "0 0 1 1 ?", "0 0 1 1 ?");
+    ws.write("broken.xml", "<contacts><contact>");
+    pipeline(&ws, "broken", &ws.path("broken.xml").display().to_string(), "0 0 1 1 ?", "0 0 1 1 ?");
+    let s = serve(&ws, &["demo", "broken"], 1);
+    for name in ["demo", "broken"] {
+        http(
+            "POST",
+            &format!("{}/api/pipelines/{name}/run", s.base),
+            &[("Authorization", "Bearer static-token")],
+            "",
+        );
+    }
+    let artifacts = repo("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("status-page.png");
+    let _ = std::fs::remove_file(&shot);
+    let browser = |extra: &[&str]| {
+        let out = Command::new(chromium)
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+            .arg(format!("--user-data-dir={}", ws.path("chromium").display()))
+            .args(extra)
+            .arg(format!("{}/", s.base))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dom = browser(&["--dump-dom"]);
+    for seen in [
+        "<h2>demo</h2>",
+        "<h2>broken</h2>",
+        "class=\"status succeeded\">succeeded</span>",
+        "id=\"runs-chart-demo\"",
+        "class=\"bar failed\"",
+        "on day 1 of the month, in January",
+    ] {
+        assert!(dom.contains(seen), "{seen} not on the page:\n{dom}");
+    }
+    assert!(dom.contains("class=\"failed\""), "failures are in red: {dom}");
+    browser(&[&format!("--screenshot={}", shot.display()), "--window-size=1000,900"]);
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
+}
