@@ -394,3 +394,22 @@ fn a_missing_postgresql_database_is_named_and_not_retried() {
         "{stderr}"
     );
 }
+
+#[test]
+fn ucm_cron_explains_an_expression_and_lists_its_next_fire_times() {
+    let ws = Workspace::new("");
+    let out = ws.ok(&["cron", "1,30 * * * ?", "--count", "3", "--tz", "Europe/Brussels"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "\"1,30 * * * ?\": at minutes 1 and 30 of every hour, every day"
+    );
+    assert_eq!(lines[1], "next 3 fire times (Europe/Brussels):");
+    assert_eq!(lines.len(), 5, "{out}");
+    assert!(lines[2..].iter().all(|l| l.contains(":01 C") || l.contains(":30 C")), "{out}");
+    let (_, stderr) = ws.fails(&["cron", "0 0 ? * 8"]);
+    assert!(
+        stderr.contains("field Day-of-week has \"8\": out of range; allowed: 1-7 or SUN-SAT (1 = Sunday)"),
+        "{stderr}"
+    );
+}
