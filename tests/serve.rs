@@ -43,6 +43,17 @@ fn pipeline(ws: &Workspace, name: &str, source: &str, fetch_cron: &str, merge_cr
     );
 }
 
+/// A generated source of `contacts` contacts in the workspace; its path.
+fn generated(ws: &Workspace, contacts: u64) -> String {
+    let status = Command::new(BIN)
+        .args(["generate", "--contacts", &contacts.to_string(), "--seed", "3", "--xml"])
+        .arg(ws.path("big.xml"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    ws.path("big.xml").display().to_string()
+}
+
 fn samples() -> String {
     repo("samples/external-contacts.xml").display().to_string()
 }
@@ -205,13 +216,7 @@ fn an_every_minute_schedule_fires_both_stages_and_the_runs_are_served() {
 #[test]
 fn a_fire_while_the_stages_previous_run_is_going_is_recorded_as_skipped() {
     let ws = Workspace::new("");
-    let status = Command::new(BIN)
-        .args(["generate", "--contacts", "150000", "--seed", "3", "--xml"])
-        .arg(ws.path("big.xml"))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let big = ws.path("big.xml").display().to_string();
+    let big = generated(&ws, 150_000);
     // A minute every 0.1 s: the fetch of 150,000 contacts takes longer than that.
     pipeline(&ws, "demo", &big, "* * * * ?", "0 0 1 1 ?");
     let s = serve(&ws, &["demo"], 600);
@@ -380,13 +385,7 @@ fn backdate_runs(ws: &Workspace, at: &str) {
 #[test]
 fn sigterm_during_a_run_lets_it_finish_and_exits_0() {
     let ws = Workspace::new("");
-    let status = Command::new(BIN)
-        .args(["generate", "--contacts", "200000", "--seed", "5", "--xml"])
-        .arg(ws.path("big.xml"))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let big = ws.path("big.xml").display().to_string();
+    let big = generated(&ws, 200_000);
     pipeline(&ws, "demo", &big, "0 0 1 1 ?", "0 0 1 1 ?");
     let mut s = serve(&ws, &["demo"], 1);
     let run_url = format!("{}/api/pipelines/demo/run", s.base);
