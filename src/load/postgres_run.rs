@@ -24,7 +24,7 @@ use crate::transform::{DirectoryEntry, KeyIndex, MergedRow, RowState};
 
 /// The advisory lock every ucm run holds for its transaction: one run at a time writes the
 /// merged table, whichever node or process started it ("ucm run" in ASCII).
-pub const RUN_LOCK: i64 = 0x7563_6d20_7275_6e;
+pub const RUN_LOCK: i64 = 0x0075_636d_2072_756e;
 /// Bytes of COPY data gathered before they are sent.
 const COPY_CHUNK: usize = 4 << 20;
 /// How often a waiting run tries the lock again.

@@ -436,9 +436,7 @@ fn describe(field: &Field, unit: &str, names: Option<&[&str]>) -> String {
         1 => parts[0].clone(),
         n => format!("{} and {}", parts[..n - 1].join(", "), parts[n - 1]),
     };
-    if elements.iter().all(|e| e.star || e.step > 1) {
-        list
-    } else if names.is_some() {
+    if elements.iter().all(|e| e.star || e.step > 1) || names.is_some() {
         list
     } else {
         format!("{unit}{plural} {list}")

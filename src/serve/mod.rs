@@ -95,6 +95,8 @@ pub struct Service {
     pub host: String,
     /// Runs started by the schedules, awaited at shutdown.
     in_flight: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Set at SIGTERM/SIGINT: a fire still waiting for its pipeline does not start.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Service {
@@ -130,6 +132,7 @@ impl Service {
             counters: Mutex::new(Counters::default()),
             host,
             in_flight: Mutex::new(Vec::new()),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -198,10 +201,14 @@ impl Service {
             }
             report
         } else {
-            let report = {
-                let _running = pipeline.busy.lock().await;
-                run_stage(loaded, stage).await
-            };
+            let running = pipeline.busy.lock().await;
+            if self.stopping.load(Ordering::Acquire) {
+                entry.pending.store(false, Ordering::Release);
+                tracing::info!(pipeline = %pipeline.name, stage = stage.as_str(), "not started: the service is stopping");
+                return None;
+            }
+            let report = run_stage(loaded, stage).await;
+            drop(running);
             entry.pending.store(false, Ordering::Release);
             report
         };
@@ -420,6 +427,9 @@ pub async fn serve(config: ServiceConfig) -> anyhow::Result<()> {
 
     shutdown_signal().await;
     tracing::info!("stopping: no new runs; waiting for running ones to finish");
+    service
+        .stopping
+        .store(true, std::sync::atomic::Ordering::Release);
     let _ = stop_tx.send(true);
     for handle in loops {
         let _ = handle.await;
