@@ -18,6 +18,11 @@ use crate::load::run::BeginError;
 use crate::report::RunReport;
 use crate::transform::{DirectoryEntry, KeyIndex, MergedRow, Origin, RowState};
 
+// The writes are `OR ROLLBACK`: a statement that breaks a constraint ends the whole
+// transaction (which the run does anyway on any error), so SQLite keeps no statement journal
+// to undo a single statement. With the default (ABORT) every multi-row INSERT journalled each
+// page it touched to a temporary file: 11% of a fresh import's time (measured A/B, 7 pairs).
+
 /// Rows per INSERT statement: enough to amortise the statement, few enough to stay in cache.
 const INSERT_ROWS: usize = 32;
 const ROW_PARAMS: usize = FIELD_COUNT + 5;
@@ -25,7 +30,7 @@ const ROW_PARAMS: usize = FIELD_COUNT + 5;
 fn insert_sql(rows: usize) -> String {
     let one = format!("({})", vec!["?"; ROW_PARAMS].join(", "));
     format!(
-        "INSERT INTO contacts (origin, directory_id, match_key, {}, content_hash, updated_at) VALUES {}",
+        "INSERT OR ROLLBACK INTO contacts (origin, directory_id, match_key, {}, content_hash, updated_at) VALUES {}",
         *FIELD_COLUMNS,
         vec![one; rows].join(", ")
     )
@@ -36,7 +41,7 @@ static INSERT_ONE_SQL: LazyLock<String> = LazyLock::new(|| insert_sql(1));
 static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
     let sets: Vec<String> = FIELD_NAMES.iter().map(|f| format!("{f} = ?")).collect();
     format!(
-        "UPDATE contacts SET origin = ?, directory_id = ?, match_key = ?, {}, content_hash = ?, updated_at = ? WHERE id = ?",
+        "UPDATE OR ROLLBACK contacts SET origin = ?, directory_id = ?, match_key = ?, {}, content_hash = ?, updated_at = ? WHERE id = ?",
         sets.join(", ")
     )
 });
