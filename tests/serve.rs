@@ -466,3 +466,134 @@ fn the_status_page_shows_each_pipeline_its_last_run_and_a_chart_in_a_real_browse
     let png = std::fs::read(&shot).expect("a screenshot");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
 }
+
+/// A service on the samples with the merged table loaded; (service, bearer header value).
+fn loaded_service(ws: &Workspace) -> (Serve, &'static str) {
+    pipeline(ws, "demo", &samples(), "0 0 1 1 ?", "0 0 1 1 ?");
+    let s = serve(ws, &["demo"], 1);
+    let bearer = "Bearer static-token";
+    let (status, body) = http(
+        "POST",
+        &format!("{}/api/pipelines/demo/run", s.base),
+        &[("Authorization", bearer)],
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    (s, bearer)
+}
+
+fn put(url: &str, bearer: &str, body: &str) -> (u16, Value) {
+    let (status, text) = http(
+        "PUT",
+        url,
+        &[("Authorization", bearer), ("Content-Type", "application/json")],
+        body,
+    );
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn get_auth(url: &str, bearer: &str) -> (u16, Value) {
+    let (status, text) = http("GET", url, &[("Authorization", bearer)], "");
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+#[test]
+fn contacts_are_found_by_name_number_or_e_mail_each_with_its_live_status() {
+    let ws = Workspace::new("");
+    let (s, bearer) = loaded_service(&ws);
+    let api = format!("{}/api/contacts", s.base);
+    assert_eq!(http("GET", &format!("{api}?q=anna"), &[], "").0, 401);
+
+    let (status, found) = get_auth(&format!("{api}?q=PEETERS"), bearer);
+    assert_eq!(status, 200, "{found}");
+    let anna = &found[0];
+    assert_eq!(anna["id"], "dir:1");
+    assert_eq!(anna["state"]["presence"], "offline");
+
+    let status_body = r#"{"registered": true, "call_state": "busy", "presence": "dnd", "note": "on a call: \"urgent\" é"}"#;
+    let (status, after) = put(&format!("{api}/dir:1/status"), bearer, status_body);
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["state"]["call_state"], "busy");
+    // A search with a single result carries the live status too (an old bug).
+    for query in ["anna.peeters@EXAMPLE.com", "475%2011%2011", "32475111111"] {
+        let (_, found) = get_auth(&format!("{api}?q={query}"), bearer);
+        assert_eq!(found.as_array().unwrap().len(), 1, "{query}: {found}");
+        assert_eq!(found[0]["state"]["presence"], "dnd", "{query}: {found}");
+        assert_eq!(found[0]["state"]["note"], "on a call: \"urgent\" é");
+    }
+
+    // Invalid values: 400 with the reason; unknown ids: 404.
+    let (status, reason) = put(
+        &format!("{api}/dir:1/status"),
+        bearer,
+        r#"{"registered": true, "call_state": "talking", "presence": "away"}"#,
+    );
+    assert_eq!(status, 400);
+    assert!(reason["error"].as_str().unwrap().contains("talking"), "{reason}");
+    let long = format!(
+        r#"{{"registered": false, "call_state": "idle", "presence": "away", "note": "{}"}}"#,
+        "x".repeat(256)
+    );
+    let (status, reason) = put(&format!("{api}/dir:1/status"), bearer, &long);
+    assert_eq!(status, 400);
+    assert!(reason["error"].as_str().unwrap().contains("at most 255"), "{reason}");
+    let (status, reason) = put(&format!("{api}/dir:1/profile"), bearer, r#"{"profile": "beach"}"#);
+    assert_eq!(status, 400);
+    assert!(reason["error"].as_str().unwrap().contains("office, meeting, home, away"), "{reason}");
+    let (status, _) = put(&format!("{api}/dir:999/profile"), bearer, r#"{"profile": "home"}"#);
+    assert_eq!(status, 404);
+    assert_eq!(get_auth(&format!("{api}/dir:999"), bearer).0, 404);
+
+    let (status, after) = put(&format!("{api}/dir:1/profile"), bearer, r#"{"profile": "meeting"}"#);
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["state"]["profile"], "meeting");
+
+    // A restart keeps the state.
+    drop(s);
+    let s = serve(&ws, &["demo"], 1);
+    let (_, anna) = get_auth(&format!("{}/api/contacts/dir:1", s.base), bearer);
+    assert_eq!(anna["state"]["profile"], "meeting");
+    assert_eq!(anna["state"]["presence"], "dnd");
+    let (_, parameters) = get_auth(&format!("{}/api/parameters", s.base), bearer);
+    assert_eq!(parameters["parameters"]["language"], "en");
+}
+
+#[test]
+fn status_and_profile_changes_stream_as_server_sent_events() {
+    let ws = Workspace::new("");
+    let (s, bearer) = loaded_service(&ws);
+    let host = s.base.strip_prefix("http://").unwrap().to_owned();
+    let mut stream = TcpStream::connect(&host).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /api/events HTTP/1.1\r\nHost: {host}\r\nAuthorization: {bearer}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    // Subscribed once the headers are out.
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let api = format!("{}/api/contacts", s.base);
+    assert_eq!(put(&format!("{api}/dir:2/profile"), bearer, r#"{"profile": "home"}"#).0, 200);
+    let status = r#"{"registered": true, "call_state": "ringing", "presence": "available"}"#;
+    assert_eq!(put(&format!("{api}/dir:2/status"), bearer, status).0, 200);
+    let mut seen = String::new();
+    while !(seen.contains(r#""profile":"home""#) && seen.contains(r#""call_state":"ringing""#)) {
+        line.clear();
+        reader.read_line(&mut line).expect("events arrive");
+        seen.push_str(&line);
+    }
+    assert!(seen.contains("event: profile") && seen.contains("event: status"), "{seen}");
+    assert!(seen.contains(r#""contact":"dir:2""#), "{seen}");
+}

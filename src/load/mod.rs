@@ -14,6 +14,7 @@ macro_rules! on_pool {
         }
     };
 }
+pub(crate) use on_pool;
 
 pub mod contacts;
 pub mod postgres_run;

@@ -15,9 +15,15 @@ pub struct ServiceConfig {
     /// The pipeline configs to run. Default: every `pipelines/*.toml`.
     #[serde(default)]
     pub pipelines: Vec<PathBuf>,
-    /// Who may start runs (`POST /api/pipelines/{name}/run`).
+    /// Who may start runs and read or change contacts' live state.
     #[serde(default)]
     pub auth: ServiceAuth,
+    /// The routing profiles a contact may select (`PUT /api/contacts/{id}/profile`).
+    #[serde(default = "default_profiles")]
+    pub profiles: Vec<String>,
+    /// Global parameters for clients (`GET /api/parameters`); `language` is always there.
+    #[serde(default = "default_parameters")]
+    pub parameters: std::collections::BTreeMap<String, String>,
 }
 
 /// Credentials for the write endpoints: a user name and password for `POST /api/login`,
@@ -55,6 +61,12 @@ impl std::fmt::Debug for ResolvedAuth {
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
 }
+fn default_profiles() -> Vec<String> {
+    ["office", "meeting", "home", "away"].map(String::from).to_vec()
+}
+fn default_parameters() -> std::collections::BTreeMap<String, String> {
+    [("language".to_owned(), "en".to_owned())].into()
+}
 fn default_session_minutes() -> u64 {
     60
 }
@@ -65,6 +77,8 @@ impl Default for ServiceConfig {
             listen: default_listen(),
             pipelines: Vec::new(),
             auth: ServiceAuth::default(),
+            profiles: default_profiles(),
+            parameters: default_parameters(),
         }
     }
 }
@@ -73,7 +87,16 @@ impl ServiceConfig {
     pub fn load(path: &Path) -> Result<ServiceConfig, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.to_string().trim_end()))
+        let mut config: ServiceConfig = toml::from_str(&text)
+            .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim_end()))?;
+        if config.profiles.is_empty() {
+            return Err(format!("{}: profiles is empty: list at least one", path.display()));
+        }
+        config
+            .parameters
+            .entry("language".into())
+            .or_insert_with(|| "en".into());
+        Ok(config)
     }
 
     /// The pipeline configs: the listed ones, or every `pipelines/*.toml`.

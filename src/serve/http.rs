@@ -35,10 +35,16 @@ pub fn app(service: Arc<Service>) -> Router {
         .route("/api/pipelines/{name}/run", post(start_run))
         .route("/api/login", post(login))
         .route("/metrics", get(metrics))
+        .route("/api/contacts", get(super::live::search))
+        .route("/api/contacts/{id}", get(super::live::contact))
+        .route("/api/contacts/{id}/status", axum::routing::put(super::live::put_status))
+        .route("/api/contacts/{id}/profile", axum::routing::put(super::live::put_profile))
+        .route("/api/events", get(super::live::events))
+        .route("/api/parameters", get(super::live::parameters))
         .with_state(service)
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
@@ -281,7 +287,7 @@ async fn login(State(service): Shared, body: Option<Json<Login>>) -> Response {
     Json(json!({ "token": token, "expires_at": expires.to_string() })).into_response()
 }
 
-fn unauthorized() -> Response {
+pub(super) fn unauthorized() -> Response {
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -291,7 +297,7 @@ fn unauthorized() -> Response {
 }
 
 /// A static token from config, or a login token that has not expired.
-fn authorized(service: &Service, headers: &HeaderMap) -> bool {
+pub(super) fn authorized(service: &Service, headers: &HeaderMap) -> bool {
     let Some(given) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

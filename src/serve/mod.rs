@@ -7,6 +7,8 @@
 
 pub mod config;
 pub mod http;
+mod live;
+pub mod objects;
 mod page;
 
 use std::collections::BTreeMap;
@@ -97,6 +99,13 @@ pub struct Service {
     in_flight: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Set at SIGTERM/SIGINT: a fire still waiting for its pipeline does not start.
     stopping: std::sync::atomic::AtomicBool,
+    /// The profiles a contact may select, and the global parameters.
+    pub profiles: Vec<String>,
+    pub parameters: BTreeMap<String, String>,
+    /// Versions of the changes made here.
+    pub versions: objects::Versions,
+    /// Status and profile changes, for `/api/events`.
+    pub events: tokio::sync::broadcast::Sender<live::Change>,
 }
 
 impl Service {
@@ -130,10 +139,20 @@ impl Service {
             auth: config.auth.resolve()?,
             sessions: Mutex::new(BTreeMap::new()),
             counters: Mutex::new(Counters::default()),
+            versions: objects::Versions::new(&host),
             host,
             in_flight: Mutex::new(Vec::new()),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            profiles: config.profiles.clone(),
+            parameters: config.parameters.clone(),
+            events: tokio::sync::broadcast::channel(1024).0,
         })
+    }
+
+    /// The database holding the merged directory and the live state: the first loaded
+    /// pipeline's.
+    pub fn objects_store(&self) -> Option<&Store> {
+        self.pipelines.iter().find_map(|p| p.loaded.as_ref().ok().map(|l| &l.store))
     }
 
     pub fn pipeline(&self, name: &str) -> Option<&Arc<Pipeline>> {
