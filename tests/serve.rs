@@ -597,3 +597,40 @@ fn status_and_profile_changes_stream_as_server_sent_events() {
     assert!(seen.contains("event: profile") && seen.contains("event: status"), "{seen}");
     assert!(seen.contains(r#""contact":"dir:2""#), "{seen}");
 }
+
+#[test]
+fn ucm_contacts_search_and_ucm_profile_set_go_through_the_service() {
+    let ws = Workspace::new("");
+    let (s, _) = loaded_service(&ws);
+    let cli = |args: &[&str], token: Option<&str>| {
+        let mut command = Command::new(BIN);
+        command
+            .current_dir(ws.dir.path())
+            .args(args)
+            .env("UCM_SERVICE_URL", &s.base)
+            .env_remove("UCM_TOKEN");
+        if let Some(token) = token {
+            command.env("UCM_TOKEN", token);
+        }
+        command.output().unwrap()
+    };
+    let out = cli(&["profile", "set", "dir:3", "away"], Some("static-token"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("dir:3: profile away (version "));
+
+    let out = cli(&["contacts", "search", "chloé"], Some("static-token"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("dir:3") && text.contains("Chloé Maes") && text.contains("profile away"), "{text}");
+
+    let out = cli(&["profile", "set", "dir:3", "beach"], Some("static-token"));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("400 Bad Request: unknown profile \"beach\""), "{stderr}");
+
+    let out = cli(&["contacts", "search", "chloé"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no token for"));
+    let out = cli(&["contacts", "search", "chloé"], Some("wrong"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401 Unauthorized: unauthorized"));
+}

@@ -1,6 +1,7 @@
 //! The `ucm` command line: argument definitions (a contract other tools rely on) and the
 //! commands they run. Errors are `anyhow` here, at the edge, and typed everywhere below.
 
+mod client;
 mod progress;
 
 use std::io::{IsTerminal, Write};
@@ -119,6 +120,13 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
+    /// Search the merged directory through a running `ucm serve`: each contact with its live
+    /// status and profile.
+    #[command(subcommand)]
+    Contacts(ContactsCommand),
+    /// Change a contact's routing profile through a running `ucm serve`.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
     /// Explain a cron expression (the original product's dialect: Minutes Hours Day-of-month
     /// Month Day-of-week, 1 = Sunday, "?" in exactly one day field) and list its next fire
     /// times.
@@ -152,6 +160,33 @@ pub enum Command {
         /// Where to write the directory CSV.
         #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContactsCommand {
+    /// Contacts whose name or e-mail contains QUERY (any case), or one of whose numbers
+    /// contains its digits.
+    Search {
+        query: String,
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        limit: i64,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+        #[command(flatten)]
+        access: client::ServiceAccess,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Set contact ID's profile (one of the service's profiles). IDs are `dir:DIRECTORY_ID`
+    /// or `ext:MATCH_KEY`, as `ucm contacts search` shows them.
+    Set {
+        id: String,
+        profile: String,
+        #[command(flatten)]
+        access: client::ServiceAccess,
     },
 }
 
@@ -294,6 +329,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 config.pipelines = vec![path.clone()];
             }
             crate::serve::serve(config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Contacts(ContactsCommand::Search {
+            query,
+            limit,
+            format,
+            access,
+        }) => {
+            client::search(access, query, *limit, *format).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Profile(ProfileCommand::Set {
+            id,
+            profile,
+            access,
+        }) => {
+            client::set_profile(access, id, profile).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Cron {
