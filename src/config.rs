@@ -347,7 +347,8 @@ impl PipelineConfig {
             ("source.schedule", &config.source.schedule),
             ("merge.schedule", &config.merge.schedule),
         ] {
-            crate::schedule::CronExpr::parse(schedule).map_err(|e| invalid(format!("{key}: {e}")))?;
+            crate::schedule::CronExpr::parse(schedule)
+                .map_err(|e| invalid(format!("{key}: {e}")))?;
         }
         crate::schedule::time_zone(config.time_zone.as_deref())
             .map_err(|e| invalid(format!("time_zone: {e}")))?;
@@ -432,16 +433,28 @@ mod tests {
 
     #[test]
     fn schedules_and_the_time_zone_are_checked_at_load() {
-        let error = parse("[source]\nschedule = \"0 23 * * *\"\n").unwrap_err().to_string();
+        let error = parse("[source]\nschedule = \"0 23 * * *\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("source.schedule: cron expression \"0 23 * * *\"")
                 && error.contains("exactly one of them must be \"?\""),
             "{error}"
         );
-        let error = parse("[merge]\nschedule = \"0 23 ? * 9\"\n").unwrap_err().to_string();
-        assert!(error.contains("merge.schedule") && error.contains("Day-of-week has \"9\""), "{error}");
-        let error = parse("time_zone = \"Mars/Olympus\"\n").unwrap_err().to_string();
-        assert!(error.contains("time_zone: unknown time zone \"Mars/Olympus\""), "{error}");
+        let error = parse("[merge]\nschedule = \"0 23 ? * 9\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("merge.schedule") && error.contains("Day-of-week has \"9\""),
+            "{error}"
+        );
+        let error = parse("time_zone = \"Mars/Olympus\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("time_zone: unknown time zone \"Mars/Olympus\""),
+            "{error}"
+        );
         let config = parse("time_zone = \"Europe/Brussels\"\nspread_secs = 10\n").unwrap();
         assert_eq!(config.time_zone.as_deref(), Some("Europe/Brussels"));
         assert_eq!(config.spread_secs, 10);
@@ -449,10 +462,9 @@ mod tests {
 
     #[test]
     fn a_postgresql_database_and_its_lock_wait_are_configured_together() {
-        let config = parse(
-            "[database]\nurl = \"postgres://ucm:pw@db:5432/ucm\"\nlock_wait_secs = 5\n",
-        )
-        .unwrap();
+        let config =
+            parse("[database]\nurl = \"postgres://ucm:pw@db:5432/ucm\"\nlock_wait_secs = 5\n")
+                .unwrap();
         assert_eq!(config.database.url, "postgres://ucm:pw@db:5432/ucm");
         assert_eq!(config.database.lock_wait_secs, 5);
     }

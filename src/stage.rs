@@ -210,9 +210,7 @@ pub async fn fetch_stage(
     }
     report.duration_ms = clock.elapsed().as_millis() as u64;
     report.finished_at = crate::load::now();
-    report.run_id = Some(
-        runs::record(store, &report).await?,
-    );
+    report.run_id = Some(runs::record(store, &report).await?);
     Ok(report)
 }
 
@@ -221,10 +219,12 @@ pub async fn staged_source(
     store: &Store,
     config: &PipelineConfig,
 ) -> Result<StagedSource, StageError> {
-    let staged = staged::get(store, &config.name).await?
-        .ok_or_else(|| StageError::NothingStaged {
-            pipeline: config.name.clone(),
-        })?;
+    let staged =
+        staged::get(store, &config.name)
+            .await?
+            .ok_or_else(|| StageError::NothingStaged {
+                pipeline: config.name.clone(),
+            })?;
     if !Path::new(&staged.path).exists() {
         return Err(StageError::StagedFileMissing {
             pipeline: config.name.clone(),

@@ -132,20 +132,22 @@ fn only_changed_rows_get_a_new_updated_at() {
 /// (row key, updated_at) of every row, in a stable order, read from the database directly.
 fn updated_at(ws: &Workspace) -> Vec<(String, String)> {
     let url = ws.db_url();
-    tokio::runtime::Runtime::new().unwrap().block_on(async move {
-        let store = ucm::load::Store::open(&url).await.unwrap();
-        let rows = store
-            .select_text(
-                "SELECT coalesce(directory_id, match_key), updated_at FROM contacts \
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let store = ucm::load::Store::open(&url).await.unwrap();
+            let rows = store
+                .select_text(
+                    "SELECT coalesce(directory_id, match_key), updated_at FROM contacts \
                  ORDER BY directory_id IS NULL, directory_id, match_key",
-            )
-            .await
-            .unwrap();
-        store.close().await;
-        rows.into_iter()
-            .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
-            .collect()
-    })
+                )
+                .await
+                .unwrap();
+            store.close().await;
+            rows.into_iter()
+                .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
+                .collect()
+        })
 }
 
 fn big_source(ws: &Workspace, contacts: u64) -> String {
@@ -224,7 +226,10 @@ fn a_database_connection_lost_mid_run_rolls_back_and_the_run_is_reported_failed(
     let pid = child.id();
     let deadline = Instant::now() + Duration::from_secs(120);
     while ws.written_bytes() < start_len + 4_000_000 {
-        assert!(Instant::now() < deadline, "the import never started writing");
+        assert!(
+            Instant::now() < deadline,
+            "the import never started writing"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     // The server ends every session of that process, as a restart or a network cut would.
@@ -240,7 +245,10 @@ fn a_database_connection_lost_mid_run_rolls_back_and_the_run_is_reported_failed(
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["status"], "failed");
-    assert!(report["run_id"].is_i64(), "the failed run is recorded: {report}");
+    assert!(
+        report["run_id"].is_i64(),
+        "the failed run is recorded: {report}"
+    );
     assert_eq!(ws.export(), before);
     ws.import("good.xml", &[]);
 }

@@ -370,7 +370,8 @@ fn an_unreachable_postgresql_server_is_named_with_its_password_masked() {
         "x.xml",
     ]);
     assert!(
-        stderr.contains("cannot connect to PostgreSQL server 127.0.0.1:1, database \"contacts_db\"")
+        stderr
+            .contains("cannot connect to PostgreSQL server 127.0.0.1:1, database \"contacts_db\"")
             && stderr.contains("(3 attempts)")
             && stderr.contains("postgres://ucm:***@127.0.0.1:1/contacts_db")
             && !stderr.contains("s3cret"),
@@ -398,7 +399,14 @@ fn a_missing_postgresql_database_is_named_and_not_retried() {
 #[test]
 fn ucm_cron_explains_an_expression_and_lists_its_next_fire_times() {
     let ws = Workspace::new("");
-    let out = ws.ok(&["cron", "1,30 * * * ?", "--count", "3", "--tz", "Europe/Brussels"]);
+    let out = ws.ok(&[
+        "cron",
+        "1,30 * * * ?",
+        "--count",
+        "3",
+        "--tz",
+        "Europe/Brussels",
+    ]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[0],
@@ -406,10 +414,17 @@ fn ucm_cron_explains_an_expression_and_lists_its_next_fire_times() {
     );
     assert_eq!(lines[1], "next 3 fire times (Europe/Brussels):");
     assert_eq!(lines.len(), 5, "{out}");
-    assert!(lines[2..].iter().all(|l| l.contains(":01 C") || l.contains(":30 C")), "{out}");
+    assert!(
+        lines[2..]
+            .iter()
+            .all(|l| l.contains(":01 C") || l.contains(":30 C")),
+        "{out}"
+    );
     let (_, stderr) = ws.fails(&["cron", "0 0 ? * 8"]);
     assert!(
-        stderr.contains("field Day-of-week has \"8\": out of range; allowed: 1-7 or SUN-SAT (1 = Sunday)"),
+        stderr.contains(
+            "field Day-of-week has \"8\": out of range; allowed: 1-7 or SUN-SAT (1 = Sunday)"
+        ),
         "{stderr}"
     );
 }

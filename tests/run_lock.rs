@@ -13,7 +13,14 @@ use common::{BIN, Workspace, contacts_xml};
 /// A source of `contacts` generated contacts in the workspace.
 fn generated(ws: &Workspace, contacts: u64) -> String {
     let status = Command::new(BIN)
-        .args(["generate", "--contacts", &contacts.to_string(), "--seed", "7", "--xml"])
+        .args([
+            "generate",
+            "--contacts",
+            &contacts.to_string(),
+            "--seed",
+            "7",
+            "--xml",
+        ])
         .arg(ws.path("big.xml"))
         .status()
         .unwrap();
@@ -50,7 +57,10 @@ fn import_holding_the_lock(ws: &Workspace, file: &str) -> Child {
 
 fn with_lock_wait(ws: &Workspace, secs: u64) {
     let config = std::fs::read_to_string(ws.path("pipeline.toml")).unwrap();
-    let config = config.replace("[database]\n", &format!("[database]\nlock_wait_secs = {secs}\n"));
+    let config = config.replace(
+        "[database]\n",
+        &format!("[database]\nlock_wait_secs = {secs}\n"),
+    );
     std::fs::write(ws.path("pipeline.toml"), config).unwrap();
 }
 
@@ -73,7 +83,10 @@ fn a_run_started_during_another_waits_for_it_then_runs() {
     assert!(first.wait().unwrap().success());
     assert_eq!(second["status"], "succeeded");
     assert_eq!(second["inserted"], 1);
-    assert_eq!(second["deleted"], 200_000, "the first run had committed before the second ran");
+    assert_eq!(
+        second["deleted"], 200_000,
+        "the first run had committed before the second ran"
+    );
     let rows = ws.rows();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["first_name"], "Late");
@@ -98,7 +111,9 @@ fn a_run_that_cannot_get_the_lock_in_time_is_skipped_and_changes_nothing() {
     assert_eq!(report["status"], "skipped");
     let error = report["error"].as_str().unwrap();
     assert!(
-        error.contains("another ucm run") && error.contains("holds the run lock") && error.contains("lock_wait_secs"),
+        error.contains("another ucm run")
+            && error.contains("holds the run lock")
+            && error.contains("lock_wait_secs"),
         "{error}"
     );
     if ws.is_postgres() {

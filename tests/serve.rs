@@ -46,7 +46,14 @@ fn pipeline(ws: &Workspace, name: &str, source: &str, fetch_cron: &str, merge_cr
 /// A generated source of `contacts` contacts in the workspace; its path.
 fn generated(ws: &Workspace, contacts: u64) -> String {
     let status = Command::new(BIN)
-        .args(["generate", "--contacts", &contacts.to_string(), "--seed", "3", "--xml"])
+        .args([
+            "generate",
+            "--contacts",
+            &contacts.to_string(),
+            "--seed",
+            "3",
+            "--xml",
+        ])
         .arg(ws.path("big.xml"))
         .status()
         .unwrap();
@@ -126,7 +133,10 @@ fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> (u16, 
     let response = String::from_utf8_lossy(&response).into_owned();
     let status = response[9..12].parse().unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_owned()
@@ -201,7 +211,10 @@ fn an_every_minute_schedule_fires_both_stages_and_the_runs_are_served() {
     let id = merge["run_id"].as_i64().unwrap();
     let one = get_json(&format!("{}/api/runs/{id}", s.base));
     assert_eq!(one["command"], "merge");
-    assert_eq!(http("GET", &format!("{}/api/runs/999999", s.base), &[], "").0, 404);
+    assert_eq!(
+        http("GET", &format!("{}/api/runs/999999", s.base), &[], "").0,
+        404
+    );
     let pipelines = get_json(&format!("{}/api/pipelines", s.base));
     let demo = &pipelines[0];
     assert_eq!(demo["name"], "demo");
@@ -254,8 +267,14 @@ fn login_with_a_password_of_special_characters_starts_runs_and_wrong_credentials
     // No credentials, wrong password, wrong user, credentials in the query string, a
     // made-up token: 401 and nothing else.
     assert_eq!(http("POST", &run_url, &[], ""), (401, unauthorized.into()));
-    assert_eq!(login(&s.base, "admin", "p:a@s%s&w\"o r\\d é"), (401, unauthorized.into()));
-    assert_eq!(login(&s.base, "Admin", PASSWORD), (401, unauthorized.into()));
+    assert_eq!(
+        login(&s.base, "admin", "p:a@s%s&w\"o r\\d é"),
+        (401, unauthorized.into())
+    );
+    assert_eq!(
+        login(&s.base, "Admin", PASSWORD),
+        (401, unauthorized.into())
+    );
     let query = format!("{}/api/login?username=admin&password=x", s.base);
     assert_eq!(http("POST", &query, &[], "").0, 401);
     assert_eq!(
@@ -263,7 +282,10 @@ fn login_with_a_password_of_special_characters_starts_runs_and_wrong_credentials
         (401, unauthorized.into())
     );
     assert_eq!(
-        get_json(&format!("{}/api/runs", s.base)).as_array().unwrap().len(),
+        get_json(&format!("{}/api/runs", s.base))
+            .as_array()
+            .unwrap()
+            .len(),
         0,
         "nothing ran"
     );
@@ -322,7 +344,10 @@ fn one_bad_pipeline_config_is_reported_and_the_others_run() {
     let pipelines = get_json(&format!("{}/api/pipelines", s.base));
     let bad = &pipelines[0];
     assert!(
-        bad["error"].as_str().unwrap().contains("exactly one of them must be \"?\""),
+        bad["error"]
+            .as_str()
+            .unwrap()
+            .contains("exactly one of them must be \"?\""),
         "{bad}"
     );
     let (status, body) = http("GET", &format!("{}/ready", s.base), &[], "");
@@ -337,8 +362,14 @@ fn one_bad_pipeline_config_is_reported_and_the_others_run() {
             .then_some(())
     });
     let metrics = http("GET", &format!("{}/metrics", s.base), &[], "").1;
-    assert!(metrics.contains("ucm_pipeline_loaded{pipeline=\"bad\"} 0"), "{metrics}");
-    assert!(metrics.contains("ucm_pipeline_loaded{pipeline=\"good\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("ucm_pipeline_loaded{pipeline=\"bad\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ucm_pipeline_loaded{pipeline=\"good\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -351,7 +382,11 @@ fn fires_missed_while_the_service_was_down_are_logged_and_not_replayed() {
         .args(["-q", "-c", "demo.toml", "fetch"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ten_minutes_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(10);
     backdate_runs(&ws, &ten_minutes_ago.to_string());
     let s = serve(&ws, &["demo"], 1);
@@ -360,7 +395,10 @@ fn fires_missed_while_the_service_was_down_are_logged_and_not_replayed() {
         log.contains("fires missed while the service was down; not replayed")
             .then_some(log)
     });
-    assert!(log.contains("missed=9") || log.contains("missed=10"), "{log}");
+    assert!(
+        log.contains("missed=9") || log.contains("missed=10"),
+        "{log}"
+    );
     std::thread::sleep(Duration::from_secs(1));
     let runs = get_json(&format!("{}/api/runs?pipeline=demo", s.base));
     // The recorded fetch, and at most the one fire of the current minute: no replay.
@@ -390,7 +428,12 @@ fn sigterm_during_a_run_lets_it_finish_and_exits_0() {
     let mut s = serve(&ws, &["demo"], 1);
     let run_url = format!("{}/api/pipelines/demo/run", s.base);
     let request = std::thread::spawn(move || {
-        http("POST", &run_url, &[("Authorization", "Bearer static-token")], "")
+        http(
+            "POST",
+            &run_url,
+            &[("Authorization", "Bearer static-token")],
+            "",
+        )
     });
     eventually(30, "the run to start", || {
         let pipelines = get_json(&format!("{}/api/pipelines", s.base));
@@ -411,10 +454,12 @@ fn sigterm_during_a_run_lets_it_finish_and_exits_0() {
 
 #[test]
 fn the_status_page_shows_each_pipeline_its_last_run_and_a_chart_in_a_real_browser() {
-    let Some(chromium) = ["chromium", "chromium-browser"]
-        .into_iter()
-        .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
-    else {
+    let Some(chromium) = ["chromium", "chromium-browser"].into_iter().find(|b| {
+        Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }) else {
         assert!(
             std::env::var("UCM_REQUIRE_BROWSER").is_err(),
             "chromium is missing (apt-get install chromium); .ci/run installs it"
@@ -425,7 +470,13 @@ fn the_status_page_shows_each_pipeline_its_last_run_and_a_chart_in_a_real_browse
     let ws = Workspace::new("");
     pipeline(&ws, "demo", &samples(), "0 0 1 1 ?", "0 0 1 1 ?");
     ws.write("broken.xml", "<contacts><contact>");
-    pipeline(&ws, "broken", &ws.path("broken.xml").display().to_string(), "0 0 1 1 ?", "0 0 1 1 ?");
+    pipeline(
+        &ws,
+        "broken",
+        &ws.path("broken.xml").display().to_string(),
+        "0 0 1 1 ?",
+        "0 0 1 1 ?",
+    );
     let s = serve(&ws, &["demo", "broken"], 1);
     for name in ["demo", "broken"] {
         http(
@@ -441,13 +492,22 @@ fn the_status_page_shows_each_pipeline_its_last_run_and_a_chart_in_a_real_browse
     let _ = std::fs::remove_file(&shot);
     let browser = |extra: &[&str]| {
         let out = Command::new(chromium)
-            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+            ])
             .arg(format!("--user-data-dir={}", ws.path("chromium").display()))
             .args(extra)
             .arg(format!("{}/", s.base))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let dom = browser(&["--dump-dom"]);
@@ -461,10 +521,20 @@ fn the_status_page_shows_each_pipeline_its_last_run_and_a_chart_in_a_real_browse
     ] {
         assert!(dom.contains(seen), "{seen} not on the page:\n{dom}");
     }
-    assert!(dom.contains("class=\"failed\""), "failures are in red: {dom}");
-    browser(&[&format!("--screenshot={}", shot.display()), "--window-size=1000,900"]);
+    assert!(
+        dom.contains("class=\"failed\""),
+        "failures are in red: {dom}"
+    );
+    browser(&[
+        &format!("--screenshot={}", shot.display()),
+        "--window-size=1000,900",
+    ]);
     let png = std::fs::read(&shot).expect("a screenshot");
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
 }
 
 /// A service on the samples with the merged table loaded; (service, bearer header value).
@@ -486,15 +556,24 @@ fn put(url: &str, bearer: &str, body: &str) -> (u16, Value) {
     let (status, text) = http(
         "PUT",
         url,
-        &[("Authorization", bearer), ("Content-Type", "application/json")],
+        &[
+            ("Authorization", bearer),
+            ("Content-Type", "application/json"),
+        ],
         body,
     );
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 fn get_auth(url: &str, bearer: &str) -> (u16, Value) {
     let (status, text) = http("GET", url, &[("Authorization", bearer)], "");
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 #[test]
@@ -529,22 +608,46 @@ fn contacts_are_found_by_name_number_or_e_mail_each_with_its_live_status() {
         r#"{"registered": true, "call_state": "talking", "presence": "away"}"#,
     );
     assert_eq!(status, 400);
-    assert!(reason["error"].as_str().unwrap().contains("talking"), "{reason}");
+    assert!(
+        reason["error"].as_str().unwrap().contains("talking"),
+        "{reason}"
+    );
     let long = format!(
         r#"{{"registered": false, "call_state": "idle", "presence": "away", "note": "{}"}}"#,
         "x".repeat(256)
     );
     let (status, reason) = put(&format!("{api}/dir:1/status"), bearer, &long);
     assert_eq!(status, 400);
-    assert!(reason["error"].as_str().unwrap().contains("at most 255"), "{reason}");
-    let (status, reason) = put(&format!("{api}/dir:1/profile"), bearer, r#"{"profile": "beach"}"#);
+    assert!(
+        reason["error"].as_str().unwrap().contains("at most 255"),
+        "{reason}"
+    );
+    let (status, reason) = put(
+        &format!("{api}/dir:1/profile"),
+        bearer,
+        r#"{"profile": "beach"}"#,
+    );
     assert_eq!(status, 400);
-    assert!(reason["error"].as_str().unwrap().contains("office, meeting, home, away"), "{reason}");
-    let (status, _) = put(&format!("{api}/dir:999/profile"), bearer, r#"{"profile": "home"}"#);
+    assert!(
+        reason["error"]
+            .as_str()
+            .unwrap()
+            .contains("office, meeting, home, away"),
+        "{reason}"
+    );
+    let (status, _) = put(
+        &format!("{api}/dir:999/profile"),
+        bearer,
+        r#"{"profile": "home"}"#,
+    );
     assert_eq!(status, 404);
     assert_eq!(get_auth(&format!("{api}/dir:999"), bearer).0, 404);
 
-    let (status, after) = put(&format!("{api}/dir:1/profile"), bearer, r#"{"profile": "meeting"}"#);
+    let (status, after) = put(
+        &format!("{api}/dir:1/profile"),
+        bearer,
+        r#"{"profile": "meeting"}"#,
+    );
     assert_eq!(status, 200, "{after}");
     assert_eq!(after["state"]["profile"], "meeting");
 
@@ -585,7 +688,15 @@ fn status_and_profile_changes_stream_as_server_sent_events() {
         }
     }
     let api = format!("{}/api/contacts", s.base);
-    assert_eq!(put(&format!("{api}/dir:2/profile"), bearer, r#"{"profile": "home"}"#).0, 200);
+    assert_eq!(
+        put(
+            &format!("{api}/dir:2/profile"),
+            bearer,
+            r#"{"profile": "home"}"#
+        )
+        .0,
+        200
+    );
     let status = r#"{"registered": true, "call_state": "ringing", "presence": "available"}"#;
     assert_eq!(put(&format!("{api}/dir:2/status"), bearer, status).0, 200);
     let mut seen = String::new();
@@ -594,7 +705,10 @@ fn status_and_profile_changes_stream_as_server_sent_events() {
         reader.read_line(&mut line).expect("events arrive");
         seen.push_str(&line);
     }
-    assert!(seen.contains("event: profile") && seen.contains("event: status"), "{seen}");
+    assert!(
+        seen.contains("event: profile") && seen.contains("event: status"),
+        "{seen}"
+    );
     assert!(seen.contains(r#""contact":"dir:2""#), "{seen}");
 }
 
@@ -615,18 +729,32 @@ fn ucm_contacts_search_and_ucm_profile_set_go_through_the_service() {
         command.output().unwrap()
     };
     let out = cli(&["profile", "set", "dir:3", "away"], Some("static-token"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("dir:3: profile away (version "));
 
     let out = cli(&["contacts", "search", "chloé"], Some("static-token"));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.starts_with("dir:3") && text.contains("Chloé Maes") && text.contains("profile away"), "{text}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with("dir:3") && text.contains("Chloé Maes") && text.contains("profile away"),
+        "{text}"
+    );
 
     let out = cli(&["profile", "set", "dir:3", "beach"], Some("static-token"));
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("400 Bad Request: unknown profile \"beach\""), "{stderr}");
+    assert!(
+        stderr.contains("400 Bad Request: unknown profile \"beach\""),
+        "{stderr}"
+    );
 
     let out = cli(&["contacts", "search", "chloé"], None);
     assert_eq!(out.status.code(), Some(1));

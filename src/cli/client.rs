@@ -15,7 +15,12 @@ use super::ReportFormat;
 #[derive(Debug, Args)]
 pub struct ServiceAccess {
     /// The service's base URL.
-    #[arg(long, env = "UCM_SERVICE_URL", default_value = "http://127.0.0.1:8080", value_name = "URL")]
+    #[arg(
+        long,
+        env = "UCM_SERVICE_URL",
+        default_value = "http://127.0.0.1:8080",
+        value_name = "URL"
+    )]
     pub service_url: String,
     /// A file holding the bearer token (the service's static token, or one from
     /// POST /api/login); the UCM_TOKEN environment variable works too.
@@ -45,7 +50,9 @@ impl ServiceAccess {
             .bearer_auth(self.token()?)
             .send()
             .await
-            .with_context(|| format!("cannot reach the service at {} ({what})", self.service_url))?;
+            .with_context(|| {
+                format!("cannot reach the service at {} ({what})", self.service_url)
+            })?;
         let status = response.status();
         let bytes = response.bytes().await.unwrap_or_default();
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -76,7 +83,9 @@ pub async fn search(
     )
     .with_context(|| format!("the service URL {} is not a URL", access.service_url))?;
     let request = client()?.get(url);
-    let found = access.send(request, &format!("search for \"{query}\"")).await?;
+    let found = access
+        .send(request, &format!("search for \"{query}\""))
+        .await?;
     let mut out = std::io::stdout().lock();
     if format == ReportFormat::Json {
         writeln!(out, "{}", serde_json::to_string_pretty(&found)?)?;
@@ -98,7 +107,11 @@ pub async fn search(
             name.trim(),
             text(&c["e_mail"]),
             number,
-            if s["registered"] == true { "registered, " } else { "" },
+            if s["registered"] == true {
+                "registered, "
+            } else {
+                ""
+            },
             text(&s["presence"]),
             text(&s["call_state"]),
             s["profile"].as_str().unwrap_or("-"),

@@ -313,7 +313,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve { service, listen } => {
             let mut config = match service {
-                Some(path) => crate::serve::ServiceConfig::load(path).map_err(anyhow::Error::msg)?,
+                Some(path) => {
+                    crate::serve::ServiceConfig::load(path).map_err(anyhow::Error::msg)?
+                }
                 None if std::path::Path::new("ucm-service.toml").exists() => {
                     crate::serve::ServiceConfig::load(std::path::Path::new("ucm-service.toml"))
                         .map_err(anyhow::Error::msg)?

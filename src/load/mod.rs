@@ -295,7 +295,11 @@ pub fn mask_database_url(url: &str) -> String {
         let pairs: Vec<(String, String)> = parsed
             .query_pairs()
             .map(|(k, v)| {
-                let v = if k == "password" { "***".into() } else { v.into_owned() };
+                let v = if k == "password" {
+                    "***".into()
+                } else {
+                    v.into_owned()
+                };
                 (k.into_owned(), v)
             })
             .collect();

@@ -163,8 +163,8 @@ impl PgRun {
     /// Every directory entry, by id.
     pub fn read_directory(&mut self) -> sqlx::Result<Vec<DirectoryEntry>> {
         self.handle.clone().block_on(async {
-            let mut rows = sqlx::query(AssertSqlSafe(DIRECTORY_SELECT_SQL.as_str()))
-                .fetch(&mut *self.tx);
+            let mut rows =
+                sqlx::query(AssertSqlSafe(DIRECTORY_SELECT_SQL.as_str())).fetch(&mut *self.tx);
             let mut entries = Vec::new();
             while let Some(row) = rows.try_next().await? {
                 let mut values = empty_values();
@@ -228,9 +228,11 @@ impl PgRun {
 
     fn send_inserts(&mut self) -> sqlx::Result<()> {
         if !self.inserts.is_empty() {
-            self.handle
-                .clone()
-                .block_on(copy_in(&mut self.tx, &COPY_CONTACTS_SQL, &self.inserts))?;
+            self.handle.clone().block_on(copy_in(
+                &mut self.tx,
+                &COPY_CONTACTS_SQL,
+                &self.inserts,
+            ))?;
             self.inserts.clear();
             self.inserted += std::mem::take(&mut self.pending_inserts);
         }
@@ -239,9 +241,11 @@ impl PgRun {
 
     fn send_updates(&mut self) -> sqlx::Result<()> {
         if !self.updates.is_empty() {
-            self.handle
-                .clone()
-                .block_on(copy_in(&mut self.tx, &COPY_INCOMING_SQL, &self.updates))?;
+            self.handle.clone().block_on(copy_in(
+                &mut self.tx,
+                &COPY_INCOMING_SQL,
+                &self.updates,
+            ))?;
             self.updates.clear();
         }
         Ok(())

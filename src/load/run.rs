@@ -31,7 +31,9 @@ pub enum RunError {
 pub enum BeginError {
     /// Another run held the lock for the whole wait; `holder` says who, when the backend can
     /// tell ("" otherwise).
-    Busy { holder: String },
+    Busy {
+        holder: String,
+    },
     Failed(RunError),
 }
 
@@ -80,7 +82,9 @@ impl RunTransaction {
             Backend::Sqlite { path, .. } => {
                 SqliteRun::begin(path, updated_at, wait).map(Backed::Sqlite)
             }
-            Backend::Postgres { pool } => PgRun::begin(pool, updated_at, wait).map(Backed::Postgres),
+            Backend::Postgres { pool } => {
+                PgRun::begin(pool, updated_at, wait).map(Backed::Postgres)
+            }
         };
         match begun {
             Ok(backed) => Ok(RunTransaction {

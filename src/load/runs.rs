@@ -104,11 +104,13 @@ pub async fn latest_of(
 
 /// The report of run `id` as recorded (the JSON `--format json` prints), if there is one.
 pub async fn report(store: &Store, id: i64) -> Result<Option<String>, LoadError> {
-    on_pool!(store, |pool| sqlx::query_scalar("SELECT report FROM runs WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        .map_err(|e| store.error(e)))
+    on_pool!(store, |pool| sqlx::query_scalar(
+        "SELECT report FROM runs WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| store.error(e)))
 }
 
 /// When the latest run of `pipeline`'s `command` started.
@@ -173,4 +175,3 @@ where
         error: r.try_get(15)?,
     })
 }
-

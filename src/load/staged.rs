@@ -42,7 +42,8 @@ pub async fn stage(
     staged: &StagedSource,
     report: &RunReport,
 ) -> Result<i64, LoadError> {
-    on_pool!(store, |pool| async {
+    on_pool!(store, |pool| {
+        async {
         let mut tx = pool.begin().await?;
         sqlx::query(
             "INSERT INTO staged_sources (pipeline, url, path, fetched_at, sha256, etag, last_modified, size, contacts) \
@@ -67,5 +68,6 @@ pub async fn stage(
         Ok(id)
     }
     .await
-    .map_err(|e: sqlx::Error| store.error(e)))
+    .map_err(|e: sqlx::Error| store.error(e))
+    })
 }

@@ -240,7 +240,11 @@ impl CronExpr {
         let _ = match (minutes.is_every(), hours.is_every()) {
             (true, true) => write!(out, "every minute"),
             (true, false) => write!(out, "every minute of {}", describe(hours, "hour", None)),
-            (false, true) => write!(out, "at {} of every hour", describe(minutes, "minute", None)),
+            (false, true) => write!(
+                out,
+                "at {} of every hour",
+                describe(minutes, "minute", None)
+            ),
             (false, false) => write!(
                 out,
                 "at {} of {}",
@@ -276,11 +280,7 @@ fn parse_field(text: &str, spec: FieldSpec) -> Result<Field, String> {
         let names = if spec.names.is_empty() {
             String::new()
         } else {
-            format!(
-                " or {}-{}",
-                spec.names[0],
-                spec.names[spec.names.len() - 1]
-            )
+            format!(" or {}-{}", spec.names[0], spec.names[spec.names.len() - 1])
         };
         let sunday = if spec.name == "Day-of-week" {
             " (1 = Sunday)"
@@ -299,7 +299,10 @@ fn parse_field(text: &str, spec: FieldSpec) -> Result<Field, String> {
     };
     if text.contains('?') {
         if !spec.no_specific {
-            return Err(bad(text, "\"?\" is only allowed in Day-of-month and Day-of-week"));
+            return Err(bad(
+                text,
+                "\"?\" is only allowed in Day-of-month and Day-of-week",
+            ));
         }
         if text != "?" {
             return Err(bad(text, "\"?\" stands alone in its field"));
@@ -330,7 +333,12 @@ fn parse_field(text: &str, spec: FieldSpec) -> Result<Field, String> {
                     .parse()
                     .ok()
                     .filter(|s| (1..=spec.max - spec.min + 1).contains(s))
-                    .ok_or_else(|| bad(token, "the step after / must be a number from 1 to the field's span"))?;
+                    .ok_or_else(|| {
+                        bad(
+                            token,
+                            "the step after / must be a number from 1 to the field's span",
+                        )
+                    })?;
                 (base, step)
             }
             None => (token, 1),
@@ -426,8 +434,15 @@ fn describe(field: &Field, unit: &str, names: Option<&[&str]>) -> String {
             ),
         })
         .collect();
-    let singles = elements.iter().filter(|e| !e.star && e.from == e.to).count();
-    let plural = if singles > 1 || elements.iter().any(|e| !e.star && e.from != e.to && e.step == 1) {
+    let singles = elements
+        .iter()
+        .filter(|e| !e.star && e.from == e.to)
+        .count();
+    let plural = if singles > 1
+        || elements
+            .iter()
+            .any(|e| !e.star && e.from != e.to && e.step == 1)
+    {
         "s"
     } else {
         ""
@@ -482,15 +497,27 @@ mod tests {
         );
         assert_eq!(
             next("* * * * ?", &t, 3),
-            ["2026-11-26 22:59 CET", "2026-11-26 23:00 CET", "2026-11-26 23:01 CET"]
+            [
+                "2026-11-26 22:59 CET",
+                "2026-11-26 23:00 CET",
+                "2026-11-26 23:01 CET"
+            ]
         );
         assert_eq!(
             next("1,30 * * * ?", &t, 3),
-            ["2026-11-26 23:01 CET", "2026-11-26 23:30 CET", "2026-11-27 00:01 CET"]
+            [
+                "2026-11-26 23:01 CET",
+                "2026-11-26 23:30 CET",
+                "2026-11-27 00:01 CET"
+            ]
         );
         assert_eq!(
             next("0/5 * * * ?", &t, 3),
-            ["2026-11-26 23:00 CET", "2026-11-26 23:05 CET", "2026-11-26 23:10 CET"]
+            [
+                "2026-11-26 23:00 CET",
+                "2026-11-26 23:05 CET",
+                "2026-11-26 23:10 CET"
+            ]
         );
         // "* 0-23 ? * *" is every minute of every hour: every minute.
         assert_eq!(
@@ -505,7 +532,10 @@ mod tests {
         let t = brussels(2026, 11, 26, 12, 0);
         assert_eq!(next("0 8 ? * 1", &t, 1), ["2026-11-29 08:00 CET"]);
         assert_eq!(next("0 8 ? * SUN", &t, 1), ["2026-11-29 08:00 CET"]);
-        assert_eq!(next("0 8 ? * 2-6", &t, 2), ["2026-11-27 08:00 CET", "2026-11-30 08:00 CET"]);
+        assert_eq!(
+            next("0 8 ? * 2-6", &t, 2),
+            ["2026-11-27 08:00 CET", "2026-11-30 08:00 CET"]
+        );
         assert_eq!(next("0 8 ? * mon-fri", &t, 1), ["2026-11-27 08:00 CET"]);
         assert_eq!(next("0 0 1 JAN ?", &t, 1), ["2027-01-01 00:00 CET"]);
         assert_eq!(next("30 6 15 * ?", &t, 1), ["2026-12-15 06:30 CET"]);
@@ -517,7 +547,11 @@ mod tests {
         let t = brussels(2026, 3, 28, 12, 0);
         assert_eq!(
             next("30 2 ? * *", &t, 3),
-            ["2026-03-29 03:00 CEST", "2026-03-30 02:30 CEST", "2026-03-31 02:30 CEST"]
+            [
+                "2026-03-29 03:00 CEST",
+                "2026-03-30 02:30 CEST",
+                "2026-03-31 02:30 CEST"
+            ]
         );
     }
 
@@ -531,7 +565,11 @@ mod tests {
         );
         assert_eq!(
             next("15,45 2 ? * *", &t, 3),
-            ["2026-10-25 02:15 CEST", "2026-10-25 02:45 CEST", "2026-10-26 02:15 CET"]
+            [
+                "2026-10-25 02:15 CEST",
+                "2026-10-25 02:45 CEST",
+                "2026-10-26 02:15 CET"
+            ]
         );
     }
 
@@ -540,24 +578,54 @@ mod tests {
         let both = CronExpr::parse("0 23 ? * ?").unwrap_err().to_string();
         assert!(both.contains("both \"?\""), "{both}");
         let neither = CronExpr::parse("0 23 * * *").unwrap_err().to_string();
-        assert!(neither.contains("exactly one of them must be \"?\""), "{neither}");
+        assert!(
+            neither.contains("exactly one of them must be \"?\""),
+            "{neither}"
+        );
         assert!(neither.contains("\"0 23 ? * *\""), "{neither}");
     }
 
     #[test]
     fn malformed_expressions_name_the_field_the_token_and_the_range() {
         let cases = [
-            ("60 * * * ?", "field Minutes has \"60\": out of range; allowed: 0-59"),
-            ("0 24 ? * *", "field Hours has \"24\": out of range; allowed: 0-23"),
-            ("0 0 32 * ?", "field Day-of-month has \"32\": out of range; allowed: 1-31"),
-            ("0 0 ? 13 *", "field Month has \"13\": out of range; allowed: 1-12 or JAN-DEC"),
-            ("0 0 ? * 0", "field Day-of-week has \"0\": out of range; allowed: 1-7 or SUN-SAT (1 = Sunday)"),
+            (
+                "60 * * * ?",
+                "field Minutes has \"60\": out of range; allowed: 0-59",
+            ),
+            (
+                "0 24 ? * *",
+                "field Hours has \"24\": out of range; allowed: 0-23",
+            ),
+            (
+                "0 0 32 * ?",
+                "field Day-of-month has \"32\": out of range; allowed: 1-31",
+            ),
+            (
+                "0 0 ? 13 *",
+                "field Month has \"13\": out of range; allowed: 1-12 or JAN-DEC",
+            ),
+            (
+                "0 0 ? * 0",
+                "field Day-of-week has \"0\": out of range; allowed: 1-7 or SUN-SAT (1 = Sunday)",
+            ),
             ("0 0 ? * 8", "field Day-of-week has \"8\""),
-            ("? 0 * * ?", "field Minutes has \"?\": \"?\" is only allowed in Day-of-month and Day-of-week"),
+            (
+                "? 0 * * ?",
+                "field Minutes has \"?\": \"?\" is only allowed in Day-of-month and Day-of-week",
+            ),
             ("0 x ? * *", "field Hours has \"x\": not a number or a name"),
-            ("0 5-1 ? * *", "field Hours has \"5-1\": a range must go upwards"),
-            ("0/0 * * * ?", "field Minutes has \"0/0\": the step after / must be"),
-            ("1,,2 * * * ?", "field Minutes has \"1,,2\": an empty list item"),
+            (
+                "0 5-1 ? * *",
+                "field Hours has \"5-1\": a range must go upwards",
+            ),
+            (
+                "0/0 * * * ?",
+                "field Minutes has \"0/0\": the step after / must be",
+            ),
+            (
+                "1,,2 * * * ?",
+                "field Minutes has \"1,,2\": an empty list item",
+            ),
             ("0 23 ? *", "has 4 fields; it needs 5"),
             ("0 0 0 23 ? * *", "has 7 fields; it needs 5"),
         ];
@@ -572,14 +640,26 @@ mod tests {
         let explain = |e: &str| CronExpr::parse(e).unwrap().explain();
         assert_eq!(explain("0 23 ? * *"), "at minute 0 of hour 23, every day");
         assert_eq!(explain("* * * * ?"), "every minute, every day");
-        assert_eq!(explain("1,30 * * * ?"), "at minutes 1 and 30 of every hour, every day");
-        assert_eq!(explain("0/5 * * * ?"), "at every 5th minute from 0 of every hour, every day");
-        assert_eq!(explain("* 0-23 ? * *"), "every minute of hours 0 to 23, every day");
+        assert_eq!(
+            explain("1,30 * * * ?"),
+            "at minutes 1 and 30 of every hour, every day"
+        );
+        assert_eq!(
+            explain("0/5 * * * ?"),
+            "at every 5th minute from 0 of every hour, every day"
+        );
+        assert_eq!(
+            explain("* 0-23 ? * *"),
+            "every minute of hours 0 to 23, every day"
+        );
         assert_eq!(
             explain("0 8 ? JAN,JUL 2-6"),
             "at minute 0 of hour 8, on Monday to Friday, in January and July"
         );
-        assert_eq!(explain("30 6 15 * ?"), "at minute 30 of hour 6, on day 15 of the month");
+        assert_eq!(
+            explain("30 6 15 * ?"),
+            "at minute 30 of hour 6, on day 15 of the month"
+        );
     }
 
     #[test]

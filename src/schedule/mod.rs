@@ -34,7 +34,13 @@ pub struct Schedule {
 impl Schedule {
     /// `expr` in `zone`, spread over `window` (capped at half the expression's shortest
     /// interval) by a hash of `host` and `key` (pipeline and stage).
-    pub fn new(expr: CronExpr, zone: TimeZone, window: Duration, host: &str, key: &str) -> Schedule {
+    pub fn new(
+        expr: CronExpr,
+        zone: TimeZone,
+        window: Duration,
+        host: &str,
+        key: &str,
+    ) -> Schedule {
         let now = Timestamp::now().to_zoned(zone.clone());
         let cap = expr
             .shortest_interval(&now)
@@ -177,7 +183,13 @@ mod tests {
         let zone = TimeZone::get("Europe/Brussels").unwrap();
         let every_minute = CronExpr::parse("* * * * ?").unwrap();
         for host in ["a", "b", "c", "d", "e"] {
-            let s = Schedule::new(every_minute.clone(), zone.clone(), Duration::from_secs(600), host, "p");
+            let s = Schedule::new(
+                every_minute.clone(),
+                zone.clone(),
+                Duration::from_secs(600),
+                host,
+                "p",
+            );
             assert!(s.offset < Duration::from_secs(30), "{:?}", s.offset);
         }
     }

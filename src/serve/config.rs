@@ -54,7 +54,12 @@ pub struct ResolvedAuth {
 
 impl std::fmt::Debug for ResolvedAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ResolvedAuth(login: {}, token: {})", self.login.is_some(), self.token.is_some())
+        write!(
+            f,
+            "ResolvedAuth(login: {}, token: {})",
+            self.login.is_some(),
+            self.token.is_some()
+        )
     }
 }
 
@@ -62,7 +67,9 @@ fn default_listen() -> String {
     "127.0.0.1:8080".into()
 }
 fn default_profiles() -> Vec<String> {
-    ["office", "meeting", "home", "away"].map(String::from).to_vec()
+    ["office", "meeting", "home", "away"]
+        .map(String::from)
+        .to_vec()
 }
 fn default_parameters() -> std::collections::BTreeMap<String, String> {
     [("language".to_owned(), "en".to_owned())].into()
@@ -90,7 +97,10 @@ impl ServiceConfig {
         let mut config: ServiceConfig = toml::from_str(&text)
             .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim_end()))?;
         if config.profiles.is_empty() {
-            return Err(format!("{}: profiles is empty: list at least one", path.display()));
+            return Err(format!(
+                "{}: profiles is empty: list at least one",
+                path.display()
+            ));
         }
         config
             .parameters
@@ -105,7 +115,9 @@ impl ServiceConfig {
             return Ok(self.pipelines.clone());
         }
         let mut paths: Vec<PathBuf> = std::fs::read_dir("pipelines")
-            .map_err(|e| format!("cannot list pipelines/: {e} (list the pipelines in the service config)"))?
+            .map_err(|e| {
+                format!("cannot list pipelines/: {e} (list the pipelines in the service config)")
+            })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
             .collect();
@@ -148,6 +160,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shipped_service_config_parses() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/ucm-service.toml"
+        ));
+        let config = ServiceConfig::load(path).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:8080");
+        assert_eq!(config.parameters["language"], "en");
+        assert_eq!(config.profiles.len(), 4);
+        assert_eq!(
+            config.auth.password_env.as_deref(),
+            Some("UCM_ADMIN_PASSWORD")
+        );
+    }
+
+    #[test]
     fn an_empty_service_config_listens_on_loopback() {
         let config: ServiceConfig = toml::from_str("").unwrap();
         assert_eq!(config, ServiceConfig::default());
@@ -160,7 +188,8 @@ mod tests {
         assert!(config.auth.resolve().unwrap_err().contains("needs both"));
         assert!(toml::from_str::<ServiceConfig>("listn = \"x\"").is_err());
         let config: ServiceConfig =
-            toml::from_str("[auth]\nusername = \"admin\"\npassword = \"p:a@s%s\"\ntoken = \"t\"\n").unwrap();
+            toml::from_str("[auth]\nusername = \"admin\"\npassword = \"p:a@s%s\"\ntoken = \"t\"\n")
+                .unwrap();
         let auth = config.auth.resolve().unwrap();
         assert_eq!(auth.login, Some(("admin".into(), "p:a@s%s".into())));
         assert_eq!(auth.token.as_deref(), Some("t"));

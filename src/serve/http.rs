@@ -37,8 +37,14 @@ pub fn app(service: Arc<Service>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/contacts", get(super::live::search))
         .route("/api/contacts/{id}", get(super::live::contact))
-        .route("/api/contacts/{id}/status", axum::routing::put(super::live::put_status))
-        .route("/api/contacts/{id}/profile", axum::routing::put(super::live::put_profile))
+        .route(
+            "/api/contacts/{id}/status",
+            axum::routing::put(super::live::put_status),
+        )
+        .route(
+            "/api/contacts/{id}/profile",
+            axum::routing::put(super::live::put_profile),
+        )
         .route("/api/events", get(super::live::events))
         .route("/api/parameters", get(super::live::parameters))
         .with_state(service)
@@ -220,7 +226,12 @@ async fn start_run(
     };
     let loaded = match &pipeline.loaded {
         Ok(l) => l,
-        Err(e) => return error(StatusCode::CONFLICT, format!("pipeline {name} is not loaded: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::CONFLICT,
+                format!("pipeline {name} is not loaded: {e}"),
+            );
+        }
     };
     let Ok(_running) = pipeline.busy.try_lock() else {
         return error(
@@ -276,7 +287,10 @@ async fn login(State(service): Shared, body: Option<Json<Login>>) -> Response {
         return unauthorized();
     }
     let Ok(token) = random_token() else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "cannot read /dev/urandom");
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot read /dev/urandom",
+        );
     };
     let minutes = service.auth.session_minutes.max(1) as i64;
     let expires = Timestamp::now() + jiff::SignedDuration::from_mins(minutes);
@@ -347,51 +361,107 @@ async fn metrics(State(service): Shared) -> Response {
         }
     }
     let c = service.counters.lock().expect("no poisoning");
-    let _ = writeln!(out, "# HELP ucm_pipeline_loaded Whether the pipeline's config, schema and database loaded (1) or not (0).");
+    let _ = writeln!(
+        out,
+        "# HELP ucm_pipeline_loaded Whether the pipeline's config, schema and database loaded (1) or not (0)."
+    );
     let _ = writeln!(out, "# TYPE ucm_pipeline_loaded gauge");
     for p in &service.pipelines {
-        let _ = writeln!(out, "ucm_pipeline_loaded{{pipeline=\"{}\"}} {}", p.name, u8::from(p.loaded.is_ok()));
+        let _ = writeln!(
+            out,
+            "ucm_pipeline_loaded{{pipeline=\"{}\"}} {}",
+            p.name,
+            u8::from(p.loaded.is_ok())
+        );
     }
-    let _ = writeln!(out, "# HELP ucm_runs_total Runs this service finished, by pipeline and status.");
+    let _ = writeln!(
+        out,
+        "# HELP ucm_runs_total Runs this service finished, by pipeline and status."
+    );
     let _ = writeln!(out, "# TYPE ucm_runs_total counter");
     for ((p, status), n) in &c.runs {
-        let _ = writeln!(out, "ucm_runs_total{{pipeline=\"{p}\",status=\"{status}\"}} {n}");
+        let _ = writeln!(
+            out,
+            "ucm_runs_total{{pipeline=\"{p}\",status=\"{status}\"}} {n}"
+        );
     }
-    let _ = writeln!(out, "# HELP ucm_last_success_timestamp_seconds When the pipeline's last successful run finished.");
+    let _ = writeln!(
+        out,
+        "# HELP ucm_last_success_timestamp_seconds When the pipeline's last successful run finished."
+    );
     let _ = writeln!(out, "# TYPE ucm_last_success_timestamp_seconds gauge");
     for (p, t) in &c.last_success {
-        let _ = writeln!(out, "ucm_last_success_timestamp_seconds{{pipeline=\"{p}\"}} {t:.3}");
+        let _ = writeln!(
+            out,
+            "ucm_last_success_timestamp_seconds{{pipeline=\"{p}\"}} {t:.3}"
+        );
     }
-    let _ = writeln!(out, "# HELP ucm_rows_total Rows the service's runs inserted, updated and deleted.");
+    let _ = writeln!(
+        out,
+        "# HELP ucm_rows_total Rows the service's runs inserted, updated and deleted."
+    );
     let _ = writeln!(out, "# TYPE ucm_rows_total counter");
     for ((p, action), n) in &c.rows {
-        let _ = writeln!(out, "ucm_rows_total{{pipeline=\"{p}\",action=\"{action}\"}} {n}");
+        let _ = writeln!(
+            out,
+            "ucm_rows_total{{pipeline=\"{p}\",action=\"{action}\"}} {n}"
+        );
     }
-    let _ = writeln!(out, "# HELP ucm_fetch_bytes_total Bytes the fetch stage downloaded.");
+    let _ = writeln!(
+        out,
+        "# HELP ucm_fetch_bytes_total Bytes the fetch stage downloaded."
+    );
     let _ = writeln!(out, "# TYPE ucm_fetch_bytes_total counter");
     for (p, n) in &c.fetch_bytes {
         let _ = writeln!(out, "ucm_fetch_bytes_total{{pipeline=\"{p}\"}} {n}");
     }
-    let _ = writeln!(out, "# HELP ucm_run_duration_seconds How long the service's runs took.");
+    let _ = writeln!(
+        out,
+        "# HELP ucm_run_duration_seconds How long the service's runs took."
+    );
     let _ = writeln!(out, "# TYPE ucm_run_duration_seconds histogram");
     for (p, durations) in &c.durations {
         for bound in DURATION_BUCKETS {
             let n = durations.iter().filter(|d| **d <= bound).count();
-            let _ = writeln!(out, "ucm_run_duration_seconds_bucket{{pipeline=\"{p}\",le=\"{bound}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "ucm_run_duration_seconds_bucket{{pipeline=\"{p}\",le=\"{bound}\"}} {n}"
+            );
         }
-        let _ = writeln!(out, "ucm_run_duration_seconds_bucket{{pipeline=\"{p}\",le=\"+Inf\"}} {}", durations.len());
-        let _ = writeln!(out, "ucm_run_duration_seconds_sum{{pipeline=\"{p}\"}} {:.3}", durations.iter().sum::<f64>());
-        let _ = writeln!(out, "ucm_run_duration_seconds_count{{pipeline=\"{p}\"}} {}", durations.len());
+        let _ = writeln!(
+            out,
+            "ucm_run_duration_seconds_bucket{{pipeline=\"{p}\",le=\"+Inf\"}} {}",
+            durations.len()
+        );
+        let _ = writeln!(
+            out,
+            "ucm_run_duration_seconds_sum{{pipeline=\"{p}\"}} {:.3}",
+            durations.iter().sum::<f64>()
+        );
+        let _ = writeln!(
+            out,
+            "ucm_run_duration_seconds_count{{pipeline=\"{p}\"}} {}",
+            durations.len()
+        );
     }
-    let _ = writeln!(out, "# HELP ucm_contacts Rows of the merged table by origin.");
+    let _ = writeln!(
+        out,
+        "# HELP ucm_contacts Rows of the merged table by origin."
+    );
     let _ = writeln!(out, "# TYPE ucm_contacts gauge");
     for (p, by_origin) in &contacts {
         for (origin, n) in by_origin {
-            let _ = writeln!(out, "ucm_contacts{{pipeline=\"{p}\",origin=\"{origin}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "ucm_contacts{{pipeline=\"{p}\",origin=\"{origin}\"}} {n}"
+            );
         }
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         out,
     )
         .into_response()

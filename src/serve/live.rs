@@ -33,14 +33,38 @@ pub struct Change {
 
 type Shared = State<Arc<Service>>;
 
+/// A refusal: its status and reason (`{"error": reason}`), or 401 and nothing else.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.0 == StatusCode::UNAUTHORIZED {
+            unauthorized()
+        } else {
+            error(self.0, self.1)
+        }
+    }
+}
+
+type Answer = Result<Response, ApiError>;
+
+fn unavailable(e: impl ToString) -> ApiError {
+    ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+}
+
+fn check(service: &Service, headers: &HeaderMap) -> Result<(), ApiError> {
+    if authorized(service, headers) {
+        Ok(())
+    } else {
+        Err(ApiError(StatusCode::UNAUTHORIZED, String::new()))
+    }
+}
+
 /// The objects' database, or the reason there is none.
-fn store(service: &Service) -> Result<&crate::load::Store, Response> {
-    service.objects_store().ok_or_else(|| {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no pipeline is loaded, so there is no contacts database",
-        )
-    })
+fn store(service: &Service) -> Result<&crate::load::Store, ApiError> {
+    service
+        .objects_store()
+        .ok_or_else(|| unavailable("no pipeline is loaded, so there is no contacts database"))
 }
 
 #[derive(Deserialize)]
@@ -50,42 +74,35 @@ pub struct SearchQuery {
     limit: Option<i64>,
 }
 
-pub async fn search(State(service): Shared, headers: HeaderMap, Query(q): Query<SearchQuery>) -> Response {
-    if !authorized(&service, &headers) {
-        return unauthorized();
-    }
-    let store = match store(&service) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+pub async fn search(
+    State(service): Shared,
+    headers: HeaderMap,
+    Query(q): Query<SearchQuery>,
+) -> Answer {
+    check(&service, &headers)?;
+    let store = store(&service)?;
     if q.q.trim().is_empty() {
-        return error(StatusCode::BAD_REQUEST, "q is empty: give a name, number or e-mail to search for");
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "q is empty: give a name, number or e-mail to search for".into(),
+        ));
     }
     let limit = q.limit.unwrap_or(20).clamp(1, 500);
-    match objects::search(store, &q.q, limit).await {
-        Ok(found) => Json(found).into_response(),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    }
+    let found = objects::search(store, &q.q, limit)
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(found).into_response())
 }
 
-pub async fn contact(State(service): Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if !authorized(&service, &headers) {
-        return unauthorized();
-    }
-    let store = match store(&service) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    match objects::get(store, &id).await {
-        Ok(Some(c)) => Json(c).into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no contact {id}")),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    }
+pub async fn contact(State(service): Shared, headers: HeaderMap, Path(id): Path<String>) -> Answer {
+    check(&service, &headers)?;
+    current(store(&service)?, &id).await
 }
 
 /// Reads a JSON body, answering 400 with serde's reason when it does not fit.
-fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(bytes).map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")))
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid body: {e}")))
 }
 
 /// Checks the caller and that the contact exists.
@@ -93,15 +110,12 @@ async fn target<'s>(
     service: &'s Service,
     headers: &HeaderMap,
     id: &str,
-) -> Result<&'s crate::load::Store, Response> {
-    if !authorized(service, headers) {
-        return Err(unauthorized());
-    }
+) -> Result<&'s crate::load::Store, ApiError> {
+    check(service, headers)?;
     let store = store(service)?;
-    match objects::get(store, id).await {
-        Ok(Some(_)) => Ok(store),
-        Ok(None) => Err(error(StatusCode::NOT_FOUND, format!("no contact {id}"))),
-        Err(e) => Err(error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+    match objects::get(store, id).await.map_err(unavailable)? {
+        Some(_) => Ok(store),
+        None => Err(ApiError(StatusCode::NOT_FOUND, format!("no contact {id}"))),
     }
 }
 
@@ -110,26 +124,20 @@ pub async fn put_status(
     headers: HeaderMap,
     Path(id): Path<String>,
     bytes: axum::body::Bytes,
-) -> Response {
-    let store = match target(&service, &headers, &id).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let status: Status = match body(&bytes) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let store = target(&service, &headers, &id).await?;
+    let status: Status = body(&bytes)?;
     if let Some(problem) = status.problem() {
-        return error(StatusCode::BAD_REQUEST, problem);
+        return Err(ApiError(StatusCode::BAD_REQUEST, problem));
     }
     let version = service.versions.next();
-    if let Err(e) = objects::set_status(store, &id, &status, &version).await {
-        return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-    }
+    objects::set_status(store, &id, &status, &version)
+        .await
+        .map_err(unavailable)?;
     let _ = service.events.send(Change {
         kind: "status",
         contact: id.clone(),
-        version: version.clone(),
+        version,
         status: Some(status),
         profile: None,
     });
@@ -147,29 +155,23 @@ pub async fn put_profile(
     headers: HeaderMap,
     Path(id): Path<String>,
     bytes: axum::body::Bytes,
-) -> Response {
-    let store = match target(&service, &headers, &id).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let wanted: ProfileBody = match body(&bytes) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+) -> Answer {
+    let store = target(&service, &headers, &id).await?;
+    let wanted: ProfileBody = body(&bytes)?;
     if !service.profiles.contains(&wanted.profile) {
-        return error(
+        return Err(ApiError(
             StatusCode::BAD_REQUEST,
             format!(
                 "unknown profile \"{}\": one of {}",
                 wanted.profile,
                 service.profiles.join(", ")
             ),
-        );
+        ));
     }
     let version = service.versions.next();
-    if let Err(e) = objects::set_profile(store, &id, &wanted.profile, &version).await {
-        return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-    }
+    objects::set_profile(store, &id, &wanted.profile, &version)
+        .await
+        .map_err(unavailable)?;
     let _ = service.events.send(Change {
         kind: "profile",
         contact: id.clone(),
@@ -181,20 +183,17 @@ pub async fn put_profile(
 }
 
 /// The contact as stored now.
-async fn current(store: &crate::load::Store, id: &str) -> Response {
-    match objects::get(store, id).await {
-        Ok(Some(c)) => Json(c).into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no contact {id}")),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+async fn current(store: &crate::load::Store, id: &str) -> Answer {
+    match objects::get(store, id).await.map_err(unavailable)? {
+        Some(c) => Ok(Json(c).into_response()),
+        None => Err(ApiError(StatusCode::NOT_FOUND, format!("no contact {id}"))),
     }
 }
 
 /// `GET /api/events`: each status or profile change as an SSE event named `status` or
 /// `profile` with the change as JSON.
-pub async fn events(State(service): Shared, headers: HeaderMap) -> Response {
-    if !authorized(&service, &headers) {
-        return unauthorized();
-    }
+pub async fn events(State(service): Shared, headers: HeaderMap) -> Answer {
+    check(&service, &headers)?;
     let receiver = service.events.subscribe();
     let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
         use tokio::sync::broadcast::error::RecvError;
@@ -211,12 +210,15 @@ pub async fn events(State(service): Shared, headers: HeaderMap) -> Response {
             }
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
-pub async fn parameters(State(service): Shared, headers: HeaderMap) -> Response {
-    if !authorized(&service, &headers) {
-        return unauthorized();
-    }
-    Json(json!({ "parameters": service.parameters, "profiles": service.profiles })).into_response()
+pub async fn parameters(State(service): Shared, headers: HeaderMap) -> Answer {
+    check(&service, &headers)?;
+    Ok(
+        Json(json!({ "parameters": service.parameters, "profiles": service.profiles }))
+            .into_response(),
+    )
 }

@@ -152,7 +152,9 @@ impl Service {
     /// The database holding the merged directory and the live state: the first loaded
     /// pipeline's.
     pub fn objects_store(&self) -> Option<&Store> {
-        self.pipelines.iter().find_map(|p| p.loaded.as_ref().ok().map(|l| &l.store))
+        self.pipelines
+            .iter()
+            .find_map(|p| p.loaded.as_ref().ok().map(|l| &l.store))
     }
 
     pub fn pipeline(&self, name: &str) -> Option<&Arc<Pipeline>> {
@@ -295,8 +297,14 @@ async fn run_stage(loaded: &Loaded, stage: Stage) -> RunReport {
                 dry_run: false,
                 force: false,
             };
-            stage::merge_stage(&loaded.store, contract, config, options, Arc::new(NoProgress))
-                .await
+            stage::merge_stage(
+                &loaded.store,
+                contract,
+                config,
+                options,
+                Arc::new(NoProgress),
+            )
+            .await
         }
     };
     match outcome {
@@ -368,7 +376,9 @@ async fn schedule_loop(
 async fn log_missed(service: &Service) {
     let now = service.clock.now();
     for pipeline in &service.pipelines {
-        let Ok(loaded) = &pipeline.loaded else { continue };
+        let Ok(loaded) = &pipeline.loaded else {
+            continue;
+        };
         for entry in &loaded.schedules {
             let Ok(Some(last)) =
                 runs::last_started(&loaded.store, &pipeline.name, entry.stage.as_str()).await
@@ -407,9 +417,16 @@ async fn log_missed(service: &Service) {
 pub async fn serve(config: ServiceConfig) -> anyhow::Result<()> {
     let clock = Clock::from_env();
     if clock.speed() != 1.0 {
-        tracing::warn!(speed = clock.speed(), "UCM_CLOCK_SPEED is set: the schedule clock runs fast (tests only)");
+        tracing::warn!(
+            speed = clock.speed(),
+            "UCM_CLOCK_SPEED is set: the schedule clock runs fast (tests only)"
+        );
     }
-    let service = Arc::new(Service::start(&config, clock).await.map_err(anyhow::Error::msg)?);
+    let service = Arc::new(
+        Service::start(&config, clock)
+            .await
+            .map_err(anyhow::Error::msg)?,
+    );
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;

@@ -51,9 +51,8 @@ impl Status {
     /// Why this status cannot be stored, if it cannot.
     pub fn problem(&self) -> Option<String> {
         let chars = self.note.as_deref().map_or(0, |n| n.chars().count());
-        (chars > MAX_NOTE_CHARS).then(|| {
-            format!("note has {chars} characters; at most {MAX_NOTE_CHARS} are allowed")
-        })
+        (chars > MAX_NOTE_CHARS)
+            .then(|| format!("note has {chars} characters; at most {MAX_NOTE_CHARS} are allowed"))
     }
 }
 
@@ -105,14 +104,17 @@ impl Versions {
     pub fn next(&self) -> String {
         let now = jiff::Timestamp::now().as_millisecond().max(0) as u64;
         let mut last = self.last.lock().expect("no poisoning");
-        *last = if now > last.0 { (now, 0) } else { (last.0, last.1 + 1) };
+        *last = if now > last.0 {
+            (now, 0)
+        } else {
+            (last.0, last.1 + 1)
+        };
         format!("{:013}.{:05}.{}", last.0, last.1, self.node)
     }
 }
 
 /// The identity of a row: `dir:ID` for directory and merged rows, `ext:KEY` otherwise.
-const IDENTITY_SQL: &str =
-    "CASE WHEN c.directory_id IS NOT NULL THEN 'dir:' || c.directory_id ELSE 'ext:' || c.match_key END";
+const IDENTITY_SQL: &str = "CASE WHEN c.directory_id IS NOT NULL THEN 'dir:' || c.directory_id ELSE 'ext:' || c.match_key END";
 
 fn select_sql(filter: &str) -> String {
     format!(
@@ -154,8 +156,12 @@ where
         department: r.try_get(10)?,
         state: LiveState {
             registered: r.try_get::<Option<i64>, _>(11)?.unwrap_or(0) != 0,
-            call_state: r.try_get::<Option<String>, _>(12)?.unwrap_or_else(|| "idle".into()),
-            presence: r.try_get::<Option<String>, _>(13)?.unwrap_or_else(|| "offline".into()),
+            call_state: r
+                .try_get::<Option<String>, _>(12)?
+                .unwrap_or_else(|| "idle".into()),
+            presence: r
+                .try_get::<Option<String>, _>(13)?
+                .unwrap_or_else(|| "offline".into()),
             note: r.try_get(14)?,
             status_version: r.try_get(15)?,
             profile: r.try_get(16)?,
@@ -174,8 +180,16 @@ pub async fn search(store: &Store, query: &str, limit: i64) -> Result<Vec<Contac
          OR lower(coalesce(c.first_name, '') || ' ' || coalesce(c.last_name, '')) LIKE $1",
     );
     // A query without digits matches no number ($2 is then "%%").
-    for column in ["c.extension", "c.mobile_number", "c.home_number", "c.fax_number"] {
-        filter.push_str(&format!(" OR ($2 <> '%%' AND {} LIKE $2)", digits_of(column)));
+    for column in [
+        "c.extension",
+        "c.mobile_number",
+        "c.home_number",
+        "c.fax_number",
+    ] {
+        filter.push_str(&format!(
+            " OR ($2 <> '%%' AND {} LIKE $2)",
+            digits_of(column)
+        ));
     }
     filter.push_str(") ORDER BY id LIMIT $3");
     let sql = sqlx::AssertSqlSafe(select_sql(&filter));
@@ -287,12 +301,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.problem(), None);
-        assert!(serde_json::from_str::<Status>(r#"{"registered": true, "call_state": "talking", "presence": "away"}"#).is_err());
-        assert!(serde_json::from_str::<Status>(r#"{"registered": true, "call_state": "idle", "presence": "away", "colour": 1}"#).is_err());
+        assert!(
+            serde_json::from_str::<Status>(
+                r#"{"registered": true, "call_state": "talking", "presence": "away"}"#
+            )
+            .is_err()
+        );
+        assert!(
+            serde_json::from_str::<Status>(
+                r#"{"registered": true, "call_state": "idle", "presence": "away", "colour": 1}"#
+            )
+            .is_err()
+        );
         let long = Status {
             note: Some("é".repeat(256)),
             ..ok
         };
-        assert_eq!(long.problem().unwrap(), "note has 256 characters; at most 255 are allowed");
+        assert_eq!(
+            long.problem().unwrap(),
+            "note has 256 characters; at most 255 are allowed"
+        );
     }
 }

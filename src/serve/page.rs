@@ -28,7 +28,11 @@ fn is_failure(status: &str) -> bool {
 pub async fn status_page(State(service): State<Arc<Service>>) -> Html<String> {
     let mut body = String::new();
     for p in &service.pipelines {
-        let _ = write!(body, "<section class=\"pipeline\" id=\"pipeline-{0}\"><h2>{0}</h2>", escape(&p.name));
+        let _ = write!(
+            body,
+            "<section class=\"pipeline\" id=\"pipeline-{0}\"><h2>{0}</h2>",
+            escape(&p.name)
+        );
         let loaded = match &p.loaded {
             Ok(l) => l,
             Err(e) => {
@@ -129,7 +133,10 @@ fn chart(pipeline: &str, runs: &[RunRecord]) -> String {
     let slot = (width - left) / CHART_RUNS as f64;
     let rows = |r: &RunRecord| (r.inserted + r.updated + r.deleted) as f64;
     let max_rows = runs.iter().map(rows).fold(1.0, f64::max).sqrt();
-    let max_ms = runs.iter().map(|r| r.duration_ms as f64).fold(1.0, f64::max);
+    let max_ms = runs
+        .iter()
+        .map(|r| r.duration_ms as f64)
+        .fold(1.0, f64::max);
     let mut svg = format!(
         "<svg class=\"runs-chart\" id=\"runs-chart-{}\" width=\"{width}\" height=\"{height}\" \
          viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"last {} runs of {}\">\
@@ -158,7 +165,10 @@ fn chart(pipeline: &str, runs: &[RunRecord]) -> String {
             r.updated,
             r.deleted,
             r.duration_ms,
-            r.error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default()
+            r.error
+                .as_deref()
+                .map(|e| format!(" — {e}"))
+                .unwrap_or_default()
         );
         if is_failure(&r.status) {
             let _ = write!(
@@ -168,9 +178,17 @@ fn chart(pipeline: &str, runs: &[RunRecord]) -> String {
             );
         } else {
             let total = rows(r);
-            let scale = if total > 0.0 { total.sqrt() / max_rows * plot / total } else { 0.0 };
+            let scale = if total > 0.0 {
+                total.sqrt() / max_rows * plot / total
+            } else {
+                0.0
+            };
             let mut y = top + plot;
-            for (n, color) in [(r.inserted, "#3a3"), (r.updated, "#36c"), (r.deleted, "#e80")] {
+            for (n, color) in [
+                (r.inserted, "#3a3"),
+                (r.updated, "#36c"),
+                (r.deleted, "#e80"),
+            ] {
                 let h = n as f64 * scale;
                 if h > 0.0 {
                     y -= h;
@@ -192,7 +210,11 @@ fn chart(pipeline: &str, runs: &[RunRecord]) -> String {
         }
         let cy = top + plot - r.duration_ms as f64 / max_ms * plot;
         line.push(format!("{:.1},{cy:.1}", x + w / 2.0));
-        let _ = write!(svg, "<circle cx=\"{:.1}\" cy=\"{cy:.1}\" r=\"2.5\" fill=\"#555\"/>", x + w / 2.0);
+        let _ = write!(
+            svg,
+            "<circle cx=\"{:.1}\" cy=\"{cy:.1}\" r=\"2.5\" fill=\"#555\"/>",
+            x + w / 2.0
+        );
     }
     if line.len() > 1 {
         let _ = write!(

@@ -233,7 +233,13 @@ mod tests {
         // keeps each key's state.
         let mut index = KeyIndex::with_capacity(10);
         for i in 0..50_000i64 {
-            index.insert_existing(&format!("old{i}"), RowState { id: i + 1, hash: -i });
+            index.insert_existing(
+                &format!("old{i}"),
+                RowState {
+                    id: i + 1,
+                    hash: -i,
+                },
+            );
         }
         for i in 0..50_000u64 {
             let key = KeyIndex::fingerprint(&format!("new{i}"));
@@ -241,7 +247,10 @@ mod tests {
         }
         for i in (0..50_000i64).step_by(2) {
             let key = KeyIndex::fingerprint(&format!("old{i}"));
-            let expected = RowState { id: i + 1, hash: -i };
+            let expected = RowState {
+                id: i + 1,
+                hash: -i,
+            };
             assert!(matches!(index.see(key, 1, true), Seen::First(Some(r)) if r == expected));
         }
         for i in (0..50_000u64).step_by(7) {
@@ -251,6 +260,9 @@ mod tests {
         assert!(index.len as f64 <= index.slots.len() as f64 * MAX_LOAD);
         let mut left: Vec<i64> = index.leftovers().collect();
         left.sort_unstable();
-        assert_eq!(left, (1..=50_000).step_by(2).map(|i| i + 1).collect::<Vec<_>>());
+        assert_eq!(
+            left,
+            (1..=50_000).step_by(2).map(|i| i + 1).collect::<Vec<_>>()
+        );
     }
 }

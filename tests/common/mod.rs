@@ -30,7 +30,17 @@ pub fn postgres_admin_url() -> Option<String> {
 /// Runs one SQL statement with psql at `url`; returns its unaligned, tuples-only output.
 pub fn psql(url: &str, sql: &str) -> String {
     let out = Command::new("psql")
-        .args([url, "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .args([
+            url,
+            "-X",
+            "-q",
+            "-t",
+            "-A",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
         .output()
         .expect("run psql");
     assert!(
@@ -38,14 +48,21 @@ pub fn psql(url: &str, sql: &str) -> String {
         "psql {sql}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
 }
 
 /// `admin` with its database replaced by `database`.
 fn with_database(admin: &str, database: &str) -> String {
     let (server, query) = admin.split_once('?').unwrap_or((admin, ""));
     let base = &server[..server.rfind('/').expect("a database in the URL")];
-    let query = if query.is_empty() { String::new() } else { format!("?{query}") };
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
     format!("{base}/{database}{query}")
 }
 
@@ -64,7 +81,10 @@ impl Workspace {
                 psql(&admin, &format!("CREATE DATABASE {name}"));
                 (with_database(&admin, &name), Some((name, admin)))
             }
-            None => (format!("sqlite://{}", dir.path().join("ucm.db").display()), None),
+            None => (
+                format!("sqlite://{}", dir.path().join("ucm.db").display()),
+                None,
+            ),
         };
         let ws = Workspace { dir, url, postgres };
         ws.config(config);
