@@ -347,9 +347,6 @@ fn random_token() -> std::io::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Upper bounds of the run duration histogram, in seconds.
-const DURATION_BUCKETS: [f64; 9] = [0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0];
-
 async fn metrics(State(service): Shared) -> Response {
     let mut out = String::new();
     let mut contacts = Vec::new();
@@ -420,9 +417,8 @@ async fn metrics(State(service): Shared) -> Response {
         "# HELP ucm_run_duration_seconds How long the service's runs took."
     );
     let _ = writeln!(out, "# TYPE ucm_run_duration_seconds histogram");
-    for (p, durations) in &c.durations {
-        for bound in DURATION_BUCKETS {
-            let n = durations.iter().filter(|d| **d <= bound).count();
+    for (p, h) in &c.durations {
+        for (bound, n) in super::DURATION_BUCKETS.iter().zip(h.buckets) {
             let _ = writeln!(
                 out,
                 "ucm_run_duration_seconds_bucket{{pipeline=\"{p}\",le=\"{bound}\"}} {n}"
@@ -431,17 +427,17 @@ async fn metrics(State(service): Shared) -> Response {
         let _ = writeln!(
             out,
             "ucm_run_duration_seconds_bucket{{pipeline=\"{p}\",le=\"+Inf\"}} {}",
-            durations.len()
+            h.count
         );
         let _ = writeln!(
             out,
             "ucm_run_duration_seconds_sum{{pipeline=\"{p}\"}} {:.3}",
-            durations.iter().sum::<f64>()
+            h.sum
         );
         let _ = writeln!(
             out,
             "ucm_run_duration_seconds_count{{pipeline=\"{p}\"}} {}",
-            durations.len()
+            h.count
         );
     }
     let _ = writeln!(

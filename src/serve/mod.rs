@@ -83,8 +83,31 @@ pub struct Counters {
     pub fetch_bytes: BTreeMap<String, u64>,
     /// pipeline → last successful run (unix seconds).
     pub last_success: BTreeMap<String, f64>,
-    /// pipeline → run durations in seconds.
-    pub durations: BTreeMap<String, Vec<f64>>,
+    /// pipeline → run durations.
+    pub durations: BTreeMap<String, Histogram>,
+}
+
+/// Upper bounds of the run duration histogram, in seconds.
+pub const DURATION_BUCKETS: [f64; 9] = [0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0];
+
+/// Run durations counted into [`DURATION_BUCKETS`] (cumulative, as Prometheus wants them).
+#[derive(Default)]
+pub struct Histogram {
+    pub buckets: [u64; DURATION_BUCKETS.len()],
+    pub count: u64,
+    pub sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        for (bucket, bound) in self.buckets.iter_mut().zip(DURATION_BUCKETS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
 }
 
 /// Everything the HTTP handlers and the scheduler share.
@@ -188,7 +211,7 @@ impl Service {
         c.durations
             .entry(p)
             .or_default()
-            .push(report.duration_ms as f64 / 1000.0);
+            .observe(report.duration_ms as f64 / 1000.0);
     }
 
     /// Runs `stage` of `pipeline`. A fire never overlaps the same stage's previous run (it is
@@ -494,5 +517,21 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_duration_histogram_counts_cumulatively_without_keeping_every_run() {
+        let mut h = Histogram::default();
+        for seconds in [0.05, 0.7, 0.7, 12.0, 5000.0] {
+            h.observe(seconds);
+        }
+        assert_eq!(h.buckets, [1, 1, 3, 3, 3, 4, 4, 4, 4]);
+        assert_eq!(h.count, 5);
+        assert!((h.sum - 5013.45).abs() < 1e-9);
     }
 }
