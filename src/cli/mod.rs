@@ -35,7 +35,8 @@ pub struct Cli {
     /// Pipeline config file.
     #[arg(short, long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Database URL, overriding the config's [database] url (e.g. sqlite://ucm.db).
+    /// Database URL, overriding the config's [database] url (sqlite://ucm.db, or
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE).
     #[arg(long, global = true, value_name = "URL")]
     pub db: Option<String>,
     /// Data directory for staged sources, overriding the config's data_dir.
@@ -312,6 +313,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Serve { service, listen } => {
+            if cli.db.is_some() || cli.data_dir.is_some() {
+                anyhow::bail!(
+                    "ucm serve runs each pipeline with its own [database] url and data_dir: \
+                     set them in the pipeline configs, not with --db or --data-dir"
+                );
+            }
             let mut config = match service {
                 Some(path) => {
                     crate::serve::ServiceConfig::load(path).map_err(anyhow::Error::msg)?
