@@ -162,3 +162,54 @@ fn utf8_percent_encode(id: &str) -> String {
     }
     out
 }
+
+/// `ucm cluster status`: this node, profile sync, and each peer's health.
+pub async fn cluster_status(access: &ServiceAccess, format: ReportFormat) -> anyhow::Result<()> {
+    let url = format!("{}/api/cluster", access.service_url.trim_end_matches('/'));
+    let status = access.send(client()?.get(url), "cluster status").await?;
+    if format == ReportFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(());
+    }
+    println!(
+        "node {} · profile sync {}",
+        status["node"].as_str().unwrap_or("?"),
+        if status["profile_sync"] == true {
+            "on"
+        } else {
+            "off"
+        }
+    );
+    for p in status["peers"].as_array().into_iter().flatten() {
+        println!(
+            "  {}  {}  outbox {}  last sync {}  failures {}{}",
+            p["url"].as_str().unwrap_or("?"),
+            if p["reachable"] == true {
+                "reachable"
+            } else {
+                "unreachable"
+            },
+            p["outbox_depth"],
+            p["last_success"].as_str().unwrap_or("never"),
+            p["failures"],
+            p["last_error"]
+                .as_str()
+                .map(|e| format!("  last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// `ucm cluster sync --force`: sends this node's whole state to its peers now.
+pub async fn cluster_sync(access: &ServiceAccess) -> anyhow::Result<()> {
+    let url = format!(
+        "{}/api/cluster/sync",
+        access.service_url.trim_end_matches('/')
+    );
+    let outcome = access.send(client()?.post(url), "cluster sync").await?;
+    for (peer, result) in outcome["peers"].as_object().into_iter().flatten() {
+        println!("{peer}: {}", result.as_str().unwrap_or("?"));
+    }
+    Ok(())
+}

@@ -128,6 +128,9 @@ pub enum Command {
     /// Change a contact's routing profile through a running `ucm serve`.
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// The active/active pair, through a running `ucm serve`: its health, or a full sync.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Explain a cron expression (the original product's dialect: Minutes Hours Day-of-month
     /// Month Day-of-week, 1 = Sunday, "?" in exactly one day field) and list its next fire
     /// times.
@@ -186,6 +189,26 @@ pub enum ProfileCommand {
     Set {
         id: String,
         profile: String,
+        #[command(flatten)]
+        access: client::ServiceAccess,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// This node, whether profile sync is on, and each peer: reachable, outbox depth, last
+    /// successful sync, failures.
+    Status {
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+        #[command(flatten)]
+        access: client::ServiceAccess,
+    },
+    /// Send this node's whole state to its peers now; each keeps what is newer.
+    Sync {
+        /// Required: a full sync is a deliberate act.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         access: client::ServiceAccess,
     },
@@ -355,6 +378,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             access,
         }) => {
             client::set_profile(access, id, profile).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cluster(ClusterCommand::Status { format, access }) => {
+            client::cluster_status(access, *format).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cluster(ClusterCommand::Sync { force, access }) => {
+            if !force {
+                anyhow::bail!(
+                    "ucm cluster sync sends this node's whole state to its peers: add --force to do it"
+                );
+            }
+            client::cluster_sync(access).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Cron {

@@ -24,6 +24,54 @@ pub struct ServiceConfig {
     /// Global parameters for clients (`GET /api/parameters`); `language` is always there.
     #[serde(default = "default_parameters")]
     pub parameters: std::collections::BTreeMap<String, String>,
+    /// The active/active pair: this node, its peers, the shared secret, profile sync.
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// `[cluster]`: status changes always reach the peers, profile changes when `profile_sync`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's name (default: the host name). Each node of a pair needs its own.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// The peers' base URLs, e.g. "http://10.0.0.2:8080".
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// The secret both nodes share: requests between them carry an HMAC-SHA256 of their body.
+    pub secret: Option<String>,
+    pub secret_env: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    /// `false` switches profile synchronisation off completely: no profile change is queued
+    /// or sent, and the peers' profile changes are refused. Status keeps propagating.
+    #[serde(default = "default_true")]
+    pub profile_sync: bool,
+    /// How often this node sends its whole state to its peers (anti-entropy), in seconds.
+    #[serde(default = "default_anti_entropy_secs")]
+    pub anti_entropy_secs: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_anti_entropy_secs() -> u64 {
+    600
+}
+
+impl ClusterConfig {
+    /// The shared secret, read; required.
+    pub fn secret(&self) -> Result<String, String> {
+        crate::config::read_secret(
+            "[cluster]",
+            "secret",
+            &self.secret,
+            &self.secret_env,
+            &self.secret_file,
+        )?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| "[cluster] needs a shared secret (secret, secret_env or secret_file)".into())
+    }
 }
 
 /// Credentials for the write endpoints: a user name and password for `POST /api/login`,
@@ -86,6 +134,7 @@ impl Default for ServiceConfig {
             auth: ServiceAuth::default(),
             profiles: default_profiles(),
             parameters: default_parameters(),
+            cluster: None,
         }
     }
 }
@@ -173,6 +222,25 @@ mod tests {
             config.auth.password_env.as_deref(),
             Some("UCM_ADMIN_PASSWORD")
         );
+    }
+
+    #[test]
+    fn the_two_node_example_configs_parse_and_point_at_each_other() {
+        let load = |name: &str| {
+            let path = format!("{}/deploy/{name}", env!("CARGO_MANIFEST_DIR"));
+            ServiceConfig::load(Path::new(&path))
+                .unwrap()
+                .cluster
+                .unwrap()
+        };
+        let (a, b) = (load("cluster-node-a.toml"), load("cluster-node-b.toml"));
+        assert_eq!(
+            (a.node.as_deref(), b.node.as_deref()),
+            (Some("a"), Some("b"))
+        );
+        assert!(a.peers[0].contains("pbx-b") && b.peers[0].contains("pbx-a"));
+        assert!(a.profile_sync && b.profile_sync);
+        assert_eq!(a.anti_entropy_secs, 600);
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub fn app(service: Arc<Service>) -> Router {
         )
         .route("/api/events", get(super::live::events))
         .route("/api/parameters", get(super::live::parameters))
+        .route("/api/cluster", get(super::live::cluster_status))
+        .route("/api/cluster/sync", post(super::live::cluster_sync))
+        .route("/api/cluster/changes", post(super::live::receive))
         .with_state(service)
 }
 
@@ -453,6 +456,10 @@ async fn metrics(State(service): Shared) -> Response {
             );
         }
     }
+    drop(c);
+    if let Some(cluster) = &service.cluster {
+        write_cluster_metrics(&mut out, cluster);
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -461,6 +468,101 @@ async fn metrics(State(service): Shared) -> Response {
         out,
     )
         .into_response()
+}
+
+fn write_cluster_metrics(out: &mut String, cluster: &super::cluster::Cluster) {
+    let node = &cluster.node;
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
+    line(
+        "# HELP ucm_cluster_profile_sync Whether profile synchronisation is on (1) or off (0)."
+            .into(),
+    );
+    line("# TYPE ucm_cluster_profile_sync gauge".into());
+    line(format!(
+        "ucm_cluster_profile_sync{{node=\"{node}\"}} {}",
+        u8::from(cluster.profile_sync)
+    ));
+    let peers: Vec<_> = cluster
+        .peer_states
+        .lock()
+        .expect("no poisoning")
+        .values()
+        .cloned()
+        .collect();
+    line("# HELP ucm_cluster_outbox_depth Changes not yet delivered to the peer.".into());
+    line("# TYPE ucm_cluster_outbox_depth gauge".into());
+    for p in &peers {
+        line(format!(
+            "ucm_cluster_outbox_depth{{peer=\"{}\"}} {}",
+            p.url, p.outbox_depth
+        ));
+    }
+    line(
+        "# HELP ucm_cluster_peer_reachable Whether the last request to the peer succeeded.".into(),
+    );
+    line("# TYPE ucm_cluster_peer_reachable gauge".into());
+    for p in &peers {
+        line(format!(
+            "ucm_cluster_peer_reachable{{peer=\"{}\"}} {}",
+            p.url,
+            u8::from(p.reachable)
+        ));
+    }
+    line("# HELP ucm_cluster_sync_failures_total Failed requests to the peer.".into());
+    line("# TYPE ucm_cluster_sync_failures_total counter".into());
+    for p in &peers {
+        line(format!(
+            "ucm_cluster_sync_failures_total{{peer=\"{}\"}} {}",
+            p.url, p.failures
+        ));
+    }
+    line(
+        "# HELP ucm_cluster_last_sync_timestamp_seconds When a request to the peer last succeeded."
+            .into(),
+    );
+    line("# TYPE ucm_cluster_last_sync_timestamp_seconds gauge".into());
+    for p in &peers {
+        if let Some(t) = p
+            .last_success
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+        {
+            line(format!(
+                "ucm_cluster_last_sync_timestamp_seconds{{peer=\"{}\"}} {:.3}",
+                p.url,
+                t.as_millisecond() as f64 / 1000.0
+            ));
+        }
+    }
+    line("# HELP ucm_cluster_received_total Changes received from peers, by kind.".into());
+    line("# TYPE ucm_cluster_received_total counter".into());
+    for kind in ["status", "profile"] {
+        let n = cluster
+            .received
+            .lock()
+            .expect("no poisoning")
+            .get(kind)
+            .copied()
+            .unwrap_or(0);
+        line(format!("ucm_cluster_received_total{{kind=\"{kind}\"}} {n}"));
+    }
+    line("# HELP ucm_cluster_refused_total Peer requests refused, by reason.".into());
+    line("# TYPE ucm_cluster_refused_total counter".into());
+    for reason in ["signature", "profile_sync_off"] {
+        let n = cluster
+            .refused
+            .lock()
+            .expect("no poisoning")
+            .get(reason)
+            .copied()
+            .unwrap_or(0);
+        line(format!(
+            "ucm_cluster_refused_total{{reason=\"{reason}\"}} {n}"
+        ));
+    }
 }
 
 #[cfg(test)]

@@ -17,24 +17,33 @@ use crate::serve::Service;
 use crate::serve::http::{authorized, error, unauthorized};
 use crate::serve::objects::{self, Status};
 
-/// One change, as `/api/events` sends it.
-#[derive(Clone, Debug, Serialize)]
+/// One change, as `/api/events` sends it and nodes send each other: a status or a profile.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Change {
-    /// `status` or `profile`.
-    #[serde(skip)]
-    pub kind: &'static str,
     pub contact: String,
     pub version: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+}
+
+impl Change {
+    /// `status` or `profile`.
+    pub fn kind(&self) -> &'static str {
+        if self.status.is_some() {
+            "status"
+        } else {
+            "profile"
+        }
+    }
 }
 
 type Shared = State<Arc<Service>>;
 
 /// A refusal: its status and reason (`{"error": reason}`), or 401 and nothing else.
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -48,7 +57,7 @@ impl IntoResponse for ApiError {
 
 type Answer = Result<Response, ApiError>;
 
-fn unavailable(e: impl ToString) -> ApiError {
+pub(super) fn unavailable(e: impl ToString) -> ApiError {
     ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
 
@@ -130,17 +139,13 @@ pub async fn put_status(
     if let Some(problem) = status.problem() {
         return Err(ApiError(StatusCode::BAD_REQUEST, problem));
     }
-    let version = service.versions.next();
-    objects::set_status(store, &id, &status, &version)
-        .await
-        .map_err(unavailable)?;
-    let _ = service.events.send(Change {
-        kind: "status",
+    let change = Change {
         contact: id.clone(),
-        version,
+        version: service.versions.next(),
         status: Some(status),
         profile: None,
-    });
+    };
+    service.record(store, change).await?;
     current(store, &id).await
 }
 
@@ -168,17 +173,13 @@ pub async fn put_profile(
             ),
         ));
     }
-    let version = service.versions.next();
-    objects::set_profile(store, &id, &wanted.profile, &version)
-        .await
-        .map_err(unavailable)?;
-    let _ = service.events.send(Change {
-        kind: "profile",
+    let change = Change {
         contact: id.clone(),
-        version,
+        version: service.versions.next(),
         status: None,
         profile: Some(wanted.profile),
-    });
+    };
+    service.record(store, change).await?;
     current(store, &id).await
 }
 
@@ -201,7 +202,7 @@ pub async fn events(State(service): Shared, headers: HeaderMap) -> Answer {
             match receiver.recv().await {
                 Ok(change) => {
                     let data = serde_json::to_string(&change).unwrap_or_default();
-                    let event = Event::default().event(change.kind).data(data);
+                    let event = Event::default().event(change.kind()).data(data);
                     return Some((Ok::<_, Infallible>(event), receiver));
                 }
                 // A slow client misses changes rather than holding the others back.
@@ -221,4 +222,114 @@ pub async fn parameters(State(service): Shared, headers: HeaderMap) -> Answer {
         Json(json!({ "parameters": service.parameters, "profiles": service.profiles }))
             .into_response(),
     )
+}
+
+/// The node's cluster, or 404 when it has none.
+fn cluster(service: &Service) -> Result<&Arc<crate::serve::cluster::Cluster>, ApiError> {
+    service.cluster.as_ref().ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            "this node has no [cluster] in its service config".into(),
+        )
+    })
+}
+
+/// `POST /api/cluster/changes`: a peer's changes, signed with the shared secret. The newer
+/// version of each wins; profile changes are refused when profile_sync is off here.
+pub async fn receive(
+    State(service): Shared,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Answer {
+    use crate::serve::cluster::{NODE_HEADER, SIGNATURE_HEADER};
+    let cluster = cluster(&service)?;
+    let from = headers
+        .get(NODE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("an unnamed node")
+        .to_owned();
+    let signed = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|s| cluster.verify(&bytes, s));
+    if !signed {
+        cluster.count_refused("signature");
+        tracing::warn!(from = %from, "a cluster request without a valid signature was refused");
+        return Err(ApiError(StatusCode::UNAUTHORIZED, String::new()));
+    }
+    let changes: Vec<Change> = body(&bytes)?;
+    if !cluster.profile_sync && changes.iter().any(|c| c.profile.is_some()) {
+        cluster.count_refused("profile_sync_off");
+        tracing::warn!(from = %from, "profile changes refused: profile_sync is off on this node");
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!(
+                "profile sync is off on node {}: it accepts no profile changes",
+                cluster.node
+            ),
+        ));
+    }
+    let store = store(&service)?;
+    let mut applied = 0u64;
+    for change in changes {
+        if let Some(problem) = change.status.as_ref().and_then(Status::problem) {
+            return Err(ApiError(StatusCode::BAD_REQUEST, problem));
+        }
+        service.versions.observe(&change.version);
+        cluster.count_received(change.kind());
+        let stored = crate::serve::cluster::record_local(store, &cluster.node, &change, false)
+            .await
+            .map_err(unavailable)?;
+        // Nodes sharing one database find the change already stored: their clients hear
+        // of it all the same.
+        let current = !stored
+            && objects::get(store, &change.contact)
+                .await
+                .map_err(unavailable)?
+                .is_some_and(|c| {
+                    let version = if change.status.is_some() {
+                        c.state.status_version
+                    } else {
+                        c.state.profile_version
+                    };
+                    version.as_deref() == Some(change.version.as_str())
+                });
+        if stored {
+            applied += 1;
+        }
+        if stored || current {
+            let _ = service.events.send(change);
+        }
+    }
+    Ok(Json(json!({ "applied": applied })).into_response())
+}
+
+/// `GET /api/cluster`: this node, profile sync, and each peer's health.
+pub async fn cluster_status(State(service): Shared, headers: HeaderMap) -> Answer {
+    check(&service, &headers)?;
+    let cluster = cluster(&service)?;
+    let peers: Vec<_> = cluster
+        .peer_states
+        .lock()
+        .expect("no poisoning")
+        .values()
+        .cloned()
+        .collect();
+    Ok(Json(json!({
+        "node": cluster.node,
+        "profile_sync": cluster.profile_sync,
+        "peers": peers,
+    }))
+    .into_response())
+}
+
+/// `POST /api/cluster/sync`: sends this node's whole state to every peer now.
+pub async fn cluster_sync(State(service): Shared, headers: HeaderMap) -> Answer {
+    check(&service, &headers)?;
+    let cluster = cluster(&service)?;
+    let outcomes = cluster
+        .sync_all(store(&service)?)
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(json!({ "node": cluster.node, "peers": outcomes })).into_response())
 }

@@ -5,6 +5,7 @@
 //! logs them); and serves the status API, Prometheus metrics and a status page ([`http`]).
 //! SIGTERM or SIGINT stops the firing, lets a running load finish (or roll back), and exits 0.
 
+pub mod cluster;
 pub mod config;
 pub mod http;
 mod live;
@@ -129,6 +130,8 @@ pub struct Service {
     pub versions: objects::Versions,
     /// Status and profile changes, for `/api/events`.
     pub events: tokio::sync::broadcast::Sender<live::Change>,
+    /// The pair this node belongs to, if any.
+    pub cluster: Option<Arc<cluster::Cluster>>,
 }
 
 impl Service {
@@ -136,6 +139,15 @@ impl Service {
     /// the others run.
     pub async fn start(config: &ServiceConfig, clock: Clock) -> Result<Service, String> {
         let host = host_name();
+        let node = config
+            .cluster
+            .as_ref()
+            .and_then(|c| c.node.clone())
+            .unwrap_or_else(|| host.clone());
+        let cluster = match &config.cluster {
+            Some(c) => Some(Arc::new(cluster::Cluster::new(c, node.clone())?)),
+            None => None,
+        };
         let mut pipelines = Vec::new();
         for path in config.pipeline_paths()? {
             let loaded = load_pipeline(&path, &host).await;
@@ -162,7 +174,8 @@ impl Service {
             auth: config.auth.resolve()?,
             sessions: Mutex::new(BTreeMap::new()),
             counters: Mutex::new(Counters::default()),
-            versions: objects::Versions::new(&host),
+            versions: objects::Versions::new(&node),
+            cluster,
             host,
             in_flight: Mutex::new(Vec::new()),
             stopping: std::sync::atomic::AtomicBool::new(false),
@@ -178,6 +191,29 @@ impl Service {
         self.pipelines
             .iter()
             .find_map(|p| p.loaded.as_ref().ok().map(|l| &l.store))
+    }
+
+    /// Stores a change made on this node and tells the event stream; with a cluster, queues it
+    /// for the peers in the same transaction (profiles only when profile_sync is on).
+    pub async fn record(&self, store: &Store, change: live::Change) -> Result<(), live::ApiError> {
+        let send = self
+            .cluster
+            .as_ref()
+            .is_some_and(|c| change.status.is_some() || c.profile_sync);
+        let node = self
+            .cluster
+            .as_ref()
+            .map_or(self.host.as_str(), |c| c.node.as_str());
+        let applied = cluster::record_local(store, node, &change, send)
+            .await
+            .map_err(live::unavailable)?;
+        if applied {
+            if let (true, Some(cluster)) = (send, &self.cluster) {
+                cluster.wake_all();
+            }
+            let _ = self.events.send(change);
+        }
+        Ok(())
     }
 
     pub fn pipeline(&self, name: &str) -> Option<&Arc<Pipeline>> {
@@ -474,6 +510,27 @@ pub async fn serve(config: ServiceConfig) -> anyhow::Result<()> {
         }
     }
 
+    if let (Some(cluster), Some(store)) = (&service.cluster, service.objects_store()) {
+        for peer in &cluster.peers {
+            loops.push(tokio::spawn(cluster::push_loop(
+                Arc::clone(cluster),
+                store.clone(),
+                peer.clone(),
+                stop_rx.clone(),
+            )));
+        }
+        loops.push(tokio::spawn(cluster::anti_entropy_loop(
+            Arc::clone(cluster),
+            store.clone(),
+            stop_rx.clone(),
+        )));
+        tracing::info!(
+            node = %cluster.node,
+            peers = ?cluster.peers,
+            profile_sync = cluster.profile_sync,
+            "cluster"
+        );
+    }
     let mut http_stop = stop_rx.clone();
     let app = http::app(Arc::clone(&service));
     let server = tokio::spawn(async move {

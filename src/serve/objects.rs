@@ -100,6 +100,21 @@ impl Versions {
         }
     }
 
+    /// Takes a version made elsewhere into account: later versions made here sort after it.
+    pub fn observe(&self, version: &str) {
+        let mut parts = version.splitn(3, '.');
+        let (Some(Ok(millis)), Some(Ok(counter))) = (
+            parts.next().map(str::parse::<u64>),
+            parts.next().map(str::parse::<u32>),
+        ) else {
+            return;
+        };
+        let mut last = self.last.lock().expect("no poisoning");
+        if (millis, counter) > *last {
+            *last = (millis, counter);
+        }
+    }
+
     /// A version newer than every one this node made or saw.
     pub fn next(&self) -> String {
         let now = jiff::Timestamp::now().as_millisecond().max(0) as u64;
@@ -224,59 +239,65 @@ pub async fn get(store: &Store, id: &str) -> Result<Option<Contact>, LoadError> 
     })
 }
 
-/// Stores `status` for `id` unless a newer version is stored; whether it was stored.
-pub async fn set_status(
-    store: &Store,
-    id: &str,
-    status: &Status,
-    version: &str,
-) -> Result<bool, LoadError> {
-    let sql = "INSERT INTO contact_state (contact, registered, call_state, presence, note, status_version, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         ON CONFLICT (contact) DO UPDATE SET registered = excluded.registered, call_state = excluded.call_state, \
-         presence = excluded.presence, note = excluded.note, status_version = excluded.status_version, \
-         updated_at = excluded.updated_at \
-         WHERE contact_state.status_version IS NULL OR contact_state.status_version < excluded.status_version";
-    let call_state = serde_json::to_value(status.call_state).unwrap_or_default();
-    let presence = serde_json::to_value(status.presence).unwrap_or_default();
-    on_pool!(store, |pool| {
-        let done = sqlx::query(sql)
-            .bind(id)
-            .bind(i64::from(status.registered))
-            .bind(call_state.as_str().unwrap_or("idle"))
-            .bind(presence.as_str().unwrap_or("offline"))
-            .bind(&status.note)
-            .bind(version)
-            .bind(crate::load::now())
-            .execute(pool)
-            .await
-            .map_err(|e| store.error(e))?;
-        Ok(done.rows_affected() > 0)
-    })
+/// The upsert of a status, kept unless a newer version is stored (any sqlx executor).
+macro_rules! status_query {
+    ($id:expr, $status:expr, $version:expr) => {{
+        let status: &$crate::serve::objects::Status = $status;
+        sqlx::query(
+            "INSERT INTO contact_state (contact, registered, call_state, presence, note, status_version, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (contact) DO UPDATE SET registered = excluded.registered, call_state = excluded.call_state, \
+             presence = excluded.presence, note = excluded.note, status_version = excluded.status_version, \
+             updated_at = excluded.updated_at \
+             WHERE contact_state.status_version IS NULL OR contact_state.status_version < excluded.status_version",
+        )
+        .bind($id.to_owned())
+        .bind(i64::from(status.registered))
+        .bind(status.call_state.as_str())
+        .bind(status.presence.as_str())
+        .bind(status.note.clone())
+        .bind($version.to_owned())
+        .bind($crate::load::now())
+    }};
+}
+pub(crate) use status_query;
+
+/// The upsert of a profile, kept unless a newer version is stored (any sqlx executor).
+macro_rules! profile_query {
+    ($id:expr, $profile:expr, $version:expr) => {
+        sqlx::query(
+            "INSERT INTO contact_state (contact, profile, profile_version, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (contact) DO UPDATE SET profile = excluded.profile, profile_version = excluded.profile_version, \
+             updated_at = excluded.updated_at \
+             WHERE contact_state.profile_version IS NULL OR contact_state.profile_version < excluded.profile_version",
+        )
+        .bind($id.to_owned())
+        .bind($profile.to_owned())
+        .bind($version.to_owned())
+        .bind($crate::load::now())
+    };
+}
+pub(crate) use profile_query;
+
+impl CallState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallState::Idle => "idle",
+            CallState::Ringing => "ringing",
+            CallState::Busy => "busy",
+        }
+    }
 }
 
-/// Stores `profile` for `id` unless a newer version is stored; whether it was stored.
-pub async fn set_profile(
-    store: &Store,
-    id: &str,
-    profile: &str,
-    version: &str,
-) -> Result<bool, LoadError> {
-    let sql = "INSERT INTO contact_state (contact, profile, profile_version, updated_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (contact) DO UPDATE SET profile = excluded.profile, profile_version = excluded.profile_version, \
-         updated_at = excluded.updated_at \
-         WHERE contact_state.profile_version IS NULL OR contact_state.profile_version < excluded.profile_version";
-    on_pool!(store, |pool| {
-        let done = sqlx::query(sql)
-            .bind(id)
-            .bind(profile)
-            .bind(version)
-            .bind(crate::load::now())
-            .execute(pool)
-            .await
-            .map_err(|e| store.error(e))?;
-        Ok(done.rows_affected() > 0)
-    })
+impl Presence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Presence::Available => "available",
+            Presence::Away => "away",
+            Presence::Dnd => "dnd",
+            Presence::Offline => "offline",
+        }
+    }
 }
 
 #[cfg(test)]

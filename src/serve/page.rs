@@ -107,6 +107,9 @@ pub async fn status_page(State(service): State<Arc<Service>>) -> Html<String> {
         }
         body.push_str("</section>");
     }
+    if let Some(cluster) = &service.cluster {
+        body.push_str(&cluster_section(cluster));
+    }
     Html(format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta http-equiv=\"refresh\" content=\"30\"><title>ucm status</title>\
@@ -115,6 +118,40 @@ pub async fn status_page(State(service): State<Arc<Service>>) -> Html<String> {
         escape(&service.host),
         service.pipelines.len()
     ))
+}
+
+/// Cluster health: the node, profile sync, each peer's reachability, outbox and last sync.
+fn cluster_section(cluster: &crate::serve::cluster::Cluster) -> String {
+    let mut out = format!(
+        "<section class=\"cluster\" id=\"cluster\"><h2>cluster</h2><p>node {} · profile sync <b class=\"{}\">{}</b></p>\
+         <table><tr><th>peer</th><th>reachable</th><th>outbox</th><th>last sync</th><th>failures</th><th>last error</th></tr>",
+        escape(&cluster.node),
+        if cluster.profile_sync {
+            "status succeeded"
+        } else {
+            "failed"
+        },
+        if cluster.profile_sync { "on" } else { "off" },
+    );
+    for p in cluster.peer_states.lock().expect("no poisoning").values() {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"failed\">{}</td></tr>",
+            escape(&p.url),
+            if p.reachable {
+                "status succeeded"
+            } else {
+                "failed"
+            },
+            if p.reachable { "yes" } else { "no" },
+            p.outbox_depth,
+            escape(p.last_success.as_deref().unwrap_or("never")),
+            p.failures,
+            escape(p.last_error.as_deref().unwrap_or(""))
+        );
+    }
+    out.push_str("</table></section>");
+    out
 }
 
 const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:2em;color:#222}\

@@ -6,6 +6,8 @@
 //! on that server, dropped with the workspace. The same tests run against both backends.
 #![allow(dead_code)]
 
+pub mod service;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};

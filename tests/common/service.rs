@@ -1,0 +1,244 @@
+//! Helpers for tests of `ucm serve`: real service processes on 127.0.0.1, a tiny HTTP/1.1
+//! client, and pipelines on the samples.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{BIN, Workspace, repo};
+
+pub const PASSWORD: &str = "p:a@s%s&w\"o r\\d é€";
+
+/// A running `ucm serve`; killed when dropped.
+pub struct Serve {
+    pub child: Child,
+    pub base: String,
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes `p.toml` (pipeline `demo` on the samples, both crons as given) into `ws`.
+pub fn pipeline(ws: &Workspace, name: &str, source: &str, fetch_cron: &str, merge_cron: &str) {
+    let config = std::fs::read_to_string(ws.path("pipeline.toml")).unwrap();
+    let database = config[config.find("[database]").unwrap()..].to_owned();
+    ws.write(
+        &format!("{name}.toml"),
+        format!(
+            "name = \"{name}\"\nspread_secs = 0\ntime_zone = \"Europe/Brussels\"\n\
+             [source]\nurl = \"{source}\"\nschedule = \"{fetch_cron}\"\n\
+             [directory]\ncsv = \"{}\"\n[merge]\nschedule = \"{merge_cron}\"\n{database}",
+            repo("samples/directory.csv").display()
+        ),
+    );
+}
+
+/// A generated source of `contacts` contacts in the workspace; its path.
+pub fn generated(ws: &Workspace, contacts: u64) -> String {
+    let status = Command::new(BIN)
+        .args([
+            "generate",
+            "--contacts",
+            &contacts.to_string(),
+            "--seed",
+            "3",
+            "--xml",
+        ])
+        .arg(ws.path("big.xml"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    ws.path("big.xml").display().to_string()
+}
+
+pub fn samples() -> String {
+    repo("samples/external-contacts.xml").display().to_string()
+}
+
+/// Starts `ucm serve` with `service.toml` holding `pipelines` and the credentials, at
+/// `speed` times the real clock; returns once it listens.
+pub fn serve(ws: &Workspace, pipelines: &[&str], speed: u32) -> Serve {
+    serve_with(ws, pipelines, speed, "127.0.0.1:0", "")
+}
+
+/// [`serve`] on `listen`, with `extra` TOML appended to the service config (e.g. a
+/// `[cluster]` section).
+pub fn serve_with(
+    ws: &Workspace,
+    pipelines: &[&str],
+    speed: u32,
+    listen: &str,
+    extra: &str,
+) -> Serve {
+    let list: Vec<String> = pipelines.iter().map(|p| format!("\"{p}.toml\"")).collect();
+    ws.write(
+        "service.toml",
+        format!(
+            "listen = \"{listen}\"\npipelines = [{}]\n[auth]\nusername = \"admin\"\n\
+             password_env = \"UCM_TEST_ADMIN_PASSWORD\"\ntoken = \"static-token\"\n{extra}",
+            list.join(", ")
+        ),
+    );
+    let mut child = Command::new(BIN)
+        .current_dir(ws.dir.path())
+        .args(["serve", "--service", "service.toml"])
+        .env("UCM_CLOCK_SPEED", speed.to_string())
+        .env("UCM_TEST_ADMIN_PASSWORD", PASSWORD)
+        .env("UCM_LOG", "ucm=info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let stderr = child.stderr.take().unwrap();
+    let sink = std::sync::Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let base = first
+        .trim()
+        .strip_prefix("ucm serve: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}: {}", log.lock().unwrap()))
+        .to_owned();
+    Serve { child, base, log }
+}
+
+/// One HTTP/1.1 request: (status, body).
+pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut stream = TcpStream::connect(host).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response[9..12].parse().unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, body)
+}
+
+pub fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = &rest[n + 2..];
+    }
+    out
+}
+
+pub fn get_json(url: &str) -> Value {
+    let (status, body) = http("GET", url, &[], "");
+    assert_eq!(status, 200, "{url}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Polls `check` until it returns Some, for up to `secs` seconds.
+pub fn eventually<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn login(base: &str, user: &str, password: &str) -> (u16, String) {
+    let body = serde_json::json!({ "username": user, "password": password }).to_string();
+    http(
+        "POST",
+        &format!("{base}/api/login"),
+        &[("Content-Type", "application/json")],
+        &body,
+    )
+}
+
+/// A service on the samples with the merged table loaded; (service, bearer header value).
+pub fn loaded_service(ws: &Workspace) -> (Serve, &'static str) {
+    pipeline(ws, "demo", &samples(), "0 0 1 1 ?", "0 0 1 1 ?");
+    let s = serve(ws, &["demo"], 1);
+    let bearer = "Bearer static-token";
+    let (status, body) = http(
+        "POST",
+        &format!("{}/api/pipelines/demo/run", s.base),
+        &[("Authorization", bearer)],
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    (s, bearer)
+}
+
+pub fn put(url: &str, bearer: &str, body: &str) -> (u16, Value) {
+    let (status, text) = http(
+        "PUT",
+        url,
+        &[
+            ("Authorization", bearer),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    );
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+pub fn get_auth(url: &str, bearer: &str) -> (u16, Value) {
+    let (status, text) = http("GET", url, &[("Authorization", bearer)], "");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// A free port on 127.0.0.1 (bound and released: a peer's URL must be known before it starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
