@@ -6,8 +6,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -359,39 +358,6 @@ fn sql(ws: &Workspace, statement: &str) -> Vec<Vec<Option<String>>> {
     })
 }
 
-/// Opens `/api/events` on `s`; returns a reader past the response headers.
-fn events(s: &Serve) -> BufReader<TcpStream> {
-    let host = s.base.strip_prefix("http://").unwrap().to_owned();
-    let mut stream = TcpStream::connect(&host).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET /api/events HTTP/1.1\r\nHost: {host}\r\nAuthorization: {BEARER}\r\n\r\n"
-    )
-    .unwrap();
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-        if line == "\r\n" {
-            return reader;
-        }
-    }
-}
-
-fn wait_for_event(reader: &mut BufReader<TcpStream>, needle: &str) {
-    let mut seen = String::new();
-    let mut line = String::new();
-    while !seen.contains(needle) {
-        line.clear();
-        reader.read_line(&mut line).expect("the event arrives");
-        seen.push_str(&line);
-    }
-}
-
 #[test]
 fn event_clients_on_both_nodes_see_a_change_made_on_either_also_when_they_share_a_database() {
     // Own databases.
@@ -399,7 +365,7 @@ fn event_clients_on_both_nodes_see_a_change_made_on_either_also_when_they_share_
     let (pa, pb) = (free_port(), free_port());
     let a = node(&wa, "a", pa, pb, true);
     let b = node(&wb, "b", pb, pa, true);
-    let (mut on_a, mut on_b) = (events(&a), events(&b));
+    let (mut on_a, mut on_b) = (events(&a, BEARER), events(&b, BEARER));
     set_profile(&b, "dir:2", "away");
     wait_for_event(&mut on_a, r#""profile":"away""#);
     wait_for_event(&mut on_b, r#""profile":"away""#);
@@ -417,7 +383,7 @@ fn event_clients_on_both_nodes_see_a_change_made_on_either_also_when_they_share_
         .replace("node = \"c\"", "node = \"d\"");
     std::fs::write(other.path().join("service.toml"), d_config).unwrap();
     let d = spawn_in(other.path());
-    let (mut on_c, mut on_d) = (events(&c), events(&d));
+    let (mut on_c, mut on_d) = (events(&c, BEARER), events(&d, BEARER));
     set_status(&c, "dir:5", "available");
     wait_for_event(&mut on_c, r#""presence":"available""#);
     wait_for_event(&mut on_d, r#""presence":"available""#);

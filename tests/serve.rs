@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
@@ -454,28 +452,7 @@ fn contacts_are_found_by_name_number_or_e_mail_each_with_its_live_status() {
 fn status_and_profile_changes_stream_as_server_sent_events() {
     let ws = Workspace::new("");
     let (s, bearer) = loaded_service(&ws);
-    let host = s.base.strip_prefix("http://").unwrap().to_owned();
-    let mut stream = TcpStream::connect(&host).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET /api/events HTTP/1.1\r\nHost: {host}\r\nAuthorization: {bearer}\r\nAccept: text/event-stream\r\n\r\n"
-    )
-    .unwrap();
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
-    // Subscribed once the headers are out.
-    loop {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-        if line == "\r\n" {
-            break;
-        }
-    }
+    let mut reader = events(&s, bearer);
     let api = format!("{}/api/contacts", s.base);
     assert_eq!(
         put(
@@ -488,12 +465,8 @@ fn status_and_profile_changes_stream_as_server_sent_events() {
     );
     let status = r#"{"registered": true, "call_state": "ringing", "presence": "available"}"#;
     assert_eq!(put(&format!("{api}/dir:2/status"), bearer, status).0, 200);
-    let mut seen = String::new();
-    while !(seen.contains(r#""profile":"home""#) && seen.contains(r#""call_state":"ringing""#)) {
-        line.clear();
-        reader.read_line(&mut line).expect("events arrive");
-        seen.push_str(&line);
-    }
+    let mut seen = wait_for_event(&mut reader, r#""profile":"home""#);
+    seen.push_str(&wait_for_event(&mut reader, r#""call_state":"ringing""#));
     assert!(
         seen.contains("event: profile") && seen.contains("event: status"),
         "{seen}"

@@ -242,3 +242,41 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Opens `/api/events` on `s`; returns a reader past the response headers.
+pub fn events(s: &Serve, bearer: &str) -> BufReader<TcpStream> {
+    let host = s.base.strip_prefix("http://").unwrap().to_owned();
+    let mut stream = TcpStream::connect(&host).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /api/events HTTP/1.1\r\nHost: {host}\r\nAuthorization: {bearer}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    // Subscribed once the headers are out.
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            return reader;
+        }
+    }
+}
+
+/// Reads the stream until `needle` has been seen; returns what was read.
+pub fn wait_for_event(reader: &mut BufReader<TcpStream>, needle: &str) -> String {
+    let mut seen = String::new();
+    let mut line = String::new();
+    while !seen.contains(needle) {
+        line.clear();
+        reader.read_line(&mut line).expect("the event arrives");
+        seen.push_str(&line);
+    }
+    seen
+}
