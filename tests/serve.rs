@@ -510,6 +510,17 @@ fn ucm_contacts_search_and_ucm_profile_set_go_through_the_service() {
         "{text}"
     );
 
+    // An external contact's id holds its match key: it travels as one path segment.
+    let out = cli(
+        &["profile", "set", "ext:hugo.wouters@partner.example", "home"],
+        Some("static-token"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     let out = cli(&["profile", "set", "dir:3", "beach"], Some("static-token"));
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -523,4 +534,34 @@ fn ucm_contacts_search_and_ucm_profile_set_go_through_the_service() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no token for"));
     let out = cli(&["contacts", "search", "chloé"], Some("wrong"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("401 Unauthorized: unauthorized"));
+}
+
+#[test]
+fn the_spread_offset_delays_the_fire_and_the_api_shows_the_actual_fire_time() {
+    let ws = Workspace::new("");
+    pipeline(&ws, "demo", &samples(), "0 23 ? * *", "0 0 1 1 ?");
+    let config = std::fs::read_to_string(ws.path("demo.toml")).unwrap();
+    ws.write(
+        "demo.toml",
+        config.replace("spread_secs = 0", "spread_secs = 50"),
+    );
+    let s = serve(&ws, &["demo"], 1);
+    let pipelines = get_json(&format!("{}/api/pipelines", s.base));
+    let fetch = &pipelines[0]["schedules"][0];
+    let offset = fetch["spread_offset_secs"].as_f64().unwrap();
+    assert!((0.0..50.0).contains(&offset), "{fetch}");
+    let cron_time: jiff::Zoned = fetch["next_cron_time"].as_str().unwrap().parse().unwrap();
+    let fires_at: jiff::Timestamp = fetch["next_fire_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(cron_time.strftime("%H:%M:%S").to_string(), "23:00:00");
+    let delay = fires_at.as_millisecond() - cron_time.timestamp().as_millisecond();
+    assert_eq!(delay, (offset * 1000.0).round() as i64, "{fetch}");
+    // The same host and pipeline get the same offset after a restart.
+    drop(s);
+    let s = serve(&ws, &["demo"], 1);
+    let again = get_json(&format!("{}/api/pipelines", s.base));
+    assert_eq!(
+        again[0]["schedules"][0]["spread_offset_secs"],
+        fetch["spread_offset_secs"]
+    );
+    assert!(s.log.lock().unwrap().contains("spread_offset_ms="));
 }

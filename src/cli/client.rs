@@ -129,11 +129,12 @@ pub async fn search(
 
 /// `ucm profile set ID PROFILE`.
 pub async fn set_profile(access: &ServiceAccess, id: &str, profile: &str) -> anyhow::Result<()> {
-    let url = format!(
-        "{}/api/contacts/{}/profile",
-        access.service_url.trim_end_matches('/'),
-        utf8_percent_encode(id)
-    );
+    let mut url = reqwest::Url::parse(&access.service_url)
+        .with_context(|| format!("the service URL {} is not a URL", access.service_url))?;
+    url.path_segments_mut()
+        .map_err(|_| anyhow::anyhow!("the service URL {} cannot take a path", access.service_url))?
+        .pop_if_empty()
+        .extend(["api", "contacts", id, "profile"]);
     let request = client()?
         .put(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -148,19 +149,6 @@ pub async fn set_profile(access: &ServiceAccess, id: &str, profile: &str) -> any
         contact["state"]["profile_version"].as_str().unwrap_or("-")
     );
     Ok(())
-}
-
-/// `id` as one URL path segment.
-fn utf8_percent_encode(id: &str) -> String {
-    let mut out = String::new();
-    for b in id.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~:@".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// `ucm cluster status`: this node, profile sync, and each peer's health.

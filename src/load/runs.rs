@@ -113,6 +113,24 @@ pub async fn report(store: &Store, id: i64) -> Result<Option<String>, LoadError>
     .map_err(|e| store.error(e)))
 }
 
+/// The latest `limit` recorded reports of `pipeline` (every pipeline: `None`), newest first:
+/// (id, started_at, report), in one query.
+pub async fn reports_of(
+    store: &Store,
+    pipeline: Option<&str>,
+    limit: i64,
+) -> Result<Vec<(i64, String, String)>, LoadError> {
+    on_pool!(store, |pool| sqlx::query_as(
+        "SELECT id, started_at, report FROM runs WHERE $1 IS NULL OR pipeline = $1 \
+         ORDER BY id DESC LIMIT $2"
+    )
+    .bind(pipeline)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| store.error(e)))
+}
+
 /// When the latest run of `pipeline`'s `command` started.
 pub async fn last_started(
     store: &Store,

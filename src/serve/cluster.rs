@@ -112,18 +112,14 @@ impl Cluster {
         super::http::constant_time_eq(self.sign(body).as_bytes(), signature.as_bytes())
     }
 
-    fn refuse(&self, reason: &'static str) {
+    /// Counts a refused peer request.
+    pub fn count_refused(&self, reason: &'static str) {
         *self
             .refused
             .lock()
             .expect("no poisoning")
             .entry(reason)
             .or_default() += 1;
-    }
-
-    /// Counts a refused peer request.
-    pub fn count_refused(&self, reason: &'static str) {
-        self.refuse(reason);
     }
 
     pub fn count_received(&self, kind: &str) {
@@ -402,11 +398,24 @@ pub async fn push_loop(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(200);
+    // How far the peer got: read once (this task is its only writer), then kept here, so a
+    // failed read can never send the outbox again from the start.
+    let mut after = loop {
+        match sent_seq(&store, &cluster.node, &peer).await {
+            Ok(seq) => break seq,
+            Err(e) => {
+                tracing::warn!(peer = %peer, "cannot read the peer's progress, trying again: {e}");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    };
     loop {
         if *stop.borrow() {
             return;
         }
-        let after = sent_seq(&store, &cluster.node, &peer).await.unwrap_or(0);
         let batch = pending(&store, &cluster.node, after)
             .await
             .unwrap_or_default();
@@ -433,8 +442,8 @@ pub async fn push_loop(
         cluster.note_attempt(&peer, &outcome);
         match outcome {
             Ok(()) => {
-                let last = batch.last().map(|(seq, _)| *seq).unwrap_or(after);
-                if let Err(e) = set_sent_seq(&store, &cluster.node, &peer, last).await {
+                after = batch.last().map(|(seq, _)| *seq).unwrap_or(after);
+                if let Err(e) = set_sent_seq(&store, &cluster.node, &peer, after).await {
                     tracing::error!(peer = %peer, "cannot record the peer's progress: {e}");
                 }
                 if let Err(e) = prune(&store, &cluster.node, cluster.peers.len()).await {

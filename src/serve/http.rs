@@ -158,26 +158,29 @@ struct RunsQuery {
 }
 
 /// A recorded report as JSON, with its run id.
-async fn report_json(store: &Store, id: i64) -> Option<Value> {
-    let text = runs::report(store, id).await.ok()??;
-    let mut value: Value = serde_json::from_str(&text).ok()?;
+fn with_id(id: i64, report: &str) -> Option<Value> {
+    let mut value: Value = serde_json::from_str(report).ok()?;
     value["run_id"] = json!(id);
     Some(value)
+}
+
+async fn report_json(store: &Store, id: i64) -> Option<Value> {
+    with_id(id, &runs::report(store, id).await.ok()??)
 }
 
 async fn list_runs(State(service): Shared, Query(q): Query<RunsQuery>) -> Response {
     let limit = q.limit.unwrap_or(20).clamp(1, 1000);
     let mut found: Vec<(String, Value)> = Vec::new();
     for store in stores(&service) {
-        let records = match runs::latest_of(store, q.pipeline.as_deref(), limit).await {
+        let reports = match runs::reports_of(store, q.pipeline.as_deref(), limit).await {
             Ok(r) => r,
             Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         };
-        for r in records {
-            if let Some(report) = report_json(store, r.id).await {
-                found.push((r.started_at.clone(), report));
-            }
-        }
+        found.extend(
+            reports
+                .into_iter()
+                .filter_map(|(id, started_at, report)| Some((started_at, with_id(id, &report)?))),
+        );
     }
     found.sort_by(|a, b| b.0.cmp(&a.0));
     found.truncate(limit as usize);

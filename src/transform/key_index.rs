@@ -65,6 +65,8 @@ pub struct KeyIndex {
     slots: Vec<Slot>,
     /// Occupied slots.
     len: usize,
+    /// The most occupied slots before the table grows (MAX_LOAD of its length).
+    limit: usize,
     /// External rows the table holds.
     existing: u64,
 }
@@ -114,7 +116,7 @@ impl KeyIndex {
 
     /// Makes room for `keys` keys in all.
     pub fn reserve(&mut self, keys: usize) {
-        if (keys as f64) > self.slots.len() as f64 * MAX_LOAD {
+        if keys > self.limit {
             self.rebuild((keys as f64 / TARGET_LOAD) as usize + 1);
         }
     }
@@ -146,7 +148,7 @@ impl KeyIndex {
 
     /// The slot of this fingerprint, occupied for it if it was not there yet.
     fn slot(&mut self, fingerprint: [u64; 2]) -> &mut Slot {
-        if (self.len + 1) as f64 > self.slots.len() as f64 * MAX_LOAD {
+        if self.len == self.limit {
             self.rebuild(((self.len + 1) as f64 / TARGET_LOAD) as usize + 1);
         }
         let key = short(fingerprint);
@@ -176,6 +178,7 @@ impl KeyIndex {
     /// Moves every key into a table of `len` slots.
     fn rebuild(&mut self, len: usize) {
         let old = std::mem::replace(&mut self.slots, vec![Slot::default(); len]);
+        self.limit = (len as f64 * MAX_LOAD) as usize;
         for slot in old.into_iter().filter(|s| s.flags_id_high & OCCUPIED != 0) {
             let word = u64::from(slot.fingerprint[0]) | (u64::from(slot.fingerprint[1]) << 32);
             let mut i = Self::home(word, len);
@@ -257,7 +260,8 @@ mod tests {
             let key = KeyIndex::fingerprint(&format!("new{i}"));
             assert!(matches!(index.see(key, 0, true), Seen::Again(line) if line == i + 1));
         }
-        assert!(index.len as f64 <= index.slots.len() as f64 * MAX_LOAD);
+        assert!(index.len <= index.limit);
+        assert!(index.limit as f64 <= index.slots.len() as f64 * MAX_LOAD);
         let mut left: Vec<i64> = index.leftovers().collect();
         left.sort_unstable();
         assert_eq!(
