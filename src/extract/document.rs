@@ -17,6 +17,7 @@ use std::sync::{Condvar, Mutex, mpsc};
 use memmap2::{Mmap, UncheckedAdvice};
 use sha2::{Digest, Sha256};
 
+use crate::extract::plain::PlainRecords;
 use crate::extract::position::LineTracker;
 use crate::extract::reader::{
     ContactReader, DocumentError, ExternalContact, InvalidDocument, RecordLayout, Resume,
@@ -330,6 +331,7 @@ fn read_contacts<E: Send>(
     let bounds = split(doc, body, record);
     let lines_at_body = head.lines().clone();
     drop(head);
+    let plain = PlainRecords::new(schema, layout, resume.root);
 
     // chunk i spans bounds[i]..bounds[i + 1]; the last one ends with the document.
     let chunks = bounds.len() - 1;
@@ -340,8 +342,8 @@ fn read_contacts<E: Send>(
     std::thread::scope(|scope| {
         for _ in 0..2 {
             let tx = tx.clone();
-            let (next, consumed, room, resume, bounds) =
-                (&next, &consumed, &room, &resume, &bounds);
+            let (next, consumed, room, resume, bounds, plain) =
+                (&next, &consumed, &room, &resume, &bounds, plain.as_ref());
             scope.spawn(move || {
                 yield_to_consumers();
                 loop {
@@ -365,6 +367,7 @@ fn read_contacts<E: Send>(
                             from as u64,
                             to == bytes.len(),
                             resume,
+                            plain,
                             &doc.name,
                             schema,
                             layout,
@@ -504,28 +507,40 @@ fn guarded<E>(
 }
 
 /// Parses one chunk from the state between two records; lines are counted from the chunk's
-/// start (the consumer adds the lines before it).
+/// start (the consumer adds the lines before it). The plain records at its start are read by
+/// the fast path, the rest (if any) by the full reader.
+#[allow(clippy::too_many_arguments)]
 fn parse_chunk(
     slice: &[u8],
     base: u64,
     last: bool,
     resume: &Resume,
+    plain: Option<&PlainRecords>,
     name: &str,
     schema: &Schema,
     layout: &RecordLayout,
 ) -> ChunkResult {
+    let mut lines = LineTracker::starting_at(base);
+    let mut resume = std::borrow::Cow::Borrowed(resume);
+    let (mut contacts, mut read, mut plain_records) = (Vec::new(), 0, 0);
+    if let Some(plain) = plain {
+        let mut root_state = resume.root_state;
+        let run = plain.read(slice, resume.encoding, &mut root_state, 1);
+        (contacts, read, plain_records) = (run.contacts, run.read, run.records);
+        lines.advance(base, &slice[..read]);
+        resume.to_mut().root_state = root_state;
+    }
     let mut reader = ContactReader::over(
-        slice,
-        base,
+        &slice[read..],
+        base + read as u64,
         last,
-        Some(resume),
-        LineTracker::starting_at(base),
+        Some(&resume),
+        lines,
         name,
         schema,
         layout,
         1,
     );
-    let mut contacts = Vec::new();
     let ok = loop {
         match reader.next_contact() {
             Ok(Some(c)) => contacts.push(c),
@@ -537,7 +552,7 @@ fn parse_chunk(
     let line_start = reader.lines().line_start_if_moved();
     debug_assert!(line_start.is_none_or(|s| s >= base));
     ChunkResult {
-        seen: reader.contacts_seen(),
+        seen: plain_records + reader.contacts_seen(),
         contacts,
         newlines,
         line_start: line_start.map(|s| s - base),

@@ -4,6 +4,7 @@
 pub mod document;
 pub mod encoding;
 pub mod fetch;
+mod plain;
 pub mod position;
 pub mod reader;
 pub mod schema;

@@ -36,11 +36,7 @@ pub struct ExternalContact {
 impl ExternalContact {
     /// A contact from a full set of values.
     pub fn from_values(line: u64, values: FieldValues) -> ExternalContact {
-        let mut contact = ExternalContact {
-            line,
-            text: String::new(),
-            spans: Vec::new(),
-        };
+        let mut contact = ExternalContact::empty(line);
         for (i, v) in values.iter().enumerate() {
             if let Some(v) = v {
                 contact.push(Field::from_index(i), v);
@@ -49,7 +45,21 @@ impl ExternalContact {
         contact
     }
 
-    fn push(&mut self, field: Field, value: &str) {
+    /// A contact with no fields yet, its `<contact>` start tag on `line`.
+    pub(super) fn empty(line: u64) -> ExternalContact {
+        ExternalContact {
+            line,
+            text: String::new(),
+            spans: Vec::new(),
+        }
+    }
+
+    /// Puts the fields in field order (they are pushed in document order).
+    pub(super) fn sort_fields(&mut self) {
+        self.spans.sort_unstable_by_key(|(field, _, _)| *field);
+    }
+
+    pub(super) fn push(&mut self, field: Field, value: &str) {
         let start = self.text.len() as u32;
         self.text.push_str(value);
         self.spans.push((field, start, self.text.len() as u32));
@@ -101,7 +111,7 @@ impl fmt::Display for DocumentError {
 #[derive(Clone, Debug)]
 pub struct RecordLayout {
     pub record: ElementId,
-    field_of: Vec<Option<Field>>,
+    pub(super) field_of: Vec<Option<Field>>,
 }
 
 impl RecordLayout {
@@ -170,11 +180,21 @@ enum Frame {
     Skip,
 }
 
-#[derive(Debug)]
-enum State {
+#[derive(Clone, Debug)]
+pub(super) enum State {
     Simple,
     Sequence { pos: usize, count: u32 },
     All { seen: u64 },
+}
+
+impl State {
+    /// Before the first child of `group`.
+    pub(super) fn start_of(group: &Group) -> State {
+        match group {
+            Group::Sequence(_) => State::Sequence { pos: 0, count: 0 },
+            Group::All(_) => State::All { seen: 0 },
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -193,7 +213,7 @@ pub struct Resume {
     pub root: ElementId,
     pub root_start: Position,
     /// The root's content-model state (a record was admitted at least once or may be).
-    root_state: (usize, u32),
+    pub(super) root_state: (usize, u32),
 }
 
 /// Reads contacts from a document (or a chunk of one) held in memory, validating as it goes.
@@ -869,17 +889,12 @@ impl<'s, 'd> ContactReader<'s, 'd> {
                 self.text.clear();
                 State::Simple
             }
-            Content::Complex(Group::Sequence(_)) => State::Sequence { pos: 0, count: 0 },
-            Content::Complex(Group::All(_)) => State::All { seen: 0 },
+            Content::Complex(group) => State::start_of(group),
         };
         if decl == self.layout.record {
             self.record = Some(OpenRecord {
                 errors_before: self.errors.len(),
-                contact: ExternalContact {
-                    line: at.line,
-                    text: String::new(),
-                    spans: Vec::new(),
-                },
+                contact: ExternalContact::empty(at.line),
             });
         }
         self.stack.push(Frame::Element {
@@ -905,17 +920,12 @@ impl<'s, 'd> ContactReader<'s, 'd> {
         match (&d.content, state) {
             (Content::Simple(st), State::Simple) => {
                 let text = &self.text;
-                let (min, max) = (st.min_length, st.max_length);
-                // Byte length bounds the character count: count only when it could matter.
-                let too_long = max.is_some_and(|m| text.len() > m && text.chars().count() > m);
-                let too_short = min.is_some_and(|m| text.len() < m || (text.chars().count() < m));
-                if too_long || too_short {
+                if !st.admits(text) {
                     let name = d.name.clone();
                     let chars = text.chars().count();
-                    let rule = if too_long {
-                        format!("at most {}", max.unwrap_or_default())
-                    } else {
-                        format!("at least {}", min.unwrap_or_default())
+                    let rule = match st.max_length {
+                        Some(max) if chars > max => format!("at most {max}"),
+                        _ => format!("at least {}", st.min_length.unwrap_or_default()),
                     };
                     self.error_at(
                         start,
@@ -952,10 +962,7 @@ impl<'s, 'd> ContactReader<'s, 'd> {
             self.contacts += 1;
             let mut record = self.record.take()?;
             if self.errors.len() == record.errors_before {
-                record
-                    .contact
-                    .spans
-                    .sort_unstable_by_key(|(field, _, _)| *field);
+                record.contact.sort_fields();
                 return Some(record.contact);
             }
         }
@@ -964,7 +971,12 @@ impl<'s, 'd> ContactReader<'s, 'd> {
 }
 
 /// Checks that child `p` of `group` may come next, and records it in `state`.
-fn admit(schema: &Schema, group: &Group, state: &mut State, p: usize) -> Result<(), String> {
+pub(super) fn admit(
+    schema: &Schema,
+    group: &Group,
+    state: &mut State,
+    p: usize,
+) -> Result<(), String> {
     let children = group.children();
     match state {
         State::All { seen } => {
@@ -1014,7 +1026,7 @@ fn admit(schema: &Schema, group: &Group, state: &mut State, p: usize) -> Result<
 }
 
 /// The first required child that never appeared, if any.
-fn missing_child(schema: &Schema, group: &Group, state: &State) -> Option<ElementId> {
+pub(super) fn missing_child(schema: &Schema, group: &Group, state: &State) -> Option<ElementId> {
     let children = group.children();
     match state {
         State::All { seen } => children

@@ -26,6 +26,20 @@ pub struct SimpleType {
     pub max_length: Option<usize>,
 }
 
+impl SimpleType {
+    /// Whether `text` (as written, untrimmed) is within the length bounds, in characters.
+    pub fn admits(&self, text: &str) -> bool {
+        // The byte length bounds the character count: count only when it could matter.
+        let too_long = self
+            .max_length
+            .is_some_and(|m| text.len() > m && text.chars().count() > m);
+        let too_short = self
+            .min_length
+            .is_some_and(|m| text.len() < m || text.chars().count() < m);
+        !(too_long || too_short)
+    }
+}
+
 /// How the children of an element-only element are constrained.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Group {
