@@ -394,7 +394,7 @@ fn parse_and_merge(
         None => ready()?,
     };
     let (rejected, rejections) = (merger.rejected, std::mem::take(&mut merger.rejections));
-    let (directory_rows, index) = merger.finish();
+    let (directory_rows, mut index) = merger.finish();
     let external_rows_before = index.existing_rows();
     for row in directory_rows {
         push(existing.classify(Box::new(row)), &mut batch);

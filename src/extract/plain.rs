@@ -30,6 +30,7 @@ struct Child {
 /// What the fast path needs to know of the schema, computed once a document.
 pub struct PlainRecords<'s> {
     schema: &'s Schema,
+    record: ElementId,
     /// `<contact>` and `</contact>`.
     open: Vec<u8>,
     close: Vec<u8>,
@@ -84,6 +85,7 @@ impl<'s> PlainRecords<'s> {
         }
         Some(PlainRecords {
             schema,
+            record: layout.record,
             open: format!("<{}>", record.name).into_bytes(),
             close: format!("</{}>", record.name).into_bytes(),
             group,
@@ -110,13 +112,20 @@ impl<'s> PlainRecords<'s> {
             records: 0,
         };
         let mut text = String::with_capacity(256);
+        // Values are gathered here, then copied out at their exact size (no regrowth).
+        let mut scratch = ExternalContact::empty(0);
         let mut root = State::Sequence {
             pos: root_state.0,
             count: root_state.1,
         };
-        while let Some((len, mut contact)) =
-            self.record(&bytes[run.read..], encoding, &mut root, &mut text)
-        {
+        while let Some(len) = self.record(
+            &bytes[run.read..],
+            encoding,
+            &mut root,
+            &mut text,
+            &mut scratch,
+        ) {
+            let mut contact = scratch.clone();
             let record = &bytes[run.read..run.read + len];
             // The start tag's line: the newlines before it (whitespace only) and, for the
             // next record, those inside this one.
@@ -134,24 +143,23 @@ impl<'s> PlainRecords<'s> {
         run
     }
 
-    /// One plain, valid record at the start of `bytes` (after whitespace): its length and
-    /// contact (line not set). `root` is advanced only when the record is accepted.
+    /// One plain, valid record at the start of `bytes` (after whitespace): its length; its
+    /// values are put in `contact`. `root` is advanced only when the record is accepted.
     fn record(
         &self,
         bytes: &[u8],
         encoding: Encoding,
         root: &mut State,
         text: &mut String,
-    ) -> Option<(usize, ExternalContact)> {
+        contact: &mut ExternalContact,
+    ) -> Option<usize> {
         let mut at = skip_space(bytes, 0);
         if !bytes[at..].starts_with(&self.open) {
             return None;
         }
         at += self.open.len();
         let mut state = State::start_of(self.group);
-        let mut contact = ExternalContact::empty(0);
-        // The child expected next: in a sequence, the one after the last.
-        let mut next = 0;
+        contact.clear();
         loop {
             at = skip_space(bytes, at);
             let rest = &bytes[at..];
@@ -162,9 +170,8 @@ impl<'s> PlainRecords<'s> {
             if rest.first() != Some(&b'<') {
                 return None;
             }
-            let (p, tag) = self.child_at(&rest[1..], next)?;
+            let (p, tag) = self.child_at(&rest[1..])?;
             admit(self.schema, self.group, &mut state, p).ok()?;
-            next = p + 1;
             let child = &self.children[p];
             let value_start = at + 1 + child.name.len() + tag.len();
             let after = if tag == EMPTY_TAG {
@@ -202,21 +209,21 @@ impl<'s> PlainRecords<'s> {
         .ok()?;
         *root = admitted;
         contact.sort_fields();
-        Some((at, contact))
+        Some(at)
     }
 
     /// The child whose start tag (`name>` or the empty element `name/>`) `rest` begins with,
-    /// and the tag's end; `from` is tried first: in a sequence the next child is almost always
-    /// the one after the last.
-    fn child_at(&self, rest: &[u8], from: usize) -> Option<(usize, &'static [u8])> {
-        let n = self.children.len();
-        (0..n).map(|i| (from + i) % n).find_map(|p| {
-            let after = rest.strip_prefix(self.children[p].name.as_slice())?;
-            [START_TAG, EMPTY_TAG]
-                .into_iter()
-                .find(|tag| after.starts_with(tag))
-                .map(|tag| (p, tag))
-        })
+    /// and the tag's end.
+    fn child_at(&self, rest: &[u8]) -> Option<(usize, &'static [u8])> {
+        let name_len = rest
+            .iter()
+            .position(|b| matches!(b, b'>' | b'/' | b' ' | b'\t' | b'\r' | b'\n'))?;
+        let p = self.schema.child_position(self.record, &rest[..name_len])?;
+        let after = &rest[name_len..];
+        let tag = [START_TAG, EMPTY_TAG]
+            .into_iter()
+            .find(|tag| after.starts_with(tag))?;
+        Some((p, tag))
     }
 }
 

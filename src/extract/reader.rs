@@ -54,6 +54,12 @@ impl ExternalContact {
         }
     }
 
+    /// Removes every field, keeping the buffers.
+    pub(super) fn clear(&mut self) {
+        self.text.clear();
+        self.spans.clear();
+    }
+
     /// Puts the fields in field order (they are pushed in document order).
     pub(super) fn sort_fields(&mut self) {
         self.spans.sort_unstable_by_key(|(field, _, _)| *field);

@@ -69,7 +69,13 @@ pub struct KeyIndex {
     limit: usize,
     /// External rows the table holds.
     existing: u64,
+    /// Table rows read but not placed yet: their slots are prefetched and placed in batches,
+    /// so the cache misses of a batch overlap instead of following one another.
+    arriving: Vec<([u64; 2], RowState)>,
 }
+
+/// Table rows placed together (see `KeyIndex::arriving`).
+const PLACE_TOGETHER: usize = 16;
 
 /// What seeing a key found.
 pub enum Seen {
@@ -105,17 +111,44 @@ impl KeyIndex {
 
     /// Records an external row of the table.
     pub fn insert_existing(&mut self, key: &str, row: RowState) {
-        let (id, hash) = (row.id as u64, row.hash as u64);
-        assert!(id >> 56 == 0, "row id {} is out of range", row.id);
+        assert!(row.id >> 56 == 0, "row id {} is out of range", row.id);
         self.existing += 1;
-        let slot = self.slot(Self::fingerprint(key));
-        slot.hash = [hash as u32, (hash >> 32) as u32];
-        slot.id_low = id as u32;
-        slot.flags_id_high = OCCUPIED | EXISTING | (id >> 32) as u32;
+        let fingerprint = Self::fingerprint(key);
+        self.prefetch(fingerprint);
+        self.arriving.push((fingerprint, row));
+        if self.arriving.len() == PLACE_TOGETHER {
+            self.place_arrived();
+        }
+    }
+
+    /// Places the table rows read so far.
+    fn place_arrived(&mut self) {
+        let mut arriving = std::mem::take(&mut self.arriving);
+        for (fingerprint, row) in arriving.drain(..) {
+            let (id, hash) = (row.id as u64, row.hash as u64);
+            let slot = self.slot(fingerprint);
+            slot.hash = [hash as u32, (hash >> 32) as u32];
+            slot.id_low = id as u32;
+            slot.flags_id_high = OCCUPIED | EXISTING | (id >> 32) as u32;
+        }
+        self.arriving = arriving;
+    }
+
+    /// Asks the processor to bring the fingerprint's home slot into the cache.
+    fn prefetch(&self, fingerprint: [u64; 2]) {
+        #[cfg(target_arch = "x86_64")]
+        if !self.slots.is_empty() {
+            let home = self.slots[Self::home(fingerprint[0], self.slots.len())..].as_ptr();
+            // SAFETY: a prefetch is a hint that never faults, and the address is in the table.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(home.cast())
+            };
+        }
     }
 
     /// Makes room for `keys` keys in all.
     pub fn reserve(&mut self, keys: usize) {
+        self.place_arrived();
         if keys > self.limit {
             self.rebuild((keys as f64 / TARGET_LOAD) as usize + 1);
         }
@@ -129,6 +162,9 @@ impl KeyIndex {
     /// Marks the key with this fingerprint seen on `line`; `produce` says whether this run
     /// keeps an external row for it (the first occurrence only).
     pub fn see(&mut self, fingerprint: [u64; 2], line: u64, produce: bool) -> Seen {
+        if !self.arriving.is_empty() {
+            self.place_arrived();
+        }
         let slot = self.slot(fingerprint);
         if slot.flags_id_high & SEEN != 0 {
             return Seen::Again(u64::from(slot.first_line));
@@ -139,7 +175,8 @@ impl KeyIndex {
     }
 
     /// Existing external rows this run did not keep: they are deleted.
-    pub fn leftovers(&self) -> impl Iterator<Item = i64> + '_ {
+    pub fn leftovers(&mut self) -> impl Iterator<Item = i64> + '_ {
+        self.place_arrived();
         self.slots
             .iter()
             .filter(|s| s.flags_id_high & PRODUCED == 0)

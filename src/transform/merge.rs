@@ -2,7 +2,9 @@
 //! rows of the merged `contacts` table, rejecting contacts the rules do not allow.
 
 use serde::Serialize;
-use xxhash_rust::xxh3::Xxh3;
+use std::cell::RefCell;
+
+use xxhash_rust::xxh3::xxh3_64;
 
 use crate::extract::ExternalContact;
 use crate::fields::{FIELD_COUNT, FieldValues};
@@ -105,22 +107,29 @@ fn hash_values<'v>(
     match_key: Option<&str>,
     values: impl Iterator<Item = Option<&'v str>>,
 ) -> i64 {
-    let mut h = Xxh3::new();
-    h.update(origin.as_str().as_bytes());
-    let mut put = |v: Option<&str>| match v {
-        None => h.update(&[0]),
-        Some(s) => {
-            h.update(&[1]);
-            h.update(&(s.len() as u64).to_le_bytes());
-            h.update(s.as_bytes());
-        }
-    };
-    put(directory_id);
-    put(match_key);
-    for v in values {
-        put(v);
+    thread_local! {
+        /// The bytes hashed, laid end to end: one xxh3 call over them is the same hash as
+        /// feeding them piece by piece, and several times faster for values this short.
+        static HASHED: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
     }
-    h.digest() as i64
+    HASHED.with_borrow_mut(|bytes| {
+        bytes.clear();
+        bytes.extend_from_slice(origin.as_str().as_bytes());
+        let mut put = |v: Option<&str>| match v {
+            None => bytes.push(0),
+            Some(s) => {
+                bytes.push(1);
+                bytes.extend_from_slice(&(s.len() as u64).to_le_bytes());
+                bytes.extend_from_slice(s.as_bytes());
+            }
+        };
+        put(directory_id);
+        put(match_key);
+        for v in values {
+            put(v);
+        }
+        xxh3_64(bytes) as i64
+    })
 }
 
 /// Why an external contact was not loaded.
@@ -362,6 +371,36 @@ mod tests {
     fn contact(line: u64, pairs: &[(&str, &str)]) -> ExternalContact {
         ExternalContact::from_values(line, with(pairs))
     }
+
+    #[test]
+    fn a_rows_content_hash_never_changes_between_versions() {
+        // Stored in every row: a different hash would rewrite (and re-date) every row once.
+        let values = with(&[("e_mail", "anna@example.com"), ("site", "Liège")]);
+        let hash = content_hash(Origin::External, None, Some("anna@example.com"), &values);
+        let mut streamed = xxhash_rust::xxh3::Xxh3::new();
+        streamed.update(b"external");
+        streamed.update(&[0, 1]);
+        streamed.update(&16u64.to_le_bytes());
+        streamed.update(b"anna@example.com");
+        for v in &values {
+            match v {
+                None => streamed.update(&[0]),
+                Some(s) => {
+                    streamed.update(&[1]);
+                    streamed.update(&(s.len() as u64).to_le_bytes());
+                    streamed.update(s.as_bytes());
+                }
+            }
+        }
+        assert_eq!(hash, streamed.digest() as i64);
+        assert_eq!(hash, PINNED);
+        let contact = contact(1, &[("site", "Liège"), ("e_mail", "anna@example.com")]);
+        let of_fields =
+            content_hash_of_fields(Origin::External, None, Some("anna@example.com"), &contact);
+        assert_eq!(of_fields, PINNED);
+    }
+    /// The hash of the row above, as every version of ucm computed it.
+    const PINNED: i64 = -1180956902217994164;
 
     fn directory(entries: &[(&str, &[(&str, &str)])]) -> Directory {
         let entries = entries
