@@ -5,6 +5,7 @@
 //! database side over a bounded channel, so the two cores work at the same time and memory
 //! stays bounded by the channel, the directory and the key index.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,7 +15,7 @@ use crate::load::contacts::compare;
 use crate::load::{ExistingRows, LoadError, Op, Store, runs};
 use crate::report::{Action, RunReport, RunStatus};
 use crate::transform::{
-    Directory, DirectoryEntry, ExternalRow, KeyIndex, MergePolicy, Merger, Rejection,
+    Arriving, Directory, DirectoryEntry, ExternalRow, KeyIndex, MergePolicy, Merger, Rejection,
     directory as directory_csv,
 };
 
@@ -24,6 +25,9 @@ const OPS_PER_BATCH: usize = 1024;
 const ESTIMATE_AFTER: u64 = 16384;
 /// Messages in flight: bounds the memory between the two sides.
 const BATCHES_IN_FLIGHT: usize = 4;
+/// Contacts that have arrived ahead of their merge (see `Merger::arrive`): enough for their
+/// key-index cache misses to overlap.
+const LOOKAHEAD: usize = 8;
 
 /// Everything one run needs to know.
 #[derive(Clone, Debug)]
@@ -343,6 +347,16 @@ fn parse_and_merge(
         Some(op) => batch.push(op),
         None => unchanged += 1,
     };
+    // Contacts arrive (key, fingerprint, key-index slot prefetched) a few ahead of their
+    // merge, in order.
+    let mut arrived: VecDeque<Arriving> = VecDeque::with_capacity(LOOKAHEAD + 1);
+    let mut merge = |merger: &mut Merger, arriving, batch: &mut Vec<Op>| {
+        match merger.accept_arrived(arriving) {
+            Some(ExternalRow::Changed(row, stored)) => push(compare(row, stored), batch),
+            Some(ExternalRow::Unchanged) => push(None, batch),
+            None => {}
+        }
+    };
     let summary = contract
         .read(
             source,
@@ -364,12 +378,11 @@ fn parse_and_merge(
                         merger.expect_contacts(total);
                     }
                 }
-                match merger.accept(contact) {
-                    Some(ExternalRow::Changed(row, stored)) => {
-                        push(compare(row, stored), &mut batch)
-                    }
-                    Some(ExternalRow::Unchanged) => push(None, &mut batch),
-                    None => {}
+                arrived.push_back(merger.arrive(contact));
+                if arrived.len() > LOOKAHEAD
+                    && let Some(arriving) = arrived.pop_front()
+                {
+                    merge(merger, arriving, &mut batch);
                 }
                 if batch.len() >= OPS_PER_BATCH {
                     send(&mut batch)?;
@@ -393,6 +406,9 @@ fn parse_and_merge(
         Some(merging) => merging,
         None => ready()?,
     };
+    for arriving in arrived.drain(..) {
+        merge(&mut merger, arriving, &mut batch);
+    }
     let (rejected, rejections) = (merger.rejected, std::mem::take(&mut merger.rejections));
     let (directory_rows, mut index) = merger.finish();
     let external_rows_before = index.existing_rows();

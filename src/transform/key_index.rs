@@ -135,7 +135,7 @@ impl KeyIndex {
     }
 
     /// Asks the processor to bring the fingerprint's home slot into the cache.
-    fn prefetch(&self, fingerprint: [u64; 2]) {
+    pub fn prefetch(&self, fingerprint: [u64; 2]) {
         #[cfg(target_arch = "x86_64")]
         if !self.slots.is_empty() {
             let home = self.slots[Self::home(fingerprint[0], self.slots.len())..].as_ptr();

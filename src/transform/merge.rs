@@ -200,6 +200,13 @@ pub enum ExternalRow {
     Changed(Box<MergedRow>, Option<RowState>),
 }
 
+/// An external contact on its way into the merge (see [`Merger::arrive`]).
+pub struct Arriving {
+    contact: ExternalContact,
+    /// The normalised match key and its fingerprint; `None` when the contact has no key.
+    key: Option<(String, [u64; 2])>,
+}
+
 /// How many rejections are kept with their details; all are counted.
 pub const REJECTIONS_KEPT: usize = 100;
 
@@ -253,19 +260,39 @@ impl<'a> Merger<'a> {
     /// same key, when it is external-only; a contact that matches a directory entry is kept
     /// until [`Merger::finish`], a rejected one is counted.
     pub fn accept(&mut self, contact: ExternalContact) -> Option<ExternalRow> {
-        self.contacts_read += 1;
-        let line = contact.line;
+        let arriving = self.arrive(contact);
+        self.accept_arrived(arriving)
+    }
+
+    /// The first half of [`Merger::accept`], which needs nothing the merge changes: the
+    /// contact's key and its fingerprint, whose key-index slot is prefetched. A caller that
+    /// arrives a few contacts ahead of accepting them overlaps their cache misses.
+    pub fn arrive(&self, contact: ExternalContact) -> Arriving {
         let matching = self.policy.matching_field;
-        let Some(key) = contact
+        let key = contact
             .value(matching)
-            .and_then(|v| normalise_key(matching, v))
-        else {
+            .and_then(|v| normalise_key(matching, v));
+        // One hash of the key serves the directory lookup and the key index.
+        let fingerprint = key.as_deref().map(KeyIndex::fingerprint);
+        if let Some(fingerprint) = fingerprint {
+            self.index.prefetch(fingerprint);
+        }
+        Arriving {
+            contact,
+            key: key.zip(fingerprint),
+        }
+    }
+
+    /// The second half of [`Merger::accept`]; contacts are accepted in the order they arrived.
+    pub fn accept_arrived(&mut self, arriving: Arriving) -> Option<ExternalRow> {
+        self.contacts_read += 1;
+        let Arriving { contact, key } = arriving;
+        let line = contact.line;
+        let Some((key, fingerprint)) = key else {
             let field = self.policy.matching_field.name().to_owned();
             self.reject(Rejection::NoKey { line, field });
             return None;
         };
-        // One hash of the key serves the directory lookup and the key index.
-        let fingerprint = KeyIndex::fingerprint(&key);
         let owners = self.directory.lookup(fingerprint);
         let external_only = owners.is_none();
         let existing = match self.index.see(fingerprint, line, external_only) {

@@ -8,5 +8,5 @@ pub mod policy;
 
 pub use directory::{Directory, DirectoryEntry, DirectoryError};
 pub use key_index::{KeyIndex, RowState};
-pub use merge::{ExternalRow, MergedRow, Merger, Origin, Rejection};
+pub use merge::{Arriving, ExternalRow, MergedRow, Merger, Origin, Rejection};
 pub use policy::{MergePolicy, Priority, Side, normalise_key};
