@@ -15,7 +15,7 @@ use crate::load::contacts::compare;
 use crate::load::{ExistingRows, LoadError, Op, Store, runs};
 use crate::report::{Action, RunReport, RunStatus};
 use crate::transform::{
-    Arriving, Directory, DirectoryEntry, ExternalRow, KeyIndex, MergePolicy, Merger, Rejection,
+    Arriving, Directory, ExternalRow, KeyIndex, MergePolicy, Merger, Rejection,
     directory as directory_csv,
 };
 
@@ -179,25 +179,25 @@ fn run_in_transaction(
     };
     let mut run = store.begin_run(crate::load::now())?;
     tracing::info!(database = store.url(), "run lock held");
-    let entries: Vec<DirectoryEntry> = match csv_entries {
+    // The table's index is read (on SQLite, on a second connection) while the directory is.
+    let table_read = run.start_table_read();
+    let directory = match csv_entries {
         Some(entries) => {
             if !request.dry_run {
                 run.replace_directory(&entries)?;
             }
-            entries
+            Directory::new(entries, &request.policy)
         }
-        None => run.read_directory()?,
+        None => run.read_directory(&request.policy)?,
     };
     tracing::debug!(
-        entries = entries.len(),
+        entries = directory.len(),
         ms = clock.elapsed().as_millis() as u64,
         "directory read"
     );
-    // Compacted before the table's index is read, so the loose entries are gone by then.
-    let directory = Directory::new(entries, &request.policy);
 
-    // The table's index is read on this thread while the parser thread starts reading the
-    // source (its scanner hashes the file meanwhile); the merge waits for the index.
+    // The parser thread starts reading the source (its scanner hashes the file) while the
+    // table's index is read; the merge waits for the index.
     let (table_sender, table_receiver) = std::sync::mpsc::sync_channel::<Table>(1);
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Op>>(BATCHES_IN_FLIGHT);
     let mut changes = request.dry_run.then(Vec::new);
@@ -216,7 +216,7 @@ fn run_in_transaction(
         let written: Result<(), LoadError> = (|| {
             // Owned here, so a failed read drops it and the waiting parser stops.
             let table_sender = table_sender;
-            let table = run.read_index()?;
+            let table = table_read.finish(&mut run)?;
             tracing::debug!(
                 external = table.1.existing_rows(),
                 ms = clock.elapsed().as_millis() as u64,
@@ -350,12 +350,12 @@ fn parse_and_merge(
     // Contacts arrive (key, fingerprint, key-index slot prefetched) a few ahead of their
     // merge, in order.
     let mut arrived: VecDeque<Arriving> = VecDeque::with_capacity(LOOKAHEAD + 1);
-    let mut merge = |merger: &mut Merger, arriving, batch: &mut Vec<Op>| {
-        match merger.accept_arrived(arriving) {
-            Some(ExternalRow::Changed(row, stored)) => push(compare(row, stored), batch),
-            Some(ExternalRow::Unchanged) => push(None, batch),
-            None => {}
-        }
+    let mut merge = |merger: &mut Merger, arriving, batch: &mut Vec<Op>| match merger
+        .accept_arrived(arriving)
+    {
+        Some(ExternalRow::Changed(row, stored)) => push(compare(row, stored), batch),
+        Some(ExternalRow::Unchanged) => push(None, batch),
+        None => {}
     };
     let summary = contract
         .read(

@@ -20,7 +20,7 @@ use crate::fields::empty_values;
 use crate::load::contacts::{ExistingRows, FIELD_COLUMNS, Op, StoredRow};
 use crate::load::run::BeginError;
 use crate::report::RunReport;
-use crate::transform::{DirectoryEntry, KeyIndex, MergedRow, RowState};
+use crate::transform::{Directory, DirectoryEntry, KeyIndex, MergePolicy, MergedRow, RowState};
 
 /// The advisory lock every ucm run holds for its transaction: one run at a time writes the
 /// merged table, whichever node or process started it ("ucm run" in ASCII).
@@ -160,23 +160,21 @@ impl PgRun {
         })
     }
 
-    /// Every directory entry, by id.
-    pub fn read_directory(&mut self) -> sqlx::Result<Vec<DirectoryEntry>> {
+    /// The directory, read from its table.
+    pub fn read_directory(&mut self, policy: &MergePolicy) -> sqlx::Result<Directory> {
         self.handle.clone().block_on(async {
             let mut rows =
                 sqlx::query(AssertSqlSafe(DIRECTORY_SELECT_SQL.as_str())).fetch(&mut *self.tx);
-            let mut entries = Vec::new();
+            let mut directory = Directory::default();
             while let Some(row) = rows.try_next().await? {
                 let mut values = empty_values();
                 for (i, v) in values.iter_mut().enumerate() {
                     *v = row.try_get(i + 1)?;
                 }
-                entries.push(DirectoryEntry {
-                    id: row.try_get(0)?,
-                    values,
-                });
+                let id = row.try_get(0)?;
+                directory.push(DirectoryEntry { id, values }, policy);
             }
-            Ok(entries)
+            Ok(directory)
         })
     }
 

@@ -15,7 +15,7 @@ use crate::load::postgres_run::PgRun;
 use crate::load::sqlite_run::SqliteRun;
 use crate::load::{Backend, LoadError, Store};
 use crate::report::{Action, Change, FieldChange, RunReport};
-use crate::transform::{DirectoryEntry, KeyIndex, Origin, Side};
+use crate::transform::{Directory, DirectoryEntry, KeyIndex, MergePolicy, Origin, Side};
 
 /// What went wrong inside a run's transaction.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +46,25 @@ impl<E: Into<RunError>> From<E> for BeginError {
 enum Backed {
     Sqlite(SqliteRun),
     Postgres(PgRun),
+}
+
+/// A read of the table's index under way (see [`RunTransaction::start_table_read`]).
+pub enum TableRead {
+    Reading(std::thread::JoinHandle<rusqlite::Result<(ExistingRows, KeyIndex)>>),
+    InTransaction,
+}
+
+impl TableRead {
+    /// The table's index, once read.
+    pub fn finish(self, run: &mut RunTransaction) -> Result<(ExistingRows, KeyIndex), LoadError> {
+        match self {
+            TableRead::Reading(reader) => match reader.join() {
+                Ok(table) => table.map_err(|e| run_error(&run.url, e)),
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+            TableRead::InTransaction => run.read_index(),
+        }
+    }
 }
 
 /// An open run transaction.
@@ -105,12 +124,23 @@ impl RunTransaction {
         on_run!(self, |run| run.replace_directory(entries))
     }
 
-    /// Every directory entry, by id.
-    pub fn read_directory(&mut self) -> Result<Vec<DirectoryEntry>, LoadError> {
-        on_run!(self, |run| run.read_directory())
+    /// The directory, read from its table.
+    pub fn read_directory(&mut self, policy: &MergePolicy) -> Result<Directory, LoadError> {
+        on_run!(self, |run| run.read_directory(policy))
     }
 
-    /// What the table holds now: directory rows by id, external rows in a key index.
+    /// Starts reading what the table holds now (directory rows by id, external rows in a key
+    /// index); [`TableRead::finish`] waits for it. On SQLite it is read on a second
+    /// connection and thread while this transaction goes on (it must write nothing to
+    /// `contacts` before `finish`); on PostgreSQL, by `finish`, in the run's transaction.
+    pub fn start_table_read(&self) -> TableRead {
+        match &self.backed {
+            Backed::Sqlite(run) => TableRead::Reading(run.spawn_index_read()),
+            Backed::Postgres(_) => TableRead::InTransaction,
+        }
+    }
+
+    /// What the table holds now, read in the run's transaction.
     pub fn read_index(&mut self) -> Result<(ExistingRows, KeyIndex), LoadError> {
         on_run!(self, |run| run.read_index())
     }

@@ -16,7 +16,9 @@ use crate::fields::{FIELD_COUNT, FIELD_NAMES, empty_values};
 use crate::load::contacts::{ExistingRows, FIELD_COLUMNS, Op, StoredRow};
 use crate::load::run::BeginError;
 use crate::report::RunReport;
-use crate::transform::{DirectoryEntry, KeyIndex, MergedRow, Origin, RowState};
+use crate::transform::{
+    Directory, DirectoryEntry, KeyIndex, MergePolicy, MergedRow, Origin, RowState,
+};
 
 // The writes are `OR ROLLBACK`: a statement that breaks a constraint ends the whole
 // transaction (which the run does anyway on any error), so SQLite keeps no statement journal
@@ -61,9 +63,36 @@ static DIRECTORY_INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
 static DIRECTORY_SELECT_SQL: LazyLock<String> =
     LazyLock::new(|| format!("SELECT id, {} FROM directory ORDER BY id", *FIELD_COLUMNS));
 
+/// What the table holds, read on `conn`: directory rows by id, external rows in a key index.
+fn read_index(conn: &Connection) -> rusqlite::Result<(ExistingRows, KeyIndex)> {
+    let external: i64 = conn.query_row(
+        "SELECT count(*) FROM contacts WHERE directory_id IS NULL",
+        [],
+        |r| r.get(0),
+    )?;
+    // Sized once: growing by doubling would hold two tables at the peak.
+    let mut index = KeyIndex::with_capacity(external as usize);
+    let mut existing = ExistingRows::default();
+    let mut select =
+        conn.prepare_cached("SELECT id, directory_id, match_key, content_hash FROM contacts")?;
+    let mut rows = select.query([])?;
+    while let Some(row) = rows.next()? {
+        let state = RowState {
+            id: row.get(0)?,
+            hash: row.get(3)?,
+        };
+        match row.get_ref(1)?.as_str_or_null()? {
+            Some(directory_id) => existing.insert(directory_id, state),
+            None => index.insert_existing(row.get_ref(2)?.as_str()?, state),
+        }
+    }
+    Ok((existing, index))
+}
+
 /// An open write transaction on the SQLite database of a run.
 pub struct SqliteRun {
     conn: Connection,
+    path: std::path::PathBuf,
     updated_at: String,
     #[allow(clippy::vec_box)] // the rows arrive boxed: unboxing would copy ~600 bytes each
     pending: Vec<Box<MergedRow>>,
@@ -95,6 +124,7 @@ impl SqliteRun {
         conn.busy_timeout(Duration::from_secs(30))?;
         Ok(SqliteRun {
             conn,
+            path: path.to_owned(),
             updated_at,
             pending: Vec::with_capacity(INSERT_ROWS),
             inserted: 0,
@@ -117,49 +147,46 @@ impl SqliteRun {
         Ok(())
     }
 
-    /// Every directory entry.
-    pub fn read_directory(&mut self) -> rusqlite::Result<Vec<DirectoryEntry>> {
+    /// The directory, read from its table.
+    pub fn read_directory(&mut self, policy: &MergePolicy) -> rusqlite::Result<Directory> {
         let mut select = self.conn.prepare_cached(&DIRECTORY_SELECT_SQL)?;
         let mut rows = select.query([])?;
-        let mut entries = Vec::new();
+        let mut directory = Directory::default();
         while let Some(row) = rows.next()? {
             let mut values = empty_values();
             for (i, v) in values.iter_mut().enumerate() {
                 *v = row.get(i + 1)?;
             }
-            entries.push(DirectoryEntry {
-                id: row.get(0)?,
-                values,
-            });
+            let id = row.get(0)?;
+            directory.push(DirectoryEntry { id, values }, policy);
         }
-        Ok(entries)
+        Ok(directory)
+    }
+
+    /// Reads the table's index on a thread of its own, through a second connection, while
+    /// this one goes on (reading the directory). Called holding the write lock and before
+    /// writing anything to `contacts`, so both connections see the same table.
+    pub fn spawn_index_read(
+        &self,
+    ) -> std::thread::JoinHandle<rusqlite::Result<(ExistingRows, KeyIndex)>> {
+        let path = self.path.clone();
+        std::thread::spawn(move || {
+            let conn = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.pragma_update(None, "cache_size", -8192)?;
+            conn.busy_timeout(Duration::from_secs(30))?;
+            conn.execute_batch("BEGIN")?;
+            let index = read_index(&conn)?;
+            conn.execute_batch("COMMIT")?;
+            Ok(index)
+        })
     }
 
     /// What the table holds now: directory rows by id, external rows in a key index.
     pub fn read_index(&mut self) -> rusqlite::Result<(ExistingRows, KeyIndex)> {
-        let external: i64 = self.conn.query_row(
-            "SELECT count(*) FROM contacts WHERE directory_id IS NULL",
-            [],
-            |r| r.get(0),
-        )?;
-        // Sized once: growing by doubling would hold two tables at the peak.
-        let mut index = KeyIndex::with_capacity(external as usize);
-        let mut existing = ExistingRows::default();
-        let mut select = self
-            .conn
-            .prepare_cached("SELECT id, directory_id, match_key, content_hash FROM contacts")?;
-        let mut rows = select.query([])?;
-        while let Some(row) = rows.next()? {
-            let state = RowState {
-                id: row.get(0)?,
-                hash: row.get(3)?,
-            };
-            match row.get_ref(1)?.as_str_or_null()? {
-                Some(directory_id) => existing.insert(directory_id, state),
-                None => index.insert_existing(row.get_ref(2)?.as_str()?, state),
-            }
-        }
-        Ok((existing, index))
+        read_index(&self.conn)
     }
 
     fn bind_row(

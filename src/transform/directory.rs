@@ -194,23 +194,29 @@ impl Directory {
             keys: Vec::with_capacity(entries.len()),
             index: HashMap::default(),
         };
-        for (i, entry) in entries.into_iter().enumerate() {
-            let key = policy.match_key(&entry.values);
-            if let Some(key) = &key {
-                directory
-                    .index
-                    .entry(KeyIndex::fingerprint(key))
-                    .and_modify(|owners| match owners {
-                        KeyOwners::One(first) => *owners = KeyOwners::Many(vec![*first, i]),
-                        KeyOwners::Many(all) => all.push(i),
-                    })
-                    .or_insert(KeyOwners::One(i));
-            }
-            directory.keys.push(key);
-            directory.ids.push(entry.id);
-            directory.values.push(CompactValues::new(entry.values));
+        for entry in entries {
+            directory.push(entry, policy);
         }
         directory
+    }
+
+    /// Adds an entry, compacted at once (a directory read from the table never holds its
+    /// entries loose).
+    pub fn push(&mut self, entry: DirectoryEntry, policy: &MergePolicy) {
+        let i = self.ids.len();
+        let key = policy.match_key(&entry.values);
+        if let Some(key) = &key {
+            self.index
+                .entry(KeyIndex::fingerprint(key))
+                .and_modify(|owners| match owners {
+                    KeyOwners::One(first) => *owners = KeyOwners::Many(vec![*first, i]),
+                    KeyOwners::Many(all) => all.push(i),
+                })
+                .or_insert(KeyOwners::One(i));
+        }
+        self.keys.push(key);
+        self.ids.push(entry.id);
+        self.values.push(CompactValues::new(entry.values));
     }
 
     /// The entries whose match key has this fingerprint ([`KeyIndex::fingerprint`]).
