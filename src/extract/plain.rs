@@ -114,6 +114,9 @@ impl<'s> PlainRecords<'s> {
         let mut text = String::with_capacity(256);
         // Values are gathered here, then copied out at their exact size (no regrowth).
         let mut scratch = ExternalContact::empty(0);
+        // The child that followed each child (and, last, the record's start) in the records
+        // read so far: sources write their fields in one order, so it is the one to try first.
+        let mut follows = vec![0; self.children.len() + 1];
         let mut root = State::Sequence {
             pos: root_state.0,
             count: root_state.1,
@@ -124,6 +127,7 @@ impl<'s> PlainRecords<'s> {
             &mut root,
             &mut text,
             &mut scratch,
+            &mut follows,
         ) {
             let mut contact = scratch.clone();
             let record = &bytes[run.read..run.read + len];
@@ -152,6 +156,7 @@ impl<'s> PlainRecords<'s> {
         root: &mut State,
         text: &mut String,
         contact: &mut ExternalContact,
+        follows: &mut [usize],
     ) -> Option<usize> {
         let mut at = skip_space(bytes, 0);
         if !bytes[at..].starts_with(&self.open) {
@@ -160,6 +165,7 @@ impl<'s> PlainRecords<'s> {
         at += self.open.len();
         let mut state = State::start_of(self.group);
         contact.clear();
+        let mut previous = self.children.len();
         loop {
             at = skip_space(bytes, at);
             let rest = &bytes[at..];
@@ -170,7 +176,9 @@ impl<'s> PlainRecords<'s> {
             if rest.first() != Some(&b'<') {
                 return None;
             }
-            let (p, tag) = self.child_at(&rest[1..])?;
+            let (p, tag) = self.child_at(&rest[1..], follows[previous])?;
+            follows[previous] = p;
+            previous = p;
             admit(self.schema, self.group, &mut state, p).ok()?;
             let child = &self.children[p];
             let value_start = at + 1 + child.name.len() + tag.len();
@@ -213,8 +221,15 @@ impl<'s> PlainRecords<'s> {
     }
 
     /// The child whose start tag (`name>` or the empty element `name/>`) `rest` begins with,
-    /// and the tag's end.
-    fn child_at(&self, rest: &[u8]) -> Option<(usize, &'static [u8])> {
+    /// and the tag's end; child `expected` is tried first.
+    fn child_at(&self, rest: &[u8], expected: usize) -> Option<(usize, &'static [u8])> {
+        if let Some(after) = rest.strip_prefix(self.children[expected].name.as_slice())
+            && let Some(tag) = [START_TAG, EMPTY_TAG]
+                .into_iter()
+                .find(|tag| after.starts_with(tag))
+        {
+            return Some((expected, tag));
+        }
         let name_len = rest
             .iter()
             .position(|b| matches!(b, b'>' | b'/' | b' ' | b'\t' | b'\r' | b'\n'))?;
