@@ -526,8 +526,8 @@ fn parse_chunk(
     if let Some(plain) = plain {
         let mut root_state = resume.root_state;
         let run = plain.read(slice, resume.encoding, &mut root_state, 1);
+        lines.skip(run.newlines, run.line_start.map(|s| base + s as u64));
         (contacts, read, plain_records) = (run.contacts, run.read, run.records);
-        lines.advance(base, &slice[..read]);
         resume.to_mut().root_state = root_state;
     }
     let mut reader = ContactReader::over(

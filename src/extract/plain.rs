@@ -13,7 +13,7 @@
 //! `tests` below check it against the full reader on thousands of mutated records a run.
 //! On the 1M-contact benchmark it took validation from 0.98 s to 0.5 s (docs/performance.md).
 
-use memchr::{memchr, memchr3};
+use memchr::{memchr, memchr3, memrchr};
 
 use crate::extract::encoding::{self, Encoding};
 use crate::extract::reader::{ExternalContact, RecordLayout, State, admit, missing_child};
@@ -50,6 +50,9 @@ pub struct PlainRun {
     pub contacts: Vec<ExternalContact>,
     /// `<contact>` elements read (all of them valid).
     pub records: u64,
+    /// Newlines in the bytes read, and the offset after the last one.
+    pub newlines: u64,
+    pub line_start: Option<usize>,
 }
 
 impl<'s> PlainRecords<'s> {
@@ -112,7 +115,10 @@ impl<'s> PlainRecords<'s> {
             read: 0,
             contacts: Vec::new(),
             records: 0,
+            newlines: 0,
+            line_start: None,
         };
+        let first_line = line;
         let mut text = String::with_capacity(256);
         // Values are gathered here, then copied out at their exact size (no regrowth).
         let mut scratch = ExternalContact::empty(0);
@@ -146,6 +152,8 @@ impl<'s> PlainRecords<'s> {
         if let State::Sequence { pos, count } = root {
             *root_state = (pos, count);
         }
+        run.newlines = line - first_line;
+        run.line_start = memrchr(b'\n', &bytes[..run.read]).map(|i| i + 1);
         run
     }
 
@@ -171,12 +179,16 @@ impl<'s> PlainRecords<'s> {
         loop {
             at = skip_space(bytes, at);
             let rest = &bytes[at..];
-            if rest.starts_with(&self.close) {
-                at += self.close.len();
-                break;
-            }
             if rest.first() != Some(&b'<') {
                 return None;
+            }
+            // Only an end tag starts with `</`: compare with the record's only then.
+            if rest.get(1) == Some(&b'/') {
+                if !rest.starts_with(&self.close) {
+                    return None;
+                }
+                at += self.close.len();
+                break;
             }
             let (p, tag) = self.child_at(&rest[1..], follows[previous])?;
             follows[previous] = p;
