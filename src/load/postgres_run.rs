@@ -171,8 +171,7 @@ impl PgRun {
                 for (i, v) in values.iter_mut().enumerate() {
                     *v = row.try_get(i + 1)?;
                 }
-                let id = row.try_get(0)?;
-                directory.push(DirectoryEntry { id, values }, policy);
+                directory.push(row.try_get(0)?, &values, policy);
             }
             Ok(directory)
         })

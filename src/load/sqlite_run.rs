@@ -83,7 +83,8 @@ fn read_index(conn: &Connection) -> rusqlite::Result<(ExistingRows, KeyIndex)> {
         };
         match row.get_ref(1)?.as_str_or_null()? {
             Some(directory_id) => existing.insert(directory_id, state),
-            None => index.insert_existing(row.get_ref(2)?.as_str()?, state),
+            // The key's bytes as stored: no need to check they are UTF-8 to hash them.
+            None => index.insert_existing(row.get_ref(2)?.as_bytes()?, state),
         }
     }
     Ok((existing, index))
@@ -153,12 +154,11 @@ impl SqliteRun {
         let mut rows = select.query([])?;
         let mut directory = Directory::default();
         while let Some(row) = rows.next()? {
-            let mut values = empty_values();
+            let mut values: [Option<&str>; FIELD_COUNT] = [None; FIELD_COUNT];
             for (i, v) in values.iter_mut().enumerate() {
-                *v = row.get(i + 1)?;
+                *v = row.get_ref(i + 1)?.as_str_or_null()?;
             }
-            let id = row.get(0)?;
-            directory.push(DirectoryEntry { id, values }, policy);
+            directory.push(row.get(0)?, &values, policy);
         }
         Ok(directory)
     }

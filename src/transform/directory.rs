@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::fields::{FIELD_COUNT, Field, FieldValues, MAX_VALUE_CHARS, clean_value, empty_values};
 use crate::transform::key_index::KeyIndex;
-use crate::transform::policy::MergePolicy;
+use crate::transform::policy::{MergePolicy, normalise_key};
 
 /// One directory entry: its id and its 22 values.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,13 +146,13 @@ struct CompactValues {
 }
 
 impl CompactValues {
-    fn new(values: FieldValues) -> CompactValues {
+    fn new<S: AsRef<str>>(values: &[Option<S>; FIELD_COUNT]) -> CompactValues {
         let mut text = String::new();
         let mut ends = [0u16; FIELD_COUNT];
         let mut present = 0u32;
-        for (i, v) in values.into_iter().enumerate() {
+        for (i, v) in values.iter().enumerate() {
             if let Some(v) = v {
-                text.push_str(&v);
+                text.push_str(v.as_ref());
                 present |= 1 << i;
             }
             // At most 22 values of 255 characters of at most 4 bytes: below u16::MAX.
@@ -195,16 +195,24 @@ impl Directory {
             index: HashMap::default(),
         };
         for entry in entries {
-            directory.push(entry, policy);
+            directory.push(entry.id, &entry.values, policy);
         }
         directory
     }
 
-    /// Adds an entry, compacted at once (a directory read from the table never holds its
-    /// entries loose).
-    pub fn push(&mut self, entry: DirectoryEntry, policy: &MergePolicy) {
+    /// Adds an entry, compacted at once: a directory read from the table never holds its
+    /// entries loose, nor its values as separate strings.
+    pub fn push<S: AsRef<str>>(
+        &mut self,
+        id: String,
+        values: &[Option<S>; FIELD_COUNT],
+        policy: &MergePolicy,
+    ) {
         let i = self.ids.len();
-        let key = policy.match_key(&entry.values);
+        let matching = policy.matching_field;
+        let key = values[matching.index()]
+            .as_ref()
+            .and_then(|v| normalise_key(matching, v.as_ref()));
         if let Some(key) = &key {
             self.index
                 .entry(KeyIndex::fingerprint(key))
@@ -215,8 +223,8 @@ impl Directory {
                 .or_insert(KeyOwners::One(i));
         }
         self.keys.push(key);
-        self.ids.push(entry.id);
-        self.values.push(CompactValues::new(entry.values));
+        self.ids.push(id);
+        self.values.push(CompactValues::new(values));
     }
 
     /// The entries whose match key has this fingerprint ([`KeyIndex::fingerprint`]).
@@ -305,7 +313,7 @@ mod tests {
         values[0] = Some("201".into());
         values[7] = Some("Liège".into());
         values[21] = Some(String::new());
-        let compact = CompactValues::new(values.clone());
+        let compact = CompactValues::new(&values);
         assert_eq!(compact.values(), values);
         assert_eq!(compact.get(1), None);
     }

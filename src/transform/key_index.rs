@@ -105,15 +105,19 @@ impl KeyIndex {
     /// The 128-bit fingerprint of a key (a match key, or a directory id), as two words:
     /// 8-byte alignment keeps hash-table slots small.
     pub fn fingerprint(key: &str) -> [u64; 2] {
-        let f = xxh3_128(key.as_bytes());
+        Self::fingerprint_of(key.as_bytes())
+    }
+
+    fn fingerprint_of(key: &[u8]) -> [u64; 2] {
+        let f = xxh3_128(key);
         [f as u64, (f >> 64) as u64]
     }
 
     /// Records an external row of the table.
-    pub fn insert_existing(&mut self, key: &str, row: RowState) {
+    pub fn insert_existing(&mut self, key: impl AsRef<[u8]>, row: RowState) {
         assert!(row.id >> 56 == 0, "row id {} is out of range", row.id);
         self.existing += 1;
-        let fingerprint = Self::fingerprint(key);
+        let fingerprint = Self::fingerprint_of(key.as_ref());
         self.prefetch(fingerprint);
         self.arriving.push((fingerprint, row));
         if self.arriving.len() == PLACE_TOGETHER {
