@@ -278,7 +278,7 @@ mod tests {
         let mut index = KeyIndex::with_capacity(10);
         for i in 0..50_000i64 {
             index.insert_existing(
-                &format!("old{i}"),
+                format!("old{i}"),
                 RowState {
                     id: i + 1,
                     hash: -i,
