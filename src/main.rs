@@ -13,14 +13,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// mimalloc 3's option numbers (`mi_option_e` in mimalloc.h; the -sys crate names only some).
 const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-const PURGE_DELAY_MS: std::ffi::c_long = 100;
+const PURGE_DELAY_MS: std::ffi::c_long = 0;
 
-/// Arenas are committed as they are used, and freed memory goes back to the system after
-/// 100 ms (mimalloc's default is a second): with the defaults an unchanged 1M-contact
-/// re-import peaked at 202 MB instead of 115-118 MB. At once (0 ms) cost 5-9% of the imports'
-/// time in page faults and TLB flushes for 1-3 MB less. Run before `main` (from
-/// `.init_array`), as the first arena is made by the first allocation and takes the options
-/// of that moment.
+/// Arenas are committed as they are used, and freed memory goes back to the system at once
+/// (mimalloc's default waits a second): with the defaults an unchanged 1M-contact re-import
+/// peaked at 202 MB instead of 115-118 MB. A 100 ms delay was 5-9% faster on the imports but
+/// let a 57 MB download peak at 53 MB (network buffers freed on another thread waiting to be
+/// purged; `tests/fetch.rs` holds it under 40 MiB), and 10 ms still at 43 MB. Run before
+/// `main` (from `.init_array`), as the first arena is made by the first allocation and takes
+/// the options of that moment.
 extern "C" fn configure_allocator() {
     // SAFETY: plain setters of mimalloc's global options, valid at any time.
     unsafe {
