@@ -11,7 +11,8 @@
 #      the same server. The server is a throwaway one (scripts/postgres.sh), or the one
 #      UCM_BENCH_POSTGRES_URL names (an administrator's URL); POSTGRES=0 leaves this out.
 # For 40,000 and 1,000,000 contacts (directories of 5,000 / 100,000 entries, 30% overlap,
-# seeded), RUNS runs each (default 3), medians. Exits 1 when a target is missed.
+# seeded), RUNS runs each (default 5: the machine is shared and noisy), medians. Exits 1 when
+# a target is missed.
 #
 # Needs: cargo, xmllint (libxml2-utils), sqlite3, GNU time (/usr/bin/time), and for the
 # PostgreSQL rows psql and PostgreSQL (initdb, pg_ctl, postgres).
@@ -19,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(40000 1000000)
 for tool in xmllint sqlite3 /usr/bin/time; do
