@@ -30,11 +30,15 @@ extern "C" fn configure_allocator() {
     }
 }
 
+#[cfg(target_os = "linux")]
 #[used]
 #[unsafe(link_section = ".init_array")]
 static CONFIGURE_ALLOCATOR: extern "C" fn() = configure_allocator;
 
 fn main() -> ExitCode {
+    // Elsewhere (no `.init_array`), as early as `main` allows.
+    #[cfg(not(target_os = "linux"))]
+    configure_allocator();
     let cli = ucm::cli::Cli::parse();
     match ucm::cli::run(cli) {
         Ok(code) => code,
