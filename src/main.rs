@@ -68,6 +68,8 @@ fn message(error: &anyhow::Error) -> String {
 mod tests {
     use super::*;
 
+    // Set before any test runs only where `.init_array` sets them.
+    #[cfg(target_os = "linux")]
     #[test]
     fn the_allocator_options_are_set_and_numbered_as_mimalloc_3_numbers_them() {
         // SAFETY: reads of mimalloc's global options.
