@@ -58,6 +58,17 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// Each peer's health as it is now, in peer order (a copy: the lock is not held while the
+    /// caller writes it out).
+    pub fn peer_snapshot(&self) -> Vec<PeerState> {
+        self.peer_states
+            .lock()
+            .expect("no poisoning")
+            .values()
+            .cloned()
+            .collect()
+    }
+
     pub fn new(config: &super::config::ClusterConfig, node: String) -> Result<Cluster, String> {
         let secret = config.secret()?.into_bytes();
         // reqwest's TLS needs a crypto provider (the CLI installs the same one at start).

@@ -488,13 +488,7 @@ fn write_cluster_metrics(out: &mut String, cluster: &super::cluster::Cluster) {
         "ucm_cluster_profile_sync{{node=\"{node}\"}} {}",
         u8::from(cluster.profile_sync)
     ));
-    let peers: Vec<_> = cluster
-        .peer_states
-        .lock()
-        .expect("no poisoning")
-        .values()
-        .cloned()
-        .collect();
+    let peers = cluster.peer_snapshot();
     line("# HELP ucm_cluster_outbox_depth Changes not yet delivered to the peer.".into());
     line("# TYPE ucm_cluster_outbox_depth gauge".into());
     for p in &peers {

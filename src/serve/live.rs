@@ -308,13 +308,7 @@ pub async fn receive(
 pub async fn cluster_status(State(service): Shared, headers: HeaderMap) -> Answer {
     check(&service, &headers)?;
     let cluster = cluster(&service)?;
-    let peers: Vec<_> = cluster
-        .peer_states
-        .lock()
-        .expect("no poisoning")
-        .values()
-        .cloned()
-        .collect();
+    let peers = cluster.peer_snapshot();
     Ok(Json(json!({
         "node": cluster.node,
         "profile_sync": cluster.profile_sync,

@@ -133,7 +133,7 @@ fn cluster_section(cluster: &crate::serve::cluster::Cluster) -> String {
         },
         if cluster.profile_sync { "on" } else { "off" },
     );
-    for p in cluster.peer_states.lock().expect("no poisoning").values() {
+    for p in &cluster.peer_snapshot() {
         let _ = write!(
             out,
             "<tr><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"failed\">{}</td></tr>",

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::fields::{FIELD_COUNT, Field, FieldValues, MAX_VALUE_CHARS, clean_value, empty_values};
 use crate::transform::key_index::KeyIndex;
-use crate::transform::policy::{MergePolicy, normalise_key};
+use crate::transform::policy::MergePolicy;
 
 /// One directory entry: its id and its 22 values.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -209,10 +209,7 @@ impl Directory {
         policy: &MergePolicy,
     ) {
         let i = self.ids.len();
-        let matching = policy.matching_field;
-        let key = values[matching.index()]
-            .as_ref()
-            .and_then(|v| normalise_key(matching, v.as_ref()));
+        let key = policy.match_key(values);
         if let Some(key) = &key {
             self.index
                 .entry(KeyIndex::fingerprint(key))

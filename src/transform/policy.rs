@@ -45,11 +45,12 @@ impl Default for MergePolicy {
 }
 
 impl MergePolicy {
-    /// The normalised match key of a contact, `None` when it has no usable key.
-    pub fn match_key(&self, values: &FieldValues) -> Option<String> {
+    /// The normalised match key of a contact's values (owned or borrowed), `None` when it has
+    /// no usable key.
+    pub fn match_key<S: AsRef<str>>(&self, values: &[Option<S>; FIELD_COUNT]) -> Option<String> {
         values[self.matching_field.index()]
-            .as_deref()
-            .and_then(|v| normalise_key(self.matching_field, v))
+            .as_ref()
+            .and_then(|v| normalise_key(self.matching_field, v.as_ref()))
     }
 
     /// Merges a directory entry with its matching external contact: per field, the value of
