@@ -251,6 +251,41 @@ fn a_key_that_occurs_twice_uses_the_first_occurrence() {
 }
 
 #[test]
+fn a_duplicate_deep_in_a_large_source_is_reported_with_the_lines_of_both_occurrences() {
+    // Over 8 MiB, so read in parallel chunks: most records by the fast path for plain records,
+    // the unusual ones (a comment inside) by the full reader; the lines of both must add up
+    // across chunks, a comment between records and a CRLF.
+    let ws = workspace(DIRECTORY);
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<contacts>\n");
+    let padding = "x".repeat(200);
+    for i in 0..32_000 {
+        if i == 16_000 {
+            xml.push_str("  <!-- a comment\n       over two lines -->\r\n");
+        }
+        xml.push_str(&format!(
+            "  <contact>\n    <e_mail>u{i}@example.com</e_mail>\n    <department>R&amp;D</department>\n    <fax_number/>\n    <user_1>{padding}</user_1>\n  </contact>\n"
+        ));
+    }
+    xml.push_str(
+        "  <contact><!-- again -->\n    <e_mail>U20000@example.com</e_mail>\n  </contact>\n",
+    );
+    xml.push_str("</contacts>\n");
+    assert!(xml.len() > 8 << 20, "large enough to be read in chunks");
+    let line_of = |text: &str| xml[..xml.find(text).unwrap()].matches('\n').count() as u64 + 1;
+    let first_line = line_of("<e_mail>u20000@example.com") - 1;
+    let line = line_of("<contact><!-- again -->");
+    ws.write("large.xml", &xml);
+
+    let report = ws.import("large.xml", &[]);
+    assert_eq!(report["contacts_read"], 32_001);
+    assert_eq!(report["rejected"], 1);
+    assert_eq!(report["rejections"][0]["reason"], "duplicate_key");
+    assert_eq!(report["rejections"][0]["first_line"], first_line);
+    assert_eq!(report["rejections"][0]["line"], line);
+    assert_eq!(ws.row("u31999@example.com")["department"], "R&D");
+}
+
+#[test]
 fn a_key_shared_by_several_directory_entries_rejects_the_contact_and_leaves_them_alone() {
     let ws = workspace("id,e_mail,site\n1,shared@example.com,A\n2,shared@example.com,B\n");
     ws.write(
