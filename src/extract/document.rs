@@ -522,14 +522,16 @@ fn parse_chunk(
 ) -> ChunkResult {
     let mut lines = LineTracker::starting_at(base);
     let mut resume = std::borrow::Cow::Borrowed(resume);
-    let (mut contacts, mut read, mut plain_records) = (Vec::new(), 0, 0);
+    let (mut contacts, mut read) = (Vec::new(), 0);
     if let Some(plain) = plain {
         let mut root_state = resume.root_state;
         let run = plain.read(slice, resume.encoding, &mut root_state, 1);
         lines.skip(run.newlines, run.line_start.map(|s| base + s as u64));
-        (contacts, read, plain_records) = (run.contacts, run.read, run.records);
+        (contacts, read) = (run.contacts, run.read);
         resume.to_mut().root_state = root_state;
     }
+    // Every record the fast path read is a contact.
+    let plain_records = contacts.len() as u64;
     let mut reader = ContactReader::over(
         &slice[read..],
         base + read as u64,

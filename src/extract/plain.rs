@@ -47,9 +47,8 @@ pub struct PlainRecords<'s> {
 pub struct PlainRun {
     /// Bytes read: everything up to the end of the last plain record.
     pub read: usize,
+    /// One for each `<contact>` element read (all of them valid).
     pub contacts: Vec<ExternalContact>,
-    /// `<contact>` elements read (all of them valid).
-    pub records: u64,
     /// Newlines in the bytes read, and the offset after the last one.
     pub newlines: u64,
     pub line_start: Option<usize>,
@@ -114,7 +113,6 @@ impl<'s> PlainRecords<'s> {
         let mut run = PlainRun {
             read: 0,
             contacts: Vec::new(),
-            records: 0,
             newlines: 0,
             line_start: None,
         };
@@ -146,7 +144,6 @@ impl<'s> PlainRecords<'s> {
             contact.line = line + before;
             line += before + memchr::memchr_iter(b'\n', &record[lead..]).count() as u64;
             run.contacts.push(contact);
-            run.records += 1;
             run.read += len;
         }
         if let State::Sequence { pos, count } = root {
@@ -409,7 +406,7 @@ mod tests {
             String::from_utf8_lossy(body)
         );
         assert_eq!(Some(root_state), full_state);
-        run.records
+        run.contacts.len() as u64
     }
 
     #[test]
@@ -447,7 +444,7 @@ mod tests {
         ] {
             let mut root_state = resume.root_state;
             let run = plain.read(record.as_bytes(), Encoding::Utf8, &mut root_state, 1);
-            assert_eq!((run.records, run.read), (0, 0), "{record}");
+            assert_eq!((run.contacts.len(), run.read), (0, 0), "{record}");
             assert_eq!(root_state, resume.root_state);
         }
         // 255 characters (two bytes each) is the limit; 256 is not plain.
@@ -455,7 +452,7 @@ mod tests {
             let record = format!("<contact><site>{}</site></contact>", "é".repeat(chars));
             let mut root_state = resume.root_state;
             let run = plain.read(record.as_bytes(), Encoding::Utf8, &mut root_state, 1);
-            assert_eq!(run.records, records, "{chars} characters");
+            assert_eq!(run.contacts.len(), records, "{chars} characters");
         }
     }
 
