@@ -347,8 +347,11 @@ impl PipelineConfig {
             ("source.schedule", &config.source.schedule),
             ("merge.schedule", &config.merge.schedule),
         ] {
-            crate::schedule::CronExpr::parse(schedule)
+            let expr = crate::schedule::CronExpr::parse(schedule)
                 .map_err(|e| invalid(format!("{key}: {e}")))?;
+            for warning in expr.warnings() {
+                tracing::warn!(config = %path.display(), "{key}: {warning}");
+            }
         }
         crate::schedule::time_zone(config.time_zone.as_deref())
             .map_err(|e| invalid(format!("time_zone: {e}")))?;

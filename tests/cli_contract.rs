@@ -428,3 +428,24 @@ fn ucm_cron_explains_an_expression_and_lists_its_next_fire_times() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_schedule_with_a_step_after_a_name_loads_with_a_warning_that_quartz_reads_it_otherwise() {
+    let ws = Workspace::new("[source]\nschedule = \"0 8 ? * MON-FRI/2\"\n");
+    let out = ws.ucm(&["runs"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr
+            .contains("source.schedule: field Day-of-week has \"MON-FRI/2\": ucm applies the step")
+            && stderr.contains("write \"2-6/2\""),
+        "{stderr}"
+    );
+    let cron = ws.ucm(&["cron", "0 0 1 JAN/3 ?", "--count", "1"]);
+    let stderr = String::from_utf8_lossy(&cron.stderr);
+    assert!(cron.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: field Month has \"JAN/3\""),
+        "{stderr}"
+    );
+}

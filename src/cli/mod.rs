@@ -402,6 +402,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let zone = crate::schedule::time_zone(tz.as_deref()).map_err(anyhow::Error::msg)?;
             let now = jiff::Timestamp::now().to_zoned(zone.clone());
             println!("\"{}\": {}", expr.as_str(), expr.explain());
+            for warning in expr.warnings() {
+                eprintln!("warning: {warning}");
+            }
             let name = zone.iana_name().unwrap_or("the system's time zone");
             println!("next {count} fire times ({name}):");
             for time in expr.upcoming(&now, *count) {

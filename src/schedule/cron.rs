@@ -1,20 +1,16 @@
-//! The original product's cron dialect, exactly: five fields `Minutes Hours Day-of-month
-//! Month Day-of-week`, Day-of-week 1-7 with 1 = Sunday (Quartz style), month and day names,
-//! `* , - /` in every field and `?` ("no specific value") in exactly one of Day-of-month and
-//! Day-of-week.
+//! The original product's cron dialect: Quartz's CronExpression without the seconds field.
+//! Five fields `Minutes Hours Day-of-month Month Day-of-week`, Day-of-week 1-7 with
+//! 1 = Sunday, month and day names (three letters), `* , - /` in every field and `?` ("no
+//! specific value") in exactly one of Day-of-month and Day-of-week. Ranges may wrap around
+//! the end of their field as in Quartz (`22-2` hours, `FRI-MON`, `28-3` days).
 //!
 //! [`CronExpr::parse`] checks an expression against these rules itself (so a mistake is
-//! explained with its field, token and allowed range) and explains it in words; fire times
-//! come from `croner` (Quartz weekdays, `0/5` steps) in the configured time zone. Around
-//! daylight-saving changes a fire time that falls in the gap runs at the first instant after
-//! the gap, and a wall-clock time that happens twice runs once (at its first occurrence).
+//! explained with its field, token and allowed range), resolves each field to its set of
+//! values and explains it in words. Where the dialect reads an expression differently from
+//! Quartz (a step after a name) it says so in [`CronExpr::warnings`]. Fire times are found
+//! in `super::fire_times`.
 
 use std::fmt::Write as _;
-use std::time::Duration;
-
-use croner::Cron;
-use croner::parser::{CronParser, Seconds};
-use jiff::Zoned;
 
 /// A cron expression that was rejected, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,6 +28,8 @@ struct FieldSpec {
     max: u32,
     /// Names accepted for values, from `min` up (JAN.., SUN..).
     names: &'static [&'static str],
+    /// The same names written in full, for the message that refuses them.
+    full_names: &'static [&'static str],
     /// Where `?` is allowed.
     no_specific: bool,
 }
@@ -42,6 +40,7 @@ const FIELDS: [FieldSpec; 5] = [
         min: 0,
         max: 59,
         names: &[],
+        full_names: &[],
         no_specific: false,
     },
     FieldSpec {
@@ -49,6 +48,7 @@ const FIELDS: [FieldSpec; 5] = [
         min: 0,
         max: 23,
         names: &[],
+        full_names: &[],
         no_specific: false,
     },
     FieldSpec {
@@ -56,6 +56,7 @@ const FIELDS: [FieldSpec; 5] = [
         min: 1,
         max: 31,
         names: &[],
+        full_names: &[],
         no_specific: true,
     },
     FieldSpec {
@@ -65,6 +66,7 @@ const FIELDS: [FieldSpec; 5] = [
         names: &[
             "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
         ],
+        full_names: &MONTH_NAMES,
         no_specific: false,
     },
     FieldSpec {
@@ -72,6 +74,7 @@ const FIELDS: [FieldSpec; 5] = [
         min: 1,
         max: 7,
         names: &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"],
+        full_names: &DAY_NAMES,
         no_specific: true,
     },
 ];
@@ -100,7 +103,11 @@ const DAY_NAMES: [&str; 7] = [
     "Saturday",
 ];
 
-/// One comma-separated element of a field: the values `from..=to` every `step`.
+/// The longest each month can be (February in a leap year).
+const MONTH_MAX_DAYS: [u32; 12] = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/// One comma-separated element of a field: the values `from..=to` every `step`. A range
+/// whose `from` is above its `to` wraps around the end of the field (Quartz).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Element {
     from: u32,
@@ -110,6 +117,31 @@ struct Element {
     star: bool,
     /// Written as `a/n`: from `a` to the end of the field.
     open: bool,
+}
+
+impl Element {
+    /// The element's values as bits (bit `v` for value `v`), with Quartz's arithmetic for a
+    /// range that wraps: counted on past the field's end and taken modulo its span, a
+    /// 1-based field's 0 being its maximum (`28-3` days is 28, 29, 30, 31, 1, 2, 3).
+    fn values(&self, spec: FieldSpec) -> u64 {
+        let span = spec.max - spec.min + 1;
+        let stop = if self.from > self.to {
+            self.to + span
+        } else {
+            self.to
+        };
+        let mut bits = 0u64;
+        let mut v = self.from;
+        while v <= stop {
+            let mut value = v;
+            if value > spec.max {
+                value -= span;
+            }
+            bits |= 1 << value;
+            v += self.step;
+        }
+        bits
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,6 +155,31 @@ impl Field {
     fn is_every(&self) -> bool {
         matches!(self, Field::Elements(e) if e.len() == 1 && e[0].star && e[0].step == 1)
     }
+
+    /// The field's values as bits, `None` for `?`.
+    fn values(&self, spec: FieldSpec) -> Option<u64> {
+        match self {
+            Field::NoSpecific => None,
+            Field::Elements(elements) => {
+                Some(elements.iter().fold(0, |bits, e| bits | e.values(spec)))
+            }
+        }
+    }
+}
+
+/// The values each field allows, as bits (bit `v` set when value `v` is allowed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ValueSets {
+    /// Bits 0-59.
+    pub minutes: u64,
+    /// Bits 0-23.
+    pub hours: u64,
+    /// Bits 1-31; `None` when Day-of-month is `?`.
+    pub days: Option<u64>,
+    /// Bits 1-12.
+    pub months: u64,
+    /// Bits 1-7, 1 = Sunday; `None` when Day-of-week is `?`.
+    pub weekdays: Option<u64>,
 }
 
 /// A checked cron expression.
@@ -130,7 +187,8 @@ impl Field {
 pub struct CronExpr {
     text: String,
     fields: [Field; 5],
-    cron: Cron,
+    pub(crate) sets: ValueSets,
+    warnings: Vec<String>,
 }
 
 impl CronExpr {
@@ -149,8 +207,9 @@ impl CronExpr {
             )));
         }
         let mut fields = Vec::with_capacity(5);
+        let mut warnings = Vec::new();
         for (part, spec) in parts.iter().zip(FIELDS) {
-            fields.push(parse_field(part, spec).map_err(&fail)?);
+            fields.push(parse_field(part, spec, &mut warnings).map_err(&fail)?);
         }
         let fields: [Field; 5] = fields.try_into().expect("five fields");
         match (&fields[2], &fields[4]) {
@@ -170,19 +229,32 @@ impl CronExpr {
             }
             _ => {}
         }
-        // croner gets the numbers (names already resolved), Quartz weekdays, `0/5` steps.
-        let numeric: Vec<String> = fields.iter().map(field_text).collect();
-        let cron = CronParser::builder()
-            .seconds(Seconds::Disallowed)
-            .alternative_weekdays(true)
-            .sloppy_ranges(true)
-            .build()
-            .parse(&numeric.join(" "))
-            .map_err(|e| fail(format!("not understood: {e}")))?;
+        let value = |i: usize| fields[i].values(FIELDS[i]);
+        let sets = ValueSets {
+            minutes: value(0).expect("minutes are never ?"),
+            hours: value(1).expect("hours are never ?"),
+            days: value(2),
+            months: value(3).expect("months are never ?"),
+            weekdays: value(4),
+        };
+        if let Some(days) = sets.days {
+            // Every weekday occurs in every month; a day of the month may occur in none.
+            let first_day = days.trailing_zeros();
+            let possible = (1..=12u32)
+                .filter(|m| sets.months & (1 << m) != 0)
+                .any(|m| MONTH_MAX_DAYS[m as usize - 1] >= first_day);
+            if !possible {
+                return Err(fail(format!(
+                    "never fires: no month in Month (\"{}\") has a day in Day-of-month (\"{}\")",
+                    parts[3], parts[2]
+                )));
+            }
+        }
         Ok(CronExpr {
             text: text.to_owned(),
             fields,
-            cron,
+            sets,
+            warnings,
         })
     }
 
@@ -191,46 +263,10 @@ impl CronExpr {
         &self.text
     }
 
-    /// The first fire time strictly after `after`, in `after`'s time zone. A wall-clock time
-    /// that happens twice (autumn) fires at its first occurrence only.
-    pub fn next_after(&self, after: &Zoned) -> Option<Zoned> {
-        let mut from = after.clone();
-        for _ in 0..4 {
-            let next = self.cron.find_next_occurrence(&from, false).ok()?;
-            if !is_second_pass(&next) {
-                return Some(next);
-            }
-            from = next;
-        }
-        None
-    }
-
-    /// The next `count` fire times after `after`.
-    pub fn upcoming(&self, after: &Zoned, count: usize) -> Vec<Zoned> {
-        let mut times = Vec::with_capacity(count);
-        let mut from = after.clone();
-        while times.len() < count {
-            match self.next_after(&from) {
-                Some(next) => {
-                    from = next.clone();
-                    times.push(next);
-                }
-                None => break,
-            }
-        }
-        times
-    }
-
-    /// The shortest time between two fires, found over the next 200 fires from `after`.
-    pub fn shortest_interval(&self, after: &Zoned) -> Option<Duration> {
-        let times = self.upcoming(after, 200);
-        times
-            .windows(2)
-            .filter_map(|w| {
-                let seconds = w[1].timestamp().as_second() - w[0].timestamp().as_second();
-                u64::try_from(seconds).ok().map(Duration::from_secs)
-            })
-            .min()
+    /// Where ucm reads this expression differently from Quartz, one sentence each (empty for
+    /// most expressions). Shown when a config loads and by `ucm cron`.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The expression in words, e.g. "at minute 0 of hour 23, every day".
@@ -266,16 +302,7 @@ impl CronExpr {
     }
 }
 
-/// Whether `time` is the later of two instants with the same wall-clock time.
-fn is_second_pass(time: &Zoned) -> bool {
-    let earlier = time
-        .time_zone()
-        .to_ambiguous_zoned(time.datetime())
-        .earlier();
-    matches!(earlier, Ok(e) if e.timestamp() < time.timestamp())
-}
-
-fn parse_field(text: &str, spec: FieldSpec) -> Result<Field, String> {
+fn parse_field(text: &str, spec: FieldSpec, warnings: &mut Vec<String>) -> Result<Field, String> {
     let range = || {
         let names = if spec.names.is_empty() {
             String::new()
@@ -309,14 +336,30 @@ fn parse_field(text: &str, spec: FieldSpec) -> Result<Field, String> {
         }
         return Ok(Field::NoSpecific);
     }
+    let is_number = |token: &str| !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit());
+    // A value: a number written with digits only (no sign), or a three-letter name.
     let value = |token: &str| -> Result<u32, String> {
         let upper = token.to_ascii_uppercase();
         if let Some(i) = spec.names.iter().position(|n| *n == upper) {
             return Ok(spec.min + i as u32);
         }
-        let n: u32 = token
-            .parse()
-            .map_err(|_| bad(token, "not a number or a name"))?;
+        if let Some(i) = spec
+            .full_names
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(token))
+        {
+            return Err(bad(
+                token,
+                &format!(
+                    "names are written with their first three letters: {}",
+                    spec.names[i]
+                ),
+            ));
+        }
+        if !is_number(token) {
+            return Err(bad(token, "not a number or a name"));
+        }
+        let n: u32 = token.parse().map_err(|_| bad(token, "out of range"))?;
         if n < spec.min || n > spec.max {
             return Err(bad(token, "out of range"));
         }
@@ -329,14 +372,19 @@ fn parse_field(text: &str, spec: FieldSpec) -> Result<Field, String> {
         }
         let (base, step) = match token.split_once('/') {
             Some((base, step)) => {
-                let step: u32 = step
-                    .parse()
-                    .ok()
-                    .filter(|s| (1..=spec.max - spec.min + 1).contains(s))
+                // Quartz refuses a step larger than the field's largest value (`*/60`
+                // minutes, `*/24` hours).
+                let step: u32 = Some(step)
+                    .filter(|s| is_number(s))
+                    .and_then(|s| s.parse().ok())
+                    .filter(|s| (1..=spec.max).contains(s))
                     .ok_or_else(|| {
                         bad(
                             token,
-                            "the step after / must be a number from 1 to the field's span",
+                            &format!(
+                                "the step after / must be a whole number from 1 to {}",
+                                spec.max
+                            ),
                         )
                     })?;
                 (base, step)
@@ -352,10 +400,8 @@ fn parse_field(text: &str, spec: FieldSpec) -> Result<Field, String> {
                 open: false,
             }
         } else if let Some((a, b)) = base.split_once('-') {
+            // `22-2`: a range that wraps around the end of the field.
             let (from, to) = (value(a)?, value(b)?);
-            if from > to {
-                return Err(bad(token, "a range must go upwards"));
-            }
             Element {
                 from,
                 to,
@@ -366,11 +412,7 @@ fn parse_field(text: &str, spec: FieldSpec) -> Result<Field, String> {
         } else {
             let from = value(base)?;
             // `a/n`: from a to the end of the field every n (Quartz).
-            let to = if step > 1 || token.contains('/') {
-                spec.max
-            } else {
-                from
-            };
+            let to = if token.contains('/') { spec.max } else { from };
             Element {
                 from,
                 to,
@@ -379,33 +421,54 @@ fn parse_field(text: &str, spec: FieldSpec) -> Result<Field, String> {
                 open: to != from,
             }
         };
+        if token.contains('/') && base.bytes().any(|b| b.is_ascii_alphabetic()) {
+            warnings.push(named_step_warning(token, base, &element, spec));
+        }
         elements.push(element);
     }
     Ok(Field::Elements(elements))
 }
 
-/// The field as numbers for croner.
-fn field_text(field: &Field) -> String {
-    match field {
-        Field::NoSpecific => "?".into(),
-        Field::Elements(elements) => elements
+/// Quartz reads a name followed by a step (`JAN/3`, `MON-FRI/2`) as if the step were not
+/// there; ucm applies the step. The warning says both readings and how to write it so both
+/// agree.
+fn named_step_warning(token: &str, base: &str, element: &Element, spec: FieldSpec) -> String {
+    let full = |v: u32| spec.full_names[(v - spec.min) as usize];
+    let bits = element.values(spec);
+    let ucm: Vec<&str> = (spec.min..=spec.max)
+        .filter(|v| bits & (1 << v) != 0)
+        .map(full)
+        .collect();
+    let quartz = match base.split_once('-') {
+        Some(_) => format!("{} to {}", full(element.from), full(element.to)),
+        None => full(element.from).to_owned(),
+    };
+    let numeric = |name: &str| {
+        spec.names
             .iter()
-            .map(|e| {
-                let base = if e.star {
-                    "*".to_owned()
-                } else if e.from == e.to {
-                    e.from.to_string()
-                } else {
-                    format!("{}-{}", e.from, e.to)
-                };
-                if e.step > 1 {
-                    format!("{base}/{}", e.step)
-                } else {
-                    base
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(","),
+            .position(|n| n.eq_ignore_ascii_case(name))
+            .map(|i| (spec.min + i as u32).to_string())
+            .unwrap_or_else(|| name.to_owned())
+    };
+    let step = &token[base.len()..];
+    let numbers = match base.split_once('-') {
+        Some((a, b)) => format!("{}-{}{step}", numeric(a), numeric(b)),
+        None => format!("{}{step}", numeric(base)),
+    };
+    format!(
+        "field {} has \"{token}\": ucm applies the step ({}), Quartz ignores a step after a \
+         name ({quartz}); write \"{numbers}\" for ucm's reading in both",
+        spec.name,
+        join_words(&ucm)
+    )
+}
+
+/// "a", "a and b", "a, b and c".
+fn join_words(words: &[&str]) -> String {
+    match words {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }
 
@@ -469,109 +532,6 @@ fn ordinal(n: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jiff::civil::date;
-    use jiff::tz::TimeZone;
-
-    fn brussels(y: i16, mo: i8, d: i8, h: i8, mi: i8) -> Zoned {
-        date(y, mo, d)
-            .at(h, mi, 0, 0)
-            .to_zoned(TimeZone::get("Europe/Brussels").unwrap())
-            .unwrap()
-    }
-
-    fn next(expr: &str, after: &Zoned, count: usize) -> Vec<String> {
-        CronExpr::parse(expr)
-            .unwrap()
-            .upcoming(after, count)
-            .iter()
-            .map(|t| t.strftime("%Y-%m-%d %H:%M %Z").to_string())
-            .collect()
-    }
-
-    #[test]
-    fn the_original_documentations_examples_mean_what_they_say() {
-        let t = brussels(2026, 11, 26, 22, 58);
-        assert_eq!(
-            next("0 23 ? * *", &t, 2),
-            ["2026-11-26 23:00 CET", "2026-11-27 23:00 CET"]
-        );
-        assert_eq!(
-            next("* * * * ?", &t, 3),
-            [
-                "2026-11-26 22:59 CET",
-                "2026-11-26 23:00 CET",
-                "2026-11-26 23:01 CET"
-            ]
-        );
-        assert_eq!(
-            next("1,30 * * * ?", &t, 3),
-            [
-                "2026-11-26 23:01 CET",
-                "2026-11-26 23:30 CET",
-                "2026-11-27 00:01 CET"
-            ]
-        );
-        assert_eq!(
-            next("0/5 * * * ?", &t, 3),
-            [
-                "2026-11-26 23:00 CET",
-                "2026-11-26 23:05 CET",
-                "2026-11-26 23:10 CET"
-            ]
-        );
-        // "* 0-23 ? * *" is every minute of every hour: every minute.
-        assert_eq!(
-            next("* 0-23 ? * *", &t, 2),
-            ["2026-11-26 22:59 CET", "2026-11-26 23:00 CET"]
-        );
-    }
-
-    #[test]
-    fn day_of_week_counts_from_sunday_and_names_work() {
-        // 2026-11-26 is a Thursday.
-        let t = brussels(2026, 11, 26, 12, 0);
-        assert_eq!(next("0 8 ? * 1", &t, 1), ["2026-11-29 08:00 CET"]);
-        assert_eq!(next("0 8 ? * SUN", &t, 1), ["2026-11-29 08:00 CET"]);
-        assert_eq!(
-            next("0 8 ? * 2-6", &t, 2),
-            ["2026-11-27 08:00 CET", "2026-11-30 08:00 CET"]
-        );
-        assert_eq!(next("0 8 ? * mon-fri", &t, 1), ["2026-11-27 08:00 CET"]);
-        assert_eq!(next("0 0 1 JAN ?", &t, 1), ["2027-01-01 00:00 CET"]);
-        assert_eq!(next("30 6 15 * ?", &t, 1), ["2026-12-15 06:30 CET"]);
-    }
-
-    #[test]
-    fn a_fire_time_in_the_spring_gap_runs_at_the_first_instant_after_it() {
-        // 2026-03-29: Brussels jumps from 02:00 to 03:00.
-        let t = brussels(2026, 3, 28, 12, 0);
-        assert_eq!(
-            next("30 2 ? * *", &t, 3),
-            [
-                "2026-03-29 03:00 CEST",
-                "2026-03-30 02:30 CEST",
-                "2026-03-31 02:30 CEST"
-            ]
-        );
-    }
-
-    #[test]
-    fn a_wall_clock_time_that_happens_twice_in_autumn_runs_once() {
-        // 2026-10-25: Brussels goes back from 03:00 CEST to 02:00 CET.
-        let t = brussels(2026, 10, 24, 12, 0);
-        assert_eq!(
-            next("30 2 ? * *", &t, 2),
-            ["2026-10-25 02:30 CEST", "2026-10-26 02:30 CET"]
-        );
-        assert_eq!(
-            next("15,45 2 ? * *", &t, 3),
-            [
-                "2026-10-25 02:15 CEST",
-                "2026-10-25 02:45 CEST",
-                "2026-10-26 02:15 CET"
-            ]
-        );
-    }
 
     #[test]
     fn exactly_one_day_field_is_a_question_mark() {
@@ -615,12 +575,8 @@ mod tests {
             ),
             ("0 x ? * *", "field Hours has \"x\": not a number or a name"),
             (
-                "0 5-1 ? * *",
-                "field Hours has \"5-1\": a range must go upwards",
-            ),
-            (
                 "0/0 * * * ?",
-                "field Minutes has \"0/0\": the step after / must be",
+                "field Minutes has \"0/0\": the step after / must be a whole number from 1 to 59",
             ),
             (
                 "1,,2 * * * ?",
@@ -662,13 +618,182 @@ mod tests {
         );
     }
 
+    fn values(expr: &str) -> ValueSets {
+        CronExpr::parse(expr).unwrap().sets
+    }
+
+    fn bits(values: &[u32]) -> u64 {
+        values.iter().fold(0, |b, v| b | 1 << v)
+    }
+
     #[test]
-    fn the_shortest_interval_is_measured_on_the_fire_times() {
-        let t = brussels(2026, 11, 26, 12, 0);
-        let every = |e: &str| CronExpr::parse(e).unwrap().shortest_interval(&t).unwrap();
-        assert_eq!(every("* * * * ?"), Duration::from_secs(60));
-        assert_eq!(every("1,30 * * * ?"), Duration::from_secs(29 * 60));
-        // Measured on real fire times: the spring day of 23 hours is the shortest.
-        assert_eq!(every("0 23 ? * *"), Duration::from_secs(23 * 3600));
+    fn a_range_that_wraps_around_the_end_of_its_field_means_what_it_means_in_quartz() {
+        assert_eq!(values("0 22-2 ? * *").hours, bits(&[22, 23, 0, 1, 2]));
+        assert_eq!(
+            values("50-10 * ? * *").minutes,
+            bits(&[
+                50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+            ])
+        );
+        assert_eq!(
+            values("0 0 28-3 * ?").days,
+            Some(bits(&[28, 29, 30, 31, 1, 2, 3]))
+        );
+        assert_eq!(
+            values("0 0 ? * FRI-MON").weekdays,
+            Some(bits(&[6, 7, 1, 2]))
+        );
+        assert_eq!(values("0 0 ? NOV-FEB *").months, bits(&[11, 12, 1, 2]));
+        // A step counts on across the wrap (Quartz: 22, 24 % 24, 26 % 24).
+        assert_eq!(values("0 22-2/2 ? * *").hours, bits(&[22, 0, 2]));
+        assert_eq!(values("50-10/5 * ? * *").minutes, bits(&[50, 55, 0, 5, 10]));
+        assert_eq!(values("0 0 ? * 7-1/2").weekdays, Some(bits(&[7])));
+        assert_eq!(
+            CronExpr::parse("0 22-2 ? * FRI-MON").unwrap().explain(),
+            "at minute 0 of hours 22 to 2, on Friday to Monday"
+        );
+    }
+
+    #[test]
+    fn a_sign_or_a_step_larger_than_the_field_is_refused_as_quartz_refuses_it() {
+        let cases = [
+            (
+                "+5 * * * ?",
+                "field Minutes has \"+5\": not a number or a name; allowed: 0-59",
+            ),
+            (
+                "0 +1 ? * *",
+                "field Hours has \"+1\": not a number or a name",
+            ),
+            (
+                "*/+5 * * * ?",
+                "field Minutes has \"*/+5\": the step after / must be a whole number from 1 to 59",
+            ),
+            (
+                "*/60 * * * ?",
+                "field Minutes has \"*/60\": the step after / must be a whole number from 1 to 59; allowed: 0-59",
+            ),
+            (
+                "0 */24 ? * *",
+                "field Hours has \"*/24\": the step after / must be a whole number from 1 to 23; allowed: 0-23",
+            ),
+            (
+                "0 0 */32 * ?",
+                "field Day-of-month has \"*/32\": the step after / must be a whole number from 1 to 31",
+            ),
+            (
+                "0 0 ? */13 *",
+                "field Month has \"*/13\": the step after / must be a whole number from 1 to 12",
+            ),
+            (
+                "0 0 ? * */8",
+                "field Day-of-week has \"*/8\": the step after / must be a whole number from 1 to 7",
+            ),
+            (
+                "0 0 ? * -1",
+                "field Day-of-week has \"\": not a number or a name",
+            ),
+        ];
+        for (expr, expected) in cases {
+            let error = CronExpr::parse(expr).unwrap_err().to_string();
+            assert!(error.contains(expected), "{expr}: {error}");
+        }
+        // The largest steps Quartz accepts are accepted.
+        for expr in [
+            "*/59 * * * ?",
+            "0 */23 ? * *",
+            "0 0 */31 * ?",
+            "0 0 ? */12 *",
+            "0 0 ? * */7",
+        ] {
+            CronExpr::parse(expr).unwrap();
+        }
+    }
+
+    #[test]
+    fn full_day_and_month_names_are_refused_with_the_spelling_that_is_accepted() {
+        let cases = [
+            (
+                "0 8 ? * MONDAY",
+                "field Day-of-week has \"MONDAY\": names are written with their first three letters: MON",
+            ),
+            (
+                "0 8 ? * monday-friday",
+                "field Day-of-week has \"monday\": names are written with their first three letters: MON",
+            ),
+            (
+                "0 0 1 JANUARY ?",
+                "field Month has \"JANUARY\": names are written with their first three letters: JAN",
+            ),
+            (
+                "0 0 1 September ?",
+                "names are written with their first three letters: SEP",
+            ),
+        ];
+        for (expr, expected) in cases {
+            let error = CronExpr::parse(expr).unwrap_err().to_string();
+            assert!(error.contains(expected), "{expr}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_name_followed_by_a_step_is_applied_and_warned_about() {
+        let expr = CronExpr::parse("0 8 ? * MON-FRI/2").unwrap();
+        assert_eq!(expr.sets.weekdays, Some(bits(&[2, 4, 6])));
+        assert_eq!(
+            expr.warnings(),
+            [
+                "field Day-of-week has \"MON-FRI/2\": ucm applies the step (Monday, Wednesday and \
+              Friday), Quartz ignores a step after a name (Monday to Friday); write \"2-6/2\" \
+              for ucm's reading in both"
+            ]
+        );
+        let months = CronExpr::parse("0 0 1 JAN/3 ?").unwrap();
+        assert_eq!(months.sets.months, bits(&[1, 4, 7, 10]));
+        assert!(
+            months.warnings()[0].contains("(January, April, July and October)"),
+            "{:?}",
+            months.warnings()
+        );
+        assert!(
+            months.warnings()[0].contains("(January); write \"1/3\""),
+            "{:?}",
+            months.warnings()
+        );
+        let single = CronExpr::parse("0 0 ? * MON/2").unwrap();
+        assert!(
+            single.warnings()[0].contains("(Monday, Wednesday and Friday), Quartz ignores a step after a name (Monday); write \"2/2\""),
+            "{:?}",
+            single.warnings()
+        );
+        // Numbers with a step, and names without one, read the same in Quartz: no warning.
+        for expr in [
+            "0 8 ? * 2-6/2",
+            "0 8 ? * MON-FRI",
+            "0 0 1 1/3 ?",
+            "*/5 * * * ?",
+        ] {
+            assert!(
+                CronExpr::parse(expr).unwrap().warnings().is_empty(),
+                "{expr}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_expression_that_can_never_fire_is_refused() {
+        for (expr, expected) in [
+            (
+                "0 0 30 2 ?",
+                "never fires: no month in Month (\"2\") has a day in Day-of-month (\"30\")",
+            ),
+            ("0 0 31 APR,JUN,SEP,NOV ?", "never fires"),
+        ] {
+            let error = CronExpr::parse(expr).unwrap_err().to_string();
+            assert!(error.contains(expected), "{expr}: {error}");
+        }
+        // February 29th fires in leap years; the 31st fires in the months that have it.
+        CronExpr::parse("0 0 29 2 ?").unwrap();
+        CronExpr::parse("0 0 30-31 2,3 ?").unwrap();
     }
 }

@@ -3,6 +3,7 @@
 //! hitting the same source in the same second (the original product's fix M8018).
 
 pub mod cron;
+mod fire_times;
 
 use std::time::{Duration, Instant};
 
@@ -214,5 +215,45 @@ mod tests {
         // Between the cron time and its delayed fire, that fire is still the next one.
         assert_eq!(schedule.next_fire(at(23, 0, 5)).unwrap().at, at(23, 0, 17));
         assert!(schedule.next_fire(at(23, 0, 17)).unwrap().at > at(23, 59, 0));
+    }
+
+    #[test]
+    fn a_service_schedule_keeps_firing_through_the_autumn_clock_change() {
+        // The service follows `next_fire` from fire to fire; it used to find no further
+        // fire time in the repeated hour and stop until a restart.
+        let zone = TimeZone::get("Europe/Brussels").unwrap();
+        let schedule = Schedule {
+            expr: CronExpr::parse("*/15 * ? * *").unwrap(),
+            zone: zone.clone(),
+            offset: Duration::from_secs(7),
+        };
+        let mut now: Timestamp = "2026-10-25T02:20+02:00[Europe/Brussels]"
+            .parse::<Zoned>()
+            .unwrap()
+            .timestamp();
+        let mut fired = Vec::new();
+        for _ in 0..8 {
+            let fire = schedule.next_fire(now).expect("a next fire");
+            fired.push(
+                fire.at
+                    .to_zoned(zone.clone())
+                    .strftime("%H:%M:%S %Z")
+                    .to_string(),
+            );
+            now = fire.at;
+        }
+        assert_eq!(
+            fired,
+            [
+                "02:30:07 CEST",
+                "02:45:07 CEST",
+                "03:00:07 CET",
+                "03:15:07 CET",
+                "03:30:07 CET",
+                "03:45:07 CET",
+                "04:00:07 CET",
+                "04:15:07 CET"
+            ]
+        );
     }
 }
