@@ -373,7 +373,7 @@ fn an_unreachable_postgresql_server_is_named_with_its_password_masked() {
         stderr
             .contains("cannot connect to PostgreSQL server 127.0.0.1:1, database \"contacts_db\"")
             && stderr.contains("(3 attempts)")
-            && stderr.contains("postgres://ucm:***@127.0.0.1:1/contacts_db")
+            && stderr.contains("postgres://***@127.0.0.1:1/contacts_db")
             && !stderr.contains("s3cret"),
         "{stderr}"
     );

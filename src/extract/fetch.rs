@@ -86,13 +86,22 @@ pub struct Download {
 
 /// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]
-#[error("fetching {url} failed on try {attempt} of {tries}: {kind}")]
+#[error("fetching {url} failed {}: {kind}", tries_text(*.attempt, *.tries))]
 pub struct FetchError {
     /// The URL with any password masked.
     pub url: String,
     pub attempt: u32,
     pub tries: u32,
     pub kind: FetchErrorKind,
+}
+
+/// "on try 2 of 3", or "before the first try" for a URL or client that could not be set up.
+fn tries_text(attempt: u32, tries: u32) -> String {
+    if attempt == 0 {
+        "before the first try".into()
+    } else {
+        format!("on try {attempt} of {tries}")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,16 +138,7 @@ impl FetchErrorKind {
     }
 }
 
-/// `url` with the password of its user-info replaced by `***`.
-pub fn mask_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
-}
+pub use crate::redact::mask_url;
 
 /// Whether `url` is fetched over HTTP (otherwise it is a local file).
 pub fn is_http(url: &str) -> bool {
@@ -233,6 +233,7 @@ async fn download(
     gzip: bool,
     progress: &dyn DownloadProgress,
 ) -> Result<Fetched, FetchErrorKind> {
+    let url_text = url.to_string();
     let mut request = client.get(url);
     if let Some(etag) = &options.etag {
         request = request.header(reqwest::header::IF_NONE_MATCH, etag);
@@ -245,7 +246,11 @@ async fn download(
         Some(Auth::Bearer { token }) => request.bearer_auth(token),
         None => request,
     };
-    let mut response = request.send().await.map_err(|e| transport_error(&e, 0))?;
+    let shown = url_text.as_str();
+    let mut response = request
+        .send()
+        .await
+        .map_err(|e| transport_error(&e, 0, shown))?;
     let status = response.status();
     if status == reqwest::StatusCode::NOT_MODIFIED {
         return Ok(Fetched::NotModified);
@@ -274,7 +279,7 @@ async fn download(
                 progress.advance(received);
             }
             Ok(None) => break,
-            Err(e) => return Err(transport_error(&e, received)),
+            Err(e) => return Err(transport_error(&e, received, shown)),
         }
     }
     let (file, bytes) = sink.finish(received)?;
@@ -288,7 +293,8 @@ async fn download(
     }))
 }
 
-fn transport_error(e: &reqwest::Error, bytes: u64) -> FetchErrorKind {
+/// The transport error's message with its causes; `url` (which reqwest quotes) masked.
+fn transport_error(e: &reqwest::Error, bytes: u64, url: &str) -> FetchErrorKind {
     let mut message = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -296,6 +302,7 @@ fn transport_error(e: &reqwest::Error, bytes: u64) -> FetchErrorKind {
         message.push_str(&s.to_string());
         source = s.source();
     }
+    let message = crate::redact::mask_in(&message, url);
     if e.is_timeout() {
         FetchErrorKind::Timeout { bytes }
     } else if e.is_connect() {
@@ -445,7 +452,7 @@ mod tests {
     fn passwords_in_urls_are_masked() {
         assert_eq!(
             mask_url("https://bob:s3cr%40t@example.com/x.xml"),
-            "https://bob:***@example.com/x.xml"
+            "https://***@example.com/x.xml"
         );
         assert_eq!(
             mask_url("https://example.com/x.xml"),

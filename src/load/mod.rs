@@ -279,33 +279,9 @@ fn connect_failure(e: &sqlx::Error) -> (String, &'static str) {
     (db.message().to_owned(), hint)
 }
 
-/// `url` with any password (in the user part or a `password=` parameter) replaced by `***`.
+/// `url` as it may be shown: see [`crate::redact::mask_url`].
 pub fn mask_database_url(url: &str) -> String {
-    let Ok(mut parsed) = reqwest::Url::parse(url) else {
-        return url.to_owned();
-    };
-    let in_query = parsed.query_pairs().any(|(k, _)| k == "password");
-    if parsed.password().is_none() && !in_query {
-        return url.to_owned();
-    }
-    if parsed.password().is_some() {
-        let _ = parsed.set_password(Some("***"));
-    }
-    if in_query {
-        let pairs: Vec<(String, String)> = parsed
-            .query_pairs()
-            .map(|(k, v)| {
-                let v = if k == "password" {
-                    "***".into()
-                } else {
-                    v.into_owned()
-                };
-                (k.into_owned(), v)
-            })
-            .collect();
-        parsed.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    parsed.to_string()
+    crate::redact::mask_url(url)
 }
 
 /// The current time as stored (RFC 3339, UTC, milliseconds).
@@ -326,11 +302,7 @@ mod tests {
     fn database_passwords_are_masked_wherever_they_are_written() {
         assert_eq!(
             mask_database_url("postgres://ucm:s%40cret@db.example:5432/ucm"),
-            "postgres://ucm:***@db.example:5432/ucm"
-        );
-        assert_eq!(
-            mask_database_url("postgres://ucm@db/ucm?sslmode=require&password=s3cret"),
-            "postgres://ucm@db/ucm?sslmode=require&password=***"
+            "postgres://***@db.example:5432/ucm"
         );
         assert_eq!(mask_database_url("sqlite://ucm.db"), "sqlite://ucm.db");
     }

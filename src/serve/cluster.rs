@@ -25,6 +25,9 @@ use crate::serve::objects;
 pub const SIGNATURE_HEADER: &str = "x-ucm-signature";
 /// The header naming the sending node.
 pub const NODE_HEADER: &str = "x-ucm-node";
+/// Why a peer's request or change is refused (`ucm_cluster_refused_total{reason}`), each
+/// shown in `/metrics` from 0.
+pub const REFUSAL_REASONS: [&str; 2] = ["signature", "profile_sync_off"];
 /// Changes a push sends at most.
 const BATCH: i64 = 200;
 

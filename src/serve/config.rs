@@ -27,6 +27,9 @@ pub struct ServiceConfig {
     /// The active/active pair: this node, its peers, the shared secret, profile sync.
     #[serde(default)]
     pub cluster: Option<ClusterConfig>,
+    /// What a client may cost the service: timeouts, sizes, connection counts, login rate.
+    #[serde(default)]
+    pub limits: super::limits::Limits,
 }
 
 /// `[cluster]`: status changes always reach the peers, profile changes when `profile_sync`.
@@ -135,6 +138,7 @@ impl Default for ServiceConfig {
             profiles: default_profiles(),
             parameters: default_parameters(),
             cluster: None,
+            limits: super::limits::Limits::default(),
         }
     }
 }

@@ -1,56 +1,175 @@
 //! The service's HTTP side: `app(service)` is the whole router. Liveness and readiness, the
 //! pipelines and their runs as JSON, runs started over HTTP (authenticated), Prometheus
 //! metrics, and the status page.
+//!
+//! Every answer carries the security headers; every error is JSON. Routes that need a login
+//! check it before the request body is read; requests beyond `[limits]
+//! max_requests_in_flight` are shed with 503, and a request that takes longer than
+//! `request_timeout_secs` gets 408. Without a login, the pipelines, runs and readiness are
+//! shown as statuses only: no paths, database URLs, sources or error texts.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tower::ServiceBuilder;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 
-use crate::extract::fetch::Silent;
 use crate::load::{Store, runs};
-use crate::pipeline::NoProgress;
-use crate::serve::{Pipeline, Service};
-use crate::stage::{self, MergeOptions};
+use crate::serve::{Pipeline, Service, StartRefused};
 
 type Shared = State<Arc<Service>>;
 
+/// The Content-Security-Policy of every answer: nothing is loaded from anywhere, no script
+/// runs, styles only from the page itself, and no other site may frame it.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; \
+     img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
 /// The service's routes.
 pub fn app(service: Arc<Service>) -> Router {
-    Router::new()
-        .route("/", get(super::page::status_page))
-        .route("/health", get(|| async { "ok\n" }))
-        .route("/ready", get(ready))
-        .route("/api/pipelines", get(pipelines))
-        .route("/api/runs", get(list_runs))
-        .route("/api/runs/{id}", get(one_run))
-        .route("/api/pipelines/{name}/run", post(start_run))
-        .route("/api/login", post(login))
-        .route("/metrics", get(metrics))
+    let limits = &service.limits;
+    let login_required = middleware::from_fn_with_state(Arc::clone(&service), require_login);
+    // Routes that need a login: checked before the body is read.
+    let private = Router::new()
         .route("/api/contacts", get(super::live::search))
         .route("/api/contacts/{id}", get(super::live::contact))
-        .route(
-            "/api/contacts/{id}/status",
-            axum::routing::put(super::live::put_status),
-        )
-        .route(
-            "/api/contacts/{id}/profile",
-            axum::routing::put(super::live::put_profile),
-        )
+        .route("/api/contacts/{id}/status", put(super::live::put_status))
+        .route("/api/contacts/{id}/profile", put(super::live::put_profile))
         .route("/api/events", get(super::live::events))
         .route("/api/parameters", get(super::live::parameters))
         .route("/api/cluster", get(super::live::cluster_status))
         .route("/api/cluster/sync", post(super::live::cluster_sync))
-        .route("/api/cluster/changes", post(super::live::receive))
+        .route_layer(login_required.clone());
+    let public = Router::new()
+        .route("/", get(super::page::status_page))
+        .route("/ready", get(ready))
+        .route("/api/pipelines", get(pipelines))
+        .route("/api/runs", get(list_runs))
+        .route("/api/runs/{id}", get(one_run))
+        .route("/metrics", get(metrics))
+        // A login body is a user name and a password.
+        .route(
+            "/api/login",
+            post(login).layer(DefaultBodyLimit::max(LOGIN_BODY_BYTES)),
+        )
+        // Signed by a peer: the signature headers are checked before the body is read.
+        .route("/api/cluster/changes", post(super::live::receive));
+    let timed = public.merge(private).layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        limits.request_timeout(),
+    ));
+    // A run lasts as long as it lasts: no request timeout (it runs on a task of its own).
+    let runs = Router::new()
+        .route("/api/pipelines/{name}/run", post(start_run))
+        .route_layer(login_required);
+    let shed = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+            overloaded()
+        }))
+        .layer(tower::load_shed::LoadShedLayer::new())
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            limits.max_requests_in_flight,
+        ));
+    Router::new()
+        .merge(timed)
+        .merge(runs)
+        .layer(shed)
+        // Liveness is answered whatever the load.
+        .route("/health", get(|| async { "ok\n" }))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn(json_errors))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        // Answers hold tokens, contact data and live state: never stored by a cache.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .with_state(service)
+}
+
+/// The largest login body.
+const LOGIN_BODY_BYTES: usize = 4096;
+
+/// Refuses a request without a valid login before its body is read.
+async fn require_login(State(service): Shared, request: Request, next: Next) -> Response {
+    if !authorized(&service, request.headers()) {
+        return unauthorized();
+    }
+    next.run(request).await
+}
+
+/// 503 for a request beyond `max_requests_in_flight`.
+fn overloaded() -> Response {
+    let mut response = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the service is handling as many requests as it is allowed to; try again shortly",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// Errors as JSON: a refusal produced below the handlers (an extractor's rejection, a body
+/// over the limit, a timeout, an unknown method) is rewritten as `{"error": "..."}` with its
+/// status and headers kept.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let page = request.uri().path() == "/";
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if page || is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase()
+    } else {
+        text
+    };
+    let body = serde_json::to_vec(&json!({ "error": message })).unwrap_or_default();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -70,16 +189,18 @@ pub(super) fn stores(service: &Service) -> Vec<&Store> {
     stores
 }
 
-async fn ready(State(service): Shared) -> Response {
+async fn ready(State(service): Shared, headers: HeaderMap) -> Response {
+    let full = authorized(&service, &headers);
     let mut problems = Vec::new();
     for p in &service.pipelines {
         match &p.loaded {
-            Err(e) => problems.push(format!("pipeline {}: {e}", p.name)),
-            Ok(l) => {
-                if let Err(e) = runs::ping(&l.store).await {
-                    problems.push(format!("pipeline {}: {e}", p.name));
-                }
-            }
+            Err(e) if full => problems.push(format!("pipeline {}: {e}", p.name)),
+            Err(_) => problems.push(format!("pipeline {}: not loaded", p.name)),
+            Ok(l) => match runs::ping(&l.store).await {
+                Err(e) if full => problems.push(format!("pipeline {}: {e}", p.name)),
+                Err(_) => problems.push(format!("pipeline {}: database unreachable", p.name)),
+                Ok(_) => {}
+            },
         }
     }
     if problems.is_empty() {
@@ -93,14 +214,51 @@ async fn ready(State(service): Shared) -> Response {
     }
 }
 
-/// One pipeline as `/api/pipelines` and the status page show it.
-pub(super) async fn describe(service: &Service, p: &Pipeline) -> Value {
+/// The fields of a run report shown without a login: what ran, when, how it ended and the
+/// counts; not its source, error text, rejections or changes.
+const PUBLIC_REPORT_FIELDS: [&str; 14] = [
+    "run_id",
+    "pipeline",
+    "command",
+    "status",
+    "dry_run",
+    "started_at",
+    "finished_at",
+    "contacts_read",
+    "rejected",
+    "inserted",
+    "updated",
+    "deleted",
+    "unchanged",
+    "duration_ms",
+];
+
+/// A run report as shown: whole with a login, its public fields without.
+pub(super) fn shown_report(report: Value, full: bool) -> Value {
+    if full {
+        return report;
+    }
+    let Value::Object(fields) = report else {
+        return Value::Null;
+    };
+    Value::Object(
+        fields
+            .into_iter()
+            .filter(|(k, _)| PUBLIC_REPORT_FIELDS.contains(&k.as_str()))
+            .collect(),
+    )
+}
+
+/// One pipeline as `/api/pipelines` and the status page show it; `full` (a login) adds its
+/// config path, database and errors.
+pub(super) async fn describe(service: &Service, p: &Pipeline, full: bool) -> Value {
     let Ok(l) = &p.loaded else {
-        return json!({
-            "name": p.name,
-            "config": p.path.display().to_string(),
-            "error": p.loaded.as_ref().err(),
-        });
+        let mut value = json!({ "name": p.name, "loaded": false });
+        if full {
+            value["config"] = json!(p.path.display().to_string());
+            value["error"] = json!(p.loaded.as_ref().err());
+        }
+        return value;
     };
     let schedules: Vec<Value> = l
         .schedules
@@ -131,22 +289,39 @@ pub(super) async fn describe(service: &Service, p: &Pipeline) -> Value {
         .await
         .ok()
         .and_then(|mut r| r.pop());
-    json!({
+    let mut value = json!({
         "name": p.name,
-        "config": p.path.display().to_string(),
-        "error": null,
-        "database": l.store.url(),
+        "loaded": true,
         "time_zone": l.schedules.first().and_then(|s| s.schedule.zone.iana_name().map(str::to_owned)),
         "running": p.busy.try_lock().is_err(),
         "schedules": schedules,
-        "last_run": last,
-    })
+        "last_run": last.map(|run| {
+            if full {
+                json!(run)
+            } else {
+                json!({
+                    "id": run.id,
+                    "command": run.command,
+                    "status": run.status,
+                    "started_at": run.started_at,
+                    "duration_ms": run.duration_ms,
+                })
+            }
+        }),
+    });
+    if full {
+        value["config"] = json!(p.path.display().to_string());
+        value["database"] = json!(crate::extract::fetch::mask_url(l.store.url()));
+        value["error"] = Value::Null;
+    }
+    value
 }
 
-async fn pipelines(State(service): Shared) -> Json<Vec<Value>> {
+async fn pipelines(State(service): Shared, headers: HeaderMap) -> Json<Vec<Value>> {
+    let full = authorized(&service, &headers);
     let mut out = Vec::new();
     for p in &service.pipelines {
-        out.push(describe(&service, p).await);
+        out.push(describe(&service, p, full).await);
     }
     Json(out)
 }
@@ -168,13 +343,19 @@ async fn report_json(store: &Store, id: i64) -> Option<Value> {
     with_id(id, &runs::report(store, id).await.ok()??)
 }
 
-async fn list_runs(State(service): Shared, Query(q): Query<RunsQuery>) -> Response {
+async fn list_runs(
+    State(service): Shared,
+    headers: HeaderMap,
+    Query(q): Query<RunsQuery>,
+) -> Response {
+    let full = authorized(&service, &headers);
     let limit = q.limit.unwrap_or(20).clamp(1, 1000);
     let mut found: Vec<(String, Value)> = Vec::new();
     for store in stores(&service) {
         let reports = match runs::reports_of(store, q.pipeline.as_deref(), limit).await {
             Ok(r) => r,
-            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            Err(e) if full => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            Err(_) => return error(StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
         };
         found.extend(
             reports
@@ -184,7 +365,13 @@ async fn list_runs(State(service): Shared, Query(q): Query<RunsQuery>) -> Respon
     }
     found.sort_by(|a, b| b.0.cmp(&a.0));
     found.truncate(limit as usize);
-    Json(found.into_iter().map(|(_, r)| r).collect::<Vec<_>>()).into_response()
+    Json(
+        found
+            .into_iter()
+            .map(|(_, r)| shown_report(r, full))
+            .collect::<Vec<_>>(),
+    )
+    .into_response()
 }
 
 #[derive(Deserialize)]
@@ -194,9 +381,11 @@ struct RunQuery {
 
 async fn one_run(
     State(service): Shared,
+    headers: HeaderMap,
     Path(id): Path<i64>,
     Query(q): Query<RunQuery>,
 ) -> Response {
+    let full = authorized(&service, &headers);
     let stores: Vec<&Store> = match &q.pipeline {
         Some(name) => match service.pipeline(name).map(|p| &p.loaded) {
             Some(Ok(l)) => vec![&l.store],
@@ -206,7 +395,7 @@ async fn one_run(
     };
     for store in stores {
         if let Some(report) = report_json(store, id).await {
-            return Json(report).into_response();
+            return Json(shown_report(report, full)).into_response();
         }
     }
     error(StatusCode::NOT_FOUND, format!("no run {id}"))
@@ -218,59 +407,45 @@ struct StartQuery {
     dry_run: bool,
 }
 
+/// `POST /api/pipelines/{name}/run`: starts the run on a task of its own and answers with
+/// its report when it ends. A client that goes away does not stop it: it is recorded and
+/// counted all the same.
 async fn start_run(
     State(service): Shared,
-    headers: HeaderMap,
     Path(name): Path<String>,
     Query(q): Query<StartQuery>,
 ) -> Response {
-    if !authorized(&service, &headers) {
-        return unauthorized();
-    }
     let Some(pipeline) = service.pipeline(&name) else {
         return error(StatusCode::NOT_FOUND, format!("no pipeline {name}"));
     };
-    let loaded = match &pipeline.loaded {
-        Ok(l) => l,
-        Err(e) => {
+    let report = match service.start_run(pipeline, q.dry_run) {
+        Ok(report) => report,
+        Err(StartRefused::NotLoaded) => {
             return error(
                 StatusCode::CONFLICT,
-                format!("pipeline {name} is not loaded: {e}"),
+                format!("pipeline {name} is not loaded: see GET /ready"),
+            );
+        }
+        Err(StartRefused::Running) => {
+            return error(
+                StatusCode::CONFLICT,
+                format!("pipeline {name} is running; try again when it has finished"),
             );
         }
     };
-    let Ok(_running) = pipeline.busy.try_lock() else {
+    let Ok(report) = report.await else {
         return error(
-            StatusCode::CONFLICT,
-            format!("pipeline {name} is running; try again when it has finished"),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the run ended without a report: see the service log",
         );
     };
-    let options = MergeOptions {
-        dry_run: q.dry_run,
-        force: false,
+    let status = if report.status.is_success() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
     };
-    let outcome = stage::fetch_and_merge(
-        &loaded.store,
-        Arc::clone(&loaded.contract),
-        &loaded.config,
-        options,
-        Arc::new(Silent),
-        Arc::new(NoProgress),
-    )
-    .await;
-    match outcome {
-        Ok(report) => {
-            service.count(&report);
-            let status = if report.status.is_success() {
-                StatusCode::OK
-            } else {
-                StatusCode::UNPROCESSABLE_ENTITY
-            };
-            let body: Value = serde_json::from_str(&report.to_json()).unwrap_or(Value::Null);
-            (status, Json(body)).into_response()
-        }
-        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
-    }
+    let body: Value = serde_json::from_str(&report.to_json()).unwrap_or(Value::Null);
+    (status, Json(body)).into_response()
 }
 
 #[derive(Deserialize)]
@@ -280,16 +455,52 @@ struct Login {
 }
 
 /// `POST /api/login` with `{"username": ..., "password": ...}`: a bearer token for the write
-/// endpoints. Wrong credentials get 401 and nothing else.
-async fn login(State(service): Shared, body: Option<Json<Login>>) -> Response {
-    let (Some(Json(login)), Some((user, password))) = (body, &service.auth.login) else {
+/// endpoints. Wrong credentials get 401 and nothing else; too many attempts from one address
+/// or for one user get 429 with `Retry-After`, before the password is compared.
+async fn login(State(service): Shared, request: Request) -> Response {
+    let client = super::connections::client_of(request.extensions());
+    let address = client.map(|c| c.ip()).unwrap_or([0, 0, 0, 0].into());
+    let bytes = match axum::body::to_bytes(request.into_body(), LOGIN_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("a login body is at most {LOGIN_BODY_BYTES} bytes"),
+            );
+        }
+    };
+    let Ok(login) = serde_json::from_slice::<Login>(&bytes) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the body must be {\"username\": \"...\", \"password\": \"...\"}",
+        );
+    };
+    let shown_user = printable(&login.username, 64);
+    if let Err(throttled) = service.login_throttle.attempt(address, &login.username) {
+        let by = match throttled.by {
+            super::throttle::Exhausted::Address => "client address",
+            super::throttle::Exhausted::User => "user",
+        };
+        tracing::warn!(user = %shown_user, client = %address, by, "a login was throttled");
+        let seconds = throttled.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        let mut response = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many login attempts for this {by}; try again in {seconds} s"),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        return response;
+    }
+    let Some((user, password)) = &service.auth.login else {
+        tracing::warn!(user = %shown_user, client = %address, "a login was refused: no login is configured");
         return unauthorized();
     };
     // Both compared, whatever the first says: the time does not tell which was wrong.
     let user_ok = constant_time_eq(login.username.as_bytes(), user.as_bytes());
     let password_ok = constant_time_eq(login.password.as_bytes(), password.as_bytes());
     if !(user_ok & password_ok) {
-        tracing::warn!("a login was refused");
+        tracing::warn!(user = %shown_user, client = %address, "a login was refused: wrong user name or password");
         return unauthorized();
     }
     let Ok(token) = random_token() else {
@@ -298,6 +509,7 @@ async fn login(State(service): Shared, body: Option<Json<Login>>) -> Response {
             "cannot read /dev/urandom",
         );
     };
+    tracing::info!(user = %shown_user, client = %address, "logged in");
     let minutes = service.auth.session_minutes.max(1) as i64;
     let expires = Timestamp::now() + jiff::SignedDuration::from_mins(minutes);
     let mut sessions = service.sessions.lock().expect("no poisoning");
@@ -305,6 +517,26 @@ async fn login(State(service): Shared, body: Option<Json<Login>>) -> Response {
     sessions.retain(|_, until| *until > now);
     sessions.insert(token.clone(), expires);
     Json(json!({ "token": token, "expires_at": expires.to_string() })).into_response()
+}
+
+/// `text` for a log line: control characters shown as `\u{..}` escapes, at most `max`
+/// characters.
+pub fn printable(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_unicode().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out
 }
 
 pub(super) fn unauthorized() -> Response {
@@ -316,13 +548,19 @@ pub(super) fn unauthorized() -> Response {
         .into_response()
 }
 
+/// The token of an `Authorization: Bearer TOKEN` header (the scheme in any case, RFC 9110).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
 /// A static token from config, or a login token that has not expired.
 pub(super) fn authorized(service: &Service, headers: &HeaderMap) -> bool {
-    let Some(given) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
+    let Some(given) = bearer(headers) else {
         return false;
     };
     if let Some(token) = &service.auth.token
@@ -354,217 +592,57 @@ fn random_token() -> std::io::Result<String> {
 }
 
 async fn metrics(State(service): Shared) -> Response {
-    let mut out = String::new();
-    let mut contacts = Vec::new();
-    for p in &service.pipelines {
-        if let Ok(l) = &p.loaded
-            && let Ok(by_origin) = runs::contacts_by_origin(&l.store).await
-        {
-            contacts.push((p.name.clone(), by_origin));
-        }
-    }
-    let c = service.counters.lock().expect("no poisoning");
-    let _ = writeln!(
-        out,
-        "# HELP ucm_pipeline_loaded Whether the pipeline's config, schema and database loaded (1) or not (0)."
-    );
-    let _ = writeln!(out, "# TYPE ucm_pipeline_loaded gauge");
-    for p in &service.pipelines {
-        let _ = writeln!(
-            out,
-            "ucm_pipeline_loaded{{pipeline=\"{}\"}} {}",
-            p.name,
-            u8::from(p.loaded.is_ok())
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP ucm_runs_total Runs this service finished, by pipeline and status."
-    );
-    let _ = writeln!(out, "# TYPE ucm_runs_total counter");
-    for ((p, status), n) in &c.runs {
-        let _ = writeln!(
-            out,
-            "ucm_runs_total{{pipeline=\"{p}\",status=\"{status}\"}} {n}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP ucm_last_success_timestamp_seconds When the pipeline's last successful run finished."
-    );
-    let _ = writeln!(out, "# TYPE ucm_last_success_timestamp_seconds gauge");
-    for (p, t) in &c.last_success {
-        let _ = writeln!(
-            out,
-            "ucm_last_success_timestamp_seconds{{pipeline=\"{p}\"}} {t:.3}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP ucm_rows_total Rows the service's runs inserted, updated and deleted."
-    );
-    let _ = writeln!(out, "# TYPE ucm_rows_total counter");
-    for ((p, action), n) in &c.rows {
-        let _ = writeln!(
-            out,
-            "ucm_rows_total{{pipeline=\"{p}\",action=\"{action}\"}} {n}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP ucm_fetch_bytes_total Bytes the fetch stage downloaded."
-    );
-    let _ = writeln!(out, "# TYPE ucm_fetch_bytes_total counter");
-    for (p, n) in &c.fetch_bytes {
-        let _ = writeln!(out, "ucm_fetch_bytes_total{{pipeline=\"{p}\"}} {n}");
-    }
-    let _ = writeln!(
-        out,
-        "# HELP ucm_run_duration_seconds How long the service's runs took."
-    );
-    let _ = writeln!(out, "# TYPE ucm_run_duration_seconds histogram");
-    for (p, h) in &c.durations {
-        for (bound, n) in super::DURATION_BUCKETS.iter().zip(h.buckets) {
-            let _ = writeln!(
-                out,
-                "ucm_run_duration_seconds_bucket{{pipeline=\"{p}\",le=\"{bound}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "ucm_run_duration_seconds_bucket{{pipeline=\"{p}\",le=\"+Inf\"}} {}",
-            h.count
-        );
-        let _ = writeln!(
-            out,
-            "ucm_run_duration_seconds_sum{{pipeline=\"{p}\"}} {:.3}",
-            h.sum
-        );
-        let _ = writeln!(
-            out,
-            "ucm_run_duration_seconds_count{{pipeline=\"{p}\"}} {}",
-            h.count
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP ucm_contacts Rows of the merged table by origin."
-    );
-    let _ = writeln!(out, "# TYPE ucm_contacts gauge");
-    for (p, by_origin) in &contacts {
-        for (origin, n) in by_origin {
-            let _ = writeln!(
-                out,
-                "ucm_contacts{{pipeline=\"{p}\",origin=\"{origin}\"}} {n}"
-            );
-        }
-    }
-    drop(c);
-    if let Some(cluster) = &service.cluster {
-        write_cluster_metrics(&mut out, cluster);
-    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        out,
+        super::metrics::render(&service).await,
     )
         .into_response()
-}
-
-fn write_cluster_metrics(out: &mut String, cluster: &super::cluster::Cluster) {
-    let node = &cluster.node;
-    let mut line = |text: String| {
-        out.push_str(&text);
-        out.push('\n');
-    };
-    line(
-        "# HELP ucm_cluster_profile_sync Whether profile synchronisation is on (1) or off (0)."
-            .into(),
-    );
-    line("# TYPE ucm_cluster_profile_sync gauge".into());
-    line(format!(
-        "ucm_cluster_profile_sync{{node=\"{node}\"}} {}",
-        u8::from(cluster.profile_sync)
-    ));
-    let peers = cluster.peer_snapshot();
-    line("# HELP ucm_cluster_outbox_depth Changes not yet delivered to the peer.".into());
-    line("# TYPE ucm_cluster_outbox_depth gauge".into());
-    for p in &peers {
-        line(format!(
-            "ucm_cluster_outbox_depth{{peer=\"{}\"}} {}",
-            p.url, p.outbox_depth
-        ));
-    }
-    line(
-        "# HELP ucm_cluster_peer_reachable Whether the last request to the peer succeeded.".into(),
-    );
-    line("# TYPE ucm_cluster_peer_reachable gauge".into());
-    for p in &peers {
-        line(format!(
-            "ucm_cluster_peer_reachable{{peer=\"{}\"}} {}",
-            p.url,
-            u8::from(p.reachable)
-        ));
-    }
-    line("# HELP ucm_cluster_sync_failures_total Failed requests to the peer.".into());
-    line("# TYPE ucm_cluster_sync_failures_total counter".into());
-    for p in &peers {
-        line(format!(
-            "ucm_cluster_sync_failures_total{{peer=\"{}\"}} {}",
-            p.url, p.failures
-        ));
-    }
-    line(
-        "# HELP ucm_cluster_last_sync_timestamp_seconds When a request to the peer last succeeded."
-            .into(),
-    );
-    line("# TYPE ucm_cluster_last_sync_timestamp_seconds gauge".into());
-    for p in &peers {
-        if let Some(t) = p
-            .last_success
-            .as_deref()
-            .and_then(|t| t.parse::<Timestamp>().ok())
-        {
-            line(format!(
-                "ucm_cluster_last_sync_timestamp_seconds{{peer=\"{}\"}} {:.3}",
-                p.url,
-                t.as_millisecond() as f64 / 1000.0
-            ));
-        }
-    }
-    line("# HELP ucm_cluster_received_total Changes received from peers, by kind.".into());
-    line("# TYPE ucm_cluster_received_total counter".into());
-    for kind in ["status", "profile"] {
-        let n = cluster
-            .received
-            .lock()
-            .expect("no poisoning")
-            .get(kind)
-            .copied()
-            .unwrap_or(0);
-        line(format!("ucm_cluster_received_total{{kind=\"{kind}\"}} {n}"));
-    }
-    line("# HELP ucm_cluster_refused_total Peer requests refused, by reason.".into());
-    line("# TYPE ucm_cluster_refused_total counter".into());
-    for reason in ["signature", "profile_sync_off"] {
-        let n = cluster
-            .refused
-            .lock()
-            .expect("no poisoning")
-            .get(reason)
-            .copied()
-            .unwrap_or(0);
-        line(format!(
-            "ucm_cluster_refused_total{{reason=\"{reason}\"}} {n}"
-        ));
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case() {
+        let headers = |value: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, value.parse().unwrap());
+            h
+        };
+        assert_eq!(bearer(&headers("Bearer abc")), Some("abc"));
+        assert_eq!(bearer(&headers("bearer abc")), Some("abc"));
+        assert_eq!(bearer(&headers("BEARER   abc ")), Some("abc"));
+        assert_eq!(bearer(&headers("Basic abc")), None);
+        assert_eq!(bearer(&headers("Bearer ")), None);
+        assert_eq!(bearer(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn log_lines_show_control_characters_escaped_and_long_names_cut() {
+        assert_eq!(printable("adm\nin\u{1b}[31m", 64), "adm\\u{a}in\\u{1b}[31m");
+        assert_eq!(
+            printable(&"x".repeat(70), 64),
+            format!("{}…", "x".repeat(64))
+        );
+    }
+
+    #[test]
+    fn a_report_without_a_login_keeps_only_its_public_fields() {
+        let report = json!({
+            "run_id": 3, "pipeline": "p", "status": "failed", "source": "http://u:pw@h/x.xml",
+            "error": "cannot connect to db.internal", "changes": [{"key": "a@b"}], "inserted": 1,
+        });
+        let shown = shown_report(report.clone(), false);
+        assert_eq!(
+            shown,
+            json!({"run_id": 3, "pipeline": "p", "status": "failed", "inserted": 1})
+        );
+        assert_eq!(shown_report(report.clone(), true), report);
+    }
 
     #[test]
     fn secrets_are_equal_only_when_every_byte_is() {

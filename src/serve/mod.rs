@@ -7,10 +7,14 @@
 
 pub mod cluster;
 pub mod config;
+pub mod connections;
 pub mod http;
+pub mod limits;
 mod live;
+pub mod metrics;
 pub mod objects;
 mod page;
+pub mod throttle;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -62,7 +66,7 @@ pub struct Pipeline {
     pub path: PathBuf,
     pub loaded: Result<Loaded, String>,
     /// Held while one of the pipeline's runs is going.
-    pub busy: tokio::sync::Mutex<()>,
+    pub busy: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A pipeline whose config, schema and database were all loaded.
@@ -73,51 +77,14 @@ pub struct Loaded {
     pub schedules: Vec<StageSchedule>,
 }
 
-/// What the service counts since it started (for `/metrics`).
-#[derive(Default)]
-pub struct Counters {
-    /// (pipeline, status) → runs.
-    pub runs: BTreeMap<(String, String), u64>,
-    /// (pipeline, inserted|updated|deleted) → rows.
-    pub rows: BTreeMap<(String, &'static str), u64>,
-    /// pipeline → bytes downloaded by the fetch stage.
-    pub fetch_bytes: BTreeMap<String, u64>,
-    /// pipeline → last successful run (unix seconds).
-    pub last_success: BTreeMap<String, f64>,
-    /// pipeline → run durations.
-    pub durations: BTreeMap<String, Histogram>,
-}
-
-/// Upper bounds of the run duration histogram, in seconds.
-pub const DURATION_BUCKETS: [f64; 9] = [0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0];
-
-/// Run durations counted into [`DURATION_BUCKETS`] (cumulative, as Prometheus wants them).
-#[derive(Default)]
-pub struct Histogram {
-    pub buckets: [u64; DURATION_BUCKETS.len()],
-    pub count: u64,
-    pub sum: f64,
-}
-
-impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        for (bucket, bound) in self.buckets.iter_mut().zip(DURATION_BUCKETS) {
-            if seconds <= bound {
-                *bucket += 1;
-            }
-        }
-        self.count += 1;
-        self.sum += seconds;
-    }
-}
-
 /// Everything the HTTP handlers and the scheduler share.
 pub struct Service {
     pub pipelines: Vec<Arc<Pipeline>>,
     pub clock: Clock,
     pub auth: config::ResolvedAuth,
     pub sessions: Mutex<BTreeMap<String, Timestamp>>,
-    pub counters: Mutex<Counters>,
+    /// What the service counted since it started (for `/metrics`).
+    pub metrics: metrics::RunMetrics,
     pub host: String,
     /// Runs started by the schedules, awaited at shutdown.
     in_flight: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -132,6 +99,12 @@ pub struct Service {
     pub events: tokio::sync::broadcast::Sender<live::Change>,
     /// The pair this node belongs to, if any.
     pub cluster: Option<Arc<cluster::Cluster>>,
+    /// What clients may cost: timeouts, sizes, counts, rates.
+    pub limits: limits::Limits,
+    /// Login attempts per client address and per user.
+    pub login_throttle: throttle::LoginThrottle,
+    /// Open and shed connections, for `/metrics`.
+    pub connections: Arc<connections::ConnectionStats>,
 }
 
 impl Service {
@@ -161,19 +134,37 @@ impl Service {
             if let Err(e) = &loaded {
                 tracing::error!(pipeline = %name, "cannot load {}: {e}", path.display());
             }
+            if let Some(other) = pipelines.iter().find(|p: &&Arc<Pipeline>| p.name == name) {
+                // One name, one pipeline: the name keys its runs, metrics, API routes and
+                // its staged source in data_dir (two would delete each other's copy).
+                return Err(format!(
+                    "{} and {} are both pipeline \"{name}\": give each pipeline its own name",
+                    other.path.display(),
+                    path.display()
+                ));
+            }
             pipelines.push(Arc::new(Pipeline {
                 name,
                 path,
                 loaded,
-                busy: tokio::sync::Mutex::new(()),
+                busy: Arc::new(tokio::sync::Mutex::new(())),
             }));
         }
+        config.limits.check()?;
+        let auth = config.auth.resolve()?;
+        let login_throttle = throttle::LoginThrottle::new(
+            &config.limits,
+            auth.login.as_ref().map(|(user, _)| user.as_str()),
+        );
         Ok(Service {
             pipelines,
             clock,
-            auth: config.auth.resolve()?,
+            auth,
+            limits: config.limits.clone(),
+            login_throttle,
+            connections: Arc::default(),
             sessions: Mutex::new(BTreeMap::new()),
-            counters: Mutex::new(Counters::default()),
+            metrics: metrics::RunMetrics::default(),
             versions: objects::Versions::new(&node),
             cluster,
             host,
@@ -220,34 +211,61 @@ impl Service {
         self.pipelines.iter().find(|p| p.name == name)
     }
 
+    /// Starts a run of `pipeline` (fetch, then merge) now, on a task of its own: it is
+    /// recorded and counted whatever happens to whoever asked for it (an HTTP client that
+    /// disconnects does not cancel it), and shutdown waits for it. The receiver gets its
+    /// report. Refused while the pipeline runs or when it is not loaded.
+    pub fn start_run(
+        self: &Arc<Self>,
+        pipeline: &Arc<Pipeline>,
+        dry_run: bool,
+    ) -> Result<tokio::sync::oneshot::Receiver<RunReport>, StartRefused> {
+        if pipeline.loaded.is_err() {
+            return Err(StartRefused::NotLoaded);
+        }
+        let running = Arc::clone(&pipeline.busy)
+            .try_lock_owned()
+            .map_err(|_| StartRefused::Running)?;
+        let (report_tx, report_rx) = tokio::sync::oneshot::channel();
+        let (service, pipeline) = (Arc::clone(self), Arc::clone(pipeline));
+        let handle = tokio::spawn(async move {
+            let _running = running;
+            let Ok(loaded) = &pipeline.loaded else { return };
+            let options = MergeOptions {
+                dry_run,
+                force: false,
+            };
+            let outcome = stage::fetch_and_merge(
+                &loaded.store,
+                Arc::clone(&loaded.contract),
+                &loaded.config,
+                options,
+                Arc::new(Silent),
+                Arc::new(NoProgress),
+            )
+            .await;
+            let report = match outcome {
+                Ok(report) => report,
+                Err(e) => record_failure(loaded, "run", dry_run, e.to_string()).await,
+            };
+            service.count(&report);
+            tracing::info!(
+                pipeline = %pipeline.name,
+                status = report.status.as_str(),
+                run = report.run_id,
+                "run started over HTTP finished"
+            );
+            let _ = report_tx.send(report);
+        });
+        let mut in_flight = self.in_flight.lock().expect("no poisoning");
+        in_flight.retain(|h| !h.is_finished());
+        in_flight.push(handle);
+        Ok(report_rx)
+    }
+
     /// Counts a finished run.
     pub(crate) fn count(&self, report: &RunReport) {
-        let mut c = self.counters.lock().expect("no poisoning");
-        let p = report.pipeline.clone();
-        *c.runs
-            .entry((p.clone(), report.status.as_str().to_owned()))
-            .or_default() += 1;
-        // A dry run writes nothing.
-        if report.status != RunStatus::DryRun {
-            for (action, n) in [
-                ("inserted", report.inserted),
-                ("updated", report.updated),
-                ("deleted", report.deleted),
-            ] {
-                *c.rows.entry((p.clone(), action)).or_default() += n;
-            }
-        }
-        if let Some(fetch) = &report.fetch {
-            *c.fetch_bytes.entry(p.clone()).or_default() += fetch.bytes;
-        }
-        if report.status.is_success() && report.status != RunStatus::DryRun {
-            c.last_success
-                .insert(p.clone(), Timestamp::now().as_millisecond() as f64 / 1000.0);
-        }
-        c.durations
-            .entry(p)
-            .or_default()
-            .observe(report.duration_ms as f64 / 1000.0);
+        self.metrics.count(report);
     }
 
     /// Runs `stage` of `pipeline`. A fire never overlaps the same stage's previous run (it is
@@ -368,21 +386,33 @@ async fn run_stage(loaded: &Loaded, stage: Stage) -> RunReport {
     };
     match outcome {
         Ok(report) => report,
-        Err(e) => {
-            let mut report = RunReport::begin(
-                &config.name,
-                stage.as_str(),
-                config.source.url.as_deref().unwrap_or_default(),
-                false,
-            );
-            report.error = Some(e.to_string());
-            report.finished_at = crate::load::now();
-            if let Ok(id) = runs::record(&loaded.store, &report).await {
-                report.run_id = Some(id);
-            }
-            report
-        }
+        Err(e) => record_failure(loaded, stage.as_str(), false, e.to_string()).await,
     }
+}
+
+/// Why [`Service::start_run`] did not start a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartRefused {
+    NotLoaded,
+    Running,
+}
+
+/// Records a run of `command` that could not start or failed before it had a report.
+async fn record_failure(loaded: &Loaded, command: &str, dry_run: bool, error: String) -> RunReport {
+    let config = &loaded.config;
+    let mut report = RunReport::begin(
+        &config.name,
+        command,
+        &crate::extract::fetch::mask_url(config.source.url.as_deref().unwrap_or_default()),
+        dry_run,
+    );
+    report.error = Some(error);
+    report.finished_at = crate::load::now();
+    match runs::record(&loaded.store, &report).await {
+        Ok(id) => report.run_id = Some(id),
+        Err(e) => tracing::error!(pipeline = %config.name, "cannot record a failed run: {e}"),
+    }
+    report
 }
 
 /// Fires one stage's schedule until `stop` says so. Computes each next fire from the clock,
@@ -531,14 +561,24 @@ pub async fn serve(config: ServiceConfig) -> anyhow::Result<()> {
             "cluster"
         );
     }
-    let mut http_stop = stop_rx.clone();
+    let max_connections = connections::effective_max_connections(
+        &service.limits,
+        connections::raise_open_file_limit(),
+    );
+    tracing::info!(
+        max_connections,
+        max_connections_per_client = service.limits.max_connections_per_client,
+        header_read_timeout_secs = service.limits.header_read_timeout_secs,
+        "HTTP limits"
+    );
     let app = http::app(Arc::clone(&service));
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|stop| *stop).await;
-            })
-            .await
+    let server = tokio::spawn({
+        let (service, stop) = (Arc::clone(&service), stop_rx.clone());
+        async move {
+            let limits = service.limits.clone();
+            let stats = Arc::clone(&service.connections);
+            connections::serve(listener, app, &limits, max_connections, stats, stop).await
+        }
     });
 
     shutdown_signal().await;
@@ -574,21 +614,5 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_duration_histogram_counts_cumulatively_without_keeping_every_run() {
-        let mut h = Histogram::default();
-        for seconds in [0.05, 0.7, 0.7, 12.0, 5000.0] {
-            h.observe(seconds);
-        }
-        assert_eq!(h.buckets, [1, 1, 3, 3, 3, 4, 4, 4, 4]);
-        assert_eq!(h.count, 5);
-        assert!((h.sum - 5013.45).abs() < 1e-9);
     }
 }

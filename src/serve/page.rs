@@ -25,7 +25,13 @@ fn is_failure(status: &str) -> bool {
     matches!(status, "failed" | "refused")
 }
 
-pub async fn status_page(State(service): State<Arc<Service>>) -> Html<String> {
+/// The page. Without a login (a bearer token; the browser console comes with its own
+/// sessions) it shows statuses only: no config paths, error texts or peer errors.
+pub async fn status_page(
+    State(service): State<Arc<Service>>,
+    headers: axum::http::HeaderMap,
+) -> Html<String> {
+    let full = super::http::authorized(&service, &headers);
     let mut body = String::new();
     for p in &service.pipelines {
         let _ = write!(
@@ -36,16 +42,20 @@ pub async fn status_page(State(service): State<Arc<Service>>) -> Html<String> {
         let loaded = match &p.loaded {
             Ok(l) => l,
             Err(e) => {
-                let _ = write!(
-                    body,
-                    "<p class=\"failed\">not loaded ({}): {}</p></section>",
-                    escape(&p.path.display().to_string()),
-                    escape(e)
-                );
+                if full {
+                    let _ = write!(
+                        body,
+                        "<p class=\"failed\">not loaded ({}): {}</p></section>",
+                        escape(&p.path.display().to_string()),
+                        escape(e)
+                    );
+                } else {
+                    body.push_str("<p class=\"failed\">not loaded</p></section>");
+                }
                 continue;
             }
         };
-        let summary = super::http::describe(&service, p).await;
+        let summary = super::http::describe(&service, p, full).await;
         body.push_str("<table class=\"schedules\"><tr><th>stage</th><th>cron</th><th>meaning</th><th>next fire</th></tr>");
         for s in summary["schedules"].as_array().into_iter().flatten() {
             let _ = write!(
@@ -77,6 +87,7 @@ pub async fn status_page(State(service): State<Arc<Service>>) -> Html<String> {
                     last.deleted,
                     last.error
                         .as_deref()
+                        .filter(|_| full)
                         .map(|e| format!(" — <span class=\"failed\">{}</span>", escape(e)))
                         .unwrap_or_default()
                 );
@@ -88,7 +99,7 @@ pub async fn status_page(State(service): State<Arc<Service>>) -> Html<String> {
         }
         let mut oldest_first = history.clone();
         oldest_first.reverse();
-        body.push_str(&chart(&p.name, &oldest_first));
+        body.push_str(&chart(&p.name, &oldest_first, full));
         let failures: Vec<&RunRecord> = history.iter().filter(|r| is_failure(&r.status)).collect();
         if !failures.is_empty() {
             body.push_str("<ul class=\"failures\">");
@@ -100,7 +111,11 @@ pub async fn status_page(State(service): State<Arc<Service>>) -> Html<String> {
                     escape(&r.command),
                     escape(&r.status),
                     escape(&r.started_at),
-                    escape(r.error.as_deref().unwrap_or("no reason recorded"))
+                    if full {
+                        escape(r.error.as_deref().unwrap_or("no reason recorded"))
+                    } else {
+                        "log in to see the reason".into()
+                    }
                 );
             }
             body.push_str("</ul>");
@@ -108,7 +123,7 @@ pub async fn status_page(State(service): State<Arc<Service>>) -> Html<String> {
         body.push_str("</section>");
     }
     if let Some(cluster) = &service.cluster {
-        body.push_str(&cluster_section(cluster));
+        body.push_str(&cluster_section(cluster, full));
     }
     Html(format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -121,7 +136,7 @@ pub async fn status_page(State(service): State<Arc<Service>>) -> Html<String> {
 }
 
 /// Cluster health: the node, profile sync, each peer's reachability, outbox and last sync.
-fn cluster_section(cluster: &crate::serve::cluster::Cluster) -> String {
+fn cluster_section(cluster: &crate::serve::cluster::Cluster, full: bool) -> String {
     let mut out = format!(
         "<section class=\"cluster\" id=\"cluster\"><h2>cluster</h2><p>node {} · profile sync <b class=\"{}\">{}</b></p>\
          <table><tr><th>peer</th><th>reachable</th><th>outbox</th><th>last sync</th><th>failures</th><th>last error</th></tr>",
@@ -147,7 +162,7 @@ fn cluster_section(cluster: &crate::serve::cluster::Cluster) -> String {
             p.outbox_depth,
             escape(p.last_success.as_deref().unwrap_or("never")),
             p.failures,
-            escape(p.last_error.as_deref().unwrap_or(""))
+            escape(p.last_error.as_deref().filter(|_| full).unwrap_or(""))
         );
     }
     out.push_str("</table></section>");
@@ -164,7 +179,7 @@ svg text{font:11px system-ui,sans-serif;fill:#444}";
 /// Stacked bars of rows inserted (green), updated (blue) and deleted (orange) per run on a
 /// square-root scale, a failed run as a full-height red bar with its reason as the tooltip,
 /// and the duration as a grey line with dots.
-fn chart(pipeline: &str, runs: &[RunRecord]) -> String {
+fn chart(pipeline: &str, runs: &[RunRecord], full: bool) -> String {
     let (width, height, top, left) = (760.0_f64, 160.0_f64, 10.0_f64, 40.0_f64);
     let plot = height - top - 20.0;
     let slot = (width - left) / CHART_RUNS as f64;
@@ -174,15 +189,15 @@ fn chart(pipeline: &str, runs: &[RunRecord]) -> String {
         .iter()
         .map(|r| r.duration_ms as f64)
         .fold(1.0, f64::max);
+    let baseline = top + plot;
     let mut svg = format!(
         "<svg class=\"runs-chart\" id=\"runs-chart-{}\" width=\"{width}\" height=\"{height}\" \
          viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"last {} runs of {}\">\
-         <line x1=\"{left}\" y1=\"{0}\" x2=\"{width}\" y2=\"{0}\" stroke=\"#999\"/>",
+         <line class=\"baseline\" x1=\"{left}\" y1=\"{baseline}\" x2=\"{width}\" y2=\"{baseline}\" stroke=\"#999\"/>",
         escape(pipeline),
         runs.len(),
         escape(pipeline),
     );
-    svg = svg.replace("{0}", &format!("{}", top + plot));
     let _ = write!(
         svg,
         "<text x=\"0\" y=\"{}\">rows</text><text x=\"0\" y=\"{}\">0</text>",
@@ -204,6 +219,7 @@ fn chart(pipeline: &str, runs: &[RunRecord]) -> String {
             r.duration_ms,
             r.error
                 .as_deref()
+                .filter(|_| full)
                 .map(|e| format!(" — {e}"))
                 .unwrap_or_default()
         );
@@ -267,4 +283,51 @@ fn chart(pipeline: &str, runs: &[RunRecord]) -> String {
         max_ms as u64
     );
     svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: i64, status: &str, error: Option<&str>) -> RunRecord {
+        RunRecord {
+            id,
+            pipeline: "p".into(),
+            command: "run".into(),
+            started_at: "2026-12-02T10:00:00Z".into(),
+            finished_at: "2026-12-02T10:00:01Z".into(),
+            status: status.into(),
+            source: None,
+            source_sha256: None,
+            contacts_read: 4,
+            rejected: 0,
+            inserted: 3,
+            updated: 1,
+            deleted: 0,
+            unchanged: 0,
+            duration_ms: 120,
+            error: error.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_charts_baseline_is_drawn_at_the_bottom_of_the_plot_not_at_the_pipeline_name() {
+        let svg = chart("nightly", &[run(1, "succeeded", None)], true);
+        assert!(
+            svg.contains("class=\"baseline\" x1=\"40\" y1=\"140\" x2=\"760\" y2=\"140\""),
+            "{svg}"
+        );
+        assert!(!svg.contains("y1=\"nightly\""), "{svg}");
+    }
+
+    #[test]
+    fn a_failed_runs_reason_is_in_its_tooltip_only_with_a_login() {
+        let runs = [run(2, "failed", Some("cannot connect to db.internal:5432"))];
+        assert!(chart("p", &runs, true).contains("db.internal"));
+        let public = chart("p", &runs, false);
+        assert!(
+            !public.contains("db.internal") && public.contains("bar failed"),
+            "{public}"
+        );
+    }
 }

@@ -78,6 +78,19 @@ pub fn serve_with(
     listen: &str,
     extra: &str,
 ) -> Serve {
+    serve_in(ws, pipelines, speed, listen, extra, None)
+}
+
+/// [`serve_with`], the process started with an open-file limit of `open_files` (soft and
+/// hard, as systemd's default LimitNOFILE=1024 gives a service) when given.
+pub fn serve_in(
+    ws: &Workspace,
+    pipelines: &[&str],
+    speed: u32,
+    listen: &str,
+    extra: &str,
+    open_files: Option<u64>,
+) -> Serve {
     let list: Vec<String> = pipelines.iter().map(|p| format!("\"{p}.toml\"")).collect();
     ws.write(
         "service.toml",
@@ -87,16 +100,33 @@ pub fn serve_with(
             list.join(", ")
         ),
     );
-    let mut child = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .current_dir(ws.dir.path())
         .args(["serve", "--service", "service.toml"])
         .env("UCM_CLOCK_SPEED", speed.to_string())
         .env("UCM_TEST_ADMIN_PASSWORD", PASSWORD)
         .env("UCM_LOG", "ucm=info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    if let Some(n) = open_files {
+        use std::os::unix::process::CommandExt as _;
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: n as libc::rlim_t,
+                    rlim_max: n as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    }
+    let mut child = command.spawn().unwrap();
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let stderr = child.stderr.take().unwrap();
     let sink = std::sync::Arc::clone(&log);

@@ -1,0 +1,167 @@
+//! `[limits]` of the service config: every bound the HTTP side puts on its clients (time,
+//! size, count, rate), with the defaults operators get when they set nothing. Each one is
+//! enforced by `serve::connections` (connections and their timeouts), `serve::http`
+//! (requests, bodies) or `serve::throttle` (logins).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `[limits]`: what a client may cost the service.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Seconds a client has to send a request's headers, counted from when the connection
+    /// opens or its previous answer was sent. This is also the idle keep-alive timeout: a
+    /// connection that sends nothing for this long is closed (a slowloris, or a client that
+    /// opens connections and never speaks, costs a descriptor for at most this long).
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request body may pause between two chunks before the request is answered
+    /// 408 and the connection closed.
+    #[serde(default = "default_body_idle_timeout_secs")]
+    pub body_idle_timeout_secs: u64,
+    /// Seconds a request may take from its headers to its answer (408 after that), except a
+    /// run started over HTTP, which lasts as long as the run.
+    #[serde(default = "default_request_timeout_secs")]
+    pub request_timeout_secs: u64,
+    /// Connections open at once. Beyond it new connections are answered 503 and closed at
+    /// once (load shedding). Never more than the process's open-file limit allows (the
+    /// service raises its soft limit to the hard one at start and keeps 64 descriptors for
+    /// databases and files).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections one client address may hold at once (503 beyond it), so one client
+    /// cannot take every connection. Count a NAT or a reverse proxy as one client.
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// Requests handled at once (503 beyond it, with Retry-After). `/health` is not counted.
+    #[serde(default = "default_max_requests_in_flight")]
+    pub max_requests_in_flight: usize,
+    /// The largest request body, in bytes (413 beyond it). Bodies are small JSON documents.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// The largest request head (request line and headers), in bytes (431 beyond it).
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Login attempts one client address may make per minute (429 with Retry-After beyond
+    /// it), right or wrong.
+    #[serde(default = "default_login_attempts_per_minute")]
+    pub login_attempts_per_minute: u32,
+    /// Login attempts one user name may get per minute from all addresses together.
+    #[serde(default = "default_login_attempts_per_minute_per_user")]
+    pub login_attempts_per_minute_per_user: u32,
+}
+
+fn default_header_read_timeout_secs() -> u64 {
+    10
+}
+fn default_body_idle_timeout_secs() -> u64 {
+    10
+}
+fn default_request_timeout_secs() -> u64 {
+    60
+}
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_max_connections_per_client() -> usize {
+    64
+}
+fn default_max_requests_in_flight() -> usize {
+    256
+}
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}
+fn default_max_header_bytes() -> usize {
+    16 * 1024
+}
+fn default_login_attempts_per_minute() -> u32 {
+    10
+}
+fn default_login_attempts_per_minute_per_user() -> u32 {
+    30
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout_secs: default_header_read_timeout_secs(),
+            body_idle_timeout_secs: default_body_idle_timeout_secs(),
+            request_timeout_secs: default_request_timeout_secs(),
+            max_connections: default_max_connections(),
+            max_connections_per_client: default_max_connections_per_client(),
+            max_requests_in_flight: default_max_requests_in_flight(),
+            max_body_bytes: default_max_body_bytes(),
+            max_header_bytes: default_max_header_bytes(),
+            login_attempts_per_minute: default_login_attempts_per_minute(),
+            login_attempts_per_minute_per_user: default_login_attempts_per_minute_per_user(),
+        }
+    }
+}
+
+impl Limits {
+    /// Refuses limits that would switch a protection off or cannot work.
+    pub fn check(&self) -> Result<(), String> {
+        let positive = [
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("body_idle_timeout_secs", self.body_idle_timeout_secs),
+            ("request_timeout_secs", self.request_timeout_secs),
+            ("max_connections", self.max_connections as u64),
+            (
+                "max_connections_per_client",
+                self.max_connections_per_client as u64,
+            ),
+            ("max_requests_in_flight", self.max_requests_in_flight as u64),
+            ("max_body_bytes", self.max_body_bytes as u64),
+            (
+                "login_attempts_per_minute",
+                u64::from(self.login_attempts_per_minute),
+            ),
+            (
+                "login_attempts_per_minute_per_user",
+                u64::from(self.login_attempts_per_minute_per_user),
+            ),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("[limits] {key} = 0: it must be at least 1"));
+        }
+        if self.max_header_bytes < 1024 {
+            return Err(format!(
+                "[limits] max_header_bytes = {}: it must be at least 1024",
+                self.max_header_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs)
+    }
+    pub fn body_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_idle_timeout_secs)
+    }
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_limit_has_a_default_and_zero_is_refused() {
+        let limits: Limits = toml::from_str("").unwrap();
+        assert_eq!(limits, Limits::default());
+        assert_eq!(limits.header_read_timeout(), Duration::from_secs(10));
+        limits.check().unwrap();
+        let zero: Limits = toml::from_str("max_connections_per_client = 0").unwrap();
+        assert_eq!(
+            zero.check().unwrap_err(),
+            "[limits] max_connections_per_client = 0: it must be at least 1"
+        );
+        assert!(toml::from_str::<Limits>("max_conections = 5").is_err());
+    }
+}
