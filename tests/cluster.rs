@@ -199,20 +199,45 @@ fn with_profile_sync_off_nothing_of_profiles_is_sent_or_accepted_and_status_stil
         "{page}"
     );
 
-    // b's profile changes are refused by a, with a reason; a keeps its own.
+    // b's profile changes are refused by a, with a reason; a keeps its own. b drops them
+    // from its outbox, and its status changes behind them still reach a.
     set_profile(&b, "dir:1", "meeting");
-    eventually(10, "a to refuse b's profile change", || {
-        (metric(&a, "ucm_cluster_refused_total{reason=\"profile_sync_off\"}") > 0).then_some(())
-    });
+    set_status(&b, "dir:5", "dnd");
+    eventually(
+        10,
+        "b's status change behind its refused profile change",
+        || (state(&a, "dir:5")["presence"] == "dnd").then_some(()),
+    );
+    assert_eq!(
+        metric(&a, "ucm_cluster_refused_total{reason=\"profile_sync_off\"}"),
+        1
+    );
     assert_eq!(state(&a, "dir:1")["profile"], "away");
-    let (_, health) = get_auth(&format!("{}/api/cluster", b.base), BEARER);
+    let dropped = format!(
+        "ucm_cluster_dropped_total{{peer=\"http://127.0.0.1:{pa}\",reason=\"profile_sync_off\"}}"
+    );
+    assert_eq!(metric(&b, &dropped), 1);
+    eventually(10, "b's outbox to drain", || {
+        let (_, health) = get_auth(&format!("{}/api/cluster", b.base), BEARER);
+        (health["peers"][0]["outbox_depth"] == 0).then_some(())
+    });
     assert!(
-        health["peers"][0]["last_error"]
-            .as_str()
+        b.log
+            .lock()
             .unwrap()
             .contains("profile sync is off on node a"),
-        "{health}"
+        "{}",
+        b.log.lock().unwrap()
     );
+    // Many more status changes after more refused profile changes: all arrive.
+    for i in 0..20 {
+        set_profile(&b, "dir:1", ["office", "home"][i % 2]);
+        set_status(&b, "dir:6", ["away", "available"][i % 2]);
+    }
+    set_status(&b, "dir:6", "dnd");
+    eventually(10, "the last status change", || {
+        (state(&a, "dir:6")["presence"] == "dnd").then_some(())
+    });
 }
 
 #[test]
@@ -243,12 +268,7 @@ fn a_peer_request_without_the_secret_is_rejected_and_logged() {
         metric(&a, "ucm_cluster_refused_total{reason=\"signature\"}"),
         2
     );
-    assert!(
-        a.log
-            .lock()
-            .unwrap()
-            .contains("without a valid signature was refused")
-    );
+    assert!(a.log.lock().unwrap().contains("a cluster push was refused"));
 }
 
 #[test]
@@ -413,4 +433,257 @@ fn spawn_in(dir: &std::path::Path) -> Serve {
         base,
         log: Default::default(),
     }
+}
+
+/// A push signed with the pair's secret as node `from`, its timestamp `skew_ms` off this
+/// machine's clock: (status, answer).
+fn push(s: &Serve, from: &str, body: &str, skew_ms: i64, nonce: &str) -> (u16, Value) {
+    push_claiming(s, from, from, body, skew_ms, nonce)
+}
+
+/// [`push`] signed as node `signed_as` but claiming to come from `claimed`.
+fn push_claiming(
+    s: &Serve,
+    signed_as: &str,
+    claimed: &str,
+    body: &str,
+    skew_ms: i64,
+    nonce: &str,
+) -> (u16, Value) {
+    use hmac::{Hmac, Mac};
+    let timestamp = jiff::Timestamp::now().as_millisecond() + skew_ms;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice("shared: s3cret é".as_bytes()).unwrap();
+    mac.update(format!("ucm-cluster-push-v2\n{signed_as}\n{timestamp}\n{nonce}\n").as_bytes());
+    mac.update(body.as_bytes());
+    let signature: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let (status, text) = http(
+        "POST",
+        &format!("{}/api/cluster/changes", s.base),
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Ucm-Node", claimed),
+            ("X-Ucm-Timestamp", &timestamp.to_string()),
+            ("X-Ucm-Nonce", nonce),
+            ("X-Ucm-Signature", &signature),
+        ],
+        body,
+    );
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn nonce(i: u32) -> String {
+    format!("{i:032x}")
+}
+
+/// A version `ahead_ms` ahead of this machine's clock, made by `node`.
+fn version_ahead(ahead_ms: i64, node: &str) -> String {
+    format!(
+        "{:013}.0000000.{node}",
+        jiff::Timestamp::now().as_millisecond() + ahead_ms
+    )
+}
+
+#[test]
+fn a_signed_push_cannot_be_replayed_or_sent_late() {
+    let (wa, wb) = (Workspace::new(""), Workspace::new(""));
+    let (pa, pb) = (free_port(), free_port());
+    let a = node(&wa, "a", pa, pb, true);
+    let _b = node(&wb, "b", pb, pa, true);
+    let body = format!(
+        r#"[{{"contact": "dir:1", "version": "{}", "profile": "home"}}]"#,
+        version_ahead(0, "c")
+    );
+    let (status, answer) = push(&a, "c", &body, 0, &nonce(1));
+    assert_eq!(
+        (status, &answer["applied"]),
+        (200, &Value::from(1)),
+        "{answer}"
+    );
+    // The same push again, byte for byte: refused.
+    assert_eq!(push(&a, "c", &body, 0, &nonce(1)).0, 401);
+    // Signed ten minutes ago, or ten minutes from now: refused.
+    assert_eq!(push(&a, "c", &body, -600_000, &nonce(2)).0, 401);
+    assert_eq!(push(&a, "c", &body, 600_000, &nonce(3)).0, 401);
+    assert_eq!(
+        metric(&a, "ucm_cluster_refused_total{reason=\"replay\"}"),
+        1
+    );
+    assert_eq!(metric(&a, "ucm_cluster_refused_total{reason=\"stale\"}"), 2);
+    // The signature covers the node: a push signed as one node claiming to be another.
+    assert_eq!(push_claiming(&a, "c", "d", &body, 0, &nonce(4)).0, 401);
+    assert_eq!(
+        metric(&a, "ucm_cluster_refused_total{reason=\"signature\"}"),
+        1
+    );
+}
+
+#[test]
+fn received_versions_that_are_malformed_or_too_far_ahead_are_refused_and_counted() {
+    let (wa, wb) = (Workspace::new(""), Workspace::new(""));
+    let (pa, pb) = (free_port(), free_port());
+    let a = node(&wa, "a", pa, pb, true);
+    let _b = node(&wb, "b", pb, pa, true);
+    let status = r#""status": {"registered": true, "call_state": "idle", "presence": "away"}"#;
+    let long = "9".repeat(100_000);
+    let versions = ["~", "abc", long.as_str()];
+    let mut changes: Vec<String> = versions
+        .iter()
+        .map(|v| format!(r#"{{"contact": "dir:1", "version": "{v}", {status}}}"#))
+        .collect();
+    // A peer whose clock is a day ahead.
+    changes.push(format!(
+        r#"{{"contact": "dir:2", "version": "{}", {status}}}"#,
+        version_ahead(86_400_000, "c")
+    ));
+    // And one good change in the same push: applied.
+    changes.push(format!(
+        r#"{{"contact": "dir:3", "version": "{}", {status}}}"#,
+        version_ahead(0, "c")
+    ));
+    let (code, answer) = push(&a, "c", &format!("[{}]", changes.join(",")), 0, &nonce(10));
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["applied"], 1, "{answer}");
+    let reasons: Vec<&str> = answer["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "malformed_version",
+            "malformed_version",
+            "malformed_version",
+            "clock_skew"
+        ]
+    );
+    assert!(
+        answer.to_string().len() < 5000,
+        "the long version is not echoed"
+    );
+    assert_eq!(
+        metric(
+            &a,
+            "ucm_cluster_refused_total{reason=\"malformed_version\"}"
+        ),
+        3
+    );
+    assert_eq!(
+        metric(&a, "ucm_cluster_refused_total{reason=\"clock_skew\"}"),
+        1
+    );
+    assert_eq!(state(&a, "dir:1")["status_version"], Value::Null);
+    assert_eq!(state(&a, "dir:2")["status_version"], Value::Null);
+    assert_eq!(state(&a, "dir:3")["presence"], "away");
+    // A local change after all this lands: nothing stored beats it.
+    set_status(&a, "dir:1", "dnd");
+    set_status(&a, "dir:2", "dnd");
+}
+
+#[test]
+fn changes_for_unknown_contacts_or_profiles_are_refused_with_the_reason() {
+    let (wa, wb) = (Workspace::new(""), Workspace::new(""));
+    let (pa, pb) = (free_port(), free_port());
+    let a = node(&wa, "a", pa, pb, true);
+    let _b = node(&wb, "b", pb, pa, true);
+    let v = version_ahead(0, "c");
+    let body = format!(
+        r#"[{{"contact": "dir:999999", "version": "{v}", "profile": "home"}},
+            {{"contact": "dir:1", "version": "{v}", "profile": "on-the-moon"}},
+            {{"contact": "ext:nobody@nowhere.example", "version": "{v}", "status": {{"registered": false, "call_state": "idle", "presence": "away"}}}}]"#
+    );
+    let (code, answer) = push(&a, "c", &body, 0, &nonce(20));
+    assert_eq!(code, 200, "{answer}");
+    let refused = answer["refused"].as_array().unwrap();
+    let reasons: Vec<&str> = refused
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["unknown_contact", "unknown_profile", "unknown_contact"]
+    );
+    assert!(
+        refused[1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("profile \"on-the-moon\" is not configured on node a"),
+        "{answer}"
+    );
+    // Nothing was stored, so nothing is sent again by anti-entropy.
+    let (_, sync) = http(
+        "POST",
+        &format!("{}/api/cluster/sync", a.base),
+        &[("Authorization", BEARER)],
+        "",
+    );
+    assert!(sync.contains("sent 0 changes"), "{sync}");
+}
+
+#[test]
+fn the_clock_resumes_after_the_newest_stored_version_and_a_lost_put_says_so() {
+    // Two nodes on one database; a peer c whose clock runs 200 s ahead (within the skew).
+    let (wa, wb) = (Workspace::new(""), Workspace::new(""));
+    let (pa, pb) = (free_port(), free_port());
+    let a = node(&wa, "a", pa, pb, true);
+    let ahead = version_ahead(200_000, "c");
+    let body = format!(r#"[{{"contact": "dir:1", "version": "{ahead}", "profile": "home"}}]"#);
+    assert_eq!(push(&a, "c", &body, 0, &nonce(30)).0, 200);
+    // b shares a's database and has not heard of c's version: its change loses, and says so.
+    let config = std::fs::read_to_string(wa.path("pipeline.toml")).unwrap();
+    std::fs::write(wb.path("pipeline.toml"), config).unwrap();
+    pipeline(&wb, "demo", &samples(), "0 0 1 1 ?", "0 0 1 1 ?");
+    drop(a);
+    let b = serve_with(
+        &wb,
+        &["demo"],
+        1,
+        &format!("127.0.0.1:{pb}"),
+        &cluster("b", pa, true, 3600),
+    );
+    // b started after the newest stored version: its change wins.
+    set_profile(&b, "dir:1", "meeting");
+    let version = state(&b, "dir:1")["profile_version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        version.as_str() > ahead.as_str() && version.ends_with(".b"),
+        "{version} {ahead}"
+    );
+    // A newer version arrives while b runs, stored by another node sharing the database.
+    let newer = version_ahead(250_000, "c");
+    let a = serve_with(
+        &wa,
+        &["demo"],
+        1,
+        &format!("127.0.0.1:{pa}"),
+        &cluster("a", pb, true, 3600),
+    );
+    let body = format!(r#"[{{"contact": "dir:1", "version": "{newer}", "profile": "away"}}]"#);
+    assert_eq!(push(&a, "c", &body, 0, &nonce(31)).0, 200);
+    let (code, answer) = put(
+        &format!("{}/api/contacts/dir:1/profile", b.base),
+        BEARER,
+        r#"{"profile": "office"}"#,
+    );
+    assert_eq!(code, 409, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("a newer profile change")
+            && answer["error"].as_str().unwrap().contains(&newer),
+        "{answer}"
+    );
+    assert_eq!(answer["contact"]["state"]["profile"], "away");
 }

@@ -53,6 +53,16 @@ pub struct ClusterConfig {
     /// How often this node sends its whole state to its peers (anti-entropy), in seconds.
     #[serde(default = "default_anti_entropy_secs")]
     pub anti_entropy_secs: u64,
+    /// How far a peer's clock may differ from this node's, in seconds: a push signed further
+    /// in the past or future is refused (so a captured push cannot be replayed later), and so
+    /// is a change whose version is further ahead (so a peer with a wrong clock cannot win
+    /// every conflict). Keep the nodes' clocks synchronised (NTP).
+    #[serde(default = "default_max_clock_skew_secs")]
+    pub max_clock_skew_secs: u64,
+}
+
+fn default_max_clock_skew_secs() -> u64 {
+    300
 }
 
 fn default_true() -> bool {
@@ -63,6 +73,15 @@ fn default_anti_entropy_secs() -> u64 {
 }
 
 impl ClusterConfig {
+    /// Checks the settings that can be checked without the network.
+    pub fn check(&self, node: &str) -> Result<(), String> {
+        super::version::check_node(node).map_err(|e| format!("[cluster] node: {e}"))?;
+        if self.max_clock_skew_secs == 0 {
+            return Err("[cluster] max_clock_skew_secs = 0: it must be at least 1".into());
+        }
+        Ok(())
+    }
+
     /// The shared secret, read; required.
     pub fn secret(&self) -> Result<String, String> {
         crate::config::read_secret(

@@ -585,10 +585,15 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn random_token() -> std::io::Result<String> {
+    random_hex(32)
+}
+
+/// `bytes` random bytes from the system's generator, as hex.
+pub fn random_hex(bytes: usize) -> std::io::Result<String> {
     use std::io::Read as _;
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    let mut buffer = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buffer)?;
+    Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 async fn metrics(State(service): Shared) -> Response {

@@ -16,13 +16,14 @@ use serde_json::json;
 use crate::serve::Service;
 use crate::serve::http::{authorized, error, unauthorized};
 use crate::serve::objects::{self, Status};
+use crate::serve::version::Version;
 
 /// One change, as `/api/events` sends it and nodes send each other: a status or a profile.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Change {
     pub contact: String,
-    pub version: String,
+    pub version: Version,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,8 +146,38 @@ pub async fn put_status(
         status: Some(status),
         profile: None,
     };
-    service.record(store, change).await?;
-    current(store, &id).await
+    landed(&service, store, change).await
+}
+
+/// Records a change made here and answers with the contact as stored: 200 when the change
+/// landed, 409 with the newer version that won when one was already stored (a peer's change,
+/// or a node sharing this database, got there first).
+async fn landed(service: &Service, store: &crate::load::Store, change: Change) -> Answer {
+    let id = change.contact.clone();
+    let (kind, version) = (change.kind(), change.version.clone());
+    if service.record(store, change).await? {
+        return current(store, &id).await;
+    }
+    let contact = objects::get(store, &id)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no contact {id}")))?;
+    let stored = if kind == "status" {
+        contact.state.status_version.clone()
+    } else {
+        contact.state.profile_version.clone()
+    };
+    Ok((
+        StatusCode::CONFLICT,
+        Json(json!({
+            "error": format!(
+                "not stored: a newer {kind} change (version {}) is stored; this one was {version}",
+                stored.as_deref().unwrap_or("unknown")
+            ),
+            "contact": contact,
+        })),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -179,8 +210,7 @@ pub async fn put_profile(
         status: None,
         profile: Some(wanted.profile),
     };
-    service.record(store, change).await?;
-    current(store, &id).await
+    landed(&service, store, change).await
 }
 
 /// The contact as stored now.
@@ -234,74 +264,215 @@ fn cluster(service: &Service) -> Result<&Arc<crate::serve::cluster::Cluster>, Ap
     })
 }
 
-/// `POST /api/cluster/changes`: a peer's changes, signed with the shared secret. The newer
-/// version of each wins; profile changes are refused when profile_sync is off here.
-pub async fn receive(
-    State(service): Shared,
-    headers: HeaderMap,
-    bytes: axum::body::Bytes,
-) -> Answer {
-    use crate::serve::cluster::{NODE_HEADER, SIGNATURE_HEADER};
+/// A change as a peer sends it, before it is checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReceivedChange {
+    contact: String,
+    version: String,
+    #[serde(default)]
+    status: Option<Status>,
+    #[serde(default)]
+    profile: Option<String>,
+}
+
+/// `POST /api/cluster/changes`: a peer's changes. The signature headers are checked before the
+/// body is read, the signature and nonce after; then each change on its own: refused ones
+/// are answered with their reason, the others applied (the newer version of each wins).
+pub async fn receive(State(service): Shared, request: axum::extract::Request) -> Answer {
     let cluster = cluster(&service)?;
-    let from = headers
-        .get(NODE_HEADER)
+    let refuse = |reason: &'static str, from: &str| {
+        cluster.count_refused(reason);
+        tracing::warn!(from = %crate::serve::http::printable(from, 64), reason, "a cluster push was refused");
+        ApiError(StatusCode::UNAUTHORIZED, String::new())
+    };
+    let claimed = request
+        .headers()
+        .get(crate::serve::cluster::NODE_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("an unnamed node")
         .to_owned();
-    let signed = headers
-        .get(SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|s| cluster.verify(&bytes, s));
-    if !signed {
-        cluster.count_refused("signature");
-        tracing::warn!(from = %from, "a cluster request without a valid signature was refused");
-        return Err(ApiError(StatusCode::UNAUTHORIZED, String::new()));
-    }
-    let changes: Vec<Change> = body(&bytes)?;
-    if !cluster.profile_sync && changes.iter().any(|c| c.profile.is_some()) {
-        cluster.count_refused("profile_sync_off");
-        tracing::warn!(from = %from, "profile changes refused: profile_sync is off on this node");
-        return Err(ApiError(
-            StatusCode::CONFLICT,
-            format!(
-                "profile sync is off on node {}: it accepts no profile changes",
-                cluster.node
-            ),
-        ));
-    }
+    let push = cluster
+        .check_headers(request.headers())
+        .map_err(|reason| refuse(reason, &claimed))?;
+    let bytes = axum::body::to_bytes(request.into_body(), service.limits.max_body_bytes)
+        .await
+        .map_err(|e| {
+            ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("cannot read the body: {e}"),
+            )
+        })?;
+    cluster
+        .verify(&push, &bytes)
+        .map_err(|reason| refuse(reason, &push.node))?;
+    let changes: Vec<serde_json::Value> = body(&bytes)?;
     let store = store(&service)?;
     let mut applied = 0u64;
-    for change in changes {
-        if let Some(problem) = change.status.as_ref().and_then(Status::problem) {
-            return Err(ApiError(StatusCode::BAD_REQUEST, problem));
-        }
-        service.versions.observe(&change.version);
-        cluster.count_received(change.kind());
-        let stored = crate::serve::cluster::record_local(store, &cluster.node, &change, false)
-            .await
-            .map_err(unavailable)?;
-        // Nodes sharing one database find the change already stored: their clients hear
-        // of it all the same.
-        let current = !stored
-            && objects::get(store, &change.contact)
-                .await
-                .map_err(unavailable)?
-                .is_some_and(|c| {
-                    let version = if change.status.is_some() {
-                        c.state.status_version
-                    } else {
-                        c.state.profile_version
-                    };
-                    version.as_deref() == Some(change.version.as_str())
-                });
-        if stored {
-            applied += 1;
-        }
-        if stored || current {
-            let _ = service.events.send(change);
+    let mut refused = Vec::new();
+    for value in changes {
+        match check_received(&service, cluster, store, value).await? {
+            Err(refusal) => {
+                cluster.count_refused(refusal.reason_key);
+                refused.push(refusal.change);
+            }
+            Ok(change) => {
+                service.versions.observe(&change.version);
+                cluster.count_received(change.kind());
+                if apply_received(&service, store, &cluster.node, change).await? {
+                    applied += 1;
+                }
+            }
         }
     }
-    Ok(Json(json!({ "applied": applied })).into_response())
+    if let Some(first) = refused.first() {
+        tracing::warn!(
+            from = %push.node,
+            refused = refused.len(),
+            reason = %first.reason,
+            contact = %crate::serve::http::printable(&first.contact, 80),
+            "changes from a peer were refused: {}",
+            first.detail
+        );
+    }
+    Ok(Json(crate::serve::cluster::Delivery { applied, refused }).into_response())
+}
+
+/// A received change that was refused: the counter it goes to and what the peer is told.
+struct Refusal {
+    reason_key: &'static str,
+    change: crate::serve::cluster::RefusedChange,
+}
+
+/// Checks one received change: well formed, a real version not too far ahead, a known
+/// contact, a configured profile, profile sync on here.
+async fn check_received(
+    service: &Service,
+    cluster: &crate::serve::cluster::Cluster,
+    store: &crate::load::Store,
+    value: serde_json::Value,
+) -> Result<Result<Change, Refusal>, ApiError> {
+    let text = |v: &serde_json::Value, key: &str| -> String {
+        let s = v.get(key).and_then(|s| s.as_str()).unwrap_or_default();
+        crate::serve::http::printable(s, 80)
+    };
+    let (contact, version_text) = (text(&value, "contact"), text(&value, "version"));
+    let refuse = |reason_key: &'static str, detail: String| {
+        Ok(Err(Refusal {
+            reason_key,
+            change: crate::serve::cluster::RefusedChange {
+                contact: contact.clone(),
+                version: version_text.clone(),
+                reason: reason_key.to_owned(),
+                detail,
+            },
+        }))
+    };
+    let received: ReceivedChange = match serde_json::from_value(value) {
+        Ok(r) => r,
+        Err(e) => return refuse("malformed", format!("not a change: {e}")),
+    };
+    let version = match Version::parse(&received.version) {
+        Ok(v) => v,
+        Err(e) => return refuse("malformed_version", e.to_string()),
+    };
+    let now = jiff::Timestamp::now().as_millisecond();
+    let ahead_ms = version.millis() - now;
+    if ahead_ms > cluster.max_clock_skew.as_millis() as i64 {
+        return refuse(
+            "clock_skew",
+            format!(
+                "version {version} is {} s ahead of node {}'s clock (max_clock_skew_secs = {}): check the peer's clock",
+                ahead_ms / 1000,
+                cluster.node,
+                cluster.max_clock_skew.as_secs()
+            ),
+        );
+    }
+    match (&received.status, &received.profile) {
+        (Some(status), None) => {
+            if let Some(problem) = status.problem() {
+                return refuse("malformed", problem);
+            }
+        }
+        (None, Some(profile)) => {
+            if !cluster.profile_sync {
+                return refuse(
+                    "profile_sync_off",
+                    format!(
+                        "profile sync is off on node {}: it accepts no profile changes",
+                        cluster.node
+                    ),
+                );
+            }
+            if !service.profiles.contains(profile) {
+                return refuse(
+                    "unknown_profile",
+                    format!(
+                        "profile \"{}\" is not configured on node {} (profiles: {})",
+                        crate::serve::http::printable(profile, 64),
+                        cluster.node,
+                        service.profiles.join(", ")
+                    ),
+                );
+            }
+        }
+        _ => {
+            return refuse(
+                "malformed",
+                "a change has exactly one of status and profile".into(),
+            );
+        }
+    }
+    if !objects::exists(store, &received.contact)
+        .await
+        .map_err(unavailable)?
+    {
+        return refuse(
+            "unknown_contact",
+            format!(
+                "no contact {contact} in node {}'s merged table",
+                cluster.node
+            ),
+        );
+    }
+    Ok(Ok(Change {
+        contact: received.contact,
+        version,
+        status: received.status,
+        profile: received.profile,
+    }))
+}
+
+/// Stores a checked change from a peer and tells this node's event clients. Returns whether
+/// it was stored (an older one is not).
+async fn apply_received(
+    service: &Service,
+    store: &crate::load::Store,
+    node: &str,
+    change: Change,
+) -> Result<bool, ApiError> {
+    let stored = crate::serve::cluster::record_local(store, node, &change, false)
+        .await
+        .map_err(unavailable)?;
+    // Nodes sharing one database find the change already stored: their clients hear of it
+    // all the same.
+    let current = !stored
+        && objects::get(store, &change.contact)
+            .await
+            .map_err(unavailable)?
+            .is_some_and(|c| {
+                let version = if change.status.is_some() {
+                    c.state.status_version
+                } else {
+                    c.state.profile_version
+                };
+                version == Some(change.version.to_string())
+            });
+    if stored || current {
+        let _ = service.events.send(change);
+    }
+    Ok(stored)
 }
 
 /// `GET /api/cluster`: this node, profile sync, and each peer's health.

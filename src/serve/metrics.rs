@@ -278,6 +278,16 @@ fn register_cluster(registry: &mut Registry, cluster: &super::cluster::Cluster) 
         .map(|reason| (*reason, 0))
         .collect();
     refused.extend(cluster.refused.lock().expect("no poisoning").iter());
+    let dropped = cluster.dropped.lock().expect("no poisoning").clone();
+    registry.register(
+        "ucm_cluster_dropped",
+        "Changes a peer refused, dropped from the outbox, by peer and reason",
+        counters(
+            dropped
+                .into_iter()
+                .map(|((peer, reason), n)| (vec![("peer", peer), ("reason", reason)], n)),
+        ),
+    );
     registry.register(
         "ucm_cluster_refused",
         "Peer requests or changes refused, by reason",

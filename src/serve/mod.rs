@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod objects;
 mod page;
 pub mod throttle;
+pub mod version;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -94,7 +95,7 @@ pub struct Service {
     pub profiles: Vec<String>,
     pub parameters: BTreeMap<String, String>,
     /// Versions of the changes made here.
-    pub versions: objects::Versions,
+    pub versions: version::Versions,
     /// Status and profile changes, for `/api/events`.
     pub events: tokio::sync::broadcast::Sender<live::Change>,
     /// The pair this node belongs to, if any.
@@ -151,6 +152,19 @@ impl Service {
             }));
         }
         config.limits.check()?;
+        // The clock starts after the newest version stored, so a restart never makes
+        // versions older than the ones it made before.
+        let versions = version::Versions::new(&node);
+        if let Some(store) = pipelines
+            .iter()
+            .find_map(|p: &Arc<Pipeline>| p.loaded.as_ref().ok().map(|l| &l.store))
+        {
+            match objects::newest_version(store).await {
+                Ok(Some(newest)) => versions.observe(&newest),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("cannot read the newest stored version: {e}"),
+            }
+        }
         let auth = config.auth.resolve()?;
         let login_throttle = throttle::LoginThrottle::new(
             &config.limits,
@@ -165,7 +179,7 @@ impl Service {
             connections: Arc::default(),
             sessions: Mutex::new(BTreeMap::new()),
             metrics: metrics::RunMetrics::default(),
-            versions: objects::Versions::new(&node),
+            versions,
             cluster,
             host,
             in_flight: Mutex::new(Vec::new()),
@@ -185,8 +199,13 @@ impl Service {
     }
 
     /// Stores a change made on this node and tells the event stream; with a cluster, queues it
-    /// for the peers in the same transaction (profiles only when profile_sync is on).
-    pub async fn record(&self, store: &Store, change: live::Change) -> Result<(), live::ApiError> {
+    /// for the peers in the same transaction (profiles only when profile_sync is on). Returns
+    /// whether it was stored: a newer version already stored wins.
+    pub async fn record(
+        &self,
+        store: &Store,
+        change: live::Change,
+    ) -> Result<bool, live::ApiError> {
         let send = self
             .cluster
             .as_ref()
@@ -204,7 +223,7 @@ impl Service {
             }
             let _ = self.events.send(change);
         }
-        Ok(())
+        Ok(applied)
     }
 
     pub fn pipeline(&self, name: &str) -> Option<&Arc<Pipeline>> {

@@ -6,8 +6,6 @@
 //! Every change carries a version from a hybrid logical clock ([`Versions`]); the store keeps
 //! the newest, so changes applied in any order end in the same state.
 
-use std::sync::Mutex;
-
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -83,49 +81,6 @@ pub struct Contact {
     pub site: Option<String>,
     pub department: Option<String>,
     pub state: LiveState,
-}
-
-/// Versions for changes made on this node: a hybrid logical clock, rendered as
-/// `MILLISECONDS.COUNTER.NODE` (zero-padded, so versions sort as text).
-pub struct Versions {
-    node: String,
-    last: Mutex<(u64, u32)>,
-}
-
-impl Versions {
-    pub fn new(node: &str) -> Versions {
-        Versions {
-            node: node.to_owned(),
-            last: Mutex::new((0, 0)),
-        }
-    }
-
-    /// Takes a version made elsewhere into account: later versions made here sort after it.
-    pub fn observe(&self, version: &str) {
-        let mut parts = version.splitn(3, '.');
-        let (Some(Ok(millis)), Some(Ok(counter))) = (
-            parts.next().map(str::parse::<u64>),
-            parts.next().map(str::parse::<u32>),
-        ) else {
-            return;
-        };
-        let mut last = self.last.lock().expect("no poisoning");
-        if (millis, counter) > *last {
-            *last = (millis, counter);
-        }
-    }
-
-    /// A version newer than every one this node made or saw.
-    pub fn next(&self) -> String {
-        let now = jiff::Timestamp::now().as_millisecond().max(0) as u64;
-        let mut last = self.last.lock().expect("no poisoning");
-        *last = if now > last.0 {
-            (now, 0)
-        } else {
-            (last.0, last.1 + 1)
-        };
-        format!("{:013}.{:05}.{}", last.0, last.1, self.node)
-    }
 }
 
 /// The identity of a row: `dir:ID` for directory and merged rows, `ext:KEY` otherwise.
@@ -223,12 +178,26 @@ pub async fn search(store: &Store, query: &str, limit: i64) -> Result<Vec<Contac
     })
 }
 
-/// The contact with identity `id`, with its live state.
+/// The row filter for identity `id` (one of the two unique indexes) and the value to bind:
+/// `dir:ID` is a directory or merged row, `ext:KEY` an external-only one.
+fn identity_filter(id: &str) -> Option<(&'static str, &str)> {
+    if let Some(directory_id) = id.strip_prefix("dir:") {
+        Some(("c.directory_id = $1", directory_id))
+    } else {
+        id.strip_prefix("ext:")
+            .map(|key| ("c.directory_id IS NULL AND c.match_key = $1", key))
+    }
+}
+
+/// The contact with identity `id`, with its live state: one indexed read.
 pub async fn get(store: &Store, id: &str) -> Result<Option<Contact>, LoadError> {
-    let sql = sqlx::AssertSqlSafe(select_sql(&format!("{IDENTITY_SQL} = $1")));
+    let Some((filter, value)) = identity_filter(id) else {
+        return Ok(None);
+    };
+    let sql = sqlx::AssertSqlSafe(select_sql(filter));
     on_pool!(store, |pool| {
         let row = sqlx::query(sql)
-            .bind(id)
+            .bind(value)
             .fetch_optional(pool)
             .await
             .map_err(|e| store.error(e))?;
@@ -240,23 +209,29 @@ pub async fn get(store: &Store, id: &str) -> Result<Option<Contact>, LoadError> 
 }
 
 /// The upsert of a status, kept unless a newer version is stored (any sqlx executor).
+/// Versions compare as (clock, node), see `serve::version`.
 macro_rules! status_query {
     ($id:expr, $status:expr, $version:expr) => {{
         let status: &$crate::serve::objects::Status = $status;
+        let version: &$crate::serve::version::Version = $version;
         sqlx::query(
-            "INSERT INTO contact_state (contact, registered, call_state, presence, note, status_version, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            "INSERT INTO contact_state (contact, registered, call_state, presence, note, status_version, \
+             status_clock, status_node, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (contact) DO UPDATE SET registered = excluded.registered, call_state = excluded.call_state, \
              presence = excluded.presence, note = excluded.note, status_version = excluded.status_version, \
+             status_clock = excluded.status_clock, status_node = excluded.status_node, \
              updated_at = excluded.updated_at \
-             WHERE contact_state.status_version IS NULL OR contact_state.status_version < excluded.status_version",
+             WHERE contact_state.status_clock IS NULL \
+             OR (contact_state.status_clock, contact_state.status_node) < (excluded.status_clock, excluded.status_node)",
         )
         .bind($id.to_owned())
         .bind(i64::from(status.registered))
         .bind(status.call_state.as_str())
         .bind(status.presence.as_str())
         .bind(status.note.clone())
-        .bind($version.to_owned())
+        .bind(version.to_string())
+        .bind(version.clock())
+        .bind(version.node().to_owned())
         .bind($crate::load::now())
     }};
 }
@@ -264,20 +239,60 @@ pub(crate) use status_query;
 
 /// The upsert of a profile, kept unless a newer version is stored (any sqlx executor).
 macro_rules! profile_query {
-    ($id:expr, $profile:expr, $version:expr) => {
+    ($id:expr, $profile:expr, $version:expr) => {{
+        let version: &$crate::serve::version::Version = $version;
         sqlx::query(
-            "INSERT INTO contact_state (contact, profile, profile_version, updated_at) VALUES ($1, $2, $3, $4) \
+            "INSERT INTO contact_state (contact, profile, profile_version, profile_clock, profile_node, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (contact) DO UPDATE SET profile = excluded.profile, profile_version = excluded.profile_version, \
+             profile_clock = excluded.profile_clock, profile_node = excluded.profile_node, \
              updated_at = excluded.updated_at \
-             WHERE contact_state.profile_version IS NULL OR contact_state.profile_version < excluded.profile_version",
+             WHERE contact_state.profile_clock IS NULL \
+             OR (contact_state.profile_clock, contact_state.profile_node) < (excluded.profile_clock, excluded.profile_node)",
         )
         .bind($id.to_owned())
         .bind($profile.to_owned())
-        .bind($version.to_owned())
+        .bind(version.to_string())
+        .bind(version.clock())
+        .bind(version.node().to_owned())
         .bind($crate::load::now())
-    };
+    }};
 }
 pub(crate) use profile_query;
+
+/// The newest version stored for any contact's status or profile (the clock starts after
+/// it when the service starts).
+pub async fn newest_version(
+    store: &Store,
+) -> Result<Option<crate::serve::version::Version>, LoadError> {
+    let rows: Vec<(Option<i64>, Option<String>)> = on_pool!(store, |pool| {
+        sqlx::query_as(
+        "SELECT status_clock, status_node FROM contact_state WHERE status_clock IS NOT NULL \
+         UNION ALL SELECT profile_clock, profile_node FROM contact_state WHERE profile_clock IS NOT NULL \
+         ORDER BY 1 DESC LIMIT 1"
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(|e| store.error(e))
+    })?;
+    Ok(rows.into_iter().find_map(|(clock, node)| {
+        crate::serve::version::Version::from_parts(clock?, node.as_deref()?).ok()
+    }))
+}
+
+/// Whether a contact with identity `id` is in the merged table (one indexed read).
+pub async fn exists(store: &Store, id: &str) -> Result<bool, LoadError> {
+    let Some((filter, value)) = identity_filter(id) else {
+        return Ok(false);
+    };
+    let sql = sqlx::AssertSqlSafe(format!("SELECT count(*) FROM contacts AS c WHERE {filter}"));
+    let n: i64 = on_pool!(store, |pool| sqlx::query_scalar(sql)
+        .bind(value)
+        .fetch_one(pool)
+        .await
+        .map_err(|e| store.error(e)))?;
+    Ok(n > 0)
+}
 
 impl CallState {
     pub fn as_str(self) -> &'static str {
@@ -303,17 +318,6 @@ impl Presence {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn versions_sort_as_text_in_the_order_they_were_made() {
-        let versions = Versions::new("a");
-        let made: Vec<String> = (0..1000).map(|_| versions.next()).collect();
-        let mut sorted = made.clone();
-        sorted.sort();
-        assert_eq!(made, sorted);
-        assert!(made.windows(2).all(|w| w[0] != w[1]));
-        assert!(made[0].ends_with(".a"));
-    }
 
     #[test]
     fn a_status_is_read_strictly_and_its_note_is_bounded() {
