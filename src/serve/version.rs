@@ -241,13 +241,14 @@ mod tests {
             "../../migrations/sqlite/0005_typed_versions.sql"
         ))
         .unwrap();
-        let rows: Vec<(
+        type Row = (
             Option<String>,
             Option<i64>,
             Option<String>,
             Option<String>,
             Option<i64>,
-        )> = db
+        );
+        let rows: Vec<Row> = db
             .prepare(
                 "SELECT status_version, status_clock, status_node, profile_version, profile_clock \
                  FROM contact_state ORDER BY contact",
