@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::Workspace;
 use common::service::{
     PASSWORD, eventually, generated, get_auth, http, login, pipeline, samples, serve, serve_in,
-    serve_with,
+    serve_with, wait_for,
 };
 
 /// A connection to `base` from the loopback address `source` (e.g. "127.0.0.2").
@@ -304,7 +304,7 @@ fn a_run_started_over_http_is_recorded_and_counted_when_its_client_goes_away() {
         let (_, runs) = get_auth(&format!("{}/api/runs?pipeline=demo", s.base), token);
         runs.as_array().unwrap().clone()
     };
-    // Gone at once (during the fetch), then gone after 700 ms (the merge of a second run).
+    // Gone during the fetch, then gone 700 ms into a second run (its merge).
     for (wait_ms, runs_after) in [(0, 2), (700, 4)] {
         let mut stream = connect_from(&s.base, "127.0.0.1");
         stream
@@ -313,13 +313,29 @@ fn a_run_started_over_http_is_recorded_and_counted_when_its_client_goes_away() {
                   Authorization: Bearer static-token\r\nContent-Length: 0\r\n\r\n",
             )
             .unwrap();
+        // The client goes away once the service has taken the request (a request that never
+        // reached a handler starts nothing): at once, or 700 ms later.
+        let taken = wait_for(30, || {
+            let (_, pipelines) = get_auth(&format!("{}/api/pipelines", s.base), token);
+            pipelines[0]["running"] == true || recorded().len() + 1 >= runs_after
+        });
+        assert!(taken, "the run was never started: {}", s.log.lock().unwrap());
         std::thread::sleep(Duration::from_millis(wait_ms));
         drop(stream);
         // Both stages of the run are recorded.
-        eventually(120, "the run to be recorded", || {
+        let mut last = (Vec::new(), serde_json::Value::Null);
+        let done = wait_for(120, || {
             let (_, pipelines) = get_auth(&format!("{}/api/pipelines", s.base), token);
-            (recorded().len() == runs_after && pipelines[0]["running"] == false).then_some(())
+            last = (recorded(), pipelines[0]["running"].clone());
+            last.0.len() == runs_after && last.1 == false
         });
+        assert!(
+            done,
+            "after {wait_ms} ms: {runs_after} runs expected, recorded {:?}, running {}; log:\n{}",
+            last.0,
+            last.1,
+            s.log.lock().unwrap()
+        );
     }
     let runs = recorded();
     assert!(

@@ -205,12 +205,26 @@ pub fn get_json(url: &str) -> Value {
 
 /// Polls `check` until it returns Some, for up to `secs` seconds.
 pub fn eventually<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let mut found = None;
+    let done = wait_for(secs, || {
+        found = check();
+        found.is_some()
+    });
+    assert!(done, "timed out waiting for {what}");
+    found.expect("wait_for returned true")
+}
+
+/// Polls `check` until it returns true, for up to `secs` seconds; false when it never did
+/// (for tests that say what they saw last).
+pub fn wait_for(secs: u64, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        if let Some(v) = check() {
-            return v;
+        if check() {
+            return true;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
