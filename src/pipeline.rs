@@ -166,7 +166,7 @@ fn run_in_transaction(
 ) -> Result<i64, RunFailure> {
     // What can fail without the database fails before the transaction starts: the source
     // must be readable and the CSV valid.
-    if let Err(source) = std::fs::File::open(&request.source) {
+    if let Err(source) = crate::extract::local::open_regular(&request.source) {
         return Err(ExtractError::Open {
             path: request.source.clone(),
             source,

@@ -1,7 +1,9 @@
-//! What ucm shows of a URL: every URL that is printed, logged, stored in a run report or
-//! served goes through [`mask_url`], which never echoes user-info (user names, passwords
-//! or tokens before an `@`) or the values of secret-looking query parameters, whether or
-//! not the URL parses.
+//! What ucm shows of a URL and of untrusted text: every URL that is printed, logged, stored
+//! in a run report or served goes through [`mask_url`], which never echoes user-info (user
+//! names, passwords or tokens before an `@`) or the values of secret-looking query
+//! parameters, whether or not the URL parses; text from a client or a contact that reaches
+//! a log line or a terminal goes through [`printable`], which neutralises control
+//! characters (a contact named with an escape sequence cannot repaint a terminal).
 
 /// Query parameter names (lowercase substrings) whose values are secrets.
 const SECRET_PARAMETERS: [&str; 10] = [
@@ -66,9 +68,38 @@ pub fn mask_in(text: &str, url: &str) -> String {
     text.replace(url, &mask_url(url))
 }
 
+/// `text` for a log line or a terminal: control characters shown as `\u{..}` escapes, at most `max`
+/// characters.
+pub fn printable(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_unicode().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_lines_show_control_characters_escaped_and_long_names_cut() {
+        assert_eq!(printable("adm\nin\u{1b}[31m", 64), "adm\\u{a}in\\u{1b}[31m");
+        assert_eq!(
+            printable(&"x".repeat(70), 64),
+            format!("{}…", "x".repeat(64))
+        );
+    }
 
     #[test]
     fn user_info_is_never_echoed_even_when_the_url_does_not_parse() {

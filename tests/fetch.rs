@@ -707,3 +707,61 @@ fn a_large_source_streams_to_disk_in_bounded_memory() {
     eprintln!("fetch of {} bytes: peak {peak} bytes", staged["size"]);
     assert!(peak < 40 << 20, "fetching took {peak} bytes");
 }
+
+/// Runs `ucm -c pipeline.toml ARGS` and kills it after 30 s: a source that blocks must fail
+/// the test, not hang it.
+fn ucm_within_30s(ws: &Workspace, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut child = std::process::Command::new(common::BIN)
+        .current_dir(ws.dir.path())
+        .arg("-c")
+        .arg(ws.path("pipeline.toml"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("ucm {args:?} still runs after 30 s: it blocks on its source");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[cfg(unix)]
+#[test]
+fn a_named_pipe_as_a_source_is_refused_at_once_and_changes_nothing() {
+    let (base, _, _) = start_server();
+    let ws = workspace(&format!("{base}/good.xml"), "");
+    let before = stage_good(&ws);
+    let pipe = ws.path("pipe.xml");
+    let c_path = std::ffi::CString::new(pipe.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    // Nobody ever writes to the pipe: opening or reading it would wait forever.
+    for args in [vec!["validate", "pipe.xml"], vec!["import", "pipe.xml"]] {
+        let (code, stdout, stderr) = ucm_within_30s(&ws, &args);
+        let said = format!("{stdout}{stderr}");
+        assert_eq!(code, Some(1), "{args:?}: {said}");
+        assert!(
+            said.contains("cannot open pipe.xml: not a regular file (a named pipe)"),
+            "{args:?}: {said}"
+        );
+    }
+    let url = pipe.to_str().unwrap().to_owned();
+    let report = fails_and_changes_nothing(&ws, &before, &url, "");
+    let error = report["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("not a regular file (a named pipe)"),
+        "{report}"
+    );
+    assert_eq!(ws.export(), before.1);
+}

@@ -319,7 +319,11 @@ fn a_run_started_over_http_is_recorded_and_counted_when_its_client_goes_away() {
             let (_, pipelines) = get_auth(&format!("{}/api/pipelines", s.base), token);
             pipelines[0]["running"] == true || recorded().len() + 1 >= runs_after
         });
-        assert!(taken, "the run was never started: {}", s.log.lock().unwrap());
+        assert!(
+            taken,
+            "the run was never started: {}",
+            s.log.lock().unwrap()
+        );
         std::thread::sleep(Duration::from_millis(wait_ms));
         drop(stream);
         // Both stages of the run are recorded.

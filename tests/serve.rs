@@ -502,8 +502,20 @@ fn ucm_contacts_search_and_ucm_profile_set_go_through_the_service() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("dir:3: profile away (version "));
 
+    // A note with an escape sequence (it would repaint the terminal) is shown escaped.
+    let status = r#"{"registered": true, "call_state": "idle", "presence": "away", "note": "\u001b[2Jgone"}"#;
+    let (code, _) = put(
+        &format!("{}/api/contacts/dir:3/status", s.base),
+        "Bearer static-token",
+        status,
+    );
+    assert_eq!(code, 200);
     let out = cli(&["contacts", "search", "chloé"], Some("static-token"));
     let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains('\u{1b}') && text.contains("\\u{1b}[2Jgone"),
+        "control characters are neutralised in text output: {text:?}"
+    );
     assert!(
         out.status.success(),
         "{}",

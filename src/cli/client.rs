@@ -91,7 +91,9 @@ pub async fn search(
         writeln!(out, "{}", serde_json::to_string_pretty(&found)?)?;
         return Ok(());
     }
-    let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    // Contact data is untrusted: control characters are shown escaped, never sent raw to
+    // the terminal.
+    let text = |v: &Value| crate::redact::printable(v.as_str().unwrap_or(""), 200);
     for c in found.as_array().into_iter().flatten() {
         let s = &c["state"];
         let name = format!("{} {}", text(&c["first_name"]), text(&c["last_name"]));
@@ -117,7 +119,7 @@ pub async fn search(
             s["profile"].as_str().unwrap_or("-"),
             s["note"]
                 .as_str()
-                .map(|n| format!(" — {n}"))
+                .map(|n| format!(" — {}", crate::redact::printable(n, 200)))
                 .unwrap_or_default()
         )?;
     }

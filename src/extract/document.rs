@@ -61,7 +61,7 @@ pub struct Document {
 
 impl Document {
     pub fn open(path: &Path) -> std::io::Result<Document> {
-        let file = std::fs::File::open(path)?;
+        let file = super::local::open_regular(path)?;
         let len = file.metadata()?.len();
         // SAFETY: the file is a staged or downloaded copy (or an ad-hoc file the user names)
         // that ucm does not modify while reading; a concurrent writer could change bytes under

@@ -7,7 +7,7 @@ use std::fmt;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -169,7 +169,8 @@ pub async fn fetch(
     };
     if !is_http(url) {
         attempt.store(1, Ordering::Relaxed);
-        return copy_file(&local_path(url), dir, options, url.ends_with(".gz"))
+        return copy_local(local_path(url), dir, options, url.ends_with(".gz"))
+            .await
             .map_err(|k| fail(k, 1));
     }
     let parsed =
@@ -312,24 +313,71 @@ fn transport_error(e: &reqwest::Error, bytes: u64, url: &str) -> FetchErrorKind 
     }
 }
 
-fn copy_file(
-    path: &Path,
+/// Copies a local source (a regular file: see [`super::local`]) on a blocking thread, so the
+/// async runtime never waits on file I/O. The read timeout applies as to a download: when
+/// no byte arrives for that long (a hung network file system), the copy is abandoned and
+/// reported as timed out.
+async fn copy_local(
+    path: PathBuf,
     dir: &Path,
     options: &FetchOptions,
     gzip: bool,
 ) -> Result<Fetched, FetchErrorKind> {
-    let mut input = std::fs::File::open(path)
+    let received = Arc::new(AtomicU64::new(0));
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let mut copy = tokio::task::spawn_blocking({
+        let (dir, max_bytes) = (dir.to_owned(), options.max_bytes);
+        let (received, abandoned) = (Arc::clone(&received), Arc::clone(&abandoned));
+        move || copy_file(&path, &dir, max_bytes, gzip, &received, &abandoned)
+    });
+    let check_every = options.read_timeout.min(Duration::from_millis(250));
+    let (mut seen, mut since) = (0, tokio::time::Instant::now());
+    loop {
+        match tokio::time::timeout(check_every, &mut copy).await {
+            Ok(done) => {
+                return done
+                    .unwrap_or_else(|e| Err(FetchErrorKind::Io(format!("the copy stopped: {e}"))));
+            }
+            Err(_) => {
+                let now = received.load(Ordering::Relaxed);
+                if now != seen {
+                    (seen, since) = (now, tokio::time::Instant::now());
+                } else if since.elapsed() >= options.read_timeout {
+                    abandoned.store(true, Ordering::Relaxed);
+                    return Err(FetchErrorKind::Timeout { bytes: now });
+                }
+            }
+        }
+    }
+}
+
+fn copy_file(
+    path: &Path,
+    dir: &Path,
+    max_bytes: u64,
+    gzip: bool,
+    progress: &AtomicU64,
+    abandoned: &AtomicBool,
+) -> Result<Fetched, FetchErrorKind> {
+    let mut input = super::local::open_regular(path)
         .map_err(|e| FetchErrorKind::Io(format!("cannot open {}: {e}", path.display())))?;
-    let mut sink = Sink::new(dir, options.max_bytes, gzip)?;
+    let mut sink = Sink::new(dir, max_bytes, gzip)?;
     let mut buf = vec![0u8; 256 * 1024];
     let mut received = 0u64;
     loop {
+        if abandoned.load(Ordering::Relaxed) {
+            return Err(FetchErrorKind::Io(format!(
+                "the copy of {} was abandoned",
+                path.display()
+            )));
+        }
         let n = io::Read::read(&mut input, &mut buf)
             .map_err(|e| FetchErrorKind::Io(format!("cannot read {}: {e}", path.display())))?;
         if n == 0 {
             break;
         }
         received += n as u64;
+        progress.store(received, Ordering::Relaxed);
         sink.write(&buf[..n], received)?;
     }
     let (file, bytes) = sink.finish(received)?;

@@ -4,6 +4,7 @@
 pub mod document;
 pub mod encoding;
 pub mod fetch;
+pub mod local;
 mod plain;
 pub mod position;
 pub mod reader;

@@ -283,7 +283,7 @@ pub async fn receive(State(service): Shared, request: axum::extract::Request) ->
     let cluster = cluster(&service)?;
     let refuse = |reason: &'static str, from: &str| {
         cluster.count_refused(reason);
-        tracing::warn!(from = %crate::serve::http::printable(from, 64), reason, "a cluster push was refused");
+        tracing::warn!(from = %crate::redact::printable(from, 64), reason, "a cluster push was refused");
         ApiError(StatusCode::UNAUTHORIZED, String::new())
     };
     let claimed = request
@@ -330,7 +330,7 @@ pub async fn receive(State(service): Shared, request: axum::extract::Request) ->
             from = %push.node,
             refused = refused.len(),
             reason = %first.reason,
-            contact = %crate::serve::http::printable(&first.contact, 80),
+            contact = %crate::redact::printable(&first.contact, 80),
             "changes from a peer were refused: {}",
             first.detail
         );
@@ -354,7 +354,7 @@ async fn check_received(
 ) -> Result<Result<Change, Refusal>, ApiError> {
     let text = |v: &serde_json::Value, key: &str| -> String {
         let s = v.get(key).and_then(|s| s.as_str()).unwrap_or_default();
-        crate::serve::http::printable(s, 80)
+        crate::redact::printable(s, 80)
     };
     let (contact, version_text) = (text(&value, "contact"), text(&value, "version"));
     let refuse = |reason_key: &'static str, detail: String| {
@@ -410,7 +410,7 @@ async fn check_received(
                     "unknown_profile",
                     format!(
                         "profile \"{}\" is not configured on node {} (profiles: {})",
-                        crate::serve::http::printable(profile, 64),
+                        crate::redact::printable(profile, 64),
                         cluster.node,
                         service.profiles.join(", ")
                     ),
