@@ -3,12 +3,13 @@
 #   1. `ucm validate` against `xmllint --noout --stream --schema schemas/contacts.xsd`;
 #   2. a fresh `ucm import` (empty database) against the SQLite floor: the time SQLite itself
 #      takes to `INSERT INTO contacts SELECT * FROM` a table already holding the same merged
-#      rows, with the same schema, indexes and pragmas;
+#      rows, with the same schema, indexes and pragmas (the search indexes dropped before and
+#      built after, as a fresh ucm import does);
 #   3. a second, unchanged `ucm import` of the same file against the fresh one;
 #   4. peak resident memory (GNU time) of each ucm run;
 #   5. a fresh `ucm import` into PostgreSQL against PostgreSQL's floor: `COPY contacts FROM`
-#      of the same merged rows (psql's \copy) into an empty table with the same indexes, on
-#      the same server. The server is a throwaway one (scripts/postgres.sh), or the one
+#      of the same merged rows (psql's \copy) into an empty table with the same indexes (the
+#      search indexes built after the copy in its transaction, as ucm does), on the same server. The server is a throwaway one (scripts/postgres.sh), or the one
 #      UCM_BENCH_POSTGRES_URL names (an administrator's URL); POSTGRES=0 leaves this out.
 # For 40,000 and 1,000,000 contacts (directories of 5,000 / 100,000 entries, 30% overlap,
 # seeded), RUNS runs each (default 5: the machine is shared and noisy), medians. Exits 1 when
@@ -62,6 +63,9 @@ time_run() {
 median() { awk -v c="$2" '{print $c}' "$1" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
 
+# The search indexes a fresh import builds after loading (src/load/run.rs).
+DROP_SEARCH="DROP INDEX contacts_search_first_name; DROP INDEX contacts_search_last_name; DROP INDEX contacts_search_e_mail; DROP INDEX contacts_search_extension; DROP INDEX contacts_search_mobile;"
+
 status=0
 check() { # check DESCRIPTION OK(0/1)
   if [ "$2" = 1 ]; then printf '  %-62s ok\n' "$1"; else printf '  %-62s MISSED\n' "$1"; status=1; fi
@@ -82,14 +86,16 @@ for n in "${SIZES[@]}"; do
     time_run "$WORK/fresh.times" "$UCM" -q --db "sqlite://$db" import "$xml"
     time_run "$WORK/again.times" "$UCM" -q --db "sqlite://$db" import "$xml"
   done
-  # The floor: the same merged rows, copied by SQLite itself into the empty table.
+  # The floor: the same merged rows, copied by SQLite itself into the empty table. Like a
+  # fresh ucm import (src/load/run.rs), it loads without the search indexes and builds them
+  # afterwards by sorting (migration 0006), in the same transaction.
   floor_db=$WORK/floor-$n.db
   cp "$WORK/fresh-$n-1.db" "$floor_db"
   sqlite3 "$floor_db" "PRAGMA journal_mode=WAL; CREATE TABLE floor_source AS SELECT * FROM contacts; DELETE FROM contacts; VACUUM;" >/dev/null
   for run in $(seq "$RUNS"); do
     cp "$floor_db" "$WORK/floor-run.db"
     time_run "$WORK/floor.times" sqlite3 "$WORK/floor-run.db" \
-      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-8192; BEGIN IMMEDIATE; INSERT INTO contacts SELECT * FROM floor_source; COMMIT;"
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-8192; BEGIN IMMEDIATE; $DROP_SEARCH INSERT INTO contacts SELECT * FROM floor_source; $(cat migrations/sqlite/0006_search_indexes.sql) COMMIT;"
   done
   rm -f "$WORK"/fresh-$n-*.db* "$WORK"/floor-*.db*
 
@@ -123,7 +129,9 @@ for n in "${SIZES[@]}"; do
     for run in $(seq "$RUNS"); do
       url=$(pg_url "ucm_floor_$run")
       "$UCM" -q --db "$url" runs >/dev/null
-      time_run "$WORK/pgfloor.times" psql "$url" -X -q -c "\copy contacts FROM '$WORK/contacts.copy'"
+      psql "$url" -X -q -c "$DROP_SEARCH" >/dev/null
+      time_run "$WORK/pgfloor.times" psql "$url" -X -q -1 -c "\copy contacts FROM '$WORK/contacts.copy'" \
+        -f migrations/postgres/0006_search_indexes.sql
     done
     for run in $(seq "$RUNS"); do
       psql "$PG_ADMIN" -X -q -c "DROP DATABASE ucm_bench_$run" -c "DROP DATABASE ucm_floor_$run" >/dev/null

@@ -43,6 +43,15 @@ pub struct ExistingRows {
 }
 
 impl ExistingRows {
+    /// Directory and merged rows the table holds.
+    pub fn len(&self) -> usize {
+        self.directory_rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.directory_rows.is_empty()
+    }
+
     /// Records a directory or merged row of the table.
     pub fn insert(&mut self, directory_id: &str, row: RowState) {
         self.directory_rows.insert(

@@ -299,6 +299,13 @@ impl PgRun {
         })
     }
 
+    /// Runs `sql` (statements without results) in the run's transaction.
+    pub fn execute_batch(&mut self, sql: &'static str) -> sqlx::Result<()> {
+        self.handle
+            .clone()
+            .block_on(async { sqlx::raw_sql(sql).execute(&mut *self.tx).await.map(drop) })
+    }
+
     pub fn commit(self) -> sqlx::Result<()> {
         self.handle.block_on(self.tx.commit())
     }

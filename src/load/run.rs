@@ -64,13 +64,34 @@ impl TableRead {
             },
             TableRead::InTransaction => run.read_index(),
         }
+        .and_then(|(rows, index)| {
+            if rows.is_empty() && index.existing_rows() == 0 {
+                run.defer_search_indexes()?;
+            }
+            Ok((rows, index))
+        })
     }
 }
+
+/// The search indexes of migration 0006 (src/serve/search.rs). A run that loads an empty table
+/// drops them before its first write and builds them again, by sorting, before it commits:
+/// kept up to date row by row, their random-order inserts made a fresh import of 1,000,000
+/// contacts 4x slower (6 s -> 26 s); built at the end they cost about 5 s. Both happen inside
+/// the run's transaction: a run that fails or is killed leaves the indexes as they were.
+const DROP_SEARCH_INDEXES: &str = "DROP INDEX contacts_search_first_name; \
+     DROP INDEX contacts_search_last_name; DROP INDEX contacts_search_e_mail; \
+     DROP INDEX contacts_search_extension; DROP INDEX contacts_search_mobile;";
+const CREATE_SEARCH_INDEXES_SQLITE: &str =
+    include_str!("../../migrations/sqlite/0006_search_indexes.sql");
+const CREATE_SEARCH_INDEXES_POSTGRES: &str =
+    include_str!("../../migrations/postgres/0006_search_indexes.sql");
 
 /// An open run transaction.
 pub struct RunTransaction {
     backed: Backed,
     url: String,
+    /// The search indexes were dropped and are built before the commit.
+    search_indexes_deferred: bool,
 }
 
 /// Calls the same method on whichever backend's run, wrapping its error with the URL.
@@ -109,6 +130,7 @@ impl RunTransaction {
             Ok(backed) => Ok(RunTransaction {
                 backed,
                 url: store.url().to_owned(),
+                search_indexes_deferred: false,
             }),
             Err(BeginError::Busy { holder }) => Err(LoadError::Busy {
                 url: store.url().to_owned(),
@@ -176,7 +198,21 @@ impl RunTransaction {
         }
     }
 
-    pub fn commit(self) -> Result<(), LoadError> {
+    /// Drops the search indexes until [`RunTransaction::commit`] builds them again.
+    fn defer_search_indexes(&mut self) -> Result<(), LoadError> {
+        on_run!(self, |run| run.execute_batch(DROP_SEARCH_INDEXES))?;
+        self.search_indexes_deferred = true;
+        Ok(())
+    }
+
+    pub fn commit(mut self) -> Result<(), LoadError> {
+        if self.search_indexes_deferred {
+            let create = match self.backed {
+                Backed::Sqlite(_) => CREATE_SEARCH_INDEXES_SQLITE,
+                Backed::Postgres(_) => CREATE_SEARCH_INDEXES_POSTGRES,
+            };
+            on_run!(self, |run| run.execute_batch(create))?;
+        }
         let url = self.url;
         match self.backed {
             Backed::Sqlite(run) => run.commit().map_err(|e| run_error(&url, e)),

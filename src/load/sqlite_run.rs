@@ -310,6 +310,11 @@ impl SqliteRun {
         )
     }
 
+    /// Runs `sql` (statements without results) in the run's transaction.
+    pub fn execute_batch(&mut self, sql: &str) -> rusqlite::Result<()> {
+        self.conn.execute_batch(sql)
+    }
+
     pub fn commit(self) -> rusqlite::Result<()> {
         self.conn.execute_batch("COMMIT")
     }

@@ -98,7 +98,7 @@ pub async fn search(
         ));
     }
     let limit = q.limit.unwrap_or(20).clamp(1, 500);
-    let found = objects::search(store, &q.q, limit)
+    let found = super::search::search(store, &q.q, limit)
         .await
         .map_err(unavailable)?;
     Ok(Json(found).into_response())

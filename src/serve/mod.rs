@@ -14,6 +14,7 @@ mod live;
 pub mod metrics;
 pub mod objects;
 mod page;
+pub mod search;
 pub mod throttle;
 pub mod version;
 

@@ -1,7 +1,7 @@
 //! The UC model's live objects: each merged contact's status (registration, call state,
 //! presence, a note) and routing profile, stored in the database by the contact's identity
-//! (`dir:DIRECTORY_ID`, or `ext:MATCH_KEY` for external-only contacts), and the search over
-//! the merged directory that returns every result with its live state.
+//! (`dir:DIRECTORY_ID`, or `ext:MATCH_KEY` for external-only contacts), and reading contacts
+//! with their live state (the search itself is in [`super::search`]).
 //!
 //! Every change carries a version from a hybrid logical clock ([`Versions`]); the store keeps
 //! the newest, so changes applied in any order end in the same state.
@@ -87,25 +87,21 @@ pub struct Contact {
 const IDENTITY_SQL: &str = "CASE WHEN c.directory_id IS NOT NULL THEN 'dir:' || c.directory_id ELSE 'ext:' || c.match_key END";
 
 fn select_sql(filter: &str) -> String {
+    select_sql_from("contacts AS c", &format!("WHERE {filter}"))
+}
+
+/// The columns [`contact_of`] reads, from `from` (which names the merged table `c`) joined
+/// with the live state, then `rest` (a filter, an order).
+pub(super) fn select_sql_from(from: &str, rest: &str) -> String {
     format!(
         "SELECT {IDENTITY_SQL} AS id, c.origin, c.first_name, c.last_name, c.e_mail, c.extension, \
          c.mobile_number, c.home_number, c.fax_number, c.site, c.department, \
          s.registered, s.call_state, s.presence, s.note, s.status_version, s.profile, s.profile_version \
-         FROM contacts AS c LEFT JOIN contact_state AS s ON s.contact = {IDENTITY_SQL} \
-         WHERE {filter}"
+         FROM {from} LEFT JOIN contact_state AS s ON s.contact = {IDENTITY_SQL} {rest}"
     )
 }
 
-/// SQL for `column` with the usual separators of phone numbers removed.
-fn digits_of(column: &str) -> String {
-    let mut sql = column.to_owned();
-    for sep in [" ", "-", "+", "/", "(", ")", "."] {
-        sql = format!("replace({sql}, '{sep}', '')");
-    }
-    sql
-}
-
-fn contact_of<R: Row>(r: &R) -> Result<Contact, sqlx::Error>
+pub(super) fn contact_of<R: Row>(r: &R) -> Result<Contact, sqlx::Error>
 where
     usize: sqlx::ColumnIndex<R>,
     for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
@@ -137,44 +133,6 @@ where
             profile: r.try_get(16)?,
             profile_version: r.try_get(17)?,
         },
-    })
-}
-
-/// Contacts whose name or e-mail contains `query` (case-insensitive), or one of whose numbers
-/// contains its digits, each with its live state; at most `limit`, by identity.
-pub async fn search(store: &Store, query: &str, limit: i64) -> Result<Vec<Contact>, LoadError> {
-    let text = format!("%{}%", query.trim().to_lowercase());
-    let digits: String = query.chars().filter(char::is_ascii_digit).collect();
-    let mut filter = String::from(
-        "(lower(c.first_name) LIKE $1 OR lower(c.last_name) LIKE $1 OR lower(c.e_mail) LIKE $1 \
-         OR lower(coalesce(c.first_name, '') || ' ' || coalesce(c.last_name, '')) LIKE $1",
-    );
-    // A query without digits matches no number ($2 is then "%%").
-    for column in [
-        "c.extension",
-        "c.mobile_number",
-        "c.home_number",
-        "c.fax_number",
-    ] {
-        filter.push_str(&format!(
-            " OR ($2 <> '%%' AND {} LIKE $2)",
-            digits_of(column)
-        ));
-    }
-    filter.push_str(") ORDER BY id LIMIT $3");
-    let sql = sqlx::AssertSqlSafe(select_sql(&filter));
-    on_pool!(store, |pool| {
-        let rows = sqlx::query(sql)
-            .bind(&text)
-            .bind(format!("%{digits}%"))
-            .bind(limit)
-            .fetch_all(pool)
-            .await
-            .map_err(|e| store.error(e))?;
-        rows.iter()
-            .map(contact_of)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| store.error(e))
     })
 }
 

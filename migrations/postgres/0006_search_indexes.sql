@@ -1,0 +1,11 @@
+-- ucm schema, version 6: contact search from indexes (src/serve/search.rs). Each key a search
+-- reads is an expression index, searched as a prefix range in index order: names and e-mail
+-- lowercased (ASCII letters: the "C" collation, as SQLite's lower()), extension and mobile
+-- number with their separators removed, all compared byte by byte. The expressions must stay
+-- identical to search.rs's, or the search scans the table (a test reads the query plan). Why
+-- these and not substring search, FTS5 or trigrams: docs/decisions/0008-indexed-contact-search.md.
+CREATE INDEX contacts_search_first_name ON contacts ((lower(first_name COLLATE "C")));
+CREATE INDEX contacts_search_last_name ON contacts ((lower(last_name COLLATE "C")));
+CREATE INDEX contacts_search_e_mail ON contacts ((lower(e_mail COLLATE "C")));
+CREATE INDEX contacts_search_extension ON contacts ((replace(replace(replace(replace(replace(replace(replace(extension COLLATE "C", ' ', ''), '-', ''), '+', ''), '/', ''), '(', ''), ')', ''), '.', '')));
+CREATE INDEX contacts_search_mobile ON contacts ((replace(replace(replace(replace(replace(replace(replace(mobile_number COLLATE "C", ' ', ''), '-', ''), '+', ''), '/', ''), '(', ''), ')', ''), '.', '')));

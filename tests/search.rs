@@ -1,0 +1,102 @@
+//! Contact search over the merged directory: prefixes of names, e-mail addresses and numbers,
+//! `%` and `_` as literal characters, each contact once, and a query plan that reads indexes
+//! (never a scan of the table, at any size). Both backends.
+
+mod common;
+
+use common::{Workspace, contacts_xml};
+
+fn directory(ws: &Workspace) {
+    ws.write(
+        "d.csv",
+        "id,first_name,last_name,e_mail,extension,mobile_number\n\
+         1,Ann,Peeters,ann.peeters@example.com,2001,+32 475 11 11 11\n\
+         2,Anna,Smith,a.smith@example.com,2002,\n\
+         3,Bob,50%_Off,bob@example.com,2003,0475/22.22.22\n\
+         4,Zoë,Anners,zoe@example.com,3001,\n\
+         5,Chloé,Maes,chloe@example.com,(02) 555-0101,\n",
+    );
+    ws.ok(&["directory", "load", "d.csv"]);
+    // The merged table is written by a run: one external contact beside the directory.
+    ws.write(
+        "x.xml",
+        contacts_xml(&[&[("e_mail", "ext@partner.example"), ("last_name", "Extern")]]),
+    );
+    assert_eq!(ws.import("x.xml", &[])["status"], "succeeded");
+}
+
+/// (first name, last name) of what `query` finds, in the order found.
+fn search(ws: &Workspace, query: &str, limit: i64) -> Vec<String> {
+    let url = ws.db_url();
+    let query = query.to_owned();
+    tokio::runtime::Runtime::new().unwrap().block_on(async move {
+        let store = ucm::load::Store::open(&url).await.unwrap();
+        let found = ucm::serve::search::search(&store, &query, limit).await.unwrap();
+        store.close().await;
+        found
+            .into_iter()
+            .map(|c| format!("{} {}", c.first_name.unwrap(), c.last_name.unwrap()))
+            .collect()
+    })
+}
+
+fn plan(ws: &Workspace, query: &str) -> String {
+    let url = ws.db_url();
+    let query = query.to_owned();
+    tokio::runtime::Runtime::new().unwrap().block_on(async move {
+        let store = ucm::load::Store::open(&url).await.unwrap();
+        let plan = ucm::serve::search::search_plan(&store, &query).await.unwrap();
+        store.close().await;
+        plan
+    })
+}
+
+#[test]
+fn a_search_finds_name_e_mail_and_number_prefixes_each_contact_once() {
+    let ws = Workspace::new("");
+    directory(&ws);
+    // First names, then the last name that starts so; Ann also matches by e-mail: once.
+    assert_eq!(
+        search(&ws, "ANN", 20),
+        ["Ann Peeters", "Anna Smith", "Zoë Anners"]
+    );
+    assert_eq!(search(&ws, "pee", 20), ["Ann Peeters"]);
+    assert_eq!(search(&ws, "ann pee", 20), ["Ann Peeters"]);
+    assert_eq!(search(&ws, "a.smith@", 20), ["Anna Smith"]);
+    assert_eq!(search(&ws, "Chloé", 20), ["Chloé Maes"]);
+    // Numbers by their digits, whatever the separators on either side.
+    assert_eq!(search(&ws, "+32 475 11", 20), ["Ann Peeters"]);
+    assert_eq!(search(&ws, "0475 22", 20), ["Bob 50%_Off"]);
+    assert_eq!(search(&ws, "200", 20), ["Ann Peeters", "Anna Smith", "Bob 50%_Off"]);
+    assert_eq!(search(&ws, "02 555", 20), ["Chloé Maes"]);
+    // The limit is the number of contacts answered.
+    assert_eq!(search(&ws, "200", 2), ["Ann Peeters", "Anna Smith"]);
+    assert!(search(&ws, "nobody", 20).is_empty());
+}
+
+#[test]
+fn percent_and_underscore_in_a_query_are_literal_characters() {
+    let ws = Workspace::new("");
+    directory(&ws);
+    assert_eq!(search(&ws, "50%_", 20), ["Bob 50%_Off"]);
+    assert!(search(&ws, "%", 20).is_empty(), "% matched as a wildcard");
+    assert!(search(&ws, "_", 20).is_empty(), "_ matched as a wildcard");
+    assert!(search(&ws, "a%", 20).is_empty(), "% matched as a wildcard");
+    assert!(search(&ws, "50_%", 20).is_empty());
+}
+
+#[test]
+fn every_kind_of_search_reads_indexes_and_never_scans_the_table() {
+    let ws = Workspace::new("");
+    directory(&ws);
+    for query in ["ann", "ann pee", "a.smith@", "+32 475", "2001"] {
+        let plan = plan(&ws, query);
+        assert!(!plan.is_empty());
+        let scans = plan.lines().any(|step| {
+            (step.contains("SCAN") && step.contains("contacts") && !step.contains("INDEX"))
+                || step.contains("Seq Scan on contacts")
+        });
+        assert!(!scans, "the search for {query:?} scans the table:\n{plan}");
+        assert!(plan.contains("contacts_search_"), "{query:?}:\n{plan}");
+    }
+}
