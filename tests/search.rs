@@ -29,26 +29,34 @@ fn directory(ws: &Workspace) {
 fn search(ws: &Workspace, query: &str, limit: i64) -> Vec<String> {
     let url = ws.db_url();
     let query = query.to_owned();
-    tokio::runtime::Runtime::new().unwrap().block_on(async move {
-        let store = ucm::load::Store::open(&url).await.unwrap();
-        let found = ucm::serve::search::search(&store, &query, limit).await.unwrap();
-        store.close().await;
-        found
-            .into_iter()
-            .map(|c| format!("{} {}", c.first_name.unwrap(), c.last_name.unwrap()))
-            .collect()
-    })
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let store = ucm::load::Store::open(&url).await.unwrap();
+            let found = ucm::serve::search::search(&store, &query, limit)
+                .await
+                .unwrap();
+            store.close().await;
+            found
+                .into_iter()
+                .map(|c| format!("{} {}", c.first_name.unwrap(), c.last_name.unwrap()))
+                .collect()
+        })
 }
 
 fn plan(ws: &Workspace, query: &str) -> String {
     let url = ws.db_url();
     let query = query.to_owned();
-    tokio::runtime::Runtime::new().unwrap().block_on(async move {
-        let store = ucm::load::Store::open(&url).await.unwrap();
-        let plan = ucm::serve::search::search_plan(&store, &query).await.unwrap();
-        store.close().await;
-        plan
-    })
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            let store = ucm::load::Store::open(&url).await.unwrap();
+            let plan = ucm::serve::search::search_plan(&store, &query)
+                .await
+                .unwrap();
+            store.close().await;
+            plan
+        })
 }
 
 #[test]
@@ -67,7 +75,10 @@ fn a_search_finds_name_e_mail_and_number_prefixes_each_contact_once() {
     // Numbers by their digits, whatever the separators on either side.
     assert_eq!(search(&ws, "+32 475 11", 20), ["Ann Peeters"]);
     assert_eq!(search(&ws, "0475 22", 20), ["Bob 50%_Off"]);
-    assert_eq!(search(&ws, "200", 20), ["Ann Peeters", "Anna Smith", "Bob 50%_Off"]);
+    assert_eq!(
+        search(&ws, "200", 20),
+        ["Ann Peeters", "Anna Smith", "Bob 50%_Off"]
+    );
     assert_eq!(search(&ws, "02 555", 20), ["Chloé Maes"]);
     // The limit is the number of contacts answered.
     assert_eq!(search(&ws, "200", 2), ["Ann Peeters", "Anna Smith"]);

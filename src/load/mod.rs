@@ -91,6 +91,9 @@ pub enum Backend {
     },
 }
 
+/// Connections each store's pool opens at most (one pool per pipeline database).
+pub const POOL_CONNECTIONS: u32 = 4;
+
 /// The database holding the directory, the merged contacts and the run history.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -205,7 +208,7 @@ async fn open_sqlite(path: &str, masked: &str) -> Result<Backend, LoadError> {
         .busy_timeout(Duration::from_secs(30))
         .pragma("cache_size", "-8192");
     let pool = SqlitePoolOptions::new()
-        .max_connections(4)
+        .max_connections(POOL_CONNECTIONS)
         .connect_with(options)
         .await
         .map_err(open_error)?;
@@ -257,7 +260,7 @@ async fn open_postgres(url: &str, masked: &str) -> Result<Backend, LoadError> {
         })?;
     let _ = connection.close().await;
     let pool = PgPoolOptions::new()
-        .max_connections(4)
+        .max_connections(POOL_CONNECTIONS)
         .acquire_timeout(Duration::from_secs(30))
         .connect_lazy_with(options);
     Ok(Backend::Postgres { pool })

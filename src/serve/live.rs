@@ -98,6 +98,7 @@ pub async fn search(
         ));
     }
     let limit = q.limit.unwrap_or(20).clamp(1, 500);
+    let _lane = service.search_lane.acquire().await.map_err(unavailable)?;
     let found = super::search::search(store, &q.q, limit)
         .await
         .map_err(unavailable)?;

@@ -107,6 +107,10 @@ pub struct Service {
     pub login_throttle: throttle::LoginThrottle,
     /// Open and shed connections, for `/metrics`.
     pub connections: Arc<connections::ConnectionStats>,
+    /// Contact searches that may query the database at once: one connection of the pool
+    /// fewer than it has, so that however many clients search, the status, run and live-state
+    /// endpoints always find a connection free (the others wait here, not in the pool).
+    pub search_lane: tokio::sync::Semaphore,
 }
 
 impl Service {
@@ -188,6 +192,7 @@ impl Service {
             profiles: config.profiles.clone(),
             parameters: config.parameters.clone(),
             events: tokio::sync::broadcast::channel(1024).0,
+            search_lane: tokio::sync::Semaphore::new(crate::load::POOL_CONNECTIONS as usize - 1),
         })
     }
 

@@ -35,7 +35,9 @@ impl SearchTerms {
     pub fn of(query: &str) -> SearchTerms {
         let query: String = query.trim().chars().take(MAX_QUERY_CHARS).collect();
         let is_number = query.chars().any(|c| c.is_ascii_digit())
-            && query.chars().all(|c| c.is_ascii_digit() || NUMBER_SEPARATORS.contains(&c));
+            && query
+                .chars()
+                .all(|c| c.is_ascii_digit() || NUMBER_SEPARATORS.contains(&c));
         if is_number {
             SearchTerms {
                 text: None,
@@ -197,7 +199,10 @@ pub async fn search_plan(store: &Store, query: &str) -> Result<String, LoadError
             for value in &binds {
                 statement = statement.bind(value);
             }
-            let rows = statement.fetch_all(pool).await.map_err(|e| store.error(e))?;
+            let rows = statement
+                .fetch_all(pool)
+                .await
+                .map_err(|e| store.error(e))?;
             rows.iter()
                 .map(|r| sqlx::Row::try_get::<String, _>(r, 3))
                 .collect::<Result<_, _>>()
