@@ -89,11 +89,38 @@ fn refused_inputs_are_refused_with_a_position() {
     }
 }
 
+#[test]
+fn utf_16_without_a_byte_order_mark_is_refused_as_utf_16_not_misread() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "<?xml version=\"1.0\" encoding=\"UTF-16\"?><contacts/>";
+    for (name, bytes) in [
+        (
+            "le.xml",
+            text.encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect::<Vec<u8>>(),
+        ),
+        (
+            "be.xml",
+            text.encode_utf16().flat_map(u16::to_be_bytes).collect(),
+        ),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, bytes).unwrap();
+        let (ok, stderr) = ucm_accepts(&file);
+        assert!(!ok);
+        assert!(
+            stderr.contains(&format!("{name}:1:1: UTF-16 documents are not supported")),
+            "{stderr}"
+        );
+    }
+}
+
 /// Deterministic mutations of valid documents: byte deletions, insertions of XML-significant
 /// characters, truncations, duplicated and swapped lines, renamed tags.
 fn mutations(doc: &[u8], seed: u64, count: usize) -> Vec<Vec<u8>> {
     let mut rng = fastrand::Rng::with_seed(seed);
-    let inserts: [&[u8]; 14] = [
+    let inserts: [&[u8]; 16] = [
         b"<",
         b">",
         b"&",
@@ -108,6 +135,9 @@ fn mutations(doc: &[u8], seed: u64, count: usize) -> Vec<Vec<u8>> {
         b"\xff",
         b"]]>",
         b"&#0;",
+        // Whitespace as character references: allowed between elements, kept in values.
+        b"&#32;",
+        b"&#10;",
     ];
     let mut out = Vec::new();
     for _ in 0..count {

@@ -306,7 +306,15 @@ impl<'s, 'd> ContactReader<'s, 'd> {
     ) -> Self {
         let mut errors = Vec::new();
         let mut finished = false;
-        if base == 0 && (input.starts_with(&[0xFF, 0xFE]) || input.starts_with(&[0xFE, 0xFF])) {
+        // UTF-16 with a byte-order mark, or without one: "<?" as UTF-16 (XML 1.0, appendix F),
+        // which read as bytes looked like NULs or a broken attribute.
+        let utf16 = [
+            &[0xFF, 0xFE][..],
+            &[0xFE, 0xFF],
+            &[0x3C, 0x00, 0x3F, 0x00],
+            &[0x00, 0x3C, 0x00, 0x3F],
+        ];
+        if base == 0 && utf16.iter().any(|start| input.starts_with(start)) {
             errors.push(DocumentError {
                 file: file.to_owned(),
                 line: 1,
@@ -686,6 +694,10 @@ impl<'s, 'd> ContactReader<'s, 'd> {
                 ..
             }) => self.text.push(ch),
             Some(Frame::Skip) => {}
+            // Whitespace between elements may be written as character references (&#32;,
+            // &#10;): element-only content allows whitespace however it is written, as
+            // libxml2 does; literal whitespace is let through by text_event the same way.
+            Some(Frame::Element { .. }) if matches!(ch, ' ' | '\t' | '\n' | '\r') => {}
             Some(Frame::Element { decl, .. }) => {
                 let name = self.schema.decl(*decl).name.clone();
                 self.error_at(
