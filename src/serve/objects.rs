@@ -104,34 +104,38 @@ pub(super) fn select_sql_from(from: &str, rest: &str) -> String {
 pub(super) fn contact_of<R: Row>(r: &R) -> Result<Contact, sqlx::Error>
 where
     usize: sqlx::ColumnIndex<R>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> Option<i64>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
 {
+    contact_from(|i| r.try_get(i), |i| r.try_get(i))
+}
+
+/// A contact from the columns of [`select_sql_from`], whichever library reads them: `text`
+/// and `int` read column `i`.
+pub(super) fn contact_from<E>(
+    text: impl Fn(usize) -> Result<Option<String>, E>,
+    int: impl Fn(usize) -> Result<Option<i64>, E>,
+) -> Result<Contact, E> {
     Ok(Contact {
-        id: r.try_get(0)?,
-        origin: r.try_get(1)?,
-        first_name: r.try_get(2)?,
-        last_name: r.try_get(3)?,
-        e_mail: r.try_get(4)?,
-        extension: r.try_get(5)?,
-        mobile_number: r.try_get(6)?,
-        home_number: r.try_get(7)?,
-        fax_number: r.try_get(8)?,
-        site: r.try_get(9)?,
-        department: r.try_get(10)?,
+        id: text(0)?.unwrap_or_default(),
+        origin: text(1)?.unwrap_or_default(),
+        first_name: text(2)?,
+        last_name: text(3)?,
+        e_mail: text(4)?,
+        extension: text(5)?,
+        mobile_number: text(6)?,
+        home_number: text(7)?,
+        fax_number: text(8)?,
+        site: text(9)?,
+        department: text(10)?,
         state: LiveState {
-            registered: r.try_get::<Option<i64>, _>(11)?.unwrap_or(0) != 0,
-            call_state: r
-                .try_get::<Option<String>, _>(12)?
-                .unwrap_or_else(|| "idle".into()),
-            presence: r
-                .try_get::<Option<String>, _>(13)?
-                .unwrap_or_else(|| "offline".into()),
-            note: r.try_get(14)?,
-            status_version: r.try_get(15)?,
-            profile: r.try_get(16)?,
-            profile_version: r.try_get(17)?,
+            registered: int(11)?.unwrap_or(0) != 0,
+            call_state: text(12)?.unwrap_or_else(|| "idle".into()),
+            presence: text(13)?.unwrap_or_else(|| "offline".into()),
+            note: text(14)?,
+            status_version: text(15)?,
+            profile: text(16)?,
+            profile_version: text(17)?,
         },
     })
 }
