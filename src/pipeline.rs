@@ -217,6 +217,10 @@ fn run_in_transaction(
             // Owned here, so a failed read drops it and the waiting parser stops.
             let table_sender = table_sender;
             let table = table_read.finish(&mut run)?;
+            // An empty table is loaded without its search indexes, built before the commit.
+            if !request.dry_run && table.0.is_empty() && table.1.existing_rows() == 0 {
+                run.defer_search_indexes()?;
+            }
             tracing::debug!(
                 external = table.1.existing_rows(),
                 ms = clock.elapsed().as_millis() as u64,

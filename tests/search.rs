@@ -25,38 +25,41 @@ fn directory(ws: &Workspace) {
     assert_eq!(ws.import("x.xml", &[])["status"], "succeeded");
 }
 
+/// `work` on the workspace's database.
+fn on_store<T>(ws: &Workspace, work: impl AsyncFnOnce(&ucm::load::Store) -> T) -> T {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = ucm::load::Store::open(&ws.db_url()).await.unwrap();
+        let out = work(&store).await;
+        store.close().await;
+        out
+    })
+}
+
 /// (first name, last name) of what `query` finds, in the order found.
 fn search(ws: &Workspace, query: &str, limit: i64) -> Vec<String> {
-    let url = ws.db_url();
-    let query = query.to_owned();
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(async move {
-            let store = ucm::load::Store::open(&url).await.unwrap();
-            let found = ucm::serve::search::search(&store, &query, limit)
-                .await
-                .unwrap();
-            store.close().await;
-            found
-                .into_iter()
-                .map(|c| format!("{} {}", c.first_name.unwrap(), c.last_name.unwrap()))
-                .collect()
-        })
+    on_store(ws, async |store| {
+        let found = ucm::serve::search::search(store, query, limit)
+            .await
+            .unwrap();
+        found
+            .into_iter()
+            .map(|c| format!("{} {}", c.first_name.unwrap(), c.last_name.unwrap()))
+            .collect()
+    })
 }
 
 fn plan(ws: &Workspace, query: &str) -> String {
-    let url = ws.db_url();
-    let query = query.to_owned();
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(async move {
-            let store = ucm::load::Store::open(&url).await.unwrap();
-            let plan = ucm::serve::search::search_plan(&store, &query)
-                .await
-                .unwrap();
-            store.close().await;
-            plan
-        })
+    on_store(ws, async |store| {
+        ucm::serve::search::search_plan(store, query).await.unwrap()
+    })
+}
+
+/// Whether some step of `plan` reads the whole merged table.
+fn scans_the_table(plan: &str) -> bool {
+    plan.lines().any(|step| {
+        (step.contains("SCAN") && step.contains("contacts") && !step.contains("INDEX"))
+            || step.contains("Seq Scan on contacts")
+    })
 }
 
 #[test]
@@ -103,11 +106,35 @@ fn every_kind_of_search_reads_indexes_and_never_scans_the_table() {
     for query in ["ann", "ann pee", "a.smith@", "+32 475", "2001"] {
         let plan = plan(&ws, query);
         assert!(!plan.is_empty());
-        let scans = plan.lines().any(|step| {
-            (step.contains("SCAN") && step.contains("contacts") && !step.contains("INDEX"))
-                || step.contains("Seq Scan on contacts")
-        });
-        assert!(!scans, "the search for {query:?} scans the table:\n{plan}");
+        assert!(
+            !scans_the_table(&plan),
+            "the search for {query:?} scans the table:\n{plan}"
+        );
         assert!(plan.contains("contacts_search_"), "{query:?}:\n{plan}");
+    }
+}
+
+#[test]
+fn a_first_run_that_fails_or_only_looks_leaves_the_search_indexes_in_place() {
+    // A run into an empty table drops the search indexes and builds them before its commit;
+    // one that fails rolls the drop back with everything else, and so does a dry run.
+    let ws = Workspace::new("");
+    ws.write(
+        "bad.xml",
+        contacts_xml(&[
+            &[("e_mail", "a@x.example"), ("last_name", "Alpha")],
+            // Not in the schema: the run fails at the last contact.
+            &[("e_mail", "z@x.example"), ("nickname", "Zed")],
+        ]),
+    );
+    assert_eq!(ws.import_fails("bad.xml", &[])["status"], "failed");
+    ws.write("good.xml", contacts_xml(&[&[("e_mail", "b@x.example")]]));
+    assert_eq!(ws.import("good.xml", &["--dry-run"])["status"], "dry_run");
+    for query in ["alp", "0475"] {
+        let plan = plan(&ws, query);
+        assert!(
+            plan.contains("contacts_search_") && !scans_the_table(&plan),
+            "{query:?}: the search indexes are gone after a failed run:\n{plan}"
+        );
     }
 }

@@ -43,11 +43,7 @@ pub struct ExistingRows {
 }
 
 impl ExistingRows {
-    /// Directory and merged rows the table holds.
-    pub fn len(&self) -> usize {
-        self.directory_rows.len()
-    }
-
+    /// True when the table holds no directory or merged row.
     pub fn is_empty(&self) -> bool {
         self.directory_rows.is_empty()
     }

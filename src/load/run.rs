@@ -64,17 +64,11 @@ impl TableRead {
             },
             TableRead::InTransaction => run.read_index(),
         }
-        .and_then(|(rows, index)| {
-            if rows.is_empty() && index.existing_rows() == 0 {
-                run.defer_search_indexes()?;
-            }
-            Ok((rows, index))
-        })
     }
 }
 
-/// The search indexes of migration 0006 (src/serve/search.rs). A run that loads an empty table
-/// drops them before its first write and builds them again, by sorting, before it commits:
+/// The search indexes of migration 0006 (src/serve/search.rs). A run (not a dry run) that
+/// loads an empty table drops them before its first write and builds them again, by sorting, before it commits:
 /// kept up to date row by row, their random-order inserts made a fresh import of 1,000,000
 /// contacts 4x slower (6 s -> 26 s); built at the end they cost about 5 s. Both happen inside
 /// the run's transaction: a run that fails or is killed leaves the indexes as they were.
@@ -105,7 +99,7 @@ macro_rules! on_run {
     }};
 }
 
-fn run_error(url: &str, e: impl Into<RunError>) -> LoadError {
+pub(crate) fn run_error(url: &str, e: impl Into<RunError>) -> LoadError {
     LoadError::Run {
         url: url.to_owned(),
         source: e.into(),
@@ -198,8 +192,9 @@ impl RunTransaction {
         }
     }
 
-    /// Drops the search indexes until [`RunTransaction::commit`] builds them again.
-    fn defer_search_indexes(&mut self) -> Result<(), LoadError> {
+    /// Drops the search indexes until [`RunTransaction::commit`] builds them again: for a
+    /// run that loads an empty table (see `DROP_SEARCH_INDEXES`).
+    pub fn defer_search_indexes(&mut self) -> Result<(), LoadError> {
         on_run!(self, |run| run.execute_batch(DROP_SEARCH_INDEXES))?;
         self.search_indexes_deferred = true;
         Ok(())

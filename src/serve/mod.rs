@@ -107,9 +107,11 @@ pub struct Service {
     pub login_throttle: throttle::LoginThrottle,
     /// Open and shed connections, for `/metrics`.
     pub connections: Arc<connections::ConnectionStats>,
-    /// Contact searches that may query the database at once: one connection of the pool
-    /// fewer than it has, so that however many clients search, the status, run and live-state
-    /// endpoints always find a connection free (the others wait here, not in the pool).
+    /// Contact searches that may query the database at once: one fewer than the pool has
+    /// connections. On PostgreSQL searches share the pool, so the status, run and live-state
+    /// endpoints always find a connection free however many clients search (the others wait
+    /// here, not in the pool); on SQLite searches use read connections of their own
+    /// (`search::on_sqlite_reader`), and this bounds how many are open and busy.
     pub search_lane: tokio::sync::Semaphore,
 }
 

@@ -14,7 +14,7 @@
 //! prefixes on expression indexes rather than substring search, FTS5 or trigrams:
 //! docs/decisions/0008-indexed-contact-search.md.
 
-use crate::load::{Backend, LoadError, Store, on_pool};
+use crate::load::{Backend, LoadError, Store};
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -171,105 +171,126 @@ pub async fn search(store: &Store, query: &str, limit: i64) -> Result<Vec<Contac
     let Some((sql, binds)) = search_sql(&store.backend, &SearchTerms::of(query)) else {
         return Ok(Vec::new());
     };
-    if let Backend::Sqlite { path, .. } = &store.backend {
-        let path = path.clone();
-        return tokio::task::spawn_blocking(move || search_sqlite(&path, &sql, limit, &binds))
+    match &store.backend {
+        Backend::Sqlite { path, .. } => {
+            on_sqlite_reader(store, path, move |conn| {
+                let mut statement = conn.prepare_cached(&sql)?;
+                bind_sqlite(&mut statement, limit, &binds)?;
+                let mut rows = statement.raw_query();
+                let mut found = Vec::new();
+                while let Some(row) = rows.next()? {
+                    found.push(contact_from(|i| row.get(i), |i| row.get(i))?);
+                }
+                Ok(found)
+            })
             .await
-            .map_err(|e| store.error(sqlx::Error::Protocol(e.to_string())))?
-            .map_err(|e| store.error(sqlx::Error::Protocol(e.to_string())));
-    }
-    let sql = sqlx::AssertSqlSafe(sql);
-    on_pool!(store, |pool| {
-        let mut statement = sqlx::query(sql).bind(limit);
-        for value in &binds {
-            statement = statement.bind(value);
         }
-        let rows = statement
-            .fetch_all(pool)
-            .await
-            .map_err(|e| store.error(e))?;
-        rows.iter()
-            .map(contact_of)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| store.error(e))
-    })
+        Backend::Postgres { pool } => {
+            let rows = bind_postgres(&sql, limit, &binds)
+                .fetch_all(pool)
+                .await
+                .map_err(|e| store.error(e))?;
+            rows.iter()
+                .map(contact_of)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| store.error(e))
+        }
+    }
+}
+
+/// `sql` with the search's values bound: the limit first, then `binds`.
+fn bind_postgres<'q>(
+    sql: &str,
+    limit: i64,
+    binds: &'q [String],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let mut statement = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).bind(limit);
+    for value in binds {
+        statement = statement.bind(value);
+    }
+    statement
+}
+
+fn bind_sqlite(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    limit: i64,
+    binds: &[String],
+) -> rusqlite::Result<()> {
+    statement.raw_bind_parameter(1, limit)?;
+    for (i, value) in binds.iter().enumerate() {
+        statement.raw_bind_parameter(i + 2, value)?;
+    }
+    Ok(())
 }
 
 /// Read connections to SQLite databases for searches, each used by one blocking thread at a
 /// time (at most as many as searches run at once: the service's search lane).
 static SQLITE_READERS: Mutex<Vec<(PathBuf, rusqlite::Connection)>> = Mutex::new(Vec::new());
 
-/// A search on SQLite, on this (blocking) thread with a rusqlite connection: one hand-off
-/// from the async runtime instead of sqlx's per-connection worker thread and a channel
-/// message per row (a search under 50 clients spent about 30% of its time switching threads).
-fn search_sqlite(
+/// Runs `work` on a blocking thread with a read connection to the SQLite database at `path`
+/// (an idle one, or a new one), then keeps the connection for the next search. Searches use
+/// rusqlite on a thread of their own rather than sqlx: one hand-off from the async runtime
+/// instead of sqlx's per-connection worker thread and a channel message per row (a search
+/// under 50 clients spent about 30% of its time switching threads).
+async fn on_sqlite_reader<T: Send + 'static>(
+    store: &Store,
     path: &Path,
-    sql: &str,
-    limit: i64,
-    binds: &[String],
-) -> rusqlite::Result<Vec<Contact>> {
-    let held = {
-        let mut idle = SQLITE_READERS.lock().expect("no poisoning");
-        idle.iter()
-            .position(|(p, _)| p == path)
-            .map(|i| idle.swap_remove(i).1)
-    };
-    let conn = match held {
-        Some(conn) => conn,
-        None => {
-            let conn = rusqlite::Connection::open_with_flags(
-                path,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
-            conn.busy_timeout(Duration::from_secs(30))?;
-            conn.pragma_update(None, "cache_size", -8192)?;
-            conn
-        }
-    };
-    let found = (|| {
-        let mut statement = conn.prepare_cached(sql)?;
-        statement.raw_bind_parameter(1, limit)?;
-        for (i, value) in binds.iter().enumerate() {
-            statement.raw_bind_parameter(i + 2, value)?;
-        }
-        let mut rows = statement.raw_query();
-        let mut found = Vec::new();
-        while let Some(row) = rows.next()? {
-            found.push(contact_from(|i| row.get(i), |i| row.get(i))?);
-        }
-        Ok(found)
-    })();
-    SQLITE_READERS
-        .lock()
-        .expect("no poisoning")
-        .push((path.to_owned(), conn));
-    found
+    work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+) -> Result<T, LoadError> {
+    let path = path.to_owned();
+    let done = tokio::task::spawn_blocking(move || {
+        let idle = {
+            let mut idle = SQLITE_READERS.lock().expect("no poisoning");
+            idle.iter()
+                .position(|(p, _)| *p == path)
+                .map(|i| idle.swap_remove(i).1)
+        };
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn = rusqlite::Connection::open_with_flags(
+                    &path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.busy_timeout(Duration::from_secs(30))?;
+                conn.pragma_update(None, "cache_size", -8192)?;
+                conn
+            }
+        };
+        let done = work(&conn);
+        SQLITE_READERS
+            .lock()
+            .expect("no poisoning")
+            .push((path, conn));
+        done
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    done.map_err(|e| crate::load::run::run_error(store.url(), e))
 }
 
 /// The database's plan for searching `query`, one line a step: what a test (or an operator
-/// who doubts the indexes) reads to see that no step scans the table. On PostgreSQL the plan
-/// is made with sequential scans disabled, so that it uses an index whenever one applies,
-/// even on a table small enough to scan.
+/// who doubts the indexes) reads to see that no step scans the table. On SQLite it is planned
+/// on the connection kind searches use; on PostgreSQL with sequential scans disabled, so
+/// that it uses an index whenever one applies, even on a table small enough to scan.
 pub async fn search_plan(store: &Store, query: &str) -> Result<String, LoadError> {
     let Some((sql, binds)) = search_sql(&store.backend, &SearchTerms::of(query)) else {
         return Ok(String::new());
     };
     let lines: Vec<String> = match &store.backend {
-        Backend::Sqlite { pool, .. } => {
-            let sql = format!("EXPLAIN QUERY PLAN {sql}");
-            let mut statement = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(20_i64);
-            for value in &binds {
-                statement = statement.bind(value);
-            }
-            let rows = statement
-                .fetch_all(pool)
-                .await
-                .map_err(|e| store.error(e))?;
-            rows.iter()
-                .map(|r| sqlx::Row::try_get::<String, _>(r, 3))
-                .collect::<Result<_, _>>()
-                .map_err(|e| store.error(e))?
+        Backend::Sqlite { path, .. } => {
+            on_sqlite_reader(store, path, move |conn| {
+                let mut statement = conn.prepare_cached(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                bind_sqlite(&mut statement, 20, &binds)?;
+                let mut rows = statement.raw_query();
+                let mut lines = Vec::new();
+                while let Some(row) = rows.next()? {
+                    lines.push(row.get(3)?);
+                }
+                Ok(lines)
+            })
+            .await?
         }
         Backend::Postgres { pool } => {
             let mut tx = pool.begin().await.map_err(|e| store.error(e))?;
@@ -277,12 +298,7 @@ pub async fn search_plan(store: &Store, query: &str) -> Result<String, LoadError
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| store.error(e))?;
-            let sql = format!("EXPLAIN {sql}");
-            let mut statement = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(20_i64);
-            for value in &binds {
-                statement = statement.bind(value);
-            }
-            let rows = statement
+            let rows = bind_postgres(&format!("EXPLAIN {sql}"), 20, &binds)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(|e| store.error(e))?;
