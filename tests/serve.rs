@@ -49,11 +49,7 @@ fn an_every_minute_schedule_fires_both_stages_and_the_runs_are_served() {
     assert!(demo["schedules"][0]["next_fire_at"].is_string(), "{demo}");
     assert!(demo["last_run"]["id"].is_i64(), "{demo}");
     assert_eq!(http("GET", &format!("{}/ready", s.base), &[], "").0, 200);
-    assert!(
-        wait_for(10, || s.log.lock().unwrap().contains("next fire")),
-        "{}",
-        s.log.lock().unwrap()
-    );
+    s.log_with(&["next fire"]);
 }
 
 #[test]
@@ -283,11 +279,7 @@ fn sigterm_during_a_run_lets_it_finish_and_exits_0() {
     assert_eq!(report["status"], "succeeded");
     let rows = ws.rows().len() as u64;
     assert_eq!(rows, report["inserted"].as_u64().unwrap());
-    assert!(
-        wait_for(10, || s.log.lock().unwrap().contains("stopped")),
-        "{}",
-        s.log.lock().unwrap()
-    );
+    s.log_with(&["stopped"]);
 }
 
 #[test]
@@ -592,10 +584,5 @@ fn the_spread_offset_delays_the_fire_and_the_api_shows_the_actual_fire_time() {
         again[0]["schedules"][0]["spread_offset_secs"],
         fetch["spread_offset_secs"]
     );
-    // The log is read from the service's stderr by a thread of its own: wait for the line.
-    assert!(
-        wait_for(10, || s.log.lock().unwrap().contains("spread_offset_ms=")),
-        "{}",
-        s.log.lock().unwrap()
-    );
+    s.log_with(&["spread_offset_ms="]);
 }

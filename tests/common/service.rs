@@ -19,6 +19,24 @@ pub struct Serve {
     pub log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
+impl Serve {
+    /// The service's log once it holds every one of `needles` (waiting up to 10 s: stderr is
+    /// read by a thread of its own, so a line the service wrote may not be here yet); panics
+    /// with the log when one never comes.
+    pub fn log_with(&self, needles: &[&str]) -> String {
+        let has_all = || {
+            let log = self.log.lock().unwrap();
+            needles.iter().all(|n| log.contains(n))
+        };
+        assert!(
+            wait_for(10, has_all),
+            "the log lacks one of {needles:?}:\n{}",
+            self.log.lock().unwrap()
+        );
+        self.log.lock().unwrap().clone()
+    }
+}
+
 impl Drop for Serve {
     fn drop(&mut self) {
         let _ = self.child.kill();
