@@ -84,7 +84,9 @@ fn idle_connections_beyond_the_descriptors_are_shed_and_health_still_answers() {
         &["demo"],
         1,
         "127.0.0.1:0",
-        "[limits]\nheader_read_timeout_secs = 8\n",
+        // Long enough that the idle connections opened first are still open when the last
+        // ones arrive on a busy machine.
+        "[limits]\nheader_read_timeout_secs = 20\n",
         Some(1024),
     );
     // 1,100 connections from one client that send nothing.
@@ -98,7 +100,7 @@ fn idle_connections_beyond_the_descriptors_are_shed_and_health_still_answers() {
     let mut shed = 0;
     for mut stream in idle {
         stream
-            .set_read_timeout(Some(Duration::from_secs(15)))
+            .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
         let mut answer = Vec::new();
         stream
@@ -120,13 +122,21 @@ fn idle_connections_beyond_the_descriptors_are_shed_and_health_still_answers() {
         (status == 200).then_some(())
     });
     let (_, _, metrics) = get_from(&s.base, "127.0.0.3", "/metrics", "");
-    let shed_full: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("ucm_http_connections_shed_total{limit=\"max_connections\"} "))
-        .unwrap_or_else(|| panic!("{metrics}"))
-        .parse()
-        .unwrap();
-    assert!(shed_full >= 100.0, "{metrics}");
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {name}: {metrics}"))
+            .parse()
+            .unwrap()
+    };
+    // How many are shed depends on how many idle ones timed out while the crowd connected;
+    // that some were, and that never more than the limit were open, does not.
+    assert!(
+        value("ucm_http_connections_shed_total{limit=\"max_connections\"}") >= 1.0,
+        "{metrics}"
+    );
+    assert!(value("ucm_http_connections_open") <= 960.0, "{metrics}");
     drop(crowd);
     let log = s.log_with(&["max_connections=960"]);
     assert!(
