@@ -5,6 +5,7 @@ pub mod document;
 pub mod encoding;
 pub mod fetch;
 pub mod local;
+pub mod namespaces;
 mod plain;
 pub mod position;
 pub mod reader;

@@ -10,12 +10,11 @@ use std::fmt;
 use quick_xml::events::{BytesStart, Event};
 
 use crate::extract::encoding::{self, DecodeError, Encoding};
+use crate::extract::namespaces::{self, Scopes};
 use crate::extract::position::{LineTracker, Position};
 use crate::extract::schema::{Content, ElementId, Group, Schema, SchemaError};
 use crate::extract::syntax;
 use crate::fields::{Field, FieldValues, empty_values};
-
-const XSI_NS: &[u8] = b"http://www.w3.org/2001/XMLSchema-instance";
 
 /// Deepest element nesting accepted. The contract needs 3 levels; the limit keeps the stacks
 /// of the validator and the parser bounded on hostile input.
@@ -215,7 +214,8 @@ struct OpenRecord {
 #[derive(Clone, Debug)]
 pub struct Resume {
     pub encoding: Encoding,
-    pub xsi_prefixes: Vec<Vec<u8>>,
+    /// The namespaces the root declares.
+    pub namespaces: Scopes,
     pub root: ElementId,
     pub root_start: Position,
     /// The root's content-model state (a record was admitted at least once or may be).
@@ -241,7 +241,7 @@ pub struct ContactReader<'s, 'd> {
     root_done: bool,
     record: Option<OpenRecord>,
     text: String,
-    xsi_prefixes: Vec<Vec<u8>>,
+    namespaces: Scopes,
     errors: Vec<DocumentError>,
     max_errors: usize,
     contacts: u64,
@@ -347,7 +347,7 @@ impl<'s, 'd> ContactReader<'s, 'd> {
             root_done: false,
             record: None,
             text: String::with_capacity(256),
-            xsi_prefixes: Vec::new(),
+            namespaces: Scopes::default(),
             errors,
             max_errors: max_errors.max(1),
             contacts: 0,
@@ -355,7 +355,7 @@ impl<'s, 'd> ContactReader<'s, 'd> {
         };
         if let Some(r) = resume {
             reader.encoding = r.encoding;
-            reader.xsi_prefixes = r.xsi_prefixes.clone();
+            reader.namespaces = r.namespaces.clone();
             reader.events_seen = true;
             reader.stack.push(Frame::Element {
                 decl: r.root,
@@ -381,7 +381,7 @@ impl<'s, 'd> ContactReader<'s, 'd> {
                 },
             ] if self.record.is_none() => Some(Resume {
                 encoding: self.encoding,
-                xsi_prefixes: self.xsi_prefixes.clone(),
+                namespaces: self.namespaces.of_root(),
                 root: *decl,
                 root_start: *start,
                 root_state: (*pos, *count),
@@ -524,7 +524,7 @@ impl<'s, 'd> ContactReader<'s, 'd> {
                 if !first {
                     self.fatal(
                         at,
-                        "the XML declaration is only allowed at the very start of the document"
+                        "not well-formed XML: the XML declaration is only allowed at the very start of the document"
                             .into(),
                     );
                     return None;
@@ -566,14 +566,24 @@ impl<'s, 'd> ContactReader<'s, 'd> {
                     let t = String::from_utf8_lossy(target).into_owned();
                     self.fatal(
                         at,
-                        format!("processing instruction target \"{t}\" is not an XML name"),
+                        format!("not well-formed XML: processing instruction target \"{t}\" is not an XML name"),
+                    );
+                    return None;
+                }
+                if target.contains(&b':') {
+                    let t = String::from_utf8_lossy(target).into_owned();
+                    self.fatal(
+                        at,
+                        format!(
+                            "not well-formed XML: processing instruction target \"{t}\" has a colon, which Namespaces in XML forbid"
+                        ),
                     );
                     return None;
                 }
                 if target.eq_ignore_ascii_case(b"xml") {
                     self.fatal(
                         at,
-                        "the XML declaration is only allowed at the very start of the document"
+                        "not well-formed XML: the XML declaration is only allowed at the very start of the document"
                             .into(),
                     );
                     return None;
@@ -767,52 +777,118 @@ impl<'s, 'd> ContactReader<'s, 'd> {
         }
     }
 
-    fn check_attributes(&mut self, e: &BytesStart<'_>, at: Position) -> bool {
-        if e.attributes_raw().iter().all(|b| b.is_ascii_whitespace()) {
-            return true;
-        }
-        let element = String::from_utf8_lossy(e.name().as_ref()).into_owned();
-        for attr in e.attributes() {
-            let attr = match attr {
-                Ok(a) => a,
-                Err(err) => {
-                    self.fatal(at, format!("malformed attribute in <{element}>: {err}"));
-                    return false;
-                }
-            };
-            if encoding::check_bytes(&attr.value, self.encoding).is_err() {
-                self.fatal(at, format!("attribute value in <{element}> has bytes or characters that are not allowed"));
+    /// Checks a start tag before the schema sees it: its name, its attributes (XML 1.0) and
+    /// its namespaces (Namespaces in XML 1.0), declaring what it binds for its content. Any
+    /// of these is a well-formedness error that stops reading, reported before a schema
+    /// error on the same tag (as libxml2 does); then attributes the schema does not allow
+    /// are schema errors. Returns false after a well-formedness error.
+    fn check_start_tag(&mut self, e: &BytesStart<'_>, at: Position) -> bool {
+        let name = e.name();
+        let name = name.as_ref();
+        let raw = e.attributes_raw();
+        let plain_name = !name.contains(&b':');
+        if plain_name && raw.iter().all(|b| b.is_ascii_whitespace()) {
+            if !syntax::is_name(name) {
+                let n = String::from_utf8_lossy(name).into_owned();
+                self.fatal(
+                    at,
+                    format!("not well-formed XML: \"{n}\" is not an XML name"),
+                );
                 return false;
             }
-            let key = attr.key.as_ref();
-            if key == b"xmlns" {
-                if !attr.value.is_empty() {
-                    let ns = String::from_utf8_lossy(&attr.value).into_owned();
-                    self.error_at(
-                        at,
-                        format!("<{element}> is in namespace \"{ns}\"; the schema's elements have no namespace"),
-                    );
+            return true;
+        }
+        match self.check_names(name, raw) {
+            Ok(not_allowed) => {
+                for message in not_allowed {
+                    self.error_at(at, message);
                 }
-            } else if let Some(prefix) = key.strip_prefix(b"xmlns:") {
-                if &*attr.value == XSI_NS {
-                    self.xsi_prefixes.push(prefix.to_vec());
-                }
-            } else {
-                let allowed = key
-                    .iter()
-                    .position(|&b| b == b':')
-                    .map(|i| (&key[..i], &key[i + 1..]))
-                    .is_some_and(|(prefix, local)| {
-                        self.xsi_prefixes.iter().any(|p| p == prefix)
-                            && matches!(local, b"schemaLocation" | b"noNamespaceSchemaLocation")
-                    });
-                if !allowed {
-                    let name = String::from_utf8_lossy(key).into_owned();
-                    self.error_at(at, format!("attribute {name} is not allowed on <{element}>: the schema declares no attributes"));
-                }
+                true
+            }
+            Err(why) => {
+                let element = String::from_utf8_lossy(name).into_owned();
+                self.fatal(at, format!("not well-formed XML in <{element}>: {why}"));
+                false
             }
         }
-        true
+    }
+
+    /// The well-formedness and namespace checks of [`Self::check_start_tag`] for a tag with
+    /// attributes or a prefix; returns the schema errors (attributes not allowed).
+    fn check_names(&mut self, name: &[u8], raw: &[u8]) -> Result<Vec<String>, String> {
+        let shown = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        if !syntax::is_name(name) {
+            return Err(format!("\"{}\" is not an XML name", shown(name)));
+        }
+        let depth = self.stack.len();
+        let mut attributes = Vec::new();
+        for attr in syntax::attributes(raw)? {
+            let value = syntax::attribute_value(attr.value, self.encoding)
+                .map_err(|why| format!("attribute {}: {why}", shown(attr.name)))?;
+            if attr.name == b"xmlns" {
+                self.namespaces.declare(b"", value.as_bytes(), depth)?;
+            } else if let Some(prefix) = attr.name.strip_prefix(b"xmlns:") {
+                namespaces::split_qname(attr.name)?;
+                self.namespaces.declare(prefix, value.as_bytes(), depth)?;
+            } else {
+                attributes.push(attr.name);
+            }
+        }
+        let (prefix, _) = namespaces::split_qname(name)?;
+        if let Some(prefix) = prefix
+            && (prefix == b"xmlns" || self.namespaces.resolve(prefix).is_none())
+        {
+            return Err(format!("the prefix {} is not declared", shown(prefix)));
+        }
+        let mut expanded: Vec<(&[u8], &[u8])> = Vec::new();
+        let mut not_allowed = Vec::new();
+        for attr in attributes {
+            let (prefix, local) = namespaces::split_qname(attr)?;
+            let ns = match prefix {
+                None => &b""[..],
+                Some(p) => self
+                    .namespaces
+                    .resolve(p)
+                    .filter(|_| p != b"xmlns")
+                    .ok_or_else(|| {
+                        format!(
+                            "the prefix {} of attribute {} is not declared",
+                            shown(p),
+                            shown(attr)
+                        )
+                    })?,
+            };
+            if !ns.is_empty() && expanded.contains(&(ns, local)) {
+                return Err(format!(
+                    "attribute {} appears twice in namespace {}",
+                    shown(local),
+                    shown(ns)
+                ));
+            }
+            expanded.push((ns, local));
+            if !(ns == namespaces::XSI_NS
+                && matches!(local, b"schemaLocation" | b"noNamespaceSchemaLocation"))
+            {
+                not_allowed.push(format!(
+                    "attribute {} is not allowed on <{}>: the schema declares no attributes",
+                    shown(attr),
+                    shown(name)
+                ));
+            }
+        }
+        if let Some(ns) = self.namespaces.resolve(b"").filter(|ns| !ns.is_empty())
+            && prefix.is_none()
+        {
+            not_allowed.insert(
+                0,
+                format!(
+                    "<{}> is in namespace \"{}\"; the schema's elements have no namespace",
+                    shown(name),
+                    shown(ns)
+                ),
+            );
+        }
+        Ok(not_allowed)
     }
 
     fn start_element(&mut self, e: &BytesStart<'_>, at: Position) {
@@ -823,7 +899,7 @@ impl<'s, 'd> ContactReader<'s, 'd> {
             );
             return;
         }
-        if !self.check_attributes(e, at) {
+        if !self.check_start_tag(e, at) {
             return;
         }
         let name = e.name();
@@ -928,6 +1004,7 @@ impl<'s, 'd> ContactReader<'s, 'd> {
             return None;
         }
         let frame = self.stack.pop()?;
+        self.namespaces.leave(self.stack.len());
         if self.stack.is_empty() {
             self.root_done = true;
         }

@@ -1,5 +1,8 @@
 //! Well-formedness rules quick-xml leaves to its caller: XML names, the XML declaration's
-//! exact grammar, and `]]>` in character data.
+//! exact grammar, attributes (XML 1.0 productions 41 and 10: `Attribute`, `AttValue`), and
+//! `]]>` in character data.
+
+use crate::extract::encoding::{self, Encoding};
 
 /// Whether `bytes` is an XML `Name` (ASCII rules exactly; any non-ASCII UTF-8 accepted).
 pub fn is_name(bytes: &[u8]) -> bool {
@@ -60,6 +63,126 @@ pub fn parse_declaration(content: &[u8]) -> Result<Option<String>, String> {
             "unexpected \"{}\" in the XML declaration (order: version, encoding, standalone)",
             String::from_utf8_lossy(name)
         )),
+    }
+}
+
+/// One attribute of a start tag, as written: `value` is between the quotes, references not
+/// yet resolved.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RawAttribute<'a> {
+    pub name: &'a [u8],
+    pub value: &'a [u8],
+}
+
+/// Splits what follows an element's name in its start tag into attributes:
+/// `(S Name S? '=' S? AttValue)* S?`. Names are checked to be XML names and to appear once;
+/// values are only delimited here (see [`attribute_value`]).
+pub fn attributes(raw: &[u8]) -> Result<Vec<RawAttribute<'_>>, String> {
+    let mut out: Vec<RawAttribute<'_>> = Vec::new();
+    let mut rest = raw;
+    loop {
+        let trimmed = trim_start(rest);
+        if trimmed.is_empty() {
+            return Ok(out);
+        }
+        if trimmed.len() == rest.len() {
+            return Err("attributes must be separated by whitespace".into());
+        }
+        let name_len = trimmed
+            .iter()
+            .position(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'='))
+            .unwrap_or(trimmed.len());
+        let (name, after) = trimmed.split_at(name_len);
+        let shown = String::from_utf8_lossy(name);
+        if !is_name(name) {
+            return Err(format!("\"{shown}\" is not a valid attribute name"));
+        }
+        let after = trim_start(after)
+            .strip_prefix(b"=")
+            .ok_or_else(|| format!("attribute {shown} has no value: write {shown}=\"...\""))?;
+        let after = trim_start(after);
+        let quote = match after.first() {
+            Some(&q @ (b'"' | b'\'')) => q,
+            _ => return Err(format!("the value of attribute {shown} must be quoted")),
+        };
+        let end = after[1..]
+            .iter()
+            .position(|&b| b == quote)
+            .ok_or_else(|| format!("the value of attribute {shown} is not closed"))?;
+        if out.iter().any(|a| a.name == name) {
+            return Err(format!("attribute {shown} appears twice"));
+        }
+        out.push(RawAttribute {
+            name,
+            value: &after[1..1 + end],
+        });
+        rest = &after[end + 2..];
+    }
+}
+
+/// The value of an attribute (between its quotes) as XML 1.0 defines it: decoded, `<`
+/// refused, references resolved (the five predefined entities and character references to
+/// characters XML allows), and each literal tab, newline or carriage return (a CR LF pair
+/// counting once) normalised to a space (section 3.3.3).
+pub fn attribute_value(raw: &[u8], encoding: Encoding) -> Result<String, String> {
+    let mut decoded = String::new();
+    encoding::decode_into(raw, encoding, &mut decoded)
+        .map_err(|_| "the value has bytes or characters that are not allowed".to_owned())?;
+    let mut out = String::with_capacity(decoded.len());
+    let mut rest = decoded.as_str();
+    while let Some(i) = rest.find(['<', '&', '\t', '\n', '\r']) {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        rest = match rest.as_bytes()[i] {
+            b'<' => return Err("\"<\" is not allowed in an attribute value: write &lt;".into()),
+            b'&' => {
+                let end = after
+                    .find(';')
+                    .ok_or("\"&\" must start a reference ending in \";\": write &amp;")?;
+                out.push(resolve_reference(&after[..end])?);
+                &after[end + 1..]
+            }
+            b'\r' => {
+                out.push(' ');
+                after.strip_prefix('\n').unwrap_or(after)
+            }
+            _ => {
+                out.push(' ');
+                after
+            }
+        };
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The character `&name;` stands for, without a DTD: a predefined entity or a character
+/// reference to a character XML allows.
+fn resolve_reference(name: &str) -> Result<char, String> {
+    let number = if let Some(hex) = name.strip_prefix("#x") {
+        Some((hex, 16))
+    } else {
+        name.strip_prefix('#').map(|dec| (dec, 10))
+    };
+    if let Some((digits, radix)) = number {
+        return (!digits.is_empty() && digits.chars().all(|c| c.is_digit(radix)))
+            .then(|| u32::from_str_radix(digits, radix).ok())
+            .flatten()
+            .and_then(char::from_u32)
+            .filter(|&c| encoding::is_xml_char(c))
+            .ok_or_else(|| format!("&{name}; does not refer to a character XML allows"));
+    }
+    match name {
+        "lt" => Ok('<'),
+        "gt" => Ok('>'),
+        "amp" => Ok('&'),
+        "apos" => Ok('\''),
+        "quot" => Ok('"'),
+        _ if is_name(name.as_bytes()) => Err(format!(
+            "entity reference &{name}; is not defined: only &lt; &gt; &amp; &apos; &quot; and \
+             character references (&#...;) are accepted"
+        )),
+        _ => Err("\"&\" must start a reference ending in \";\": write &amp;".into()),
     }
 }
 
@@ -126,6 +249,58 @@ mod tests {
                 && is_name("é".as_bytes())
         );
         assert!(!is_name(b"") && !is_name(b"1a") && !is_name(b"x/ml") && !is_name(b"-a"));
+    }
+
+    #[test]
+    fn attributes_follow_the_attribute_production() {
+        let attrs = attributes(b" a=\"1\"\tb = '2' \n").unwrap();
+        assert_eq!(
+            attrs,
+            [
+                RawAttribute {
+                    name: b"a",
+                    value: b"1"
+                },
+                RawAttribute {
+                    name: b"b",
+                    value: b"2"
+                }
+            ]
+        );
+        assert!(attributes(b"").unwrap().is_empty());
+        for bad in [
+            &b" a"[..],
+            b" a=1",
+            b" a=\"1\"b=\"2\"",
+            b" 1a=\"1\"",
+            b" a=\"1\" a='2'",
+            b" a=\"1",
+            b" =\"1\"",
+            b" a\x01=\"1\"",
+        ] {
+            assert!(attributes(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn attribute_values_are_resolved_and_normalised() {
+        let value = |raw: &[u8]| attribute_value(raw, Encoding::Utf8);
+        assert_eq!(value(b"a&amp;b&#x2D;&#45;&lt;").unwrap(), "a&b--<");
+        assert_eq!(value(b"a\tb\r\nc\rd&#10;").unwrap(), "a b c d\n");
+        for bad in [
+            &b"a<b"[..],
+            b"a&b",
+            b"&foo;",
+            b"&#0;",
+            b"&#xD800;",
+            b"&#;",
+            b"&#x;",
+            b"&#12a;",
+            b"\x01",
+            b"\xff",
+        ] {
+            assert!(value(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]
