@@ -147,6 +147,11 @@ impl Store {
     }
 
     /// `sqlite` or `postgres`.
+    /// The backend and its pool.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
             Backend::Sqlite { .. } => "sqlite",
