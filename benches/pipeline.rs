@@ -112,6 +112,7 @@ fn stages(c: &mut Criterion) {
                     policy: policy.clone(),
                     directory_csv: Some(dir.path().join("directory.csv")),
                     max_delete_ratio: 0.5,
+                    plan_ttl_hours: 168,
                     dry_run: false,
                     force: false,
                 };

@@ -181,6 +181,10 @@ pub struct MergeConfig {
     /// (`--force` overrides).
     #[serde(default = "default_max_delete_ratio")]
     pub max_delete_ratio: f64,
+    /// Hours a plan (the changes of a dry run, or of a run a guard refused, stored for review)
+    /// can still be applied with `ucm apply`; older plans are pruned.
+    #[serde(default = "default_plan_ttl_hours")]
+    pub plan_ttl_hours: u64,
     /// Per field: 0 or "directory" (the directory wins), 1 or "external" (the external value
     /// wins). Omitted fields default to 0.
     #[serde(default)]
@@ -225,6 +229,9 @@ fn default_merge_schedule() -> String {
 }
 fn default_matching_field() -> String {
     "e_mail".into()
+}
+fn default_plan_ttl_hours() -> u64 {
+    168
 }
 fn default_max_delete_ratio() -> f64 {
     0.5
@@ -273,6 +280,7 @@ impl Default for MergeConfig {
             matching_field: default_matching_field(),
             schedule: default_merge_schedule(),
             max_delete_ratio: default_max_delete_ratio(),
+            plan_ttl_hours: default_plan_ttl_hours(),
             priority: BTreeMap::new(),
         }
     }
@@ -429,6 +437,7 @@ mod tests {
         let config = parse("").unwrap();
         assert_eq!(config, PipelineConfig::default());
         assert_eq!(config.merge.max_delete_ratio, 0.5);
+        assert_eq!(config.merge.plan_ttl_hours, 168);
         assert_eq!(config.database.url, "sqlite://ucm.db");
         assert_eq!(config.database.lock_wait_secs, 60);
         assert_eq!(config.merge_policy().unwrap(), MergePolicy::default());

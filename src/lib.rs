@@ -12,6 +12,7 @@ pub mod fields;
 pub mod generate;
 pub mod load;
 pub mod pipeline;
+pub mod plan;
 pub mod redact;
 pub mod report;
 pub mod schedule;

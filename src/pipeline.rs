@@ -12,7 +12,8 @@ use std::time::Instant;
 
 use crate::extract::{Contract, ExtractError, ReadError};
 use crate::load::contacts::compare;
-use crate::load::{ExistingRows, LoadError, Op, Store, runs};
+use crate::load::{ExistingRows, LoadError, Op, Store, plans, runs};
+use crate::plan::{Base, NewPlan};
 use crate::report::{Action, RunReport, RunStatus};
 use crate::transform::{
     Arriving, Directory, ExternalRow, KeyIndex, MergePolicy, Merger, Rejection,
@@ -40,8 +41,19 @@ pub struct RunRequest {
     /// Reload the directory from this CSV first (in the run's transaction).
     pub directory_csv: Option<PathBuf>,
     pub max_delete_ratio: f64,
+    /// Hours the plan of a dry run or a refused run can be applied.
+    pub plan_ttl_hours: u64,
     pub dry_run: bool,
     pub force: bool,
+}
+
+/// How a run's transaction ended without a failure.
+enum Landed {
+    /// The run landed and was recorded with this id.
+    Run(i64),
+    /// A dry run: its changes are in the report, and this is what they were computed
+    /// against (recorded, with its plan, by [`execute`]).
+    Planned(Base),
 }
 
 /// Receives progress while a run parses its source.
@@ -107,6 +119,7 @@ pub async fn execute(
     );
     let result = {
         let store = store.clone();
+        let contract = Arc::clone(&contract);
         let request = request.clone();
         let mut report = report.clone();
         tokio::task::spawn_blocking(move || {
@@ -126,7 +139,18 @@ pub async fn execute(
     report.duration_ms = clock.elapsed().as_millis() as u64;
     report.finished_at = crate::load::now();
     match result {
-        Ok(run_id) => report.run_id = Some(run_id),
+        Ok(Landed::Run(run_id)) => report.run_id = Some(run_id),
+        Ok(Landed::Planned(base)) => {
+            let new = new_plan(&request, None);
+            report.plan_id = store_plan(store, &report, &base, &new).await;
+            match runs::record(store, &report).await {
+                Ok(id) => report.run_id = Some(id),
+                Err(e) => tracing::error!("could not record the dry run: {e}"),
+            }
+            if let (Some(plan), Some(run)) = (report.plan_id, report.run_id) {
+                let _ = plans::set_run(store, plan, run).await;
+            }
+        }
         Err(failure) => {
             report.status = match failure {
                 RunFailure::Refused(_) => RunStatus::Refused,
@@ -144,14 +168,90 @@ pub async fn execute(
                     request.source.display()
                 ));
             }
-            report.error = Some(message);
+            report.error = Some(message.clone());
+            if report.status == RunStatus::Refused && !request.dry_run {
+                report.plan_id = plan_for_refused(store, &contract, &request, &message).await;
+            }
             match runs::record(store, &report).await {
                 Ok(id) => report.run_id = Some(id),
                 Err(e) => tracing::error!("could not record the failed run: {e}"),
             }
+            if let (Some(plan), Some(run)) = (report.plan_id, report.run_id) {
+                let _ = plans::set_run(store, plan, run).await;
+            }
         }
     }
     report
+}
+
+fn new_plan(request: &RunRequest, refused_because: Option<String>) -> NewPlan {
+    NewPlan {
+        ttl_hours: request.plan_ttl_hours,
+        refused_because,
+        directory_csv: request.directory_csv.clone(),
+    }
+}
+
+/// Stores a dry run's plan; a failure to store it is logged (the dry run's report stands).
+async fn store_plan(store: &Store, report: &RunReport, base: &Base, new: &NewPlan) -> Option<i64> {
+    match crate::plan::create(store, report, base, new).await {
+        Ok(id) => Some(id),
+        Err(e) => {
+            tracing::error!("could not store the plan of the run: {e}");
+            None
+        }
+    }
+}
+
+/// The plan of a run a guard refused: the same run computed again as a dry run (the guards
+/// aside), stored as awaiting approval. `ucm apply` of it is the reviewed override.
+async fn plan_for_refused(
+    store: &Store,
+    contract: &Arc<Contract>,
+    request: &RunRequest,
+    refusal: &str,
+) -> Option<i64> {
+    let mut dry = request.clone();
+    dry.dry_run = true;
+    dry.force = true;
+    let clock = Instant::now();
+    let mut report = RunReport::begin(
+        &dry.pipeline,
+        &dry.command,
+        &dry.source.display().to_string(),
+        true,
+    );
+    let computed = {
+        let (store, contract) = (store.clone(), Arc::clone(contract));
+        tokio::task::spawn_blocking(move || {
+            let landed =
+                run_in_transaction(&store, &contract, &dry, &NoProgress, &mut report, &clock);
+            (landed, report)
+        })
+        .await
+    };
+    match computed {
+        Ok((Ok(Landed::Planned(base)), report)) => {
+            let reason = refusal.strip_prefix("refused: ").unwrap_or(refusal);
+            let new = new_plan(request, Some(format!("refused: {reason}")));
+            let id = store_plan(store, &report, &base, &new).await?;
+            tracing::warn!(
+                pipeline = request.pipeline,
+                plan = id,
+                "a guard refused the run; its plan #{id} awaits approval (ucm plan show {id}, ucm apply {id})"
+            );
+            Some(id)
+        }
+        Ok((Ok(Landed::Run(_)), _)) => None,
+        Ok((Err(e), _)) => {
+            tracing::error!("could not compute the plan of the refused run: {e}");
+            None
+        }
+        Err(e) => {
+            tracing::error!("could not compute the plan of the refused run: {e}");
+            None
+        }
+    }
 }
 
 /// The run on a blocking thread: the transaction's thread applies the changes that the
@@ -163,7 +263,7 @@ fn run_in_transaction(
     progress: &dyn Progress,
     report: &mut RunReport,
     clock: &Instant,
-) -> Result<i64, RunFailure> {
+) -> Result<Landed, RunFailure> {
     // What can fail without the database fails before the transaction starts: the source
     // must be readable and the CSV valid.
     if let Err(source) = crate::extract::local::open_regular(&request.source) {
@@ -291,14 +391,16 @@ fn run_in_transaction(
             report.deleted = count(Action::Delete);
             report.changes = Some(changes);
             report.status = RunStatus::DryRun;
+            // What the changes were computed against, read in the same transaction.
+            let base = Base {
+                table: crate::plan::fingerprint::table(&mut run)?,
+                directory: crate::plan::fingerprint::directory(&directory),
+                policy: crate::plan::fingerprint::policy(&request.policy),
+            };
             run.rollback()?;
             report.duration_ms = clock.elapsed().as_millis() as u64;
             report.finished_at = crate::load::now();
-            // Recorded outside the rolled-back transaction.
-            let mut record = store.begin_run(crate::load::now())?;
-            let id = record.record_run(report)?;
-            record.commit()?;
-            Ok(id)
+            Ok(Landed::Planned(base))
         }
         None => {
             run.delete(&outcome.deletions)?;
@@ -308,7 +410,7 @@ fn run_in_transaction(
             report.finished_at = crate::load::now();
             let id = run.record_run(report)?;
             run.commit()?;
-            Ok(id)
+            Ok(Landed::Run(id))
         }
     }
 }

@@ -71,7 +71,14 @@ pub struct Change {
     /// For updates: the origin the row had before.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub old_origin: Option<Origin>,
+    /// The merged table's row updated or deleted (its `id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row_id: Option<i64>,
     pub fields: Vec<FieldChange>,
+    /// The side of each of the row's 22 values after the change (bit i set: field i's value
+    /// came from the external source), unchanged fields included: what a plan applies.
+    #[serde(skip)]
+    pub sides: u32,
 }
 
 /// What the fetch stage did.
@@ -123,6 +130,10 @@ pub struct RunReport {
     /// The fetch stage's details (`fetch`, and `run` which fetches first).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fetch: Option<FetchDetails>,
+    /// The plan a dry run or a refused run stored (`ucm plan show ID`), or the plan an
+    /// `apply` run applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan_id: Option<i64>,
     /// Dry runs only: every change the run would make.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changes: Option<Vec<Change>>,
@@ -151,6 +162,7 @@ impl RunReport {
             duration_ms: 0,
             error: None,
             fetch: None,
+            plan_id: None,
             changes: None,
         }
     }
@@ -167,7 +179,10 @@ impl RunReport {
         } else {
             self.command.as_str()
         };
-        let source = self.source.as_deref().unwrap_or("-");
+        let mut source = self.source.as_deref().unwrap_or("-").to_owned();
+        if let (Some(plan), "apply") = (self.plan_id, self.command.as_str()) {
+            source = format!("plan #{plan} (source {source})");
+        }
         let _ = writeln!(
             out,
             "{what} of {source} (pipeline {}): {}",
@@ -225,6 +240,19 @@ impl RunReport {
                 self.source_sha256.as_deref().unwrap_or("-")
             );
         }
+        if let Some(plan) = self.plan_id {
+            if self.command == "apply" {
+                if self.status == RunStatus::Succeeded {
+                    let _ = writeln!(out, "  applied plan #{plan}: exactly its changes");
+                }
+            } else {
+                let _ = writeln!(
+                    out,
+                    "  stored as plan #{plan}: review it with `ucm plan show {plan}`, land exactly \
+                     these changes with `ucm apply {plan}`"
+                );
+            }
+        }
         if self.rejected > 0 {
             let _ = writeln!(out, "rejected contacts:");
             for r in &self.rejections {
@@ -244,39 +272,52 @@ impl RunReport {
             } else {
                 let _ = writeln!(out, "changes:");
             }
-            for c in changes {
-                let sign = match c.action {
-                    Action::Insert => "+ insert",
-                    Action::Update => "~ update",
-                    Action::Delete => "- delete",
-                };
-                let _ = write!(out, "  {sign} {} row", c.origin.as_str());
-                if let Some(old) = c.old_origin.filter(|o| *o != c.origin) {
-                    let _ = write!(out, " (was {})", old.as_str());
-                }
-                if let Some(id) = &c.directory_id {
-                    let _ = write!(out, " directory id {id}");
-                }
-                if let Some(key) = &c.key {
-                    let _ = write!(out, " key \"{key}\"");
-                }
-                let _ = writeln!(out);
-                for f in &c.fields {
-                    let show = |v: &Option<String>| {
-                        v.as_ref().map_or("NULL".to_owned(), |s| format!("\"{s}\""))
-                    };
-                    let _ = writeln!(
-                        out,
-                        "      {}: {} -> {}  ({})",
-                        f.field,
-                        show(&f.old),
-                        show(&f.new),
-                        f.side.as_str()
-                    );
-                }
-            }
+            write_changes(&mut out, changes);
         }
         out
+    }
+}
+
+/// `text` safe inside HTML text and quoted attribute values.
+pub fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// The changes, one block per row and a line per field, as the text report shows them.
+pub fn write_changes(out: &mut String, changes: &[Change]) {
+    for c in changes {
+        let sign = match c.action {
+            Action::Insert => "+ insert",
+            Action::Update => "~ update",
+            Action::Delete => "- delete",
+        };
+        let _ = write!(out, "  {sign} {} row", c.origin.as_str());
+        if let Some(old) = c.old_origin.filter(|o| *o != c.origin) {
+            let _ = write!(out, " (was {})", old.as_str());
+        }
+        if let Some(id) = &c.directory_id {
+            let _ = write!(out, " directory id {id}");
+        }
+        if let Some(key) = &c.key {
+            let _ = write!(out, " key \"{key}\"");
+        }
+        let _ = writeln!(out);
+        for f in &c.fields {
+            let show =
+                |v: &Option<String>| v.as_ref().map_or("NULL".to_owned(), |s| format!("\"{s}\""));
+            let _ = writeln!(
+                out,
+                "      {}: {} -> {}  ({})",
+                f.field,
+                show(&f.old),
+                show(&f.new),
+                f.side.as_str()
+            );
+        }
     }
 }
 
@@ -308,12 +349,15 @@ mod tests {
             duration_ms: 5,
             error: None,
             fetch: None,
+            plan_id: None,
             changes: Some(vec![Change {
                 action: Action::Update,
                 origin: Origin::Merged,
                 directory_id: Some("7".into()),
                 key: Some("a@x.com".into()),
                 old_origin: Some(Origin::Directory),
+                row_id: Some(7),
+                sides: 0,
                 fields: vec![FieldChange {
                     field: "site",
                     old: None,

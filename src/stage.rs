@@ -45,9 +45,17 @@ fn source_url(config: &PipelineConfig) -> Result<String, StageError> {
         })
 }
 
-/// The folder of a pipeline's staged sources and downloads.
+/// The folder of a pipeline's staged sources and downloads: `data_dir/<name>/db-<key>`, where
+/// the key is derived from the pipeline's database URL (its password masked first). Two
+/// pipelines with the same name and `data_dir` but different databases (a test and a
+/// production config run from one folder) each keep their own last-known-good copy: a fetch
+/// deletes the copy its own database superseded, never the other's.
 pub fn pipeline_dir(config: &PipelineConfig) -> PathBuf {
-    config.data_dir.join(&config.name)
+    use sha2::{Digest, Sha256};
+    let database = crate::redact::mask_url(&config.database.url);
+    let digest = Sha256::digest(database.as_bytes());
+    let key: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    config.data_dir.join(&config.name).join(format!("db-{key}"))
 }
 
 fn fetch_options(
@@ -254,6 +262,7 @@ fn run_request(
         policy: config.merge_policy().map_err(StageError::Config)?,
         directory_csv: config.directory.csv.clone(),
         max_delete_ratio: config.merge.max_delete_ratio,
+        plan_ttl_hours: config.merge.plan_ttl_hours,
         dry_run: options.dry_run,
         force: options.force,
     })

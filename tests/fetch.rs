@@ -252,6 +252,13 @@ fn stage_good(ws: &Workspace) -> (String, String) {
     (ws.ok(&["staged", "--format", "json"]), ws.export())
 }
 
+/// The folder the staged copy is in (under `data_dir`), in the workspace.
+fn staged_folder(ws: &Workspace) -> std::path::PathBuf {
+    let staged = json(&ws.ok(&["staged", "--format", "json"]));
+    let path = std::path::Path::new(staged["path"].as_str().unwrap());
+    ws.path(path.parent().unwrap().to_str().unwrap())
+}
+
 /// Points the workspace at `url`, fetches, expects failure; checks nothing changed.
 fn fails_and_changes_nothing(
     ws: &Workspace,
@@ -459,7 +466,7 @@ fn an_invalid_file_is_refused_with_its_errors_and_changes_nothing() {
         )),
         "{error}"
     );
-    let leftovers: Vec<_> = std::fs::read_dir(ws.path("ucm-data/default"))
+    let leftovers: Vec<_> = std::fs::read_dir(staged_folder(&ws))
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
@@ -637,9 +644,7 @@ fn a_dry_run_downloads_to_a_temporary_file_and_stages_nothing() {
     assert_eq!(changes.len(), 3, "{changes:?}");
     assert_eq!(ws.ok(&["staged", "--format", "json"]), before.0);
     assert_eq!(ws.export(), before.1);
-    let files: Vec<_> = std::fs::read_dir(ws.path("ucm-data/default"))
-        .unwrap()
-        .collect();
+    let files: Vec<_> = std::fs::read_dir(staged_folder(&ws)).unwrap().collect();
     assert_eq!(files.len(), 1, "the dry run's download is discarded");
 }
 
@@ -670,12 +675,38 @@ fn a_new_source_replaces_the_staged_copy_and_removes_the_old_file() {
     );
     let staged = json(&ws.ok(&["staged", "--format", "json"]));
     assert_ne!(staged.to_string(), before.0);
-    let files: Vec<_> = std::fs::read_dir(ws.path("ucm-data/default"))
+    let files: Vec<_> = std::fs::read_dir(staged_folder(&ws))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(files.len(), 1);
     assert!(files[0].ends_with(staged["path"].as_str().unwrap().rsplit('/').next().unwrap()));
+}
+
+/// Regression: two pipelines with the same name and `data_dir` but different databases shared
+/// one staged folder; when one fetched a new source it deleted the copy the other's database
+/// still pointed at, and the other's next merge failed.
+#[test]
+fn one_name_and_data_dir_with_two_databases_keep_two_staged_copies() {
+    let (base, _, _) = start_server();
+    let ws = workspace(&format!("{base}/good.xml"), "");
+    stage_good(&ws);
+    let second = |args: &[&str]| ws.ok(&[&["--db", "sqlite://second.db"][..], args].concat());
+    let report = json(&second(&["run", "--format", "json"]));
+    assert_eq!(report["status"], "succeeded", "{report}");
+    let staged = json(&second(&["staged", "--format", "json"]));
+    ws.config(&format!(
+        "[source]\nurl = \"{base}/other.xml\"\ntries = 3\nbackoff_ms = 10\n"
+    ));
+    let report = json(&ws.ok(&["run", "--format", "json"]));
+    assert_eq!(report["status"], "succeeded", "{report}");
+    assert!(
+        ws.path(staged["path"].as_str().unwrap()).exists(),
+        "the second database's staged copy was deleted: {staged}"
+    );
+    assert_ne!(staged_folder(&ws), ws.path("ucm-data/default"));
+    let merge = json(&second(&["merge", "--format", "json"]));
+    assert_ne!(merge["status"], "failed", "{merge}");
 }
 
 /// Downloads stream to disk: a 60 MB source does not raise the fetching process's memory.

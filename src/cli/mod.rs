@@ -2,6 +2,7 @@
 //! commands they run. Errors are `anyhow` here, at the edge, and typed everywhere below.
 
 mod client;
+mod plans;
 mod progress;
 
 use std::io::{IsTerminal, Write};
@@ -97,6 +98,23 @@ pub enum Command {
     },
     /// Show the staged source (the last known good download) and its metadata.
     Staged {
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+    /// List the stored plans (what dry runs and refused runs would change), newest first.
+    Plans {
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+    /// Show or discard a stored plan.
+    #[command(subcommand)]
+    Plan(plans::PlanCommand),
+    /// Apply plan ID: exactly its changes, without merging again, in one transaction; refused
+    /// (nothing changed) if the table, the directory or the merge policy moved since it was
+    /// computed, or if it was applied, discarded or expired. Applying the plan of a run a guard
+    /// refused is the reviewed override of that guard.
+    Apply {
+        id: i64,
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
     },
@@ -232,9 +250,18 @@ pub struct RunOptions {
     /// Run even if a guard refuses it (an empty source, too many deletions).
     #[arg(long)]
     pub force: bool,
-    /// Report format on stdout.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-    pub format: ReportFormat,
+    /// Report format on stdout: text, json, or for a dry run also csv (one row per changed
+    /// field) and html (one self-contained file with colours and filters).
+    #[arg(long, value_enum, default_value_t = RunFormat::Text)]
+    pub format: RunFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunFormat {
+    Text,
+    Json,
+    Csv,
+    Html,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -436,6 +463,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Import { file, options } => {
+            check_run_options(options)?;
             let config = load_config(&cli)?;
             import(&cli, &config, file.clone(), options).await
         }
@@ -448,6 +476,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             print_report(&report, *format)
         }
         Command::Merge { options } => {
+            check_run_options(options)?;
             let config = load_config(&cli)?;
             let (store, contract) = open_pipeline(&cli, &config).await?;
             let report = stage::merge_stage(
@@ -458,10 +487,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 run_progress(&cli),
             )
             .await?;
+            let code = print_run_report(&store, &report, options.format).await;
             store.close().await;
-            print_report(&report, options.format)
+            code
         }
         Command::Run { options } => {
+            check_run_options(options)?;
             let config = load_config(&cli)?;
             let (store, contract) = open_pipeline(&cli, &config).await?;
             let report = stage::fetch_and_merge(
@@ -473,8 +504,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 run_progress(&cli),
             )
             .await?;
+            let code = print_run_report(&store, &report, options.format).await;
             store.close().await;
-            print_report(&report, options.format)
+            code
         }
         Command::Staged { format } => {
             let config = load_config(&cli)?;
@@ -513,6 +545,42 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             export(&store, *format).await?;
             store.close().await;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Plans { format } => {
+            let config = load_config(&cli)?;
+            let store = open_store(&cli, &config).await?;
+            let code = plans::list(&store, &config.name, *format == ReportFormat::Json).await?;
+            store.close().await;
+            Ok(code)
+        }
+        Command::Plan(plans::PlanCommand::Show { id, format }) => {
+            let config = load_config(&cli)?;
+            let store = open_store(&cli, &config).await?;
+            let code = plans::show(&store, *id, (*format).into()).await;
+            store.close().await;
+            code
+        }
+        Command::Plan(plans::PlanCommand::Discard { id }) => {
+            let config = load_config(&cli)?;
+            let store = open_store(&cli, &config).await?;
+            let code = plans::discard(&store, *id).await;
+            store.close().await;
+            code
+        }
+        Command::Apply { id, format } => {
+            let config = load_config(&cli)?;
+            let policy = config
+                .merge_policy()
+                .map_err(|m| anyhow::anyhow!("config: {m}"))?;
+            let store = open_store(&cli, &config).await?;
+            let request = crate::plan::ApplyRequest {
+                pipeline: config.name.clone(),
+                plan_id: *id,
+                policy,
+            };
+            let report = plans::apply(&store, request).await;
+            store.close().await;
+            print_report(&report, *format)
         }
         Command::Runs { limit, format } => {
             let config = load_config(&cli)?;
@@ -578,6 +646,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Refuses option combinations before anything runs.
+fn check_run_options(options: &RunOptions) -> anyhow::Result<()> {
+    if matches!(options.format, RunFormat::Csv | RunFormat::Html) && !options.dry_run {
+        anyhow::bail!(
+            "--format csv and html show the changes of a dry run: add --dry-run (nothing was run)"
+        );
+    }
+    Ok(())
+}
+
 fn stage_options(options: &RunOptions) -> MergeOptions {
     MergeOptions {
         dry_run: options.dry_run,
@@ -611,6 +689,34 @@ async fn open_pipeline(
     Ok((store, contract))
 }
 
+/// Prints a run's report: text or JSON, or a dry run's plan as CSV or HTML.
+async fn print_run_report(
+    store: &Store,
+    report: &RunReport,
+    format: RunFormat,
+) -> anyhow::Result<ExitCode> {
+    let plan_format = match format {
+        RunFormat::Text => return print_report(report, ReportFormat::Text),
+        RunFormat::Json => return print_report(report, ReportFormat::Json),
+        RunFormat::Csv => crate::plan::render::PlanFormat::Csv,
+        RunFormat::Html => crate::plan::render::PlanFormat::Html,
+    };
+    match report
+        .plan_id
+        .filter(|_| report.status == crate::report::RunStatus::DryRun)
+    {
+        Some(plan) => {
+            plans::show(store, plan, plan_format).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            // The dry run failed, or its plan could not be stored: the text report says so.
+            eprint!("{}", report.to_text());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 /// Prints a run report; the exit code follows its status.
 fn print_report(report: &RunReport, format: ReportFormat) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
@@ -642,12 +748,14 @@ async fn import(
         policy,
         directory_csv: None,
         max_delete_ratio: config.merge.max_delete_ratio,
+        plan_ttl_hours: config.merge.plan_ttl_hours,
         dry_run: options.dry_run,
         force: options.force,
     };
     let report = pipeline::execute(&store, contract, request, run_progress(cli)).await;
+    let code = print_run_report(&store, &report, options.format).await;
     store.close().await;
-    print_report(&report, options.format)
+    code
 }
 
 async fn export(store: &Store, format: ExportFormat) -> anyhow::Result<()> {

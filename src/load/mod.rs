@@ -17,6 +17,7 @@ macro_rules! on_pool {
 pub(crate) use on_pool;
 
 pub mod contacts;
+pub mod plans;
 pub mod postgres_run;
 pub mod run;
 pub mod runs;

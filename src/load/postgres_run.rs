@@ -299,6 +299,32 @@ impl PgRun {
         })
     }
 
+    /// Calls `each` with every row's id and content hash (see `crate::plan::fingerprint`).
+    pub fn each_row_hash(&mut self, each: &mut dyn FnMut(i64, i64)) -> sqlx::Result<()> {
+        self.handle.clone().block_on(async {
+            let mut rows =
+                sqlx::query("SELECT id, content_hash FROM contacts").fetch(&mut *self.tx);
+            while let Some(row) = rows.try_next().await? {
+                each(row.try_get(0)?, row.try_get(1)?);
+            }
+            Ok(())
+        })
+    }
+
+    /// Marks plan `plan` applied by run `run` if it is still pending and not expired at
+    /// `now`; returns whether it was.
+    pub fn mark_plan_applied(&mut self, plan: i64, run: i64, now: &str) -> sqlx::Result<bool> {
+        self.handle.clone().block_on(async {
+            let done = sqlx::query(crate::load::run::MARK_PLAN_APPLIED_SQL)
+                .bind(run)
+                .bind(plan)
+                .bind(now)
+                .execute(&mut *self.tx)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
     /// Runs `sql` (statements without results) in the run's transaction.
     pub fn execute_batch(&mut self, sql: &'static str) -> sqlx::Result<()> {
         self.handle

@@ -80,6 +80,11 @@ const CREATE_SEARCH_INDEXES_SQLITE: &str =
 const CREATE_SEARCH_INDEXES_POSTGRES: &str =
     include_str!("../../migrations/postgres/0006_search_indexes.sql");
 
+/// Marks a plan applied (parameters: the applying run, the plan, now) if it is still pending
+/// or awaiting approval and not expired; both backends.
+pub const MARK_PLAN_APPLIED_SQL: &str = "UPDATE plans SET status = 'applied', applied_run_id = $1 \
+     WHERE id = $2 AND status IN ('pending', 'awaiting_approval') AND expires_at > $3";
+
 /// An open run transaction.
 pub struct RunTransaction {
     backed: Backed,
@@ -179,6 +184,22 @@ impl RunTransaction {
         on_run!(self, |run| run.stored_row(id))
     }
 
+    /// Calls `each` with every row's id and content hash, in the run's transaction.
+    pub fn each_row_hash(&mut self, mut each: impl FnMut(i64, i64)) -> Result<(), LoadError> {
+        on_run!(self, |run| run.each_row_hash(&mut each))
+    }
+
+    /// Marks plan `plan` applied by run `run` in the same transaction, if it is still
+    /// pending and not expired at `now`; returns whether it was.
+    pub fn mark_plan_applied(&mut self, plan: i64, run: i64, now: &str) -> Result<bool, LoadError> {
+        on_run!(self, |run_| run_.mark_plan_applied(plan, run, now))
+    }
+
+    /// A stored row, read in the run's transaction.
+    pub fn row(&mut self, id: i64) -> Result<StoredRow, LoadError> {
+        self.stored_row(id)
+    }
+
     /// Records the run in the same transaction; returns its id.
     pub fn record_run(&mut self, report: &RunReport) -> Result<i64, LoadError> {
         on_run!(self, |run| run.record_run(report))
@@ -231,9 +252,11 @@ impl RunTransaction {
                 action: Action::Insert,
                 origin: row.origin,
                 fields: diff(&empty_values(), &row.values, &row.sides),
+                sides: side_bits(&row.sides),
                 directory_id: row.directory_id,
                 key: row.match_key,
                 old_origin: None,
+                row_id: None,
             },
             Op::Update { id, row } => {
                 let old = self.stored_row(id)?;
@@ -241,9 +264,11 @@ impl RunTransaction {
                     action: Action::Update,
                     origin: row.origin,
                     fields: diff(&old.values, &row.values, &row.sides),
+                    sides: side_bits(&row.sides),
                     directory_id: row.directory_id,
                     key: row.match_key,
                     old_origin: Some(old.origin),
+                    row_id: Some(id),
                 }
             }
             Op::Delete { id } => {
@@ -257,13 +282,35 @@ impl RunTransaction {
                     action: Action::Delete,
                     origin: old.origin,
                     fields: diff(&old.values, &empty_values(), &[side; FIELD_COUNT]),
+                    sides: side_bits(&[side; FIELD_COUNT]),
                     directory_id: old.directory_id,
                     key: old.match_key,
                     old_origin: None,
+                    row_id: Some(id),
                 }
             }
         })
     }
+}
+
+/// The sides of a row's values as bits: bit i set when field i's value is the external one.
+pub fn side_bits(sides: &[Side; FIELD_COUNT]) -> u32 {
+    sides
+        .iter()
+        .enumerate()
+        .filter(|(_, side)| **side == Side::External)
+        .fold(0, |bits, (i, _)| bits | 1 << i)
+}
+
+/// The sides `bits` stands for (see [`side_bits`]).
+pub fn sides_of(bits: u32) -> [Side; FIELD_COUNT] {
+    std::array::from_fn(|i| {
+        if bits & (1 << i) != 0 {
+            Side::External
+        } else {
+            Side::Directory
+        }
+    })
 }
 
 /// The fields that differ between two sets of values.

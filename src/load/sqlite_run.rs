@@ -310,6 +310,28 @@ impl SqliteRun {
         )
     }
 
+    /// Calls `each` with every row's id and content hash (see `crate::plan::fingerprint`).
+    pub fn each_row_hash(&mut self, each: &mut dyn FnMut(i64, i64)) -> rusqlite::Result<()> {
+        let mut select = self
+            .conn
+            .prepare_cached("SELECT id, content_hash FROM contacts")?;
+        let mut rows = select.raw_query();
+        while let Some(row) = rows.next()? {
+            each(row.get(0)?, row.get(1)?);
+        }
+        Ok(())
+    }
+
+    /// Marks plan `plan` applied by run `run` if it is still pending and not expired at
+    /// `now`; returns whether it was.
+    pub fn mark_plan_applied(&mut self, plan: i64, run: i64, now: &str) -> rusqlite::Result<bool> {
+        let changed = self.conn.execute(
+            crate::load::run::MARK_PLAN_APPLIED_SQL,
+            rusqlite::params![run, plan, now],
+        )?;
+        Ok(changed == 1)
+    }
+
     /// Runs `sql` (statements without results) in the run's transaction.
     pub fn execute_batch(&mut self, sql: &str) -> rusqlite::Result<()> {
         self.conn.execute_batch(sql)

@@ -49,6 +49,12 @@ pub fn app(service: Arc<Service>) -> Router {
         .route("/api/parameters", get(super::live::parameters))
         .route("/api/cluster", get(super::live::cluster_status))
         .route("/api/cluster/sync", post(super::live::cluster_sync))
+        .route("/api/plans", get(super::plans::list))
+        .route("/api/pipelines/{name}/plans/{id}", get(super::plans::show))
+        .route(
+            "/api/pipelines/{name}/plans/{id}/discard",
+            post(super::plans::discard),
+        )
         .route_layer(login_required.clone());
     let public = Router::new()
         .route("/", get(super::page::status_page))
@@ -71,6 +77,10 @@ pub fn app(service: Arc<Service>) -> Router {
     // A run lasts as long as it lasts: no request timeout (it runs on a task of its own).
     let runs = Router::new()
         .route("/api/pipelines/{name}/run", post(start_run))
+        .route(
+            "/api/pipelines/{name}/plans/{id}/apply",
+            post(super::plans::apply),
+        )
         .route_layer(login_required);
     let shed = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
@@ -418,7 +428,16 @@ async fn start_run(
     let Some(pipeline) = service.pipeline(&name) else {
         return error(StatusCode::NOT_FOUND, format!("no pipeline {name}"));
     };
-    let report = match service.start_run(pipeline, q.dry_run) {
+    answer_task(&name, service.start_run(pipeline, q.dry_run)).await
+}
+
+/// The answer to a request that started a run (or an apply) on a task of its own: its report,
+/// 200 when it succeeded, 422 when it failed or was refused; 409 when it could not start.
+pub(super) async fn answer_task(
+    name: &str,
+    started: Result<tokio::sync::oneshot::Receiver<crate::report::RunReport>, StartRefused>,
+) -> Response {
+    let report = match started {
         Ok(report) => report,
         Err(StartRefused::NotLoaded) => {
             return error(

@@ -178,6 +178,24 @@ pub async fn render(service: &super::Service) -> String {
         "Rows of the merged table by origin",
         gauges(contacts),
     );
+    let now = crate::load::now();
+    let mut awaiting = Vec::new();
+    for p in &service.pipelines {
+        if let Ok(l) = &p.loaded {
+            let count = crate::load::plans::awaiting(&l.store, &now)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .find(|(name, _)| *name == p.name)
+                .map_or(0, |(_, n)| n);
+            awaiting.push((pipeline(&p.name), count));
+        }
+    }
+    registry.register(
+        "ucm_plans_awaiting",
+        "Plans of runs a guard refused, awaiting approval (ucm plan show ID, ucm apply ID)",
+        gauges(awaiting),
+    );
     let c = &service.connections;
     registry.register(
         "ucm_http_connections_open",

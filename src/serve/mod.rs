@@ -14,6 +14,7 @@ mod live;
 pub mod metrics;
 pub mod objects;
 mod page;
+mod plans;
 pub mod search;
 pub mod throttle;
 pub mod version;
@@ -247,6 +248,72 @@ impl Service {
         pipeline: &Arc<Pipeline>,
         dry_run: bool,
     ) -> Result<tokio::sync::oneshot::Receiver<RunReport>, StartRefused> {
+        self.start_task(
+            pipeline,
+            "run started over HTTP finished",
+            move |pipeline| async move {
+                let Ok(loaded) = &pipeline.loaded else {
+                    return None;
+                };
+                let options = MergeOptions {
+                    dry_run,
+                    force: false,
+                };
+                let outcome = stage::fetch_and_merge(
+                    &loaded.store,
+                    Arc::clone(&loaded.contract),
+                    &loaded.config,
+                    options,
+                    Arc::new(Silent),
+                    Arc::new(NoProgress),
+                )
+                .await;
+                Some(match outcome {
+                    Ok(report) => report,
+                    Err(e) => record_failure(loaded, "run", dry_run, e.to_string()).await,
+                })
+            },
+        )
+    }
+
+    /// Applies plan `plan` of `pipeline` on a task of its own, as [`Service::start_run`]
+    /// starts a run: the pipeline runs nothing else meanwhile, and the apply is recorded and
+    /// counted whatever its client does.
+    pub fn start_apply(
+        self: &Arc<Self>,
+        pipeline: &Arc<Pipeline>,
+        plan: i64,
+    ) -> Result<tokio::sync::oneshot::Receiver<RunReport>, StartRefused> {
+        self.start_task(
+            pipeline,
+            "plan applied over HTTP",
+            move |pipeline| async move {
+                let Ok(loaded) = &pipeline.loaded else {
+                    return None;
+                };
+                let policy = loaded.config.merge_policy().ok()?;
+                let request = crate::plan::ApplyRequest {
+                    pipeline: pipeline.name.clone(),
+                    plan_id: plan,
+                    policy,
+                };
+                Some(crate::plan::apply(&loaded.store, request).await)
+            },
+        )
+    }
+
+    /// Runs `work` for a loaded `pipeline` on a task of its own, holding the pipeline's run
+    /// guard; its report is counted, logged as `what` and sent to the receiver returned.
+    fn start_task<Work, Done>(
+        self: &Arc<Self>,
+        pipeline: &Arc<Pipeline>,
+        what: &'static str,
+        work: Work,
+    ) -> Result<tokio::sync::oneshot::Receiver<RunReport>, StartRefused>
+    where
+        Work: FnOnce(Arc<Pipeline>) -> Done + Send + 'static,
+        Done: std::future::Future<Output = Option<RunReport>> + Send,
+    {
         if pipeline.loaded.is_err() {
             return Err(StartRefused::NotLoaded);
         }
@@ -257,30 +324,17 @@ impl Service {
         let (service, pipeline) = (Arc::clone(self), Arc::clone(pipeline));
         let handle = tokio::spawn(async move {
             let _running = running;
-            let Ok(loaded) = &pipeline.loaded else { return };
-            let options = MergeOptions {
-                dry_run,
-                force: false,
-            };
-            let outcome = stage::fetch_and_merge(
-                &loaded.store,
-                Arc::clone(&loaded.contract),
-                &loaded.config,
-                options,
-                Arc::new(Silent),
-                Arc::new(NoProgress),
-            )
-            .await;
-            let report = match outcome {
-                Ok(report) => report,
-                Err(e) => record_failure(loaded, "run", dry_run, e.to_string()).await,
+            let name = pipeline.name.clone();
+            let Some(report) = work(pipeline).await else {
+                return;
             };
             service.count(&report);
             tracing::info!(
-                pipeline = %pipeline.name,
+                pipeline = %name,
                 status = report.status.as_str(),
                 run = report.run_id,
-                "run started over HTTP finished"
+                plan = report.plan_id,
+                "{what}"
             );
             let _ = report_tx.send(report);
         });

@@ -14,12 +14,7 @@ use crate::serve::Service;
 /// Runs in a pipeline's chart.
 const CHART_RUNS: i64 = 30;
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use crate::report::html_escape as escape;
 
 fn is_failure(status: &str) -> bool {
     matches!(status, "failed" | "refused")
@@ -56,6 +51,21 @@ pub async fn status_page(
             }
         };
         let summary = super::http::describe(&service, p, full).await;
+        let awaiting = crate::load::plans::awaiting(&loaded.store, &crate::load::now())
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .find(|(name, _)| *name == p.name)
+            .map_or(0, |(_, n)| n);
+        if awaiting > 0 {
+            let _ = write!(
+                body,
+                "<p class=\"failed\" id=\"awaiting-{}\">{awaiting} plan{} awaiting approval: a guard \
+                 refused a run (<code>ucm plans</code>, <code>ucm plan show ID</code>, <code>ucm apply ID</code>)</p>",
+                escape(&p.name),
+                if awaiting == 1 { "" } else { "s" }
+            );
+        }
         body.push_str("<table class=\"schedules\"><tr><th>stage</th><th>cron</th><th>meaning</th><th>next fire</th></tr>");
         for s in summary["schedules"].as_array().into_iter().flatten() {
             let _ = write!(

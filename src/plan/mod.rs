@@ -1,0 +1,468 @@
+//! Plans: what a dry run, or a run a guard refused, would change, stored so that it can be
+//! reviewed and then landed exactly as reviewed.
+//!
+//! A plan holds the full change list (per row: insert, update or delete; per field the old
+//! and new value and the side the new one came from) and its **base fingerprint**: what it
+//! was computed against (the merged table's rows, the directory, the merge policy, the
+//! source's sha256). [`apply`] lands the stored changes in one run transaction without
+//! merging again, after checking in that transaction that nothing in the base moved; if
+//! something did, it refuses, says what moved, and changes nothing.
+
+pub mod fingerprint;
+pub mod render;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fields::{Field, empty_values};
+use crate::load::contacts::Op;
+use crate::load::plans::{self, PlanRecord, StoredPlanChange};
+use crate::load::run::sides_of;
+use crate::load::{LoadError, Store};
+use crate::report::{Action, Change, FieldChange, RunReport, RunStatus};
+use crate::transform::{Directory, MergePolicy, MergedRow, Origin, directory as csv};
+
+/// Changes read from the database at a time while a plan is applied or shown.
+const CHANGES_PER_PAGE: i64 = 2000;
+
+/// What a plan was computed against (see [`fingerprint`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Base {
+    pub table: String,
+    pub directory: String,
+    pub policy: String,
+}
+
+/// How long plans are kept, and what a new one is.
+#[derive(Clone, Debug)]
+pub struct NewPlan {
+    /// Hours until it expires (`[merge] plan_ttl_hours`).
+    pub ttl_hours: u64,
+    /// Why a guard refused the run it was computed for (the plan then awaits approval).
+    pub refused_because: Option<String>,
+    /// The directory CSV the run reloaded the directory from.
+    pub directory_csv: Option<PathBuf>,
+}
+
+/// A change as stored in `plan_changes.change`: compact JSON, fields as
+/// `[name, old, new]` and their sides as bits.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredChange {
+    origin: String,
+    directory_id: Option<String>,
+    key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    old_origin: Option<String>,
+    sides: u32,
+    fields: Vec<(String, Option<String>, Option<String>)>,
+}
+
+fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::Insert => "insert",
+        Action::Update => "update",
+        Action::Delete => "delete",
+    }
+}
+
+fn stored(seq: i64, change: &Change) -> StoredPlanChange {
+    let json = StoredChange {
+        origin: change.origin.as_str().to_owned(),
+        directory_id: change.directory_id.clone(),
+        key: change.key.clone(),
+        old_origin: change.old_origin.map(|o| o.as_str().to_owned()),
+        sides: change.sides,
+        fields: change
+            .fields
+            .iter()
+            .map(|f| (f.field.to_owned(), f.old.clone(), f.new.clone()))
+            .collect(),
+    };
+    StoredPlanChange {
+        seq,
+        row_id: change.row_id,
+        action: action_name(change.action).to_owned(),
+        change: serde_json::to_string(&json).expect("changes serialise"),
+    }
+}
+
+/// Why a stored change cannot be read back (a database edited by hand, or a bug).
+#[derive(Debug, thiserror::Error)]
+#[error("plan change #{seq} is unreadable: {why}")]
+pub struct UnreadableChange {
+    seq: i64,
+    why: String,
+}
+
+/// A stored change read back as the report's [`Change`].
+pub fn change_of(stored: &StoredPlanChange) -> Result<Change, UnreadableChange> {
+    let bad = |why: String| UnreadableChange {
+        seq: stored.seq,
+        why,
+    };
+    let json: StoredChange =
+        serde_json::from_str(&stored.change).map_err(|e| bad(e.to_string()))?;
+    let origin = |s: &str| Origin::parse(s).ok_or_else(|| bad(format!("origin \"{s}\"")));
+    let action = match stored.action.as_str() {
+        "insert" => Action::Insert,
+        "update" => Action::Update,
+        "delete" => Action::Delete,
+        other => return Err(bad(format!("action \"{other}\""))),
+    };
+    let sides = sides_of(json.sides);
+    let fields = json
+        .fields
+        .into_iter()
+        .map(|(name, old, new)| {
+            let field = Field::from_name(&name).ok_or_else(|| bad(format!("field \"{name}\"")))?;
+            Ok(FieldChange {
+                field: field.name(),
+                old,
+                new,
+                side: sides[field.index()],
+            })
+        })
+        .collect::<Result<Vec<_>, UnreadableChange>>()?;
+    Ok(Change {
+        action,
+        origin: origin(&json.origin)?,
+        directory_id: json.directory_id,
+        key: json.key,
+        old_origin: json.old_origin.as_deref().map(origin).transpose()?,
+        row_id: stored.row_id,
+        fields,
+        sides: json.sides,
+    })
+}
+
+/// Stores the plan of a dry run (or of a refused run: `new.refused_because`), whose report
+/// holds the changes; returns its id.
+pub async fn create(
+    store: &Store,
+    report: &RunReport,
+    base: &Base,
+    new: &NewPlan,
+) -> Result<i64, LoadError> {
+    let changes = report.changes.as_deref().unwrap_or_default();
+    let created_at = crate::load::now();
+    let mut summary = report.clone();
+    summary.changes = None;
+    let record = PlanRecord {
+        id: 0,
+        pipeline: report.pipeline.clone(),
+        expires_at: hours_after(&created_at, new.ttl_hours),
+        created_at: created_at.clone(),
+        status: if new.refused_because.is_some() {
+            "awaiting_approval"
+        } else {
+            "pending"
+        }
+        .to_owned(),
+        reason: new.refused_because.clone(),
+        run_id: None,
+        applied_run_id: None,
+        source: report.source.clone(),
+        source_sha256: report.source_sha256.clone(),
+        directory_csv: new.directory_csv.as_ref().map(|p| p.display().to_string()),
+        base_table: base.table.clone(),
+        base_directory: base.directory.clone(),
+        base_policy: base.policy.clone(),
+        inserted: count(changes, Action::Insert),
+        updated: count(changes, Action::Update),
+        deleted: count(changes, Action::Delete),
+        report: summary.to_json(),
+    };
+    let rows: Vec<StoredPlanChange> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| stored(i as i64 + 1, c))
+        .collect();
+    plans::prune(store, &created_at).await?;
+    plans::insert(store, &record, &rows).await
+}
+
+fn count(changes: &[Change], action: Action) -> i64 {
+    changes.iter().filter(|c| c.action == action).count() as i64
+}
+
+/// `time` (RFC 3339, as `crate::load::now` writes it) plus `hours`, in the same format.
+fn hours_after(time: &str, hours: u64) -> String {
+    let format = &time::format_description::well_known::Rfc3339;
+    let start = time::OffsetDateTime::parse(time, format).expect("now() writes RFC 3339");
+    let hours = i64::try_from(hours)
+        .unwrap_or(i64::MAX / 3600)
+        .min(24 * 365 * 100);
+    (start + time::Duration::hours(hours))
+        .format(format)
+        .expect("a time formats")
+}
+
+/// Up to `limit` changes of plan `id` after position `after` (a page, for showing).
+pub async fn changes(
+    store: &Store,
+    id: i64,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(i64, Change)>, PlanError> {
+    plans::changes(store, id, after, limit)
+        .await?
+        .iter()
+        .map(|s| Ok((s.seq, change_of(s)?)))
+        .collect()
+}
+
+/// Why a plan could not be shown or applied (a refusal is a report, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Unreadable(#[from] UnreadableChange),
+}
+
+/// What `ucm apply` needs besides the store: the plan and the pipeline as configured now.
+#[derive(Clone, Debug)]
+pub struct ApplyRequest {
+    pub pipeline: String,
+    pub plan_id: i64,
+    /// The merge policy configured now: it must be the one the plan was computed with.
+    pub policy: MergePolicy,
+}
+
+/// Applies plan `request.plan_id`: exactly its changes, in one run transaction, if nothing it
+/// was computed against moved; otherwise a refused report saying what moved. Recorded as a run
+/// (`command` = `apply`) either way. Never returns an error: failures are reports.
+pub async fn apply(store: &Store, request: ApplyRequest) -> RunReport {
+    let clock = Instant::now();
+    let mut report = RunReport::begin(&request.pipeline, "apply", "-", false);
+    report.plan_id = Some(request.plan_id);
+    let outcome = match check(store, &request).await {
+        Ok(plan) => {
+            report.source = plan.source.clone();
+            report.source_sha256 = plan.source_sha256.clone();
+            let store2 = store.clone();
+            let mut inner = report.clone();
+            let handle = tokio::runtime::Handle::current();
+            let joined = tokio::task::spawn_blocking(move || {
+                let landed = apply_in_transaction(&store2, &handle, &request, &plan, &mut inner);
+                (landed, inner)
+            })
+            .await;
+            match joined {
+                Ok((landed, inner)) => {
+                    report = inner;
+                    landed
+                }
+                Err(e) => Err(Outcome::Failed(format!("the apply's thread: {e}"))),
+            }
+        }
+        Err(outcome) => Err(outcome),
+    };
+    report.duration_ms = clock.elapsed().as_millis() as u64;
+    report.finished_at = crate::load::now();
+    match outcome {
+        Ok(run_id) => report.run_id = Some(run_id),
+        Err(outcome) => {
+            (report.status, report.error) = match outcome {
+                Outcome::Refused(why) => (RunStatus::Refused, Some(why)),
+                Outcome::Busy(why) => (RunStatus::Skipped, Some(why)),
+                Outcome::Failed(why) => (RunStatus::Failed, Some(why)),
+            };
+            (report.inserted, report.updated, report.deleted) = (0, 0, 0);
+            match crate::load::runs::record(store, &report).await {
+                Ok(id) => report.run_id = Some(id),
+                Err(e) => tracing::error!("could not record the refused apply: {e}"),
+            }
+        }
+    }
+    report
+}
+
+/// Why an apply did not land.
+enum Outcome {
+    Refused(String),
+    Busy(String),
+    Failed(String),
+}
+
+impl From<LoadError> for Outcome {
+    fn from(e: LoadError) -> Outcome {
+        match e {
+            LoadError::Busy { .. } => Outcome::Busy(e.to_string()),
+            e => Outcome::Failed(e.to_string()),
+        }
+    }
+}
+
+impl From<PlanError> for Outcome {
+    fn from(e: PlanError) -> Outcome {
+        match e {
+            PlanError::Load(e) => e.into(),
+            e => Outcome::Failed(e.to_string()),
+        }
+    }
+}
+
+/// The checks that need no lock: the plan exists, belongs to the pipeline, is neither
+/// applied, discarded nor expired, and the policy configured now is the plan's.
+async fn check(store: &Store, request: &ApplyRequest) -> Result<PlanRecord, Outcome> {
+    let id = request.plan_id;
+    let Some(plan) = plans::get(store, id).await? else {
+        return Err(Outcome::Refused(format!(
+            "there is no plan #{id} in {} (expired plans are pruned; `ucm plans` lists them)",
+            store.url()
+        )));
+    };
+    if plan.pipeline != request.pipeline {
+        return Err(Outcome::Refused(format!(
+            "plan #{id} belongs to pipeline {}, not {}: run ucm with that pipeline's config",
+            plan.pipeline, request.pipeline
+        )));
+    }
+    match plan.status.as_str() {
+        "applied" => {
+            return Err(Outcome::Refused(format!(
+                "plan #{id} was already applied{}",
+                plan.applied_run_id
+                    .map(|r| format!(" by run #{r}"))
+                    .unwrap_or_default()
+            )));
+        }
+        "discarded" => return Err(Outcome::Refused(format!("plan #{id} was discarded"))),
+        _ => {}
+    }
+    if plan.expires_at.as_str() <= crate::load::now().as_str() {
+        return Err(Outcome::Refused(format!(
+            "plan #{id} expired at {}: compute a new one with a dry run",
+            plan.expires_at
+        )));
+    }
+    let policy = fingerprint::policy(&request.policy);
+    if policy != plan.base_policy {
+        return Err(Outcome::Refused(format!(
+            "the merge policy changed since plan #{id} was computed (then: {}; now: {policy}): \
+             nothing was changed; compute a new plan with a dry run",
+            plan.base_policy
+        )));
+    }
+    Ok(plan)
+}
+
+/// The apply on a blocking thread, in one run transaction.
+fn apply_in_transaction(
+    store: &Store,
+    handle: &tokio::runtime::Handle,
+    request: &ApplyRequest,
+    plan: &PlanRecord,
+    report: &mut RunReport,
+) -> Result<i64, Outcome> {
+    let id = plan.id;
+    let moved = |what: String| {
+        Outcome::Refused(format!(
+            "{what} since plan #{id} was computed: nothing was changed; compute a new plan with \
+             a dry run"
+        ))
+    };
+    // The directory the plan's changes were computed with, checked before the lock is taken
+    // when it comes from a CSV file.
+    let csv_entries = match &plan.directory_csv {
+        Some(path) => {
+            let entries = csv::read_csv(std::path::Path::new(path))
+                .map_err(|e| Outcome::Failed(e.to_string()))?;
+            let directory = Directory::new(entries.clone(), &request.policy);
+            if fingerprint::directory(&directory) != plan.base_directory {
+                return Err(moved(format!("the directory CSV {path} changed")));
+            }
+            Some(entries)
+        }
+        None => None,
+    };
+    let mut run = store.begin_run(crate::load::now())?;
+    if csv_entries.is_none() {
+        let directory = run.read_directory(&request.policy)?;
+        if fingerprint::directory(&directory) != plan.base_directory {
+            return Err(moved(
+                "the directory changed (`ucm directory load`, or a run that reloaded it)".into(),
+            ));
+        }
+    }
+    if fingerprint::table(&mut run)? != plan.base_table {
+        return Err(moved(
+            "the merged table changed (a run landed after it: see `ucm runs`)".into(),
+        ));
+    }
+    if let Some(entries) = &csv_entries {
+        run.replace_directory(entries)?;
+    }
+    let mut deletions = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = handle.block_on(changes(store, id, after, CHANGES_PER_PAGE))?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        after = *last;
+        for (_, change) in page {
+            match change.action {
+                Action::Insert => {
+                    run.apply(Op::Insert(Box::new(row_of(&change, empty_values()))))?
+                }
+                Action::Update => {
+                    let id = change.row_id.ok_or_else(|| {
+                        Outcome::Failed(format!("an update of plan #{} names no row", plan.id))
+                    })?;
+                    let old = run.row(id)?;
+                    run.apply(Op::Update {
+                        id,
+                        row: Box::new(row_of(&change, old.values)),
+                    })?;
+                }
+                Action::Delete => deletions.extend(change.row_id),
+            }
+        }
+    }
+    run.flush()?;
+    run.delete(&deletions)?;
+    (report.inserted, report.updated, report.deleted) = run.counts();
+    let planned = (plan.inserted, plan.updated, plan.deleted);
+    let done = (
+        report.inserted as i64,
+        report.updated as i64,
+        report.deleted as i64,
+    );
+    if planned != done {
+        return Err(Outcome::Failed(format!(
+            "plan #{id} would insert, update and delete {planned:?} rows but {done:?} were; \
+             nothing was changed"
+        )));
+    }
+    report.status = RunStatus::Succeeded;
+    report.finished_at = crate::load::now();
+    let run_id = run.record_run(report)?;
+    if !run.mark_plan_applied(id, run_id, &crate::load::now())? {
+        return Err(Outcome::Refused(format!(
+            "plan #{id} was applied, discarded or expired meanwhile: nothing was changed"
+        )));
+    }
+    run.commit()?;
+    Ok(run_id)
+}
+
+/// The row a stored change writes: `values` (the stored row's, or empty for an insert) with
+/// the change's new values, the change's identity, origin and sides.
+fn row_of(change: &Change, mut values: crate::fields::FieldValues) -> MergedRow {
+    for f in &change.fields {
+        if let Some(field) = Field::from_name(f.field) {
+            values[field.index()] = f.new.clone();
+        }
+    }
+    MergedRow {
+        origin: change.origin,
+        directory_id: change.directory_id.clone(),
+        match_key: change.key.clone(),
+        values,
+        sides: sides_of(change.sides),
+    }
+}

@@ -1,0 +1,131 @@
+//! Plans through `ucm serve`: a run a guard refuses leaves its plan awaiting approval (in
+//! `/api/plans`, `/metrics`, the page and the log); the plan is read page by page, applied
+//! once, or discarded, over HTTP with a login. Both backends.
+
+mod common;
+
+use common::Workspace;
+use common::service::*;
+use serde_json::Value;
+
+const EMPTY: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<contacts/>\n";
+
+fn post(url: &str, bearer: &str) -> (u16, Value) {
+    let (status, text) = http("POST", url, &[("Authorization", bearer)], "");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[test]
+fn a_refused_scheduled_run_leaves_a_plan_awaiting_approval_that_is_applied_once_over_http() {
+    let ws = Workspace::new("");
+    let source = ws.write("source.xml", std::fs::read(samples()).unwrap());
+    pipeline(
+        &ws,
+        "demo",
+        source.to_str().unwrap(),
+        "0 0 1 1 ?",
+        "0 0 1 1 ?",
+    );
+    let s = serve(&ws, &["demo"], 1);
+    let bearer = "Bearer static-token";
+    let run = format!("{}/api/pipelines/demo/run", s.base);
+    assert_eq!(post(&run, bearer).0, 200);
+    let loaded = ws.export();
+
+    // The source empties: the run is refused and its plan awaits approval.
+    ws.write("source.xml", EMPTY);
+    let (status, refused) = post(&run, bearer);
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["status"], "refused");
+    let id = refused["plan_id"]
+        .as_i64()
+        .expect("the refused run names its plan");
+    assert_eq!(ws.export(), loaded, "nothing changed");
+    s.log_with(&[&format!("its plan #{id} awaits approval")]);
+
+    let plans = format!("{}/api/plans", s.base);
+    assert_eq!(http("GET", &plans, &[], "").0, 401, "plans need a login");
+    let (status, listed) = get_auth(&plans, bearer);
+    assert_eq!(status, 200, "{listed}");
+    let plan = &listed[0];
+    assert_eq!(plan["id"], id);
+    assert_eq!(plan["pipeline"], "demo");
+    assert_eq!(plan["status"], "awaiting_approval");
+    assert!(
+        plan["reason"]
+            .as_str()
+            .unwrap()
+            .contains("holds no contacts"),
+        "{plan}"
+    );
+    let deleted = plan["deleted"].as_i64().unwrap();
+    assert!(deleted > 0, "{plan}");
+    let total = deleted + plan["updated"].as_i64().unwrap() + plan["inserted"].as_i64().unwrap();
+    let metrics = http("GET", &format!("{}/metrics", s.base), &[], "").1;
+    assert!(
+        metrics.contains("ucm_plans_awaiting{pipeline=\"demo\"} 1"),
+        "{metrics}"
+    );
+    let page = http("GET", &format!("{}/", s.base), &[], "").1;
+    assert!(page.contains("1 plan awaiting approval"), "{page}");
+
+    // Read page by page: two changes, then the rest from next_after.
+    let shown = format!("{}/api/pipelines/demo/plans/{id}", s.base);
+    let (status, first) = get_auth(&format!("{shown}?limit=2"), bearer);
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["changes"].as_array().unwrap().len(), 2);
+    let after = first["next_after"].as_i64().expect("more pages");
+    let (_, rest) = get_auth(&format!("{shown}?after={after}&limit=1000"), bearer);
+    assert_eq!(2 + rest["changes"].as_array().unwrap().len() as i64, total);
+    assert_eq!(rest["next_after"], Value::Null);
+
+    // Approve: exactly the reviewed deletions land, once.
+    let apply = format!("{shown}/apply");
+    assert_eq!(post(&apply, "Bearer wrong").0, 401);
+    let (status, applied) = post(&apply, bearer);
+    assert_eq!(status, 200, "{applied}");
+    assert_eq!(applied["command"], "apply");
+    assert_eq!(applied["deleted"], deleted);
+    assert_ne!(ws.export(), loaded);
+    let metrics = http("GET", &format!("{}/metrics", s.base), &[], "").1;
+    assert!(
+        metrics.contains("ucm_plans_awaiting{pipeline=\"demo\"} 0"),
+        "{metrics}"
+    );
+    let (status, again) = post(&apply, bearer);
+    assert_eq!(status, 422, "{again}");
+    assert!(again["error"].as_str().unwrap().contains("already applied"));
+}
+
+#[test]
+fn a_dry_run_over_http_stores_a_plan_that_can_be_discarded_once() {
+    let ws = Workspace::new("");
+    let (s, bearer) = loaded_service(&ws);
+    let (status, dry) = post(
+        &format!("{}/api/pipelines/demo/run?dry_run=true", s.base),
+        bearer,
+    );
+    assert_eq!(status, 200, "{dry}");
+    let id = dry["plan_id"].as_i64().expect("a dry run stores a plan");
+    let discard = format!("{}/api/pipelines/demo/plans/{id}/discard", s.base);
+    let (status, body) = post(&discard, bearer);
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &"discarded".into()),
+        "{body}"
+    );
+    assert_eq!(post(&discard, bearer).0, 409);
+    let (status, applied) = post(
+        &format!("{}/api/pipelines/demo/plans/{id}/apply", s.base),
+        bearer,
+    );
+    assert_eq!(status, 422);
+    assert!(applied["error"].as_str().unwrap().contains("was discarded"));
+    assert_eq!(
+        get_auth(&format!("{}/api/pipelines/demo/plans/999", s.base), bearer).0,
+        404
+    );
+}
