@@ -796,3 +796,17 @@ fn a_named_pipe_as_a_source_is_refused_at_once_and_changes_nothing() {
     );
     assert_eq!(ws.export(), before.1);
 }
+
+/// Regression: `--data-dir` was accepted and ignored; staged files went to the config's
+/// `data_dir` whatever it said.
+#[test]
+fn the_data_dir_option_moves_the_staged_files() {
+    let (base, _, _) = start_server();
+    let ws = workspace(&format!("{base}/good.xml"), "");
+    ws.ok(&["--data-dir", "elsewhere", "fetch"]);
+    let staged = json(&ws.ok(&["staged", "--format", "json"]));
+    let path = staged["path"].as_str().unwrap();
+    assert!(path.starts_with("elsewhere/default/db-"), "{path}");
+    assert!(ws.path(path).exists());
+    assert!(!ws.path("ucm-data").exists());
+}

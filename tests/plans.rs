@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BIN, Workspace, contacts_xml};
+use common::{BIN, Workspace, contacts_xml, headless, repo};
 
 /// A directory of two, one import, and a changed source (one new contact, one changed,
 /// one gone): the state every test starts from. Returns the export after the import.
@@ -267,6 +267,70 @@ fn a_plan_is_shown_as_csv_rows_and_as_html_that_escapes_values() {
     // Without --dry-run, csv and html are refused before anything runs.
     let (_, stderr) = ws.fails(&["import", "second.xml", "--format", "html"]);
     assert!(stderr.contains("add --dry-run"), "{stderr}");
+}
+
+/// The number in the element with `id` in a DOM dump (`<strong id="count-insert">1</strong>`).
+fn number_in(dom: &str, id: &str) -> i64 {
+    let at = dom
+        .find(&format!("id=\"{id}\">"))
+        .unwrap_or_else(|| panic!("no #{id}: {dom}"));
+    let rest = &dom[at + id.len() + 6..];
+    rest[..rest.find('<').unwrap()].trim().parse().unwrap()
+}
+
+#[test]
+fn the_html_report_opened_in_a_real_browser_counts_what_the_json_report_counts() {
+    let Some(chromium) = common::chromium() else {
+        return;
+    };
+    let ws = Workspace::new("");
+    seeded(&ws);
+    let id = plan_of_second(&ws).to_string();
+    let report = json(&ws.ok(&["plan", "show", &id, "--format", "json"]));
+    let page = ws.write(
+        "plan.html",
+        ws.ok(&["plan", "show", &id, "--format", "html"]),
+    );
+    let url = format!("file://{}", page.display());
+    let profile = ws.path("chromium");
+    let dom = headless(chromium, &profile, &url, &["--dump-dom"]);
+    let changes = report["changes"].as_array().unwrap();
+    for action in ["insert", "update", "delete"] {
+        let counted = changes.iter().filter(|c| c["action"] == action).count() as i64;
+        assert_eq!(
+            number_in(&dom, &format!("count-{action}")),
+            counted,
+            "{action}"
+        );
+    }
+    // The filter script ran over every changed field: the page says how many it shows.
+    let fields: usize = changes
+        .iter()
+        .map(|c| c["fields"].as_array().unwrap().len())
+        .sum();
+    assert!(
+        dom.contains(&format!("{fields} of {fields} changed fields shown")),
+        "{dom}"
+    );
+    // The value with a script tag is text on the page, not an element.
+    assert!(
+        dom.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{dom}"
+    );
+    assert!(!dom.contains("<script>alert(1)"), "{dom}");
+    let artifacts = repo("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("plan-report.png");
+    headless(
+        chromium,
+        &profile,
+        &url,
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1100,800",
+        ],
+    );
+    assert!(std::fs::read(&shot).unwrap().starts_with(b"\x89PNG"));
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::service::*;
-use common::{BIN, Workspace, repo};
+use common::{BIN, Workspace, headless, repo};
 use serde_json::Value;
 
 #[test]
@@ -284,17 +284,7 @@ fn sigterm_during_a_run_lets_it_finish_and_exits_0() {
 
 #[test]
 fn the_status_page_shows_each_pipeline_its_last_run_and_a_chart_in_a_real_browser() {
-    let Some(chromium) = ["chromium", "chromium-browser"].into_iter().find(|b| {
-        Command::new(b)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    }) else {
-        assert!(
-            std::env::var("UCM_REQUIRE_BROWSER").is_err(),
-            "chromium is missing (apt-get install chromium); .ci/run installs it"
-        );
-        eprintln!("skipped: chromium is not installed (apt-get install chromium)");
+    let Some(chromium) = common::chromium() else {
         return;
     };
     let ws = Workspace::new("");
@@ -320,26 +310,8 @@ fn the_status_page_shows_each_pipeline_its_last_run_and_a_chart_in_a_real_browse
     std::fs::create_dir_all(&artifacts).unwrap();
     let shot = artifacts.join("status-page.png");
     let _ = std::fs::remove_file(&shot);
-    let browser = |extra: &[&str]| {
-        let out = Command::new(chromium)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-            ])
-            .arg(format!("--user-data-dir={}", ws.path("chromium").display()))
-            .args(extra)
-            .arg(format!("{}/", s.base))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let profile = ws.path("chromium");
+    let browser = |extra: &[&str]| headless(chromium, &profile, &format!("{}/", s.base), extra);
     let dom = browser(&["--dump-dom"]);
     for seen in [
         "<h2>demo</h2>",

@@ -306,15 +306,24 @@ fn init_logging(quiet: bool, service: bool) {
         .try_init();
 }
 
-/// The config named by `-c`, or the default one when it exists, or built-in defaults.
+/// The config named by `-c`, or the default one when it exists, or built-in defaults; with
+/// `--db` and `--data-dir` applied, so that everything derived from the config (the staged
+/// files' folder included) follows the overrides.
 fn load_config(cli: &Cli) -> anyhow::Result<PipelineConfig> {
-    match &cli.config {
-        Some(path) => Ok(PipelineConfig::load(path)?),
+    let mut config = match &cli.config {
+        Some(path) => PipelineConfig::load(path)?,
         None if Path::new(DEFAULT_CONFIG).exists() => {
-            Ok(PipelineConfig::load(Path::new(DEFAULT_CONFIG))?)
+            PipelineConfig::load(Path::new(DEFAULT_CONFIG))?
         }
-        None => Ok(PipelineConfig::default()),
+        None => PipelineConfig::default(),
+    };
+    if let Some(db) = &cli.db {
+        config.database.url = db.clone();
     }
+    if let Some(dir) = &cli.data_dir {
+        config.data_dir = dir.clone();
+    }
+    Ok(config)
 }
 
 fn load_contract(schema: Option<&Path>) -> anyhow::Result<Contract> {

@@ -233,3 +233,45 @@ pub fn contacts_xml(contacts: &[&[(&str, &str)]]) -> String {
 pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
+
+/// The Chromium to drive headless, or None (the test is then skipped with a note, unless
+/// `UCM_REQUIRE_BROWSER` is set, as `.ci/run` does: there a missing browser fails).
+pub fn chromium() -> Option<&'static str> {
+    let found = ["chromium", "chromium-browser"].into_iter().find(|b| {
+        Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("UCM_REQUIRE_BROWSER").is_err(),
+            "chromium is missing (apt-get install chromium); .ci/run installs it"
+        );
+        eprintln!("skipped: chromium is not installed (apt-get install chromium)");
+    }
+    found
+}
+
+/// Runs headless `chromium` on `url` with `extra` arguments (`--dump-dom`,
+/// `--screenshot=FILE`), its profile in `profile`; returns its stdout.
+pub fn headless(chromium: &str, profile: &Path, url: &str, extra: &[&str]) -> String {
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("run chromium");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
