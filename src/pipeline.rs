@@ -13,8 +13,8 @@ use std::time::Instant;
 use crate::extract::{Contract, ExtractError, ReadError};
 use crate::load::contacts::compare;
 use crate::load::{ExistingRows, LoadError, Op, Store, plans, runs};
-use crate::plan::{Base, NewPlan};
-use crate::report::{Action, RunReport, RunStatus};
+use crate::plan::{Base, NewPlan, PlanSink};
+use crate::report::{RunReport, RunStatus};
 use crate::transform::{
     Arriving, Directory, ExternalRow, KeyIndex, MergePolicy, Merger, Rejection,
     directory as directory_csv,
@@ -51,9 +51,9 @@ pub struct RunRequest {
 enum Landed {
     /// The run landed and was recorded with this id.
     Run(i64),
-    /// A dry run: its changes are in the report, and this is what they were computed
-    /// against (recorded, with its plan, by [`execute`]).
-    Planned(Base),
+    /// The plan of a refused run was computed and stored (the refused run is recorded by
+    /// [`execute`]).
+    Plan(i64),
 }
 
 /// Receives progress while a run parses its source.
@@ -123,8 +123,16 @@ pub async fn execute(
         let request = request.clone();
         let mut report = report.clone();
         tokio::task::spawn_blocking(move || {
-            let result =
-                run_in_transaction(&store, &contract, &request, &*progress, &mut report, &clock);
+            let new = new_plan(&request, None);
+            let result = run_in_transaction(
+                &store,
+                &contract,
+                &request,
+                &*progress,
+                &mut report,
+                &clock,
+                Some(&new),
+            );
             (result, report)
         })
         .await
@@ -138,19 +146,14 @@ pub async fn execute(
     };
     report.duration_ms = clock.elapsed().as_millis() as u64;
     report.finished_at = crate::load::now();
+    if request.dry_run
+        && let Err(e) = plans::prune(store, &report.finished_at).await
+    {
+        tracing::warn!("could not prune expired plans: {e}");
+    }
     match result {
         Ok(Landed::Run(run_id)) => report.run_id = Some(run_id),
-        Ok(Landed::Planned(base)) => {
-            let new = new_plan(&request, None);
-            report.plan_id = store_plan(store, &report, &base, &new).await;
-            match runs::record(store, &report).await {
-                Ok(id) => report.run_id = Some(id),
-                Err(e) => tracing::error!("could not record the dry run: {e}"),
-            }
-            if let (Some(plan), Some(run)) = (report.plan_id, report.run_id) {
-                let _ = plans::set_run(store, plan, run).await;
-            }
-        }
+        Ok(Landed::Plan(_)) => unreachable!("only the plan of a refused run is not recorded"),
         Err(failure) => {
             report.status = match failure {
                 RunFailure::Refused(_) => RunStatus::Refused,
@@ -192,17 +195,6 @@ fn new_plan(request: &RunRequest, refused_because: Option<String>) -> NewPlan {
     }
 }
 
-/// Stores a dry run's plan; a failure to store it is logged (the dry run's report stands).
-async fn store_plan(store: &Store, report: &RunReport, base: &Base, new: &NewPlan) -> Option<i64> {
-    match crate::plan::create(store, report, base, new).await {
-        Ok(id) => Some(id),
-        Err(e) => {
-            tracing::error!("could not store the plan of the run: {e}");
-            None
-        }
-    }
-}
-
 /// The plan of a run a guard refused: the same run computed again as a dry run (the guards
 /// aside), stored as awaiting approval. `ucm apply` of it is the reviewed override.
 async fn plan_for_refused(
@@ -221,20 +213,25 @@ async fn plan_for_refused(
         &dry.source.display().to_string(),
         true,
     );
+    let new = new_plan(&dry, Some(refusal.to_owned()));
     let computed = {
         let (store, contract) = (store.clone(), Arc::clone(contract));
         tokio::task::spawn_blocking(move || {
-            let landed =
-                run_in_transaction(&store, &contract, &dry, &NoProgress, &mut report, &clock);
+            let landed = run_in_transaction(
+                &store,
+                &contract,
+                &dry,
+                &NoProgress,
+                &mut report,
+                &clock,
+                Some(&new),
+            );
             (landed, report)
         })
         .await
     };
     match computed {
-        Ok((Ok(Landed::Planned(base)), report)) => {
-            let reason = refusal.strip_prefix("refused: ").unwrap_or(refusal);
-            let new = new_plan(request, Some(format!("refused: {reason}")));
-            let id = store_plan(store, &report, &base, &new).await?;
+        Ok((Ok(Landed::Plan(id)), _)) => {
             tracing::warn!(
                 pipeline = request.pipeline,
                 plan = id,
@@ -263,6 +260,7 @@ fn run_in_transaction(
     progress: &dyn Progress,
     report: &mut RunReport,
     clock: &Instant,
+    plan: Option<&NewPlan>,
 ) -> Result<Landed, RunFailure> {
     // What can fail without the database fails before the transaction starts: the source
     // must be readable and the CSV valid.
@@ -300,7 +298,25 @@ fn run_in_transaction(
     // table's index is read; the merge waits for the index.
     let (table_sender, table_receiver) = std::sync::mpsc::sync_channel::<Table>(1);
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Op>>(BATCHES_IN_FLIGHT);
-    let mut changes = request.dry_run.then(Vec::new);
+    // A dry run writes its changes into a plan, in this transaction, as they come.
+    let mut sink = match plan.filter(|_| request.dry_run) {
+        Some(new) => {
+            let base = Base {
+                table: crate::plan::fingerprint::table(&mut run)?,
+                directory: crate::plan::fingerprint::directory(&directory),
+                policy: crate::plan::fingerprint::policy(&request.policy),
+            };
+            let source = request.source.display().to_string();
+            Some(PlanSink::begin(
+                &mut run,
+                &request.pipeline,
+                &source,
+                base,
+                new,
+            )?)
+        }
+        None => None,
+    };
     let (written, outcome) = std::thread::scope(|scope| {
         let parser = scope.spawn(|| {
             parse_and_merge(
@@ -330,8 +346,11 @@ fn run_in_transaction(
             let _ = table_sender.send(table);
             for batch in &receiver {
                 for op in batch {
-                    match &mut changes {
-                        Some(changes) => changes.push(run.describe(op)?),
+                    match &mut sink {
+                        Some(sink) => {
+                            let change = run.describe(op)?;
+                            sink.push(&mut run, change)?;
+                        }
                         None => run.apply(op)?,
                     }
                 }
@@ -380,27 +399,33 @@ fn run_in_transaction(
         }
     }
 
-    match changes {
-        Some(mut changes) => {
+    match sink {
+        Some(mut sink) => {
             for id in outcome.deletions {
-                changes.push(run.describe(Op::Delete { id })?);
+                let change = run.describe(Op::Delete { id })?;
+                sink.push(&mut run, change)?;
             }
-            let count = |action| changes.iter().filter(|c| c.action == action).count() as u64;
-            report.inserted = count(Action::Insert);
-            report.updated = count(Action::Update);
-            report.deleted = count(Action::Delete);
-            report.changes = Some(changes);
+            (report.inserted, report.updated, report.deleted) = sink.counts();
+            let (preview, omitted) = sink.preview();
+            report.changes = Some(preview);
+            report.changes_omitted = (omitted > 0).then_some(omitted);
             report.status = RunStatus::DryRun;
-            // What the changes were computed against, read in the same transaction.
-            let base = Base {
-                table: crate::plan::fingerprint::table(&mut run)?,
-                directory: crate::plan::fingerprint::directory(&directory),
-                policy: crate::plan::fingerprint::policy(&request.policy),
-            };
-            run.rollback()?;
             report.duration_ms = clock.elapsed().as_millis() as u64;
             report.finished_at = crate::load::now();
-            Ok(Landed::Planned(base))
+            // Nothing but the plan (and the run's record) is written: committed together.
+            let refused_run = plan.is_some_and(|p| p.refused_because.is_some());
+            let run_id = if refused_run {
+                None
+            } else {
+                Some(run.record_run(report)?)
+            };
+            let plan_id = sink.finish(&mut run, report, run_id)?;
+            report.plan_id = Some(plan_id);
+            run.commit()?;
+            Ok(match run_id {
+                Some(id) => Landed::Run(id),
+                None => Landed::Plan(plan_id),
+            })
         }
         None => {
             run.delete(&outcome.deletions)?;

@@ -134,9 +134,13 @@ pub struct RunReport {
     /// `apply` run applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan_id: Option<i64>,
-    /// Dry runs only: every change the run would make.
+    /// Dry runs only: the changes the run would make (the first 1,000: its plan holds
+    /// them all).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changes: Option<Vec<Change>>,
+    /// Dry runs only: changes the plan holds beyond those listed in `changes`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes_omitted: Option<u64>,
 }
 
 impl RunReport {
@@ -164,6 +168,7 @@ impl RunReport {
             fetch: None,
             plan_id: None,
             changes: None,
+            changes_omitted: None,
         }
     }
 
@@ -273,6 +278,12 @@ impl RunReport {
                 let _ = writeln!(out, "changes:");
             }
             write_changes(&mut out, changes);
+            if let (Some(more), Some(plan)) = (self.changes_omitted, self.plan_id) {
+                let _ = writeln!(
+                    out,
+                    "  ... and {more} more changes: `ucm plan show {plan}` lists them all"
+                );
+            }
         }
         out
     }
@@ -350,6 +361,7 @@ mod tests {
             error: None,
             fetch: None,
             plan_id: None,
+            changes_omitted: None,
             changes: Some(vec![Change {
                 action: Action::Update,
                 origin: Origin::Merged,

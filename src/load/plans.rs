@@ -6,9 +6,6 @@ use sqlx::Row;
 
 use crate::load::{LoadError, Store};
 
-/// Changes written per INSERT statement (5 parameters each: far below both backends' limits).
-const CHANGES_PER_INSERT: usize = 500;
-
 /// A plan as listed and shown: everything but its changes.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct PlanRecord {
@@ -82,58 +79,27 @@ where
     })
 }
 
-/// Stores `plan` (its `id` is ignored) and its changes in one transaction; returns its id.
-pub async fn insert(
-    store: &Store,
-    plan: &PlanRecord,
-    changes: &[StoredPlanChange],
-) -> Result<i64, LoadError> {
-    on_pool!(store, |pool| async {
-        let mut tx = pool.begin().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO plans (pipeline, created_at, expires_at, status, reason, run_id, \
-             applied_run_id, source, source_sha256, directory_csv, base_table, base_directory, \
-             base_policy, inserted, updated, deleted, report) VALUES ($1, $2, $3, $4, $5, $6, \
-             $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
-        )
-        .bind(&plan.pipeline)
-        .bind(&plan.created_at)
-        .bind(&plan.expires_at)
-        .bind(&plan.status)
-        .bind(&plan.reason)
-        .bind(plan.run_id)
-        .bind(plan.applied_run_id)
-        .bind(&plan.source)
-        .bind(&plan.source_sha256)
-        .bind(&plan.directory_csv)
-        .bind(&plan.base_table)
-        .bind(&plan.base_directory)
-        .bind(&plan.base_policy)
-        .bind(plan.inserted)
-        .bind(plan.updated)
-        .bind(plan.deleted)
-        .bind(&plan.report)
-        .fetch_one(&mut *tx)
-        .await?;
-        for chunk in changes.chunks(CHANGES_PER_INSERT) {
-            let mut insert = sqlx::QueryBuilder::new(
-                "INSERT INTO plan_changes (plan_id, seq, row_id, action, change) ",
-            );
-            insert.push_values(chunk, |mut row, c| {
-                row.push_bind(id)
-                    .push_bind(c.seq)
-                    .push_bind(c.row_id)
-                    .push_bind(&c.action)
-                    .push_bind(&c.change);
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok::<i64, sqlx::Error>(id)
-    }
-    .await)
-    .map_err(|e| store.error(e))
-}
+/// Inserts a plan (17 parameters: pipeline, created_at, expires_at, status, reason, run_id,
+/// applied_run_id, source, source_sha256, directory_csv, base_table, base_directory,
+/// base_policy, inserted, updated, deleted, report); returns its id. Both backends.
+pub const INSERT_PLAN_SQL: &str = "INSERT INTO plans (pipeline, created_at, expires_at, status, \
+     reason, run_id, applied_run_id, source, source_sha256, directory_csv, base_table, \
+     base_directory, base_policy, inserted, updated, deleted, report) VALUES ($1, $2, $3, $4, \
+     $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id";
+
+/// Inserts one change (plan_id, seq, row_id, action, change). Both backends.
+pub const INSERT_PLAN_CHANGE_SQL: &str = "INSERT INTO plan_changes (plan_id, seq, row_id, action, \
+     change) VALUES ($1, $2, $3, $4, $5)";
+
+/// Inserts a batch of changes on PostgreSQL from arrays (plan_id, seqs, row_ids, actions,
+/// changes).
+pub const INSERT_PLAN_CHANGES_PG_SQL: &str = "INSERT INTO plan_changes (plan_id, seq, row_id, \
+     action, change) SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::text[])";
+
+/// What a plan's computation learns last (source_sha256, inserted, updated, deleted, report,
+/// run_id, then the plan's id). Both backends.
+pub const COMPLETE_PLAN_SQL: &str = "UPDATE plans SET source_sha256 = $1, inserted = $2, \
+     updated = $3, deleted = $4, report = $5, run_id = $6 WHERE id = $7";
 
 /// The plans of `pipeline`, newest first (expired ones are pruned first).
 pub async fn list(store: &Store, pipeline: &str, now: &str) -> Result<Vec<PlanRecord>, LoadError> {

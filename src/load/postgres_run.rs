@@ -18,6 +18,7 @@ use tokio::runtime::Handle;
 
 use crate::fields::empty_values;
 use crate::load::contacts::{ExistingRows, FIELD_COLUMNS, Op, StoredRow};
+use crate::load::plans::{PlanRecord, StoredPlanChange};
 use crate::load::run::BeginError;
 use crate::report::RunReport;
 use crate::transform::{Directory, DirectoryEntry, KeyIndex, MergePolicy, MergedRow, RowState};
@@ -308,6 +309,72 @@ impl PgRun {
                 each(row.try_get(0)?, row.try_get(1)?);
             }
             Ok(())
+        })
+    }
+
+    /// Inserts a plan in the run's transaction; returns its id.
+    pub fn insert_plan(&mut self, p: &PlanRecord) -> sqlx::Result<i64> {
+        self.handle.clone().block_on(async {
+            sqlx::query_scalar(crate::load::plans::INSERT_PLAN_SQL)
+                .bind(&p.pipeline)
+                .bind(&p.created_at)
+                .bind(&p.expires_at)
+                .bind(&p.status)
+                .bind(&p.reason)
+                .bind(p.run_id)
+                .bind(p.applied_run_id)
+                .bind(&p.source)
+                .bind(&p.source_sha256)
+                .bind(&p.directory_csv)
+                .bind(&p.base_table)
+                .bind(&p.base_directory)
+                .bind(&p.base_policy)
+                .bind(p.inserted)
+                .bind(p.updated)
+                .bind(p.deleted)
+                .bind(&p.report)
+                .fetch_one(&mut *self.tx)
+                .await
+        })
+    }
+
+    /// Inserts changes of plan `plan` in the run's transaction, in one statement.
+    pub fn insert_plan_changes(
+        &mut self,
+        plan: i64,
+        changes: &[StoredPlanChange],
+    ) -> sqlx::Result<()> {
+        let seqs: Vec<i64> = changes.iter().map(|c| c.seq).collect();
+        let rows: Vec<Option<i64>> = changes.iter().map(|c| c.row_id).collect();
+        let actions: Vec<&str> = changes.iter().map(|c| c.action.as_str()).collect();
+        let texts: Vec<&str> = changes.iter().map(|c| c.change.as_str()).collect();
+        self.handle.clone().block_on(async {
+            sqlx::query(crate::load::plans::INSERT_PLAN_CHANGES_PG_SQL)
+                .bind(plan)
+                .bind(seqs)
+                .bind(rows)
+                .bind(actions)
+                .bind(texts)
+                .execute(&mut *self.tx)
+                .await
+                .map(drop)
+        })
+    }
+
+    /// Writes what a plan's computation learned last (see `COMPLETE_PLAN_SQL`).
+    pub fn complete_plan(&mut self, p: &PlanRecord) -> sqlx::Result<()> {
+        self.handle.clone().block_on(async {
+            sqlx::query(crate::load::plans::COMPLETE_PLAN_SQL)
+                .bind(&p.source_sha256)
+                .bind(p.inserted)
+                .bind(p.updated)
+                .bind(p.deleted)
+                .bind(&p.report)
+                .bind(p.run_id)
+                .bind(p.id)
+                .execute(&mut *self.tx)
+                .await
+                .map(drop)
         })
     }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::fields::{FIELD_COUNT, FIELD_NAMES, FieldValues, empty_values};
 use crate::load::contacts::{ExistingRows, Op, StoredRow};
+use crate::load::plans::{PlanRecord, StoredPlanChange};
 use crate::load::postgres_run::PgRun;
 use crate::load::sqlite_run::SqliteRun;
 use crate::load::{Backend, LoadError, Store};
@@ -182,6 +183,26 @@ impl RunTransaction {
 
     fn stored_row(&mut self, id: i64) -> Result<StoredRow, LoadError> {
         on_run!(self, |run| run.stored_row(id))
+    }
+
+    /// Inserts a plan in the run's transaction; returns its id.
+    pub fn insert_plan(&mut self, plan: &PlanRecord) -> Result<i64, LoadError> {
+        on_run!(self, |run| run.insert_plan(plan))
+    }
+
+    /// Inserts changes of plan `plan` in the run's transaction.
+    pub fn insert_plan_changes(
+        &mut self,
+        plan: i64,
+        changes: &[StoredPlanChange],
+    ) -> Result<(), LoadError> {
+        on_run!(self, |run| run.insert_plan_changes(plan, changes))
+    }
+
+    /// Writes what a plan's computation learned last: its counts, report, source sha256 and
+    /// run.
+    pub fn complete_plan(&mut self, plan: &PlanRecord) -> Result<(), LoadError> {
+        on_run!(self, |run| run.complete_plan(plan))
     }
 
     /// Calls `each` with every row's id and content hash, in the run's transaction.

@@ -14,6 +14,7 @@ use rusqlite::{Connection, OpenFlags, Statement};
 
 use crate::fields::{FIELD_COUNT, FIELD_NAMES, empty_values};
 use crate::load::contacts::{ExistingRows, FIELD_COLUMNS, Op, StoredRow};
+use crate::load::plans::{PlanRecord, StoredPlanChange};
 use crate::load::run::BeginError;
 use crate::report::RunReport;
 use crate::transform::{
@@ -319,6 +320,65 @@ impl SqliteRun {
         while let Some(row) = rows.next()? {
             each(row.get(0)?, row.get(1)?);
         }
+        Ok(())
+    }
+
+    /// Inserts a plan in the run's transaction; returns its id.
+    pub fn insert_plan(&mut self, p: &PlanRecord) -> rusqlite::Result<i64> {
+        self.conn.query_row(
+            crate::load::plans::INSERT_PLAN_SQL,
+            rusqlite::params![
+                p.pipeline,
+                p.created_at,
+                p.expires_at,
+                p.status,
+                p.reason,
+                p.run_id,
+                p.applied_run_id,
+                p.source,
+                p.source_sha256,
+                p.directory_csv,
+                p.base_table,
+                p.base_directory,
+                p.base_policy,
+                p.inserted,
+                p.updated,
+                p.deleted,
+                p.report,
+            ],
+            |r| r.get(0),
+        )
+    }
+
+    /// Inserts changes of plan `plan` in the run's transaction.
+    pub fn insert_plan_changes(
+        &mut self,
+        plan: i64,
+        changes: &[StoredPlanChange],
+    ) -> rusqlite::Result<()> {
+        let mut insert = self
+            .conn
+            .prepare_cached(crate::load::plans::INSERT_PLAN_CHANGE_SQL)?;
+        for c in changes {
+            insert.execute(rusqlite::params![plan, c.seq, c.row_id, c.action, c.change])?;
+        }
+        Ok(())
+    }
+
+    /// Writes what a plan's computation learned last (see `COMPLETE_PLAN_SQL`).
+    pub fn complete_plan(&mut self, p: &PlanRecord) -> rusqlite::Result<()> {
+        self.conn.execute(
+            crate::load::plans::COMPLETE_PLAN_SQL,
+            rusqlite::params![
+                p.source_sha256,
+                p.inserted,
+                p.updated,
+                p.deleted,
+                p.report,
+                p.run_id,
+                p.id
+            ],
+        )?;
         Ok(())
     }
 

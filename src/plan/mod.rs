@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::fields::{Field, empty_values};
 use crate::load::contacts::Op;
 use crate::load::plans::{self, PlanRecord, StoredPlanChange};
-use crate::load::run::sides_of;
+use crate::load::run::{RunTransaction, sides_of};
 use crate::load::{LoadError, Store};
 use crate::report::{Action, Change, FieldChange, RunReport, RunStatus};
 use crate::transform::{Directory, MergePolicy, MergedRow, Origin, directory as csv};
@@ -46,17 +46,23 @@ pub struct NewPlan {
     pub directory_csv: Option<PathBuf>,
 }
 
-/// A change as stored in `plan_changes.change`: compact JSON, fields as
-/// `[name, old, new]` and their sides as bits.
+/// A change as stored in `plan_changes.change`: compact JSON (a fresh plan of 1,000,000
+/// contacts is a million of these), short keys, fields as `[index, old, new]` in the order of
+/// `crate::fields::FIELD_NAMES`, and the 22 sides as bits.
 #[derive(Debug, Serialize, Deserialize)]
 struct StoredChange {
+    #[serde(rename = "o")]
     origin: String,
+    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
     directory_id: Option<String>,
+    #[serde(rename = "k", default, skip_serializing_if = "Option::is_none")]
     key: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
     old_origin: Option<String>,
+    #[serde(rename = "s")]
     sides: u32,
-    fields: Vec<(String, Option<String>, Option<String>)>,
+    #[serde(rename = "f")]
+    fields: Vec<(u8, Option<String>, Option<String>)>,
 }
 
 fn action_name(action: Action) -> &'static str {
@@ -65,6 +71,10 @@ fn action_name(action: Action) -> &'static str {
         Action::Update => "update",
         Action::Delete => "delete",
     }
+}
+
+fn field_index(name: &str) -> Option<u8> {
+    Field::from_name(name).map(|f| f.index() as u8)
 }
 
 fn stored(seq: i64, change: &Change) -> StoredPlanChange {
@@ -77,7 +87,7 @@ fn stored(seq: i64, change: &Change) -> StoredPlanChange {
         fields: change
             .fields
             .iter()
-            .map(|f| (f.field.to_owned(), f.old.clone(), f.new.clone()))
+            .filter_map(|f| Some((field_index(f.field)?, f.old.clone(), f.new.clone())))
             .collect(),
     };
     StoredPlanChange {
@@ -115,8 +125,10 @@ pub fn change_of(stored: &StoredPlanChange) -> Result<Change, UnreadableChange> 
     let fields = json
         .fields
         .into_iter()
-        .map(|(name, old, new)| {
-            let field = Field::from_name(&name).ok_or_else(|| bad(format!("field \"{name}\"")))?;
+        .map(|(index, old, new)| {
+            let field = (usize::from(index) < crate::fields::FIELD_COUNT)
+                .then(|| Field::from_index(index.into()))
+                .ok_or_else(|| bad(format!("field #{index}")))?;
             Ok(FieldChange {
                 field: field.name(),
                 old,
@@ -137,54 +149,120 @@ pub fn change_of(stored: &StoredPlanChange) -> Result<Change, UnreadableChange> 
     })
 }
 
-/// Stores the plan of a dry run (or of a refused run: `new.refused_because`), whose report
-/// holds the changes; returns its id.
-pub async fn create(
-    store: &Store,
-    report: &RunReport,
-    base: &Base,
-    new: &NewPlan,
-) -> Result<i64, LoadError> {
-    let changes = report.changes.as_deref().unwrap_or_default();
-    let created_at = crate::load::now();
-    let mut summary = report.clone();
-    summary.changes = None;
-    let record = PlanRecord {
-        id: 0,
-        pipeline: report.pipeline.clone(),
-        expires_at: hours_after(&created_at, new.ttl_hours),
-        created_at: created_at.clone(),
-        status: if new.refused_because.is_some() {
-            "awaiting_approval"
-        } else {
-            "pending"
-        }
-        .to_owned(),
-        reason: new.refused_because.clone(),
-        run_id: None,
-        applied_run_id: None,
-        source: report.source.clone(),
-        source_sha256: report.source_sha256.clone(),
-        directory_csv: new.directory_csv.as_ref().map(|p| p.display().to_string()),
-        base_table: base.table.clone(),
-        base_directory: base.directory.clone(),
-        base_policy: base.policy.clone(),
-        inserted: count(changes, Action::Insert),
-        updated: count(changes, Action::Update),
-        deleted: count(changes, Action::Delete),
-        report: summary.to_json(),
-    };
-    let rows: Vec<StoredPlanChange> = changes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| stored(i as i64 + 1, c))
-        .collect();
-    plans::prune(store, &created_at).await?;
-    plans::insert(store, &record, &rows).await
+/// Changes a dry run's report lists (the first ones); its plan holds them all.
+pub const PREVIEW_CHANGES: usize = 1000;
+/// Changes written to the plan per statement.
+const CHANGES_PER_BATCH: usize = 500;
+
+/// A plan being written by a dry run, in the run's transaction, change by change: memory
+/// holds one batch and the report's preview, whatever the size of the plan.
+pub struct PlanSink {
+    record: PlanRecord,
+    seq: i64,
+    batch: Vec<StoredPlanChange>,
+    preview: Vec<Change>,
+    omitted: u64,
 }
 
-fn count(changes: &[Change], action: Action) -> i64 {
-    changes.iter().filter(|c| c.action == action).count() as i64
+impl PlanSink {
+    /// Starts a plan of `pipeline` computed from `source` against `base`.
+    pub fn begin(
+        run: &mut RunTransaction,
+        pipeline: &str,
+        source: &str,
+        base: Base,
+        new: &NewPlan,
+    ) -> Result<PlanSink, LoadError> {
+        let created_at = crate::load::now();
+        let mut record = PlanRecord {
+            id: 0,
+            pipeline: pipeline.to_owned(),
+            expires_at: hours_after(&created_at, new.ttl_hours),
+            created_at,
+            status: if new.refused_because.is_some() {
+                "awaiting_approval"
+            } else {
+                "pending"
+            }
+            .to_owned(),
+            reason: new.refused_because.clone(),
+            run_id: None,
+            applied_run_id: None,
+            source: Some(source.to_owned()),
+            source_sha256: None,
+            directory_csv: new.directory_csv.as_ref().map(|p| p.display().to_string()),
+            base_table: base.table,
+            base_directory: base.directory,
+            base_policy: base.policy,
+            inserted: 0,
+            updated: 0,
+            deleted: 0,
+            report: "{}".to_owned(),
+        };
+        record.id = run.insert_plan(&record)?;
+        Ok(PlanSink {
+            record,
+            seq: 0,
+            batch: Vec::with_capacity(CHANGES_PER_BATCH),
+            preview: Vec::new(),
+            omitted: 0,
+        })
+    }
+
+    /// Adds a change.
+    pub fn push(&mut self, run: &mut RunTransaction, change: Change) -> Result<(), LoadError> {
+        self.seq += 1;
+        match change.action {
+            Action::Insert => self.record.inserted += 1,
+            Action::Update => self.record.updated += 1,
+            Action::Delete => self.record.deleted += 1,
+        }
+        self.batch.push(stored(self.seq, &change));
+        if self.preview.len() < PREVIEW_CHANGES {
+            self.preview.push(change);
+        } else {
+            self.omitted += 1;
+        }
+        if self.batch.len() >= CHANGES_PER_BATCH {
+            run.insert_plan_changes(self.record.id, &self.batch)?;
+            self.batch.clear();
+        }
+        Ok(())
+    }
+
+    /// Rows the plan inserts, updates and deletes.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        (
+            self.record.inserted as u64,
+            self.record.updated as u64,
+            self.record.deleted as u64,
+        )
+    }
+
+    /// The first changes (at most [`PREVIEW_CHANGES`]) and how many more the plan holds.
+    pub fn preview(&mut self) -> (Vec<Change>, u64) {
+        (std::mem::take(&mut self.preview), self.omitted)
+    }
+
+    /// Writes the last changes and what the computation learned last (`report`, the run
+    /// that computed it when it was recorded); returns the plan's id.
+    pub fn finish(
+        mut self,
+        run: &mut RunTransaction,
+        report: &RunReport,
+        run_id: Option<i64>,
+    ) -> Result<i64, LoadError> {
+        if !self.batch.is_empty() {
+            run.insert_plan_changes(self.record.id, &self.batch)?;
+        }
+        let mut summary = report.clone();
+        summary.changes = None;
+        self.record.report = summary.to_json();
+        self.record.source_sha256 = report.source_sha256.clone();
+        self.record.run_id = run_id;
+        run.complete_plan(&self.record)?;
+        Ok(self.record.id)
+    }
 }
 
 /// `time` (RFC 3339, as `crate::load::now` writes it) plus `hours`, in the same format.
@@ -194,9 +272,7 @@ fn hours_after(time: &str, hours: u64) -> String {
     let hours = i64::try_from(hours)
         .unwrap_or(i64::MAX / 3600)
         .min(24 * 365 * 100);
-    (start + time::Duration::hours(hours))
-        .format(format)
-        .expect("a time formats")
+    crate::load::stored_time(start + time::Duration::hours(hours))
 }
 
 /// Up to `limit` changes of plan `id` after position `after` (a page, for showing).
@@ -395,6 +471,10 @@ fn apply_in_transaction(
     }
     if let Some(entries) = &csv_entries {
         run.replace_directory(entries)?;
+    }
+    if plan.base_table.starts_with("0 rows") {
+        // Into an empty table: the search indexes are built once at the end, as a run does.
+        run.defer_search_indexes()?;
     }
     let mut deletions = Vec::new();
     let mut after = 0;
