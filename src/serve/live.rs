@@ -309,6 +309,17 @@ pub async fn receive(State(service): Shared, request: axum::extract::Request) ->
         .map_err(|reason| refuse(reason, &push.node))?;
     let changes: Vec<serde_json::Value> = body(&bytes)?;
     let store = store(&service)?;
+    // Before its first run has landed, this node would refuse every change as being for an
+    // unknown contact, and the peer would drop them for good: ask it to retry instead.
+    if !objects::table_loaded(store).await.map_err(unavailable)? {
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "node {} has not loaded its merged table yet (no run has landed): retry later",
+                cluster.node
+            ),
+        ));
+    }
     let mut applied = 0u64;
     let mut refused = Vec::new();
     for value in changes {

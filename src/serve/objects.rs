@@ -243,6 +243,18 @@ pub async fn newest_version(
 }
 
 /// Whether a contact with identity `id` is in the merged table (one indexed read).
+/// Whether the merged table holds any row: a node that never loaded it cannot tell a
+/// contact it does not know from one it has not loaded yet.
+pub async fn table_loaded(store: &Store) -> Result<bool, LoadError> {
+    let loaded: bool = on_pool!(store, |pool| sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM contacts)"
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(|e| store.error(e)))?;
+    Ok(loaded)
+}
+
 pub async fn exists(store: &Store, id: &str) -> Result<bool, LoadError> {
     let Some((filter, value)) = identity_filter(id) else {
         return Ok(false);
