@@ -277,6 +277,11 @@ fn run_in_transaction(
     };
     let mut run = store.begin_run(crate::load::now())?;
     tracing::info!(database = store.url(), "run lock held");
+    if !request.dry_run {
+        // The rows this run writes name it (provenance); a run that does not land leaves
+        // no trace of the reservation.
+        run.reserve_run_id()?;
+    }
     // The table's index is read (on SQLite, on a second connection) while the directory is.
     let table_read = run.start_table_read();
     let directory = match csv_entries {

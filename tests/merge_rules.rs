@@ -484,3 +484,52 @@ fn a_pipeline_with_a_directory_csv_reloads_the_directory_before_each_run() {
     assert_eq!(ws.row("a@example.com")["origin"], "external");
     assert_eq!(ws.row("b@example.com")["origin"], "directory");
 }
+
+/// Provenance: each value of a merged row says which side it came from, and the row names the
+/// run that last changed it; a run that leaves the row unchanged leaves both as they were.
+#[test]
+fn each_value_records_the_side_it_came_from_and_each_row_the_run_that_changed_it() {
+    let ws = workspace(DIRECTORY);
+    ws.write(
+        "x.xml",
+        contacts_xml(&[
+            &[
+                ("e_mail", "anna@example.com"),
+                ("first_name", "Annie"),
+                ("mobile_number", "999"),
+                ("office", "1.01"),
+            ],
+            &[("e_mail", "new@ext.example"), ("last_name", "New")],
+        ]),
+    );
+    let first = ws.import("x.xml", &[]);
+    let run = first["run_id"].clone();
+    let anna = ws.row("anna@example.com");
+    let sides = &anna["provenance"];
+    // first_name: priority 0, the directory's value; mobile_number: priority 1, external;
+    // office: the directory has none, so the external value fills it; site: directory only.
+    assert_eq!(sides["first_name"], "directory", "{anna}");
+    assert_eq!(sides["mobile_number"], "external", "{anna}");
+    assert_eq!(sides["office"], "external", "{anna}");
+    assert_eq!(sides["site"], "directory", "{anna}");
+    assert_eq!(sides["fax_number"], Value::Null, "NULL values have no side");
+    assert_eq!(anna["changed_by_run"], run);
+    assert_eq!(
+        ws.row("new@ext.example")["provenance"]["last_name"],
+        "external"
+    );
+    // An unchanged second run leaves the rows' provenance as it was.
+    let second = ws.import("x.xml", &[]);
+    assert_ne!(second["run_id"], run);
+    assert_eq!(ws.row("anna@example.com")["changed_by_run"], run);
+    // A run that changes the row records itself.
+    ws.write(
+        "y.xml",
+        contacts_xml(&[&[("e_mail", "anna@example.com"), ("mobile_number", "888")]]),
+    );
+    let third = ws.import("y.xml", &["--force"]);
+    assert_eq!(
+        ws.row("anna@example.com")["changed_by_run"],
+        third["run_id"]
+    );
+}

@@ -775,7 +775,7 @@ async fn export(store: &Store, format: ExportFormat) -> anyhow::Result<()> {
             let mut header = vec!["origin", "directory_id", "match_key"];
             header.extend(FIELD_NAMES);
             w.write_record(&header)?;
-            for_each_row(store, |row| -> anyhow::Result<()> {
+            for_each_row(store, |row, _| -> anyhow::Result<()> {
                 let mut record = vec![
                     row.origin.as_str().to_owned(),
                     row.directory_id.unwrap_or_default(),
@@ -791,14 +791,24 @@ async fn export(store: &Store, format: ExportFormat) -> anyhow::Result<()> {
         ExportFormat::Json => {
             let mut w = std::io::BufWriter::new(stdout);
             let mut count = 0u64;
-            for_each_row(store, |row| -> anyhow::Result<()> {
+            for_each_row(store, |row, provenance| -> anyhow::Result<()> {
                 let mut object = serde_json::Map::new();
                 object.insert("origin".into(), row.origin.as_str().into());
                 object.insert("directory_id".into(), row.directory_id.into());
                 object.insert("match_key".into(), row.match_key.into());
-                for (name, value) in FIELD_NAMES.iter().zip(row.values) {
+                let mut sides = serde_json::Map::new();
+                for (i, (name, value)) in FIELD_NAMES.iter().zip(row.values).enumerate() {
+                    if value.is_some() {
+                        let external = provenance.sides & (1 << i) != 0;
+                        sides.insert(
+                            (*name).into(),
+                            if external { "external" } else { "directory" }.into(),
+                        );
+                    }
                     object.insert((*name).into(), value.into());
                 }
+                object.insert("provenance".into(), sides.into());
+                object.insert("changed_by_run".into(), provenance.changed_by_run.into());
                 w.write_all(if count == 0 { b"[\n  " } else { b",\n  " })?;
                 serde_json::to_writer(&mut w, &object)?;
                 count += 1;

@@ -9,7 +9,7 @@ use sqlx::Row;
 
 use crate::load::{LoadError, Store};
 
-use crate::fields::{FIELD_NAMES, FieldValues, empty_values};
+use crate::fields::{FIELD_COUNT, FIELD_NAMES, FieldValues, empty_values};
 use crate::transform::{KeyIndex, MergedRow, Origin, RowState};
 
 /// `extension, first_name, ...`: the 22 field columns in order.
@@ -127,22 +127,39 @@ fn export_sql(store: &Store) -> String {
         _ => "",
     };
     format!(
-        "SELECT origin, directory_id, match_key, {} FROM contacts \
+        "SELECT origin, directory_id, match_key, {}, sides, changed_by_run FROM contacts \
          ORDER BY directory_id IS NULL, directory_id{collate}, match_key{collate}",
         *FIELD_COLUMNS
     )
 }
 
+/// Where a stored row's values came from: the side of each (bit i set: field i's value is
+/// the external one) and the run that last changed the row (none for rows written before
+/// ucm recorded it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Provenance {
+    pub sides: u32,
+    pub changed_by_run: Option<i64>,
+}
+
 /// Calls `each` with every row of the merged table, in export order.
 pub async fn for_each_row<E: From<LoadError>>(
     store: &Store,
-    mut each: impl FnMut(StoredRow) -> Result<(), E>,
+    mut each: impl FnMut(StoredRow, Provenance) -> Result<(), E>,
 ) -> Result<(), E> {
     let sql = sqlx::AssertSqlSafe(export_sql(store));
     on_pool!(store, |pool| {
         let mut rows = sqlx::query(sql).fetch(pool);
         while let Some(row) = rows.try_next().await.map_err(|e| store.error(e))? {
-            each(StoredRow::from_row(&row).map_err(|e| store.error(e))?)?;
+            let stored = StoredRow::from_row(&row).map_err(|e| store.error(e))?;
+            let provenance = (|| {
+                Ok::<_, sqlx::Error>(Provenance {
+                    sides: row.try_get::<i64, _>(3 + FIELD_COUNT)? as u32,
+                    changed_by_run: row.try_get(4 + FIELD_COUNT)?,
+                })
+            })()
+            .map_err(|e| store.error(e))?;
+            each(stored, provenance)?;
         }
         Ok(())
     })

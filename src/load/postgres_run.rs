@@ -19,7 +19,8 @@ use tokio::runtime::Handle;
 use crate::fields::empty_values;
 use crate::load::contacts::{ExistingRows, FIELD_COLUMNS, Op, StoredRow};
 use crate::load::plans::{PlanRecord, StoredPlanChange};
-use crate::load::run::BeginError;
+use crate::load::run::{BeginError, side_bits};
+use crate::load::sqlite_run::Stamp;
 use crate::report::RunReport;
 use crate::transform::{Directory, DirectoryEntry, KeyIndex, MergePolicy, MergedRow, RowState};
 
@@ -38,14 +39,15 @@ static STAGING_SQL: LazyLock<String> = LazyLock::new(|| {
         .collect();
     format!(
         "CREATE TEMPORARY TABLE ucm_incoming (id BIGINT, origin TEXT NOT NULL, directory_id TEXT, \
-         match_key TEXT, {}, content_hash BIGINT NOT NULL, updated_at TEXT NOT NULL) ON COMMIT DROP",
+         match_key TEXT, {}, content_hash BIGINT NOT NULL, updated_at TEXT NOT NULL, \
+         sides BIGINT NOT NULL, changed_by_run BIGINT) ON COMMIT DROP",
         fields.join(", ")
     )
 });
 static COPY_INCOMING_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "COPY ucm_incoming (id, origin, directory_id, match_key, {}, content_hash, updated_at) \
-         FROM STDIN",
+        "COPY ucm_incoming (id, origin, directory_id, match_key, {}, content_hash, updated_at, \
+         sides, changed_by_run) FROM STDIN",
         *FIELD_COLUMNS
     )
 });
@@ -56,14 +58,15 @@ static UPDATE_FROM_SQL: LazyLock<String> = LazyLock::new(|| {
         .collect();
     format!(
         "UPDATE contacts AS c SET origin = i.origin, directory_id = i.directory_id, \
-         match_key = i.match_key, {}, content_hash = i.content_hash, updated_at = i.updated_at \
-         FROM ucm_incoming AS i WHERE c.id = i.id",
+         match_key = i.match_key, {}, content_hash = i.content_hash, updated_at = i.updated_at, \
+         sides = i.sides, changed_by_run = i.changed_by_run FROM ucm_incoming AS i WHERE c.id = i.id",
         sets.join(", ")
     )
 });
 static COPY_CONTACTS_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "COPY contacts (origin, directory_id, match_key, {}, content_hash, updated_at) FROM STDIN",
+        "COPY contacts (origin, directory_id, match_key, {}, content_hash, updated_at, sides, \
+         changed_by_run) FROM STDIN",
         *FIELD_COLUMNS
     )
 });
@@ -86,7 +89,7 @@ static SELECT_ROW_SQL: LazyLock<String> = LazyLock::new(|| {
 pub struct PgRun {
     tx: Transaction<'static, Postgres>,
     handle: Handle,
-    updated_at: String,
+    stamp: Stamp,
     /// COPY text-format lines of new rows for `contacts`, not sent yet.
     inserts: Vec<u8>,
     /// COPY text-format lines of changed rows (with their ids) for `ucm_incoming`.
@@ -127,7 +130,10 @@ impl PgRun {
             Ok(PgRun {
                 tx,
                 handle,
-                updated_at,
+                stamp: Stamp {
+                    updated_at,
+                    run_id: None,
+                },
                 inserts: Vec::with_capacity(COPY_CHUNK + (64 << 10)),
                 updates: Vec::new(),
                 pending_inserts: 0,
@@ -209,10 +215,10 @@ impl PgRun {
     pub fn apply(&mut self, op: Op) -> sqlx::Result<()> {
         match op {
             Op::Insert(row) => {
-                put_row(&mut self.inserts, None, &row, &self.updated_at);
+                put_row(&mut self.inserts, None, &row, &self.stamp);
                 self.pending_inserts += 1;
             }
-            Op::Update { id, row } => put_row(&mut self.updates, Some(id), &row, &self.updated_at),
+            Op::Update { id, row } => put_row(&mut self.updates, Some(id), &row, &self.stamp),
             Op::Delete { id } => return self.delete(&[id]),
         }
         if self.inserts.len() >= COPY_CHUNK {
@@ -290,12 +296,36 @@ impl PgRun {
         })
     }
 
-    /// Records the run in the same transaction; returns its id.
-    pub fn record_run(&mut self, report: &RunReport) -> sqlx::Result<i64> {
-        self.handle.clone().block_on(async {
-            let row = crate::load::runs::record_query!(report)
+    /// Reserves the run's id (see `RESERVE_RUN_SQL`): the rows written from now on name it.
+    pub fn reserve_run_id(&mut self) -> sqlx::Result<i64> {
+        let id: i64 = self.handle.clone().block_on(async {
+            sqlx::query_scalar(crate::load::runs::RESERVE_RUN_SQL)
+                .bind(&self.stamp.updated_at)
                 .fetch_one(&mut *self.tx)
-                .await?;
+                .await
+        })?;
+        self.stamp.run_id = Some(id);
+        Ok(id)
+    }
+
+    /// Records the run in the same transaction (in the row reserved for it, if any); returns
+    /// its id.
+    pub fn record_run(&mut self, report: &RunReport) -> sqlx::Result<i64> {
+        let reserved = self.stamp.run_id;
+        self.handle.clone().block_on(async {
+            let row = match reserved {
+                Some(id) => {
+                    crate::load::runs::record_query!(report, crate::load::runs::UPDATE_RUN_SQL)
+                        .bind(id)
+                        .fetch_one(&mut *self.tx)
+                        .await?
+                }
+                None => {
+                    crate::load::runs::record_query!(report)
+                        .fetch_one(&mut *self.tx)
+                        .await?
+                }
+            };
             row.try_get(0)
         })
     }
@@ -440,7 +470,7 @@ async fn lock_holder(tx: &mut Transaction<'static, Postgres>) -> String {
 
 /// Appends a row as a COPY text-format line: its id (for the staging table), the columns of
 /// `contacts` in order, and `updated_at`.
-fn put_row(line: &mut Vec<u8>, id: Option<i64>, row: &MergedRow, updated_at: &str) {
+fn put_row(line: &mut Vec<u8>, id: Option<i64>, row: &MergedRow, stamp: &Stamp) {
     if let Some(id) = id {
         line.extend_from_slice(id.to_string().as_bytes());
         line.push(b'\t');
@@ -457,7 +487,14 @@ fn put_row(line: &mut Vec<u8>, id: Option<i64>, row: &MergedRow, updated_at: &st
     line.push(b'\t');
     line.extend_from_slice(row.content_hash().to_string().as_bytes());
     line.push(b'\t');
-    put_text(line, Some(updated_at));
+    put_text(line, Some(&stamp.updated_at));
+    line.push(b'\t');
+    line.extend_from_slice(side_bits(&row.sides).to_string().as_bytes());
+    line.push(b'\t');
+    match stamp.run_id {
+        Some(id) => line.extend_from_slice(id.to_string().as_bytes()),
+        None => line.extend_from_slice(b"\\N"),
+    }
     line.push(b'\n');
 }
 

@@ -221,6 +221,12 @@ impl RunTransaction {
         self.stored_row(id)
     }
 
+    /// Reserves the run's id now, in its transaction, so that every row it inserts or
+    /// updates records it (`changed_by_run`); `record_run` then fills that run in.
+    pub fn reserve_run_id(&mut self) -> Result<i64, LoadError> {
+        on_run!(self, |run| run.reserve_run_id())
+    }
+
     /// Records the run in the same transaction; returns its id.
     pub fn record_run(&mut self, report: &RunReport) -> Result<i64, LoadError> {
         on_run!(self, |run| run.record_run(report))

@@ -36,13 +36,27 @@ pub const RECORD_SQL: &str = "INSERT INTO runs (pipeline, command, started_at, f
      source_sha256, contacts_read, rejected, inserted, updated, deleted, unchanged, duration_ms, error, report) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id";
 
+/// Reserves a run's id at its start, in its transaction (placeholder values, one parameter:
+/// the start time), so the rows it writes can name it; [`UPDATE_RUN_SQL`] fills it in.
+pub const RESERVE_RUN_SQL: &str = "INSERT INTO runs (pipeline, command, started_at, finished_at, \
+     status, report) VALUES ('', '', $1, $1, 'failed', '{}') RETURNING id";
+
+/// Records a run whose id was reserved: [`RECORD_SQL`]'s 16 parameters, then the id.
+pub const UPDATE_RUN_SQL: &str = "UPDATE runs SET pipeline = $1, command = $2, started_at = $3, \
+     finished_at = $4, status = $5, source = $6, source_sha256 = $7, contacts_read = $8, \
+     rejected = $9, inserted = $10, updated = $11, deleted = $12, unchanged = $13, \
+     duration_ms = $14, error = $15, report = $16 WHERE id = $17 RETURNING id";
+
 /// The query that records `report` (without a dry run's change list), for any sqlx executor.
 macro_rules! record_query {
-    ($report:expr) => {{
+    ($report:expr) => {
+        $crate::load::runs::record_query!($report, $crate::load::runs::RECORD_SQL)
+    };
+    ($report:expr, $sql:expr) => {{
         let report: &$crate::report::RunReport = $report;
         let mut stored = report.clone();
         stored.changes = None;
-        sqlx::query($crate::load::runs::RECORD_SQL)
+        sqlx::query($sql)
             .bind(report.pipeline.clone())
             .bind(report.command.clone())
             .bind(report.started_at.clone())

@@ -456,6 +456,7 @@ fn apply_in_transaction(
         None => None,
     };
     let mut run = store.begin_run(crate::load::now())?;
+    run.reserve_run_id()?;
     if csv_entries.is_none() {
         let directory = run.read_directory(&request.policy)?;
         if fingerprint::directory(&directory) != plan.base_directory {
