@@ -80,8 +80,25 @@ pub struct Contact {
     pub fax_number: Option<String>,
     pub site: Option<String>,
     pub department: Option<String>,
+    /// Where each value above came from (`directory` or `external`), for the non-NULL ones.
+    pub provenance: std::collections::BTreeMap<&'static str, &'static str>,
+    /// The run that last changed the row (none before ucm recorded provenance).
+    pub changed_by_run: Option<i64>,
     pub state: LiveState,
 }
+
+/// The fields a [`Contact`] shows, in the order of [`select_sql_from`]'s columns 2 to 10.
+const SHOWN_FIELDS: [&str; 9] = [
+    "first_name",
+    "last_name",
+    "e_mail",
+    "extension",
+    "mobile_number",
+    "home_number",
+    "fax_number",
+    "site",
+    "department",
+];
 
 /// The identity of a row: `dir:ID` for directory and merged rows, `ext:KEY` otherwise.
 const IDENTITY_SQL: &str = "CASE WHEN c.directory_id IS NOT NULL THEN 'dir:' || c.directory_id ELSE 'ext:' || c.match_key END";
@@ -96,7 +113,8 @@ pub(super) fn select_sql_from(from: &str, rest: &str) -> String {
     format!(
         "SELECT {IDENTITY_SQL} AS id, c.origin, c.first_name, c.last_name, c.e_mail, c.extension, \
          c.mobile_number, c.home_number, c.fax_number, c.site, c.department, \
-         s.registered, s.call_state, s.presence, s.note, s.status_version, s.profile, s.profile_version \
+         s.registered, s.call_state, s.presence, s.note, s.status_version, s.profile, s.profile_version, \
+         c.sides, c.changed_by_run \
          FROM {from} LEFT JOIN contact_state AS s ON s.contact = {IDENTITY_SQL} {rest}"
     )
 }
@@ -116,7 +134,18 @@ pub(super) fn contact_from<E>(
     text: impl Fn(usize) -> Result<Option<String>, E>,
     int: impl Fn(usize) -> Result<Option<i64>, E>,
 ) -> Result<Contact, E> {
+    let sides = int(18)?.unwrap_or(0);
+    let mut provenance = std::collections::BTreeMap::new();
+    for (i, name) in SHOWN_FIELDS.iter().enumerate() {
+        if text(2 + i)?.is_some() {
+            let field = crate::fields::Field::from_name(name).expect("a field name");
+            let external = sides & (1 << field.index()) != 0;
+            provenance.insert(*name, if external { "external" } else { "directory" });
+        }
+    }
     Ok(Contact {
+        provenance,
+        changed_by_run: int(19)?,
         id: text(0)?.unwrap_or_default(),
         origin: text(1)?.unwrap_or_default(),
         first_name: text(2)?,
