@@ -50,6 +50,23 @@ pub enum Action {
     Delete,
 }
 
+impl Action {
+    /// The name reports and stored plans use (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Insert => "insert",
+            Action::Update => "update",
+            Action::Delete => "delete",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Action> {
+        [Action::Insert, Action::Update, Action::Delete]
+            .into_iter()
+            .find(|a| a.as_str() == name)
+    }
+}
+
 /// One field of a changed row.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FieldChange {

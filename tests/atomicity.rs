@@ -179,26 +179,9 @@ fn a_killed_import_leaves_the_table_unchanged() {
     let ws = Workspace::new("");
     let before = seeded(&ws);
     let big = big_source(&ws, 300_000);
-    let start_len = ws.written_bytes();
     let mut child = spawn_import(&ws, &big);
     // Wait until the run is writing (the database grows by a few MB), then kill it.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if ws.written_bytes() > start_len + 4_000_000 {
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the import finished before it could be killed"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "the import never started writing"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    common::kill_once_writing(&ws, &mut child);
     assert_eq!(ws.export(), before);
     // And the database is usable afterwards.
     ws.import("good.xml", &[]);

@@ -4,7 +4,6 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::{BIN, Workspace, contacts_xml, headless, repo};
 
@@ -354,7 +353,6 @@ fn a_killed_apply_leaves_the_table_unchanged() {
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .unwrap();
     }
-    let start_len = ws.written_bytes();
     let mut child = Command::new(BIN)
         .current_dir(ws.dir.path())
         .arg("-c")
@@ -365,17 +363,7 @@ fn a_killed_apply_leaves_the_table_unchanged() {
         .spawn()
         .unwrap();
     // Wait until the apply is writing, then kill it.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while ws.written_bytes() < start_len + 4_000_000 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the apply finished before it could be killed"
-        );
-        assert!(Instant::now() < deadline, "the apply never started writing");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    common::kill_once_writing(&ws, &mut child);
     assert_eq!(ws.export(), before);
     // The plan was not marked applied: it still applies, whole.
     let report = apply(&ws, id.parse().unwrap());

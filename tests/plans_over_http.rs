@@ -19,7 +19,7 @@ fn post(url: &str, bearer: &str) -> (u16, Value) {
 }
 
 #[test]
-fn a_refused_scheduled_run_leaves_a_plan_awaiting_approval_that_is_applied_once_over_http() {
+fn a_run_a_guard_refuses_leaves_a_plan_awaiting_approval_that_is_applied_once_over_http() {
     let ws = Workspace::new("");
     let source = ws.write("source.xml", std::fs::read(samples()).unwrap());
     pipeline(

@@ -562,17 +562,8 @@ fn the_spread_offset_delays_the_fire_and_the_api_shows_the_actual_fire_time() {
 #[test]
 fn a_contact_shows_where_each_value_came_from_and_the_run_that_changed_it() {
     let ws = Workspace::new("");
-    pipeline(&ws, "demo", &samples(), "0 0 1 1 ?", "0 0 1 1 ?");
-    let s = serve(&ws, &["demo"], 1);
-    let bearer = "Bearer static-token";
-    let (status, body) = http(
-        "POST",
-        &format!("{}/api/pipelines/demo/run", s.base),
-        &[("Authorization", bearer)],
-        "",
-    );
-    assert_eq!(status, 200, "{body}");
-    let run: Value = serde_json::from_str(&body).unwrap();
+    let (s, bearer) = loaded_service(&ws);
+    let run = get_json(&format!("{}/api/runs", s.base))[0].clone();
     let (status, anna) = get_auth(&format!("{}/api/contacts/dir:1", s.base), bearer);
     assert_eq!(status, 200, "{anna}");
     // Directory entry 1 has no home number: the external contact's fills it.

@@ -587,7 +587,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 plan_id: *id,
                 policy,
             };
-            let report = plans::apply(&store, request).await;
+            let report = crate::plan::apply(&store, request).await;
             store.close().await;
             print_report(&report, *format)
         }
@@ -797,13 +797,10 @@ async fn export(store: &Store, format: ExportFormat) -> anyhow::Result<()> {
                 object.insert("directory_id".into(), row.directory_id.into());
                 object.insert("match_key".into(), row.match_key.into());
                 let mut sides = serde_json::Map::new();
+                let side_of = crate::load::run::sides_of(provenance.sides);
                 for (i, (name, value)) in FIELD_NAMES.iter().zip(row.values).enumerate() {
                     if value.is_some() {
-                        let external = provenance.sides & (1 << i) != 0;
-                        sides.insert(
-                            (*name).into(),
-                            if external { "external" } else { "directory" }.into(),
-                        );
+                        sides.insert((*name).into(), side_of[i].as_str().into());
                     }
                     object.insert((*name).into(), value.into());
                 }

@@ -7,9 +7,8 @@ use std::process::ExitCode;
 use clap::{Subcommand, ValueEnum};
 
 use crate::load::{Store, plans};
+use crate::plan;
 use crate::plan::render::{PlanFormat, write_plan};
-use crate::plan::{self, ApplyRequest};
-use crate::report::RunReport;
 
 /// Changes read from the database at a time while a plan is printed.
 const PAGE: i64 = 1000;
@@ -116,9 +115,4 @@ pub async fn discard(store: &Store, id: i64) -> anyhow::Result<ExitCode> {
         None => anyhow::bail!("there is no plan #{id} in {}", store.url()),
         Some(p) => anyhow::bail!("plan #{id} is {} and cannot be discarded", p.status),
     }
-}
-
-/// `ucm apply ID`: the run report of the apply.
-pub async fn apply(store: &Store, request: ApplyRequest) -> RunReport {
-    plan::apply(store, request).await
 }

@@ -197,14 +197,16 @@ pub async fn set_run(store: &Store, id: i64, run_id: i64) -> Result<(), LoadErro
     })
 }
 
-/// Plans awaiting approval, per pipeline (for `/metrics` and the page).
-pub async fn awaiting(store: &Store, now: &str) -> Result<Vec<(String, i64)>, LoadError> {
-    on_pool!(store, |pool| sqlx::query_as(
-        "SELECT pipeline, count(*) FROM plans WHERE status = 'awaiting_approval' \
-         AND expires_at > $1 GROUP BY pipeline"
+/// How many of `pipeline`'s plans await approval and have not expired at `now` (for
+/// `/metrics` and the page).
+pub async fn awaiting(store: &Store, pipeline: &str, now: &str) -> Result<i64, LoadError> {
+    on_pool!(store, |pool| sqlx::query_scalar(
+        "SELECT count(*) FROM plans WHERE pipeline = $1 AND status = 'awaiting_approval' \
+         AND expires_at > $2"
     )
+    .bind(pipeline)
     .bind(now)
-    .fetch_all(pool)
+    .fetch_one(pool)
     .await
     .map_err(|e| store.error(e)))
 }

@@ -181,7 +181,8 @@ impl RunTransaction {
         on_run!(self, |run| run.delete(ids))
     }
 
-    fn stored_row(&mut self, id: i64) -> Result<StoredRow, LoadError> {
+    /// A row as stored, read in the run's transaction.
+    pub fn stored_row(&mut self, id: i64) -> Result<StoredRow, LoadError> {
         on_run!(self, |run| run.stored_row(id))
     }
 
@@ -214,11 +215,6 @@ impl RunTransaction {
     /// pending and not expired at `now`; returns whether it was.
     pub fn mark_plan_applied(&mut self, plan: i64, run: i64, now: &str) -> Result<bool, LoadError> {
         on_run!(self, |run_| run_.mark_plan_applied(plan, run, now))
-    }
-
-    /// A stored row, read in the run's transaction.
-    pub fn row(&mut self, id: i64) -> Result<StoredRow, LoadError> {
-        self.stored_row(id)
     }
 
     /// Reserves the run's id now, in its transaction, so that every row it inserts or

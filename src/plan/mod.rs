@@ -65,14 +65,6 @@ struct StoredChange {
     fields: Vec<(u8, Option<String>, Option<String>)>,
 }
 
-fn action_name(action: Action) -> &'static str {
-    match action {
-        Action::Insert => "insert",
-        Action::Update => "update",
-        Action::Delete => "delete",
-    }
-}
-
 fn field_index(name: &str) -> Option<u8> {
     Field::from_name(name).map(|f| f.index() as u8)
 }
@@ -93,7 +85,7 @@ fn stored(seq: i64, change: &Change) -> StoredPlanChange {
     StoredPlanChange {
         seq,
         row_id: change.row_id,
-        action: action_name(change.action).to_owned(),
+        action: change.action.as_str().to_owned(),
         change: serde_json::to_string(&json).expect("changes serialise"),
     }
 }
@@ -115,12 +107,8 @@ pub fn change_of(stored: &StoredPlanChange) -> Result<Change, UnreadableChange> 
     let json: StoredChange =
         serde_json::from_str(&stored.change).map_err(|e| bad(e.to_string()))?;
     let origin = |s: &str| Origin::parse(s).ok_or_else(|| bad(format!("origin \"{s}\"")));
-    let action = match stored.action.as_str() {
-        "insert" => Action::Insert,
-        "update" => Action::Update,
-        "delete" => Action::Delete,
-        other => return Err(bad(format!("action \"{other}\""))),
-    };
+    let action = Action::parse(&stored.action)
+        .ok_or_else(|| bad(format!("action \"{}\"", stored.action)))?;
     let sides = sides_of(json.sides);
     let fields = json
         .fields
@@ -173,11 +161,14 @@ impl PlanSink {
         base: Base,
         new: &NewPlan,
     ) -> Result<PlanSink, LoadError> {
-        let created_at = crate::load::now();
+        let now = time::OffsetDateTime::now_utc();
+        // A century at most: far beyond any sensible TTL, and no overflow.
+        let ttl = time::Duration::hours(new.ttl_hours.min(24 * 365 * 100) as i64);
+        let created_at = crate::load::stored_time(now);
         let mut record = PlanRecord {
             id: 0,
             pipeline: pipeline.to_owned(),
-            expires_at: hours_after(&created_at, new.ttl_hours),
+            expires_at: crate::load::stored_time(now + ttl),
             created_at,
             status: if new.refused_because.is_some() {
                 "awaiting_approval"
@@ -263,16 +254,6 @@ impl PlanSink {
         run.complete_plan(&self.record)?;
         Ok(self.record.id)
     }
-}
-
-/// `time` (RFC 3339, as `crate::load::now` writes it) plus `hours`, in the same format.
-fn hours_after(time: &str, hours: u64) -> String {
-    let format = &time::format_description::well_known::Rfc3339;
-    let start = time::OffsetDateTime::parse(time, format).expect("now() writes RFC 3339");
-    let hours = i64::try_from(hours)
-        .unwrap_or(i64::MAX / 3600)
-        .min(24 * 365 * 100);
-    crate::load::stored_time(start + time::Duration::hours(hours))
 }
 
 /// Up to `limit` changes of plan `id` after position `after` (a page, for showing).
@@ -494,7 +475,7 @@ fn apply_in_transaction(
                     let id = change.row_id.ok_or_else(|| {
                         Outcome::Failed(format!("an update of plan #{} names no row", plan.id))
                     })?;
-                    let old = run.row(id)?;
+                    let old = run.stored_row(id)?;
                     run.apply(Op::Update {
                         id,
                         row: Box::new(row_of(&change, old.values)),

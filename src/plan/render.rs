@@ -8,7 +8,7 @@
 use std::io::Write;
 
 use crate::load::plans::PlanRecord;
-use crate::report::{Action, Change, html_escape, write_changes};
+use crate::report::{Change, html_escape, write_changes};
 
 /// The output formats of `ucm plan show`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,14 +25,6 @@ pub fn identity(change: &Change) -> String {
         (Some(id), _) => format!("dir:{id}"),
         (None, Some(key)) => format!("ext:{key}"),
         (None, None) => "-".to_owned(),
-    }
-}
-
-fn action_name(action: Action) -> &'static str {
-    match action {
-        Action::Insert => "insert",
-        Action::Update => "update",
-        Action::Delete => "delete",
     }
 }
 
@@ -142,7 +134,7 @@ where
                     let id = identity(change);
                     for f in &change.fields {
                         csv.write_record([
-                            action_name(change.action),
+                            change.action.as_str(),
                             &id,
                             f.field,
                             f.old.as_deref().unwrap_or(""),
@@ -291,7 +283,7 @@ tr.delete td.action {{ background: #fce8e6; color: #a50e0e; }}
 
 /// One table row per changed field of `change` (a row change without fields gets one).
 fn html_change(out: &mut String, change: &Change) {
-    let action = action_name(change.action);
+    let action = change.action.as_str();
     let who = html_escape(&identity(change));
     let value = |v: &Option<String>| match v {
         None => "<span class=\"null\">NULL</span>".to_owned(),

@@ -182,12 +182,9 @@ pub async fn render(service: &super::Service) -> String {
     let mut awaiting = Vec::new();
     for p in &service.pipelines {
         if let Ok(l) = &p.loaded {
-            let count = crate::load::plans::awaiting(&l.store, &now)
+            let count = crate::load::plans::awaiting(&l.store, &p.name, &now)
                 .await
-                .unwrap_or_default()
-                .into_iter()
-                .find(|(name, _)| *name == p.name)
-                .map_or(0, |(_, n)| n);
+                .unwrap_or_default();
             awaiting.push((pipeline(&p.name), count));
         }
     }

@@ -134,29 +134,46 @@ pub(super) fn contact_from<E>(
     text: impl Fn(usize) -> Result<Option<String>, E>,
     int: impl Fn(usize) -> Result<Option<i64>, E>,
 ) -> Result<Contact, E> {
-    let sides = int(18)?.unwrap_or(0);
-    let mut provenance = std::collections::BTreeMap::new();
-    for (i, name) in SHOWN_FIELDS.iter().enumerate() {
-        if text(2 + i)?.is_some() {
-            let field = crate::fields::Field::from_name(name).expect("a field name");
-            let external = sides & (1 << field.index()) != 0;
-            provenance.insert(*name, if external { "external" } else { "directory" });
-        }
+    // The shown values, read once, in the order of SHOWN_FIELDS (columns 2 to 10).
+    let mut shown: [Option<String>; 9] = Default::default();
+    for (i, value) in shown.iter_mut().enumerate() {
+        *value = text(2 + i)?;
     }
+    let sides = crate::load::run::sides_of(int(18)?.unwrap_or(0) as u32);
+    let provenance = SHOWN_FIELDS
+        .iter()
+        .zip(&shown)
+        .filter(|(_, value)| value.is_some())
+        .map(|(name, _)| {
+            let field = crate::fields::Field::from_name(name).expect("a field name");
+            (*name, sides[field.index()].as_str())
+        })
+        .collect();
+    let [
+        first_name,
+        last_name,
+        e_mail,
+        extension,
+        mobile_number,
+        home_number,
+        fax_number,
+        site,
+        department,
+    ] = shown;
     Ok(Contact {
         provenance,
         changed_by_run: int(19)?,
         id: text(0)?.unwrap_or_default(),
         origin: text(1)?.unwrap_or_default(),
-        first_name: text(2)?,
-        last_name: text(3)?,
-        e_mail: text(4)?,
-        extension: text(5)?,
-        mobile_number: text(6)?,
-        home_number: text(7)?,
-        fax_number: text(8)?,
-        site: text(9)?,
-        department: text(10)?,
+        first_name,
+        last_name,
+        e_mail,
+        extension,
+        mobile_number,
+        home_number,
+        fax_number,
+        site,
+        department,
         state: LiveState {
             registered: int(11)?.unwrap_or(0) != 0,
             call_state: text(12)?.unwrap_or_else(|| "idle".into()),

@@ -51,12 +51,9 @@ pub async fn status_page(
             }
         };
         let summary = super::http::describe(&service, p, full).await;
-        let awaiting = crate::load::plans::awaiting(&loaded.store, &crate::load::now())
+        let awaiting = crate::load::plans::awaiting(&loaded.store, &p.name, &crate::load::now())
             .await
-            .unwrap_or_default()
-            .into_iter()
-            .find(|(name, _)| *name == p.name)
-            .map_or(0, |(_, n)| n);
+            .unwrap_or_default();
         if awaiting > 0 {
             let _ = write!(
                 body,

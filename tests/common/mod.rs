@@ -234,6 +234,26 @@ pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
+/// Waits until `child` (a ucm run or apply on `ws`) has written 4 MB, then kills it (kill -9):
+/// what a crash mid-run looks like. Panics if it finishes first or never writes.
+pub fn kill_once_writing(ws: &Workspace, child: &mut std::process::Child) {
+    let start_len = ws.written_bytes();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while ws.written_bytes() < start_len + 4_000_000 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the process finished before it could be killed"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the process never started writing"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// The Chromium to drive headless, or None (the test is then skipped with a note, unless
 /// `UCM_REQUIRE_BROWSER` is set, as `.ci/run` does: there a missing browser fails).
 pub fn chromium() -> Option<&'static str> {
