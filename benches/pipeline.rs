@@ -113,6 +113,9 @@ fn stages(c: &mut Criterion) {
                     directory_csv: Some(dir.path().join("directory.csv")),
                     max_delete_ratio: 0.5,
                     plan_ttl_hours: 168,
+                    // The defaults of [merge] run_changes_kept and run_changes_ttl_hours.
+                    run_changes_kept: 100_000,
+                    run_changes_ttl_hours: 24 * 90,
                     dry_run: false,
                     force: false,
                 };

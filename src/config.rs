@@ -185,6 +185,16 @@ pub struct MergeConfig {
     /// can still be applied with `ucm apply`; older plans are pruned.
     #[serde(default = "default_plan_ttl_hours")]
     pub plan_ttl_hours: u64,
+    /// Changes a landed run keeps in its change list (the console's run page shows them):
+    /// the first ones, up to this many; its counts hold them all. A nightly sync changes far
+    /// fewer. A first load into an empty table keeps none (its changes are the whole
+    /// table). 0 keeps none.
+    #[serde(default = "default_run_changes_kept")]
+    pub run_changes_kept: u64,
+    /// Hours a landed run's change list is kept; older lists are pruned (the run's record
+    /// and counts stay).
+    #[serde(default = "default_run_changes_ttl_hours")]
+    pub run_changes_ttl_hours: u64,
     /// Per field: 0 or "directory" (the directory wins), 1 or "external" (the external value
     /// wins). Omitted fields default to 0.
     #[serde(default)]
@@ -232,6 +242,12 @@ fn default_matching_field() -> String {
 }
 fn default_plan_ttl_hours() -> u64 {
     168
+}
+fn default_run_changes_kept() -> u64 {
+    100_000
+}
+fn default_run_changes_ttl_hours() -> u64 {
+    24 * 90
 }
 fn default_max_delete_ratio() -> f64 {
     0.5
@@ -281,6 +297,8 @@ impl Default for MergeConfig {
             schedule: default_merge_schedule(),
             max_delete_ratio: default_max_delete_ratio(),
             plan_ttl_hours: default_plan_ttl_hours(),
+            run_changes_kept: default_run_changes_kept(),
+            run_changes_ttl_hours: default_run_changes_ttl_hours(),
             priority: BTreeMap::new(),
         }
     }

@@ -13,7 +13,7 @@ use std::time::Instant;
 use crate::extract::{Contract, ExtractError, ReadError};
 use crate::load::contacts::compare;
 use crate::load::{ExistingRows, LoadError, Op, Store, plans, runs};
-use crate::plan::{Base, NewPlan, PlanSink};
+use crate::plan::{Base, NewPlan, PlanSink, RunChangeLog};
 use crate::report::{RunReport, RunStatus};
 use crate::transform::{
     Arriving, Directory, ExternalRow, KeyIndex, MergePolicy, Merger, Rejection,
@@ -43,6 +43,9 @@ pub struct RunRequest {
     pub max_delete_ratio: f64,
     /// Hours the plan of a dry run or a refused run can be applied.
     pub plan_ttl_hours: u64,
+    /// Changes a landed run keeps in its change list, and for how many hours.
+    pub run_changes_kept: u64,
+    pub run_changes_ttl_hours: u64,
     pub dry_run: bool,
     pub force: bool,
 }
@@ -277,10 +280,18 @@ fn run_in_transaction(
     };
     let mut run = store.begin_run(crate::load::now())?;
     tracing::info!(database = store.url(), "run lock held");
+    // A run that lands keeps its change list (the first `run_changes_kept` changes).
+    let mut change_log = None;
     if !request.dry_run {
         // The rows this run writes name it (provenance); a run that does not land leaves
         // no trace of the reservation.
-        run.reserve_run_id()?;
+        let run_id = run.reserve_run_id()?;
+        change_log = Some(RunChangeLog::begin(
+            &mut run,
+            run_id,
+            request.run_changes_kept,
+            request.run_changes_ttl_hours,
+        )?);
     }
     // The table's index is read (on SQLite, on a second connection) while the directory is.
     let table_read = run.start_table_read();
@@ -339,8 +350,11 @@ fn run_in_transaction(
             let table_sender = table_sender;
             let table = table_read.finish(&mut run)?;
             // An empty table is loaded without its search indexes, built before the commit.
+            // It keeps no change list either: its changes are the whole table, which the
+            // console shows as contacts (and the fresh import stays as fast as it was).
             if !request.dry_run && table.0.is_empty() && table.1.existing_rows() == 0 {
                 run.defer_search_indexes()?;
+                change_log = None;
             }
             tracing::debug!(
                 external = table.1.existing_rows(),
@@ -351,12 +365,17 @@ fn run_in_transaction(
             let _ = table_sender.send(table);
             for batch in &receiver {
                 for op in batch {
-                    match &mut sink {
-                        Some(sink) => {
-                            let change = run.describe(op)?;
+                    match (&mut sink, &mut change_log) {
+                        (Some(sink), _) => {
+                            let change = run.describe(&op)?;
                             sink.push(&mut run, change)?;
                         }
-                        None => run.apply(op)?,
+                        (None, Some(log)) if log.wants_more() => {
+                            let change = run.describe(&op)?;
+                            log.push(&mut run, &change)?;
+                            run.apply(op)?;
+                        }
+                        _ => run.apply(op)?,
                     }
                 }
             }
@@ -407,7 +426,7 @@ fn run_in_transaction(
     match sink {
         Some(mut sink) => {
             for id in outcome.deletions {
-                let change = run.describe(Op::Delete { id })?;
+                let change = run.describe(&Op::Delete { id })?;
                 sink.push(&mut run, change)?;
             }
             (report.inserted, report.updated, report.deleted) = sink.counts();
@@ -433,6 +452,16 @@ fn run_in_transaction(
             })
         }
         None => {
+            if let Some(mut log) = change_log {
+                for &id in &outcome.deletions {
+                    if !log.wants_more() {
+                        break;
+                    }
+                    let change = run.describe(&Op::Delete { id })?;
+                    log.push(&mut run, &change)?;
+                }
+                report.changes_kept = Some(log.finish(&mut run)?);
+            }
             run.delete(&outcome.deletions)?;
             (report.inserted, report.updated, report.deleted) = run.counts();
             report.status = RunStatus::Succeeded;

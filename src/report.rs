@@ -158,6 +158,10 @@ pub struct RunReport {
     /// Dry runs only: changes the plan holds beyond those listed in `changes`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changes_omitted: Option<u64>,
+    /// Runs that landed: how many of their changes their change list keeps (the first ones,
+    /// up to `[merge] run_changes_kept`), shown on the console's run page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes_kept: Option<u64>,
 }
 
 impl RunReport {
@@ -186,6 +190,7 @@ impl RunReport {
             plan_id: None,
             changes: None,
             changes_omitted: None,
+            changes_kept: None,
         }
     }
 
@@ -379,6 +384,7 @@ mod tests {
             fetch: None,
             plan_id: None,
             changes_omitted: None,
+            changes_kept: None,
             changes: Some(vec![Change {
                 action: Action::Update,
                 origin: Origin::Merged,

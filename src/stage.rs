@@ -263,9 +263,28 @@ fn run_request(
         directory_csv: config.directory.csv.clone(),
         max_delete_ratio: config.merge.max_delete_ratio,
         plan_ttl_hours: config.merge.plan_ttl_hours,
+        run_changes_kept: config.merge.run_changes_kept,
+        run_changes_ttl_hours: config.merge.run_changes_ttl_hours,
         dry_run: options.dry_run,
         force: options.force,
     })
+}
+
+/// An ad-hoc dry run of `source` (a sample file an administrator uploaded): validated and
+/// merged like the pipeline's own source, its changes stored as a plan (`command` =
+/// `import`); nothing else is written.
+pub async fn sample_dry_run(
+    store: &Store,
+    contract: Arc<Contract>,
+    config: &PipelineConfig,
+    source: &Path,
+) -> Result<RunReport, StageError> {
+    let options = MergeOptions {
+        dry_run: true,
+        force: false,
+    };
+    let request = run_request(config, "import", source.to_owned(), options)?;
+    Ok(pipeline::execute(store, contract, request, Arc::new(pipeline::NoProgress)).await)
 }
 
 /// The merge stage: merges the staged source with the directory and loads it (`command` =

@@ -193,7 +193,13 @@ fn with_profile_sync_off_nothing_of_profiles_is_sent_or_accepted_and_status_stil
     assert_eq!(health["profile_sync"], false);
     assert_eq!(health["peers"][0]["outbox_depth"], 0, "{health}");
     assert_eq!(metric(&a, "ucm_cluster_profile_sync{node=\"a\"}"), 0);
-    let page = http("GET", &format!("{}/", a.base), &[], "").1;
+    let page = http(
+        "GET",
+        &format!("{}/", a.base),
+        &[("Authorization", BEARER)],
+        "",
+    )
+    .1;
     assert!(
         page.contains("profile sync <b class=\"failed\">off</b>"),
         "{page}"

@@ -370,3 +370,75 @@ fn a_killed_apply_leaves_the_table_unchanged() {
     assert_eq!(report["status"], "succeeded", "{report}");
     assert_eq!(report["inserted"], 200_000);
 }
+
+#[test]
+fn a_landed_run_keeps_its_first_changes_up_to_run_changes_kept_and_counts_them_all() {
+    let ws = Workspace::new("[merge]\nrun_changes_kept = 2\n");
+    ws.write(
+        "five.xml",
+        contacts_xml(&[
+            &[("e_mail", "c0@ext.example")],
+            &[("e_mail", "c1@ext.example")],
+            &[("e_mail", "c2@ext.example")],
+            &[("e_mail", "c3@ext.example")],
+            &[("e_mail", "c4@ext.example")],
+        ]),
+    );
+    ws.write("one.xml", contacts_xml(&[&[("e_mail", "c0@ext.example")]]));
+    // A first load into an empty table keeps no list: its changes are the whole table.
+    let first = ws.import("one.xml", &[]);
+    assert_eq!(first["changes_kept"], serde_json::Value::Null, "{first}");
+    let report = ws.import("five.xml", &[]);
+    assert_eq!(report["inserted"], 4, "{report}");
+    assert_eq!(report["changes_kept"], 2, "{report}");
+    let run = report["run_id"].as_i64().unwrap();
+    let kept = |run: i64| {
+        ws.query_one(&format!(
+            "SELECT count(*) FROM run_changes WHERE run_id = {run}"
+        ))
+    };
+    assert_eq!(kept(run), "2");
+    // A dry run keeps no run change list (its plan holds its changes).
+    let dry = ws.import("five.xml", &["--dry-run"]);
+    assert_eq!(dry["changes_kept"], serde_json::Value::Null, "{dry}");
+    // A run that fails keeps nothing either: its transaction is rolled back.
+    ws.write("broken.xml", "<contacts><contact><e_mail>a@b</e_mail>");
+    ws.import_fails("broken.xml", &[]);
+    assert_eq!(ws.query_one("SELECT count(*) FROM run_changes"), "2");
+}
+
+/// Showing a page of a plan, or of a run's changes, reads that page by the primary key:
+/// never a scan of the change lists (a million-change plan) nor of the contacts.
+#[test]
+fn a_page_of_changes_is_read_by_primary_key_not_by_a_scan() {
+    let ws = Workspace::new("");
+    if ws.is_postgres() {
+        return; // The query is the same text on both backends; SQLite's plan is checked.
+    }
+    ws.write("one.xml", contacts_xml(&[&[("e_mail", "a@ext.example")]]));
+    ws.import("one.xml", &[]);
+    let db = ws.db_url().trim_start_matches("sqlite://").to_owned();
+    let conn = rusqlite::Connection::open(db).unwrap();
+    for list in [
+        ucm::load::plans::ChangeList::Plan(1),
+        ucm::load::plans::ChangeList::Run(1),
+    ] {
+        let sql = list.page_sql().replace('$', "?");
+        let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let steps: Vec<String> = plan
+            .query_map((1, 0, 100), |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(
+            steps
+                .iter()
+                .all(|s| s.contains("USING PRIMARY KEY") || s.contains("INDEX")),
+            "{list:?}: {steps:?}"
+        );
+        assert!(
+            !steps.iter().any(|s| s.starts_with("SCAN")),
+            "{list:?}: {steps:?}"
+        );
+    }
+}

@@ -758,6 +758,8 @@ async fn import(
         directory_csv: None,
         max_delete_ratio: config.merge.max_delete_ratio,
         plan_ttl_hours: config.merge.plan_ttl_hours,
+        run_changes_kept: config.merge.run_changes_kept,
+        run_changes_ttl_hours: config.merge.run_changes_ttl_hours,
         dry_run: options.dry_run,
         force: options.force,
     };

@@ -94,7 +94,12 @@ pub async fn show(store: &Store, id: i64, format: PlanFormat) -> anyhow::Result<
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     tokio::task::block_in_place(|| {
         write_plan(&mut out, &record, format, || -> anyhow::Result<_> {
-            let page = handle.block_on(plan::changes(store, id, after, PAGE))?;
+            let page = handle.block_on(plan::changes(
+                store,
+                crate::load::plans::ChangeList::Plan(id),
+                after,
+                PAGE,
+            ))?;
             if let Some((last, _)) = page.last() {
                 after = *last;
             }

@@ -87,14 +87,65 @@ pub const INSERT_PLAN_SQL: &str = "INSERT INTO plans (pipeline, created_at, expi
      base_directory, base_policy, inserted, updated, deleted, report) VALUES ($1, $2, $3, $4, \
      $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id";
 
-/// Inserts one change (plan_id, seq, row_id, action, change). Both backends.
-pub const INSERT_PLAN_CHANGE_SQL: &str = "INSERT INTO plan_changes (plan_id, seq, row_id, action, \
-     change) VALUES ($1, $2, $3, $4, $5)";
+/// Where a list of changes is stored: a plan's (`plan_changes`, migration 0007) or a landed
+/// run's (`run_changes`, migration 0009). Both tables have the same columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeList {
+    Plan(i64),
+    Run(i64),
+}
 
-/// Inserts a batch of changes on PostgreSQL from arrays (plan_id, seqs, row_ids, actions,
-/// changes).
-pub const INSERT_PLAN_CHANGES_PG_SQL: &str = "INSERT INTO plan_changes (plan_id, seq, row_id, \
-     action, change) SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::text[])";
+impl ChangeList {
+    /// The plan's or the run's id.
+    pub fn id(self) -> i64 {
+        match self {
+            ChangeList::Plan(id) | ChangeList::Run(id) => id,
+        }
+    }
+
+    /// Inserts one change (id, seq, row_id, action, change). Both backends.
+    pub fn insert_sql(self) -> &'static str {
+        match self {
+            ChangeList::Plan(_) => {
+                "INSERT INTO plan_changes (plan_id, seq, row_id, action, change) \
+                 VALUES ($1, $2, $3, $4, $5)"
+            }
+            ChangeList::Run(_) => {
+                "INSERT INTO run_changes (run_id, seq, row_id, action, change) \
+                 VALUES ($1, $2, $3, $4, $5)"
+            }
+        }
+    }
+
+    /// Inserts a batch of changes on PostgreSQL from arrays (id, seqs, row_ids, actions,
+    /// changes).
+    pub fn insert_batch_pg_sql(self) -> &'static str {
+        match self {
+            ChangeList::Plan(_) => {
+                "INSERT INTO plan_changes (plan_id, seq, row_id, action, change) SELECT $1, * \
+                 FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::text[])"
+            }
+            ChangeList::Run(_) => {
+                "INSERT INTO run_changes (run_id, seq, row_id, action, change) SELECT $1, * \
+                 FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::text[])"
+            }
+        }
+    }
+
+    /// A page of changes (id, after, limit): read by the primary key.
+    pub fn page_sql(self) -> &'static str {
+        match self {
+            ChangeList::Plan(_) => {
+                "SELECT seq, row_id, action, change FROM plan_changes WHERE plan_id = $1 \
+                 AND seq > $2 ORDER BY seq LIMIT $3"
+            }
+            ChangeList::Run(_) => {
+                "SELECT seq, row_id, action, change FROM run_changes WHERE run_id = $1 \
+                 AND seq > $2 ORDER BY seq LIMIT $3"
+            }
+        }
+    }
+}
 
 /// What a plan's computation learns last (source_sha256, inserted, updated, deleted, report,
 /// run_id, then the plan's id). Both backends.
@@ -121,11 +172,20 @@ pub async fn list(store: &Store, pipeline: &str, now: &str) -> Result<Vec<PlanRe
 
 /// Plan `id`, if it is stored.
 pub async fn get(store: &Store, id: i64) -> Result<Option<PlanRecord>, LoadError> {
+    one_where(store, "id = $1", id).await
+}
+
+/// The newest plan matching `filter` (one `$1`, bound to `value`), if any.
+async fn one_where(
+    store: &Store,
+    filter: &str,
+    value: i64,
+) -> Result<Option<PlanRecord>, LoadError> {
     on_pool!(store, |pool| {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {PLAN_COLUMNS} FROM plans WHERE id = $1"
+            "SELECT {PLAN_COLUMNS} FROM plans WHERE {filter} ORDER BY id DESC LIMIT 1"
         )))
-        .bind(id)
+        .bind(value)
         .fetch_optional(pool)
         .await
         .map_err(|e| store.error(e))?;
@@ -136,25 +196,22 @@ pub async fn get(store: &Store, id: i64) -> Result<Option<PlanRecord>, LoadError
     })
 }
 
-/// Up to `limit` changes of plan `id` after position `after`, in order: a page, read by the
-/// primary key (no scan of other plans' changes).
+/// Up to `limit` changes of `list` after position `after`, in order: a page, read by the
+/// primary key (no scan of other lists' changes, nor of the contacts).
 pub async fn changes(
     store: &Store,
-    id: i64,
+    list: ChangeList,
     after: i64,
     limit: i64,
 ) -> Result<Vec<StoredPlanChange>, LoadError> {
     on_pool!(store, |pool| {
-        let rows = sqlx::query(
-            "SELECT seq, row_id, action, change FROM plan_changes WHERE plan_id = $1 AND seq > $2 \
-             ORDER BY seq LIMIT $3",
-        )
-        .bind(id)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(pool)
-        .await
-        .map_err(|e| store.error(e))?;
+        let rows = sqlx::query(list.page_sql())
+            .bind(list.id())
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .map_err(|e| store.error(e))?;
         rows.iter()
             .map(|r| {
                 Ok(StoredPlanChange {
@@ -231,3 +288,26 @@ pub async fn prune(store: &Store, now: &str) -> Result<u64, LoadError> {
     .await)
     .map_err(|e| store.error(e))
 }
+
+/// How many changes run `run` recorded (its list may hold fewer than it made: see
+/// `[merge] run_changes_kept`).
+pub async fn run_changes_kept(store: &Store, run: i64) -> Result<i64, LoadError> {
+    on_pool!(store, |pool| sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT max(seq) FROM run_changes WHERE run_id = $1"
+    )
+    .bind(run)
+    .fetch_one(pool)
+    .await
+    .map(Option::unwrap_or_default)
+    .map_err(|e| store.error(e)))
+}
+
+/// The plan run `run` computed (a dry run, a refused run) or applied, if it is still stored.
+pub async fn of_run(store: &Store, run: i64) -> Result<Option<PlanRecord>, LoadError> {
+    one_where(store, "run_id = $1 OR applied_run_id = $1", run).await
+}
+
+/// Deletes the change lists of the runs that started before `before`. Run in the transaction
+/// of the run that records a new list.
+pub const PRUNE_RUN_CHANGES_SQL: &str = "DELETE FROM run_changes WHERE run_id IN \
+     (SELECT id FROM runs WHERE started_at < $1)";

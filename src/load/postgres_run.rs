@@ -18,7 +18,7 @@ use tokio::runtime::Handle;
 
 use crate::fields::empty_values;
 use crate::load::contacts::{ExistingRows, FIELD_COLUMNS, Op, StoredRow};
-use crate::load::plans::{PlanRecord, StoredPlanChange};
+use crate::load::plans::{ChangeList, PlanRecord, StoredPlanChange};
 use crate::load::run::{BeginError, side_bits};
 use crate::load::sqlite_run::Stamp;
 use crate::report::RunReport;
@@ -368,10 +368,10 @@ impl PgRun {
         })
     }
 
-    /// Inserts changes of plan `plan` in the run's transaction, in one statement.
-    pub fn insert_plan_changes(
+    /// Inserts changes of `list` in the run's transaction, in one statement.
+    pub fn insert_changes(
         &mut self,
-        plan: i64,
+        list: ChangeList,
         changes: &[StoredPlanChange],
     ) -> sqlx::Result<()> {
         let seqs: Vec<i64> = changes.iter().map(|c| c.seq).collect();
@@ -379,12 +379,23 @@ impl PgRun {
         let actions: Vec<&str> = changes.iter().map(|c| c.action.as_str()).collect();
         let texts: Vec<&str> = changes.iter().map(|c| c.change.as_str()).collect();
         self.handle.clone().block_on(async {
-            sqlx::query(crate::load::plans::INSERT_PLAN_CHANGES_PG_SQL)
-                .bind(plan)
+            sqlx::query(list.insert_batch_pg_sql())
+                .bind(list.id())
                 .bind(seqs)
                 .bind(rows)
                 .bind(actions)
                 .bind(texts)
+                .execute(&mut *self.tx)
+                .await
+                .map(drop)
+        })
+    }
+
+    /// Deletes the change lists of runs that started before `before`.
+    pub fn prune_run_changes(&mut self, before: &str) -> sqlx::Result<()> {
+        self.handle.clone().block_on(async {
+            sqlx::query(crate::load::plans::PRUNE_RUN_CHANGES_SQL)
+                .bind(before)
                 .execute(&mut *self.tx)
                 .await
                 .map(drop)

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::fields::{FIELD_COUNT, FIELD_NAMES, FieldValues, empty_values};
 use crate::load::contacts::{ExistingRows, Op, StoredRow};
-use crate::load::plans::{PlanRecord, StoredPlanChange};
+use crate::load::plans::{ChangeList, PlanRecord, StoredPlanChange};
 use crate::load::postgres_run::PgRun;
 use crate::load::sqlite_run::SqliteRun;
 use crate::load::{Backend, LoadError, Store};
@@ -191,13 +191,19 @@ impl RunTransaction {
         on_run!(self, |run| run.insert_plan(plan))
     }
 
-    /// Inserts changes of plan `plan` in the run's transaction.
-    pub fn insert_plan_changes(
+    /// Inserts changes of `list` (a plan's or this run's) in the run's transaction.
+    pub fn insert_changes(
         &mut self,
-        plan: i64,
+        list: ChangeList,
         changes: &[StoredPlanChange],
     ) -> Result<(), LoadError> {
-        on_run!(self, |run| run.insert_plan_changes(plan, changes))
+        on_run!(self, |run| run.insert_changes(list, changes))
+    }
+
+    /// Deletes the change lists of runs that started before `before`, in the run's
+    /// transaction.
+    pub fn prune_run_changes(&mut self, before: &str) -> Result<(), LoadError> {
+        on_run!(self, |run| run.prune_run_changes(before))
     }
 
     /// Writes what a plan's computation learned last: its counts, report, source sha256 and
@@ -268,33 +274,34 @@ impl RunTransaction {
         }
     }
 
-    /// The change a dry run reports for `op`, reading the stored row it replaces or deletes.
-    pub fn describe(&mut self, op: Op) -> Result<Change, LoadError> {
+    /// The change a dry run reports (or a run records) for `op`, reading the stored row it replaces or deletes.
+    pub fn describe(&mut self, op: &Op) -> Result<Change, LoadError> {
         Ok(match op {
             Op::Insert(row) => Change {
                 action: Action::Insert,
                 origin: row.origin,
                 fields: diff(&empty_values(), &row.values, &row.sides),
                 sides: side_bits(&row.sides),
-                directory_id: row.directory_id,
-                key: row.match_key,
+                directory_id: row.directory_id.clone(),
+                key: row.match_key.clone(),
                 old_origin: None,
                 row_id: None,
             },
             Op::Update { id, row } => {
-                let old = self.stored_row(id)?;
+                let old = self.stored_row(*id)?;
                 Change {
                     action: Action::Update,
                     origin: row.origin,
                     fields: diff(&old.values, &row.values, &row.sides),
                     sides: side_bits(&row.sides),
-                    directory_id: row.directory_id,
-                    key: row.match_key,
+                    directory_id: row.directory_id.clone(),
+                    key: row.match_key.clone(),
                     old_origin: Some(old.origin),
-                    row_id: Some(id),
+                    row_id: Some(*id),
                 }
             }
             Op::Delete { id } => {
+                let id = *id;
                 let old = self.stored_row(id)?;
                 let side = if old.origin == Origin::External {
                     Side::External

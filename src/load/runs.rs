@@ -99,12 +99,24 @@ pub async fn latest_of(
     pipeline: Option<&str>,
     limit: i64,
 ) -> Result<Vec<RunRecord>, LoadError> {
+    older_than(store, pipeline, None, limit).await
+}
+
+/// A page of the history: up to `limit` runs of `pipeline` (every pipeline: `None`) older
+/// than run `before` (the latest: `None`), newest first.
+pub async fn older_than(
+    store: &Store,
+    pipeline: Option<&str>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<RunRecord>, LoadError> {
     let rows = on_pool!(store, |pool| sqlx::query(
         "SELECT id, pipeline, command, started_at, finished_at, status, source, source_sha256, contacts_read, \
          rejected, inserted, updated, deleted, unchanged, duration_ms, error FROM runs \
-         WHERE $1 IS NULL OR pipeline = $1 ORDER BY id DESC LIMIT $2",
+         WHERE ($1 IS NULL OR pipeline = $1) AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
     )
     .bind(pipeline)
+    .bind(before)
     .bind(limit)
     .fetch_all(pool)
     .await

@@ -14,7 +14,7 @@ use rusqlite::{Connection, OpenFlags, Statement};
 
 use crate::fields::{FIELD_COUNT, FIELD_NAMES, empty_values};
 use crate::load::contacts::{ExistingRows, FIELD_COLUMNS, Op, StoredRow};
-use crate::load::plans::{PlanRecord, StoredPlanChange};
+use crate::load::plans::{ChangeList, PlanRecord, StoredPlanChange};
 use crate::load::run::{BeginError, side_bits};
 use crate::report::RunReport;
 use crate::transform::{
@@ -388,19 +388,30 @@ impl SqliteRun {
         )
     }
 
-    /// Inserts changes of plan `plan` in the run's transaction.
-    pub fn insert_plan_changes(
+    /// Inserts changes of `list` in the run's transaction.
+    pub fn insert_changes(
         &mut self,
-        plan: i64,
+        list: ChangeList,
         changes: &[StoredPlanChange],
     ) -> rusqlite::Result<()> {
-        let mut insert = self
-            .conn
-            .prepare_cached(crate::load::plans::INSERT_PLAN_CHANGE_SQL)?;
+        let mut insert = self.conn.prepare_cached(list.insert_sql())?;
         for c in changes {
-            insert.execute(rusqlite::params![plan, c.seq, c.row_id, c.action, c.change])?;
+            insert.execute(rusqlite::params![
+                list.id(),
+                c.seq,
+                c.row_id,
+                c.action,
+                c.change
+            ])?;
         }
         Ok(())
+    }
+
+    /// Deletes the change lists of runs that started before `before`.
+    pub fn prune_run_changes(&mut self, before: &str) -> rusqlite::Result<()> {
+        self.conn
+            .execute(crate::load::plans::PRUNE_RUN_CHANGES_SQL, [before])
+            .map(drop)
     }
 
     /// Writes what a plan's computation learned last (see `COMPLETE_PLAN_SQL`).

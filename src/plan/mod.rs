@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fields::{Field, empty_values};
 use crate::load::contacts::Op;
-use crate::load::plans::{self, PlanRecord, StoredPlanChange};
+use crate::load::plans::{self, ChangeList, PlanRecord, StoredPlanChange};
 use crate::load::run::{RunTransaction, sides_of};
 use crate::load::{LoadError, Store};
 use crate::report::{Action, Change, FieldChange, RunReport, RunStatus};
@@ -142,12 +142,96 @@ pub const PREVIEW_CHANGES: usize = 1000;
 /// Changes written to the plan per statement.
 const CHANGES_PER_BATCH: usize = 500;
 
+/// A change list being written in a run's transaction, a batch at a time: memory holds one
+/// batch whatever the length of the list.
+struct ChangeWriter {
+    list: ChangeList,
+    seq: i64,
+    batch: Vec<StoredPlanChange>,
+}
+
+impl ChangeWriter {
+    fn new(list: ChangeList) -> ChangeWriter {
+        ChangeWriter {
+            list,
+            seq: 0,
+            batch: Vec::with_capacity(CHANGES_PER_BATCH),
+        }
+    }
+
+    fn push(&mut self, run: &mut RunTransaction, change: &Change) -> Result<(), LoadError> {
+        self.seq += 1;
+        self.batch.push(stored(self.seq, change));
+        if self.batch.len() >= CHANGES_PER_BATCH {
+            self.flush(run)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, run: &mut RunTransaction) -> Result<(), LoadError> {
+        if !self.batch.is_empty() {
+            run.insert_changes(self.list, &self.batch)?;
+            self.batch.clear();
+        }
+        Ok(())
+    }
+}
+
+/// The change list of a run that lands, recorded in its transaction (`run_changes`) up to
+/// `[merge] run_changes_kept` changes; the run's counts hold them all.
+pub struct RunChangeLog {
+    writer: ChangeWriter,
+    kept: u64,
+    limit: u64,
+}
+
+impl RunChangeLog {
+    /// Starts run `run`'s list, keeping at most `limit` changes, and prunes the lists of
+    /// runs that started more than `ttl_hours` ago.
+    pub fn begin(
+        run: &mut RunTransaction,
+        run_id: i64,
+        limit: u64,
+        ttl_hours: u64,
+    ) -> Result<RunChangeLog, LoadError> {
+        let ttl = time::Duration::hours(ttl_hours.min(24 * 365 * 100) as i64);
+        run.prune_run_changes(&crate::load::stored_time(
+            time::OffsetDateTime::now_utc() - ttl,
+        ))?;
+        Ok(RunChangeLog {
+            writer: ChangeWriter::new(ChangeList::Run(run_id)),
+            kept: 0,
+            limit,
+        })
+    }
+
+    /// Whether the next change is still kept (describing a change reads its old row: a run
+    /// past the limit does not pay for that).
+    pub fn wants_more(&self) -> bool {
+        self.kept < self.limit
+    }
+
+    /// Records `change` if the list is not full.
+    pub fn push(&mut self, run: &mut RunTransaction, change: &Change) -> Result<(), LoadError> {
+        if self.wants_more() {
+            self.kept += 1;
+            self.writer.push(run, change)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the last batch; returns how many changes were kept.
+    pub fn finish(mut self, run: &mut RunTransaction) -> Result<u64, LoadError> {
+        self.writer.flush(run)?;
+        Ok(self.kept)
+    }
+}
+
 /// A plan being written by a dry run, in the run's transaction, change by change: memory
 /// holds one batch and the report's preview, whatever the size of the plan.
 pub struct PlanSink {
     record: PlanRecord,
-    seq: i64,
-    batch: Vec<StoredPlanChange>,
+    writer: ChangeWriter,
     preview: Vec<Change>,
     omitted: u64,
 }
@@ -192,9 +276,8 @@ impl PlanSink {
         };
         record.id = run.insert_plan(&record)?;
         Ok(PlanSink {
+            writer: ChangeWriter::new(ChangeList::Plan(record.id)),
             record,
-            seq: 0,
-            batch: Vec::with_capacity(CHANGES_PER_BATCH),
             preview: Vec::new(),
             omitted: 0,
         })
@@ -202,21 +285,16 @@ impl PlanSink {
 
     /// Adds a change.
     pub fn push(&mut self, run: &mut RunTransaction, change: Change) -> Result<(), LoadError> {
-        self.seq += 1;
         match change.action {
             Action::Insert => self.record.inserted += 1,
             Action::Update => self.record.updated += 1,
             Action::Delete => self.record.deleted += 1,
         }
-        self.batch.push(stored(self.seq, &change));
+        self.writer.push(run, &change)?;
         if self.preview.len() < PREVIEW_CHANGES {
             self.preview.push(change);
         } else {
             self.omitted += 1;
-        }
-        if self.batch.len() >= CHANGES_PER_BATCH {
-            run.insert_plan_changes(self.record.id, &self.batch)?;
-            self.batch.clear();
         }
         Ok(())
     }
@@ -243,9 +321,7 @@ impl PlanSink {
         report: &RunReport,
         run_id: Option<i64>,
     ) -> Result<i64, LoadError> {
-        if !self.batch.is_empty() {
-            run.insert_plan_changes(self.record.id, &self.batch)?;
-        }
+        self.writer.flush(run)?;
         let mut summary = report.clone();
         summary.changes = None;
         self.record.report = summary.to_json();
@@ -256,14 +332,14 @@ impl PlanSink {
     }
 }
 
-/// Up to `limit` changes of plan `id` after position `after` (a page, for showing).
+/// Up to `limit` changes of `list` after position `after` (a page, for showing).
 pub async fn changes(
     store: &Store,
-    id: i64,
+    list: ChangeList,
     after: i64,
     limit: i64,
 ) -> Result<Vec<(i64, Change)>, PlanError> {
-    plans::changes(store, id, after, limit)
+    plans::changes(store, list, after, limit)
         .await?
         .iter()
         .map(|s| Ok((s.seq, change_of(s)?)))
@@ -461,7 +537,12 @@ fn apply_in_transaction(
     let mut deletions = Vec::new();
     let mut after = 0;
     loop {
-        let page = handle.block_on(changes(store, id, after, CHANGES_PER_PAGE))?;
+        let page = handle.block_on(changes(
+            store,
+            ChangeList::Plan(id),
+            after,
+            CHANGES_PER_PAGE,
+        ))?;
         let Some((last, _)) = page.last() else {
             break;
         };

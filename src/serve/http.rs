@@ -30,9 +30,11 @@ use crate::serve::{Pipeline, Service, StartRefused};
 
 type Shared = State<Arc<Service>>;
 
-/// The Content-Security-Policy of every answer: nothing is loaded from anywhere, no script
-/// runs, styles only from the page itself, and no other site may frame it.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; \
+/// The Content-Security-Policy of every answer: nothing is loaded from another origin, no
+/// script runs (no `script-src`: the console is forms and links), styles only from the
+/// service's own stylesheet (no inline styles), forms post only to the service, and no
+/// other site may frame it.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; \
      img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// The service's routes.
@@ -56,8 +58,8 @@ pub fn app(service: Arc<Service>) -> Router {
             post(super::plans::discard),
         )
         .route_layer(login_required.clone());
-    let public = Router::new()
-        .route("/", get(super::page::status_page))
+    // The console's pages check their browser session themselves.
+    let public = super::console::pages()
         .route("/ready", get(ready))
         .route("/api/pipelines", get(pipelines))
         .route("/api/runs", get(list_runs))
@@ -81,7 +83,8 @@ pub fn app(service: Arc<Service>) -> Router {
             "/api/pipelines/{name}/plans/{id}/apply",
             post(super::plans::apply),
         )
-        .route_layer(login_required);
+        .route_layer(login_required)
+        .merge(super::console::actions(limits.max_upload_bytes));
     let shed = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
             overloaded()
@@ -150,14 +153,16 @@ fn overloaded() -> Response {
 /// over the limit, a timeout, an unknown method) is rewritten as `{"error": "..."}` with its
 /// status and headers kept.
 async fn json_errors(request: Request, next: Next) -> Response {
-    let page = request.uri().path() == "/";
     let response = next.run(request).await;
     let status = response.status();
-    let is_json = response
+    // JSON already, or one of the console's pages (its errors are pages too).
+    let kept = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if page || is_json || !(status.is_client_error() || status.is_server_error()) {
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+        });
+    if kept || !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
     let (mut parts, body) = response.into_parts();
@@ -494,34 +499,22 @@ async fn login(State(service): Shared, request: Request) -> Response {
             "the body must be {\"username\": \"...\", \"password\": \"...\"}",
         );
     };
-    let shown_user = crate::redact::printable(&login.username, 64);
-    if let Err(throttled) = service.login_throttle.attempt(address, &login.username) {
-        let by = match throttled.by {
-            super::throttle::Exhausted::Address => "client address",
-            super::throttle::Exhausted::User => "user",
+    if let Err(refused) = verify_login(&service, address, &login.username, &login.password) {
+        return match refused {
+            LoginRefused::Throttled { by, seconds } => {
+                let mut response = error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("too many login attempts for this {by}; try again in {seconds} s"),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                response
+            }
+            LoginRefused::Wrong => unauthorized(),
         };
-        tracing::warn!(user = %shown_user, client = %address, by, "a login was throttled");
-        let seconds = throttled.retry_after.as_secs_f64().ceil().max(1.0) as u64;
-        let mut response = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("too many login attempts for this {by}; try again in {seconds} s"),
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        return response;
     }
-    let Some((user, password)) = &service.auth.login else {
-        tracing::warn!(user = %shown_user, client = %address, "a login was refused: no login is configured");
-        return unauthorized();
-    };
-    // Both compared, whatever the first says: the time does not tell which was wrong.
-    let user_ok = constant_time_eq(login.username.as_bytes(), user.as_bytes());
-    let password_ok = constant_time_eq(login.password.as_bytes(), password.as_bytes());
-    if !(user_ok & password_ok) {
-        tracing::warn!(user = %shown_user, client = %address, "a login was refused: wrong user name or password");
-        return unauthorized();
-    }
+    let shown_user = crate::redact::printable(&login.username, 64);
     let Ok(token) = random_token() else {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -536,6 +529,46 @@ async fn login(State(service): Shared, request: Request) -> Response {
     sessions.retain(|_, until| *until > now);
     sessions.insert(token.clone(), expires);
     Json(json!({ "token": token, "expires_at": expires.to_string() })).into_response()
+}
+
+/// Why a login was refused.
+pub(super) enum LoginRefused {
+    /// Too many attempts from this client address or for this user: retry after `seconds`.
+    Throttled { by: &'static str, seconds: u64 },
+    /// A wrong user name or password, or no login configured.
+    Wrong,
+}
+
+/// Checks a login (the API's and the console's): throttled per client address and per user
+/// before the password is compared, both compared in constant time, every refusal logged.
+pub(super) fn verify_login(
+    service: &Service,
+    address: std::net::IpAddr,
+    username: &str,
+    password: &str,
+) -> Result<(), LoginRefused> {
+    let shown_user = crate::redact::printable(username, 64);
+    if let Err(throttled) = service.login_throttle.attempt(address, username) {
+        let by = match throttled.by {
+            super::throttle::Exhausted::Address => "client address",
+            super::throttle::Exhausted::User => "user",
+        };
+        tracing::warn!(user = %shown_user, client = %address, by, "a login was throttled");
+        let seconds = throttled.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        return Err(LoginRefused::Throttled { by, seconds });
+    }
+    let Some((user, expected)) = &service.auth.login else {
+        tracing::warn!(user = %shown_user, client = %address, "a login was refused: no login is configured");
+        return Err(LoginRefused::Wrong);
+    };
+    // Both compared, whatever the first says: the time does not tell which was wrong.
+    let user_ok = constant_time_eq(username.as_bytes(), user.as_bytes());
+    let password_ok = constant_time_eq(password.as_bytes(), expected.as_bytes());
+    if !(user_ok & password_ok) {
+        tracing::warn!(user = %shown_user, client = %address, "a login was refused: wrong user name or password");
+        return Err(LoginRefused::Wrong);
+    }
+    Ok(())
 }
 
 pub(super) fn unauthorized() -> Response {

@@ -51,6 +51,14 @@ pub struct Limits {
     /// Login attempts one user name may get per minute from all addresses together.
     #[serde(default = "default_login_attempts_per_minute_per_user")]
     pub login_attempts_per_minute_per_user: u32,
+    /// The largest sample XML the console accepts for an ad-hoc dry run, in bytes (413
+    /// beyond it; the upload is refused as it arrives, never stored whole first).
+    #[serde(default = "default_max_upload_bytes")]
+    pub max_upload_bytes: usize,
+    /// Browser sessions of the console open at once; a login beyond it ends the session
+    /// closest to expiry.
+    #[serde(default = "default_max_browser_sessions")]
+    pub max_browser_sessions: usize,
 }
 
 fn default_header_read_timeout_secs() -> u64 {
@@ -83,6 +91,12 @@ fn default_login_attempts_per_minute() -> u32 {
 fn default_login_attempts_per_minute_per_user() -> u32 {
     30
 }
+fn default_max_upload_bytes() -> usize {
+    64 * 1024 * 1024
+}
+fn default_max_browser_sessions() -> usize {
+    256
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -97,6 +111,8 @@ impl Default for Limits {
             max_header_bytes: default_max_header_bytes(),
             login_attempts_per_minute: default_login_attempts_per_minute(),
             login_attempts_per_minute_per_user: default_login_attempts_per_minute_per_user(),
+            max_upload_bytes: default_max_upload_bytes(),
+            max_browser_sessions: default_max_browser_sessions(),
         }
     }
 }
@@ -115,6 +131,8 @@ impl Limits {
             ),
             ("max_requests_in_flight", self.max_requests_in_flight as u64),
             ("max_body_bytes", self.max_body_bytes as u64),
+            ("max_upload_bytes", self.max_upload_bytes as u64),
+            ("max_browser_sessions", self.max_browser_sessions as u64),
             (
                 "login_attempts_per_minute",
                 u64::from(self.login_attempts_per_minute),

@@ -8,12 +8,12 @@
 pub mod cluster;
 pub mod config;
 pub mod connections;
+pub mod console;
 pub mod http;
 pub mod limits;
 mod live;
 pub mod metrics;
 pub mod objects;
-mod page;
 mod plans;
 pub mod search;
 pub mod throttle;
@@ -86,6 +86,8 @@ pub struct Service {
     pub clock: Clock,
     pub auth: config::ResolvedAuth,
     pub sessions: Mutex<BTreeMap<String, Timestamp>>,
+    /// The console's browser sessions (cookies with a CSRF token each).
+    pub browser_sessions: console::session::BrowserSessions,
     /// What the service counted since it started (for `/metrics`).
     pub metrics: metrics::RunMetrics,
     pub host: String,
@@ -174,6 +176,10 @@ impl Service {
             }
         }
         let auth = config.auth.resolve()?;
+        let browser_sessions = console::session::BrowserSessions::new(
+            config.limits.max_browser_sessions,
+            auth.session_minutes,
+        );
         let login_throttle = throttle::LoginThrottle::new(
             &config.limits,
             auth.login.as_ref().map(|(user, _)| user.as_str()),
@@ -186,6 +192,7 @@ impl Service {
             login_throttle,
             connections: Arc::default(),
             sessions: Mutex::new(BTreeMap::new()),
+            browser_sessions,
             metrics: metrics::RunMetrics::default(),
             versions,
             cluster,
@@ -298,6 +305,36 @@ impl Service {
                     policy,
                 };
                 Some(crate::plan::apply(&loaded.store, request).await)
+            },
+        )
+    }
+
+    /// Dry-runs `sample` (an uploaded file, deleted when the dry run ends) against `pipeline`
+    /// on a task of its own, as [`Service::start_run`] starts a run: its plan is stored.
+    pub fn start_sample_dry_run(
+        self: &Arc<Self>,
+        pipeline: &Arc<Pipeline>,
+        sample: tempfile::TempPath,
+    ) -> Result<tokio::sync::oneshot::Receiver<RunReport>, StartRefused> {
+        self.start_task(
+            pipeline,
+            "sample dry run finished",
+            move |pipeline| async move {
+                let Ok(loaded) = &pipeline.loaded else {
+                    return None;
+                };
+                let outcome = stage::sample_dry_run(
+                    &loaded.store,
+                    Arc::clone(&loaded.contract),
+                    &loaded.config,
+                    &sample,
+                )
+                .await;
+                drop(sample);
+                Some(match outcome {
+                    Ok(report) => report,
+                    Err(e) => record_failure(loaded, "import", true, e.to_string()).await,
+                })
             },
         )
     }

@@ -188,7 +188,7 @@ pub(super) fn contact_from<E>(
 
 /// The row filter for identity `id` (one of the two unique indexes) and the value to bind:
 /// `dir:ID` is a directory or merged row, `ext:KEY` an external-only one.
-fn identity_filter(id: &str) -> Option<(&'static str, &str)> {
+pub(crate) fn identity_filter(id: &str) -> Option<(&'static str, &str)> {
     if let Some(directory_id) = id.strip_prefix("dir:") {
         Some(("c.directory_id = $1", directory_id))
     } else {

@@ -69,7 +69,14 @@ pub async fn show(
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     };
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
-    let page = match crate::plan::changes(store, id, q.after.unwrap_or(0), limit).await {
+    let page = match crate::plan::changes(
+        store,
+        plans::ChangeList::Plan(id),
+        q.after.unwrap_or(0),
+        limit,
+    )
+    .await
+    {
         Ok(page) => page,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };

@@ -6,6 +6,7 @@
 //! on that server, dropped with the workspace. The same tests run against both backends.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod service;
 
 use std::path::{Path, PathBuf};
@@ -115,6 +116,27 @@ impl Workspace {
             None => std::fs::metadata(self.path("ucm.db-wal"))
                 .map(|m| m.len())
                 .unwrap_or(0),
+        }
+    }
+
+    /// The first column of the first row `sql` returns, as text, on either backend.
+    pub fn query_one(&self, sql: &str) -> String {
+        match &self.postgres {
+            Some(_) => psql(&self.url, sql),
+            None => {
+                let db = self.url.trim_start_matches("sqlite://");
+                let conn = rusqlite::Connection::open(db).unwrap();
+                conn.query_row(sql, [], |r| {
+                    Ok(match r.get_ref(0)? {
+                        rusqlite::types::ValueRef::Null => String::new(),
+                        rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+                        rusqlite::types::ValueRef::Real(f) => f.to_string(),
+                        rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into(),
+                        rusqlite::types::ValueRef::Blob(_) => "<blob>".into(),
+                    })
+                })
+                .unwrap()
+            }
         }
     }
 

@@ -1,0 +1,426 @@
+//! Plans: every pipeline's plans (awaiting approval first), a plan's page (its summary, base
+//! fingerprint, rejections and diff, with **Approve** and **Discard**), **Dry run now**, and a
+//! sample XML uploaded for an ad-hoc dry run (bounded by `[limits] max_upload_bytes`,
+//! validated like any source, stored as a plan).
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+
+use super::{
+    ChangeFilter, LoggedIn, Session, TokenForm, changes_page, changes_section, csrf_field,
+    csrf_refused, encoded, layout, loaded, not_found, problem, rejections_section, unavailable,
+};
+use crate::load::plans::{self, ChangeList, PlanRecord};
+use crate::report::RunReport;
+use crate::serve::{Service, StartRefused};
+
+fn plan_path(plan: &PlanRecord) -> String {
+    format!("/plans/{}/{}", encoded(&plan.pipeline), plan.id)
+}
+
+fn open(plan: &PlanRecord) -> bool {
+    matches!(plan.status.as_str(), "pending" | "awaiting_approval")
+}
+
+/// `GET /plans`.
+pub async fn list(State(service): State<Arc<Service>>, LoggedIn(session): LoggedIn) -> Response {
+    let now = crate::load::now();
+    let mut all = Vec::new();
+    for p in &service.pipelines {
+        let Ok(l) = &p.loaded else { continue };
+        match plans::list(&l.store, &p.name, &now).await {
+            Ok(found) => all.extend(found),
+            Err(e) => return unavailable(&session, e),
+        }
+    }
+    // Awaiting approval first, then newest first.
+    all.sort_by(|a, b| {
+        (b.status == "awaiting_approval")
+            .cmp(&(a.status == "awaiting_approval"))
+            .then(b.created_at.cmp(&a.created_at))
+    });
+    let body = html! {
+        @if all.is_empty() { p.empty { "No plans. A dry run, or a run a guard refuses, stores one." } }
+        @else {
+            table.plans {
+                thead { tr { th { "plan" } th { "pipeline" } th { "status" } th { "created" } th { "expires" } th { "+" } th { "~" } th { "−" } th { "source" } th { "why" } } }
+                tbody {
+                    @for plan in &all {
+                        tr class=(plan.status) {
+                            td { a href=(plan_path(plan)) { "#" (plan.id) } }
+                            td { (plan.pipeline) }
+                            td { span class=(format!("status {}", plan.status)) { (plan.status.replace('_', " ")) } }
+                            td { (plan.created_at) }
+                            td { (plan.expires_at) }
+                            td.count { (plan.inserted) }
+                            td.count { (plan.updated) }
+                            td.count { (plan.deleted) }
+                            td { (plan.source.as_deref().unwrap_or("")) }
+                            td { (plan.reason.as_deref().unwrap_or("")) }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "New plans" }
+        @for p in &service.pipelines {
+            @if p.loaded.is_ok() {
+                section.new-plan {
+                    h3 { (p.name) }
+                    form.inline method="post" action=(format!("/pipelines/{}/dry-run", encoded(&p.name))) {
+                        (csrf_field(&session))
+                        button type="submit" { "Dry run now" }
+                        " fetches the source and stores what a run would change."
+                    }
+                    form.upload method="post" enctype="multipart/form-data" action=(format!("/pipelines/{}/upload", encoded(&p.name))) {
+                        (csrf_field(&session))
+                        label { "Sample XML " input type="file" name="sample" accept=".xml,application/xml,text/xml" required; }
+                        button type="submit" { "Upload and dry run" }
+                        " (at most " (service.limits.max_upload_bytes / (1024 * 1024)) " MiB)"
+                    }
+                }
+            }
+        }
+    };
+    layout("Plans", Some(&session), body).into_response()
+}
+
+/// `GET /plans/{pipeline}/{id}?action=&field=&contact=&after=`: reads the plan's row and one
+/// page of its changes by primary key; never the contacts table.
+pub async fn one(
+    State(service): State<Arc<Service>>,
+    LoggedIn(session): LoggedIn,
+    Path((name, id)): Path<(String, i64)>,
+    Query(filter): Query<ChangeFilter>,
+) -> Response {
+    plan_page(&service, &session, &name, id, &filter, None).await
+}
+
+async fn plan_page(
+    service: &Service,
+    session: &Session,
+    name: &str,
+    id: i64,
+    filter: &ChangeFilter,
+    outcome: Option<(StatusCode, String)>,
+) -> Response {
+    let Some((_, store)) = loaded(service, name) else {
+        return not_found(session, &format!("No loaded pipeline {name}."));
+    };
+    let plan = match plans::get(store, id).await {
+        Ok(Some(plan)) if plan.pipeline == name => plan,
+        Ok(_) => {
+            return not_found(
+                session,
+                &format!("No plan #{id} of {name} (expired plans are pruned)."),
+            );
+        }
+        Err(e) => return unavailable(session, e),
+    };
+    let page = match changes_page(store, ChangeList::Plan(id), filter).await {
+        Ok(page) => page,
+        Err(e) => return unavailable(session, e),
+    };
+    let report: serde_json::Value = serde_json::from_str(&plan.report).unwrap_or_default();
+    let status = outcome.as_ref().map_or(StatusCode::OK, |(s, _)| *s);
+    let body = html! {
+        @if let Some((_, message)) = &outcome { p.failed.problem { (message) } }
+        @if plan.status == "awaiting_approval" {
+            p.failed.awaiting { "A guard refused the run: " (plan.reason.as_deref().unwrap_or("")) ". Approving applies exactly these changes." }
+        }
+        (summary(&plan))
+        @if open(&plan) { (decision_forms(session, &plan)) }
+        (rejections_section(&report))
+        h2 { "Changes" }
+        (changes_section(&plan_path(&plan), filter, &page))
+    };
+    (
+        status,
+        layout(&format!("Plan #{id} of {name}"), Some(session), body),
+    )
+        .into_response()
+}
+
+fn summary(plan: &PlanRecord) -> Markup {
+    html! {
+        table.summary {
+            tr { th { "status" } td { span class=(format!("status {}", plan.status)) { (plan.status.replace('_', " ")) } } }
+            tr { th { "created" } td { (plan.created_at) } }
+            tr { th { "expires" } td { (plan.expires_at) } }
+            tr { th { "source" } td { (plan.source.as_deref().unwrap_or("")) } }
+            tr { th { "sha256" } td { code { (plan.source_sha256.as_deref().unwrap_or("")) } } }
+            tr { th { "changes" } td.counts { "+" (plan.inserted) " ~" (plan.updated) " −" (plan.deleted) } }
+            @if let Some(run) = plan.run_id {
+                tr { th { "computed by" } td { a href=(format!("/runs/{}/{run}", encoded(&plan.pipeline))) { "run #" (run) } } }
+            }
+            @if let Some(run) = plan.applied_run_id {
+                tr { th { "applied by" } td { a href=(format!("/runs/{}/{run}", encoded(&plan.pipeline))) { "run #" (run) } } }
+            }
+            tr { th { "computed against" } td.base {
+                "table " code { (plan.base_table) } br;
+                "directory " code { (plan.base_directory) } br;
+                "policy " code { (plan.base_policy) }
+            } }
+        }
+    }
+}
+
+fn decision_forms(session: &Session, plan: &PlanRecord) -> Markup {
+    let path = plan_path(plan);
+    html! {
+        div.decision {
+            form.inline method="post" action=(format!("{path}/approve")) {
+                (csrf_field(session))
+                button.approve type="submit" { "Approve" }
+            }
+            form.inline method="post" action=(format!("{path}/discard")) {
+                (csrf_field(session))
+                button.discard type="submit" { "Discard" }
+            }
+            p.note { "Approve applies exactly these changes in one transaction, if nothing they were computed against has moved since; otherwise it is refused and nothing changes." }
+        }
+    }
+}
+
+/// Waits for a run or an apply started for a form, and says why one could not start.
+async fn finished(
+    name: &str,
+    started: Result<tokio::sync::oneshot::Receiver<RunReport>, StartRefused>,
+) -> Result<RunReport, String> {
+    let receiver = started.map_err(|refused| match refused {
+        StartRefused::NotLoaded => format!("Pipeline {name} is not loaded."),
+        StartRefused::Running => {
+            format!("Pipeline {name} is running; try again when it has finished.")
+        }
+    })?;
+    receiver
+        .await
+        .map_err(|_| "The run ended without a report: see the service log.".to_owned())
+}
+
+/// `POST /plans/{pipeline}/{id}/approve`: applies the plan (as `ucm apply`); on success, the
+/// run that applied it; otherwise the plan again with the reason.
+pub async fn approve(
+    State(service): State<Arc<Service>>,
+    LoggedIn(session): LoggedIn,
+    Path((name, id)): Path<(String, i64)>,
+    axum::Form(form): axum::Form<TokenForm>,
+) -> Response {
+    if let Some(refused) = csrf_refused(&session, &form.csrf) {
+        return refused;
+    }
+    let Some(pipeline) = service.pipeline(&name) else {
+        return not_found(&session, &format!("No pipeline {name}."));
+    };
+    tracing::info!(user = %session.user, pipeline = %name, plan = id, "plan approved in the console");
+    let outcome = match finished(&name, service.start_apply(pipeline, id)).await {
+        Ok(report) if report.status.is_success() => {
+            let run = report.run_id.unwrap_or_default();
+            return Redirect::to(&format!("/runs/{}/{run}", encoded(&name))).into_response();
+        }
+        Ok(report) => (
+            StatusCode::CONFLICT,
+            format!(
+                "Not applied ({}): {}",
+                report.status.as_str(),
+                report.error.unwrap_or_default()
+            ),
+        ),
+        Err(message) => (StatusCode::CONFLICT, message),
+    };
+    plan_page(
+        &service,
+        &session,
+        &name,
+        id,
+        &ChangeFilter::default(),
+        Some(outcome),
+    )
+    .await
+}
+
+/// `POST /plans/{pipeline}/{id}/discard`.
+pub async fn discard(
+    State(service): State<Arc<Service>>,
+    LoggedIn(session): LoggedIn,
+    Path((name, id)): Path<(String, i64)>,
+    axum::Form(form): axum::Form<TokenForm>,
+) -> Response {
+    if let Some(refused) = csrf_refused(&session, &form.csrf) {
+        return refused;
+    }
+    let Some((_, store)) = loaded(&service, &name) else {
+        return not_found(&session, &format!("No loaded pipeline {name}."));
+    };
+    match plans::get(store, id).await {
+        Ok(Some(plan)) if plan.pipeline == name => {}
+        Ok(_) => return not_found(&session, &format!("No plan #{id} of {name}.")),
+        Err(e) => return unavailable(&session, e),
+    }
+    match plans::discard(store, id).await {
+        Ok(true) => {
+            tracing::info!(user = %session.user, pipeline = %name, plan = id, "plan discarded in the console");
+            Redirect::to(&format!("/plans/{}/{id}", encoded(&name))).into_response()
+        }
+        Ok(false) => {
+            let message = format!("Plan #{id} was applied or discarded already.");
+            plan_page(
+                &service,
+                &session,
+                &name,
+                id,
+                &ChangeFilter::default(),
+                Some((StatusCode::CONFLICT, message)),
+            )
+            .await
+        }
+        Err(e) => unavailable(&session, e),
+    }
+}
+
+/// Where a dry run's form leads: its plan, or a page saying why there is none.
+fn dry_run_answer(session: &Session, name: &str, report: Result<RunReport, String>) -> Response {
+    match report {
+        Ok(report) => match report.plan_id {
+            Some(plan) => Redirect::to(&format!("/plans/{}/{plan}", encoded(name))).into_response(),
+            None => problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(session),
+                "Dry run failed",
+                &format!(
+                    "The dry run {} and stored no plan: {}",
+                    report.status.as_str(),
+                    report.error.as_deref().unwrap_or("see the service log")
+                ),
+            ),
+        },
+        Err(message) => problem(
+            StatusCode::CONFLICT,
+            Some(session),
+            "Dry run not started",
+            &message,
+        ),
+    }
+}
+
+/// `POST /pipelines/{pipeline}/dry-run`: fetches the source and stores the plan of a run.
+pub async fn dry_run_now(
+    State(service): State<Arc<Service>>,
+    LoggedIn(session): LoggedIn,
+    Path(name): Path<String>,
+    axum::Form(form): axum::Form<TokenForm>,
+) -> Response {
+    if let Some(refused) = csrf_refused(&session, &form.csrf) {
+        return refused;
+    }
+    let Some(pipeline) = service.pipeline(&name) else {
+        return not_found(&session, &format!("No pipeline {name}."));
+    };
+    tracing::info!(user = %session.user, pipeline = %name, "dry run started in the console");
+    let report = finished(&name, service.start_run(pipeline, true)).await;
+    dry_run_answer(&session, &name, report)
+}
+
+/// `POST /pipelines/{pipeline}/upload` (multipart: `csrf` first, then the `sample` file):
+/// the sample is written to a temporary file as it arrives (at most `[limits]
+/// max_upload_bytes`, refused with 413 beyond), then dry-run like an import of that file:
+/// validated against the pipeline's schema, merged, stored as a plan. The file is deleted
+/// after the dry run; the plan keeps what it would change.
+pub async fn upload(
+    State(service): State<Arc<Service>>,
+    LoggedIn(session): LoggedIn,
+    Path(name): Path<String>,
+    mut multipart: Multipart,
+) -> Response {
+    let refuse =
+        |status, message: String| problem(status, Some(&session), "Upload refused", &message);
+    // The token comes first, so nothing is written for a forged form.
+    let token = match multipart.next_field().await {
+        Ok(Some(field)) if field.name() == Some("csrf") => field.text().await.unwrap_or_default(),
+        _ => String::new(),
+    };
+    if let Some(refused) = csrf_refused(&session, &token) {
+        return refused;
+    }
+    let Some(pipeline) = service.pipeline(&name) else {
+        return not_found(&session, &format!("No pipeline {name}."));
+    };
+    let Ok(loaded) = &pipeline.loaded else {
+        return refuse(
+            StatusCode::CONFLICT,
+            format!("Pipeline {name} is not loaded."),
+        );
+    };
+    let mut field = match multipart.next_field().await {
+        Ok(Some(field)) if field.name() == Some("sample") => field,
+        Ok(_) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "The form has no sample file.".into(),
+            );
+        }
+        Err(e) => return refuse(e.status(), format!("The upload failed: {}", e.body_text())),
+    };
+    let shown = field
+        .file_name()
+        .map(|f| crate::redact::printable(f, 80))
+        .unwrap_or_else(|| "sample.xml".into());
+    let directory = crate::stage::pipeline_dir(&loaded.config).join("uploads");
+    let file = std::fs::create_dir_all(&directory).and_then(|()| {
+        tempfile::Builder::new()
+            .prefix("upload-")
+            .suffix(".xml")
+            .tempfile_in(&directory)
+    });
+    let mut file = match file {
+        Ok(file) => file,
+        Err(e) => {
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("Cannot create a file in {}: {e}", directory.display()),
+            );
+        }
+    };
+    let mut size = 0usize;
+    loop {
+        match field.chunk().await {
+            Ok(Some(chunk)) => {
+                size += chunk.len();
+                if let Err(e) = file.write_all(&chunk) {
+                    return refuse(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("Cannot write {}: {e}", file.path().display()),
+                    );
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                let status = e.status();
+                let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    format!(
+                        "The sample is larger than {} bytes ([limits] max_upload_bytes); nothing was stored.",
+                        service.limits.max_upload_bytes
+                    )
+                } else {
+                    format!("The upload failed: {}", e.body_text())
+                };
+                return refuse(status, message);
+            }
+        }
+    }
+    if let Err(e) = file.flush() {
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Cannot write the sample: {e}"),
+        );
+    }
+    tracing::info!(user = %session.user, pipeline = %name, file = %shown, bytes = size, "sample uploaded in the console");
+    let path = file.into_temp_path();
+    let report = finished(&name, service.start_sample_dry_run(pipeline, path)).await;
+    dry_run_answer(&session, &name, report)
+}
