@@ -311,15 +311,6 @@ impl RunReport {
     }
 }
 
-/// `text` safe inside HTML text and quoted attribute values.
-pub fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
 /// The changes, one block per row and a line per field, as the text report shows them.
 pub fn write_changes(out: &mut String, changes: &[Change]) {
     for c in changes {

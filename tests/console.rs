@@ -374,3 +374,158 @@ async fn an_administrator_reviews_approves_discards_and_uploads_in_a_real_browse
     assert_eq!(path(&client).await, "/login");
     client.close().await.unwrap();
 }
+
+/// One raw HTTP/1.1 exchange with the service: (status, head, body).
+fn exchange(base: &str, request: &[u8]) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    stream.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    (
+        head[9..12].parse().unwrap(),
+        head.to_owned(),
+        body.to_owned(),
+    )
+}
+
+/// Logs in through the console's form; the session cookie (`ucm_session=...`).
+fn session_cookie(base: &str) -> String {
+    let form = format!(
+        "username=admin&password={}",
+        percent_encode(PASSWORD.as_bytes())
+    );
+    let (status, head, _) = exchange(
+        base,
+        format!(
+            "POST /login HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(status, 303, "{head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .expect("a session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+fn percent_encode(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (*b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The CSRF token of the session's forms.
+fn csrf_token(base: &str, cookie: &str) -> String {
+    let (status, _, page) = exchange(
+        base,
+        format!(
+            "GET /plans HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(status, 200, "{page}");
+    let marker = "name=\"csrf\" value=\"";
+    let at = page.find(marker).expect("a form") + marker.len();
+    page[at..at + 64].to_owned()
+}
+
+/// Posts `sample` to the upload form with CSRF token `csrf`.
+fn upload(base: &str, cookie: &str, csrf: &str, sample: &[u8]) -> (u16, String, String) {
+    let boundary = "ucm-test-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"sample\"; filename=\"s.xml\"\r\n\
+         Content-Type: application/xml\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(sample);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut request = format!(
+        "POST /pipelines/demo/upload HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\n\
+         Cookie: {cookie}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    exchange(base, &request)
+}
+
+#[test]
+fn a_sample_over_max_upload_bytes_or_without_its_token_is_refused_and_stores_nothing() {
+    let ws = Workspace::new("");
+    pipeline(
+        &ws,
+        "demo",
+        &common::service::samples(),
+        "0 0 1 1 ?",
+        "0 0 1 1 ?",
+    );
+    let s = common::service::serve_with(
+        &ws,
+        &["demo"],
+        1,
+        "127.0.0.1:0",
+        "[limits]\nmax_upload_bytes = 4096\n",
+    );
+    let plans = || get_auth(&format!("{}/api/plans", s.base), BEARER).1;
+    let cookie = session_cookie(&s.base);
+    let csrf = csrf_token(&s.base, &cookie);
+    let uploads = ws.path("ucm-data/demo");
+
+    let mut big = b"<contacts>".to_vec();
+    while big.len() < 10_000 {
+        big.extend_from_slice(b"<contact><e_mail>x@example.com</e_mail></contact>");
+    }
+    big.extend_from_slice(b"</contacts>");
+    let (status, _, page) = upload(&s.base, &cookie, &csrf, &big);
+    assert_eq!(status, 413, "{page}");
+    assert!(page.contains("larger than 4096 bytes"), "{page}");
+
+    let small = std::fs::read(repo("samples/external-contacts.xml")).unwrap();
+    let (status, _, page) = upload(&s.base, &cookie, "forged", &small);
+    assert_eq!(status, 403, "{page}");
+    assert_eq!(plans(), serde_json::json!([]), "nothing was stored");
+
+    let (status, head, _) = upload(&s.base, &cookie, &csrf, &small);
+    assert_eq!(status, 303, "{head}");
+    assert!(head.contains("location: /plans/demo/"), "{head}");
+    assert_eq!(plans().as_array().unwrap().len(), 1);
+    // The uploaded files are gone once their dry runs ended.
+    let left: Vec<_> = walk(&uploads)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("upload-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
+}

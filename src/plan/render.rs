@@ -8,7 +8,9 @@
 use std::io::Write;
 
 use crate::load::plans::PlanRecord;
-use crate::report::{Change, html_escape, write_changes};
+use maud::{DOCTYPE, PreEscaped, html};
+
+use crate::report::{Change, write_changes};
 
 /// The output formats of `ucm plan show`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,127 +212,122 @@ fn header_text(plan: &PlanRecord) -> String {
     out
 }
 
-/// The start of the HTML file, up to the open table of changes.
+/// The HTML file's stylesheet and script: constants (no data), inline so that the file is
+/// self-contained and opens from disk.
+const HTML_STYLE: &str = "
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; width: 100%; }
+th, td { border-bottom: 1px solid #ddd; padding: .25em .5em; text-align: left; vertical-align: top; }
+td.value { font-family: ui-monospace, monospace; white-space: pre-wrap; word-break: break-all; }
+tr.insert td.action { background: #e6f4ea; color: #137333; }
+tr.update td.action { background: #fef7e0; color: #8a5a00; }
+tr.delete td.action { background: #fce8e6; color: #a50e0e; }
+.null { color: #999; font-style: italic; }
+.counts span { display: inline-block; margin-right: 1.5em; font-size: 1.2em; }
+.counts .insert { color: #137333; } .counts .update { color: #8a5a00; } .counts .delete { color: #a50e0e; }
+.filters { margin: 1em 0; } .reason { color: #a50e0e; }
+";
+
+const HTML_SCRIPT: &str = "
+(function () {
+  var action = document.getElementById('filter-action');
+  var field = document.getElementById('filter-field');
+  field.insertAdjacentHTML('beforeend', document.getElementById('field-options').innerHTML);
+  var rows = document.querySelectorAll('#changes tbody tr');
+  function apply() {
+    var shown = 0;
+    rows.forEach(function (row) {
+      var ok = (!action.value || row.dataset.action === action.value) &&
+               (!field.value || row.dataset.field === field.value);
+      row.hidden = !ok;
+      if (ok) shown++;
+    });
+    document.getElementById('shown').textContent = shown + ' of ' + rows.length + ' changed fields shown';
+  }
+  action.addEventListener('change', apply);
+  field.addEventListener('change', apply);
+  apply();
+})();
+";
+
+/// The table's opening, written before its rows arrive page by page (structure only).
+const HTML_TABLE_OPEN: &str = "<table id=\"changes\"><thead><tr><th>Action</th><th>Contact</th>\
+<th>Field</th><th>Old</th><th>New</th><th>Side</th></tr></thead><tbody>\n";
+const HTML_TABLE_CLOSE: &str = "</tbody></table>\n";
+
+/// The start of the HTML file, up to the table of changes (a maud template: every value is
+/// escaped).
 fn html_head(plan: &PlanRecord) -> String {
-    let e = |s: &str| html_escape(s);
     let (total, lines) = rejections(plan);
-    let mut rejected = String::new();
-    if total > 0 {
-        rejected.push_str(&format!(
-            "<h2>Rejected contacts ({total})</h2><ul class=\"rejections\">"
-        ));
-        for line in &lines {
-            rejected.push_str(&format!("<li>{}</li>", e(line)));
+    let markup = html! {
+        (DOCTYPE)
+        meta charset="utf-8";
+        meta name="viewport" content="width=device-width, initial-scale=1";
+        title { "ucm plan #" (plan.id) " (" (plan.pipeline) ")" }
+        style { (PreEscaped(HTML_STYLE)) }
+        h1 { "Plan #" (plan.id) " of pipeline " (plan.pipeline) }
+        p { "Status: " strong #status { (plan.status.replace('_', " ")) } ". Created " (plan.created_at) ", expires " (plan.expires_at) "." }
+        @if let Some(reason) = &plan.reason { p.reason { "The run was " (reason) } }
+        p.counts {
+            span.insert { "Insert " strong #count-insert { (plan.inserted) } }
+            span.update { "Update " strong #count-update { (plan.updated) } }
+            span.delete { "Delete " strong #count-delete { (plan.deleted) } }
         }
-        if total > lines.len() as u64 {
-            rejected.push_str(&format!(
-                "<li>… and {} more</li>",
-                total - lines.len() as u64
-            ));
+        p {
+            "Source " code { (plan.source.as_deref().unwrap_or("-")) }
+            " (sha256 " code { (plan.source_sha256.as_deref().unwrap_or("-")) } ")." br;
+            "Computed against: table " (plan.base_table) "; directory " (plan.base_directory) "; " (plan.base_policy) "."
         }
-        rejected.push_str("</ul>");
-    }
-    let reason = plan
-        .reason
-        .as_deref()
-        .map(|r| format!("<p class=\"reason\">The run was {}</p>", e(r)))
-        .unwrap_or_default();
-    format!(
-        r#"<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>ucm plan #{id} ({pipeline})</title>
-<style>
-body {{ font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }}
-table {{ border-collapse: collapse; width: 100%; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: .25em .5em; text-align: left; vertical-align: top; }}
-td.value {{ font-family: ui-monospace, monospace; white-space: pre-wrap; word-break: break-all; }}
-tr.insert td.action {{ background: #e6f4ea; color: #137333; }}
-tr.update td.action {{ background: #fef7e0; color: #8a5a00; }}
-tr.delete td.action {{ background: #fce8e6; color: #a50e0e; }}
-.null {{ color: #999; font-style: italic; }}
-.counts span {{ display: inline-block; margin-right: 1.5em; font-size: 1.2em; }}
-.counts .insert {{ color: #137333; }} .counts .update {{ color: #8a5a00; }} .counts .delete {{ color: #a50e0e; }}
-.filters {{ margin: 1em 0; }} .reason {{ color: #a50e0e; }}
-</style></head><body>
-<h1>Plan #{id} of pipeline {pipeline}</h1>
-<p>Status: <strong id="status">{status}</strong>. Created {created}, expires {expires}.</p>
-{reason}
-<p class="counts"><span class="insert">Insert <strong id="count-insert">{inserted}</strong></span><span class="update">Update <strong id="count-update">{updated}</strong></span><span class="delete">Delete <strong id="count-delete">{deleted}</strong></span></p>
-<p>Source <code>{source}</code> (sha256 <code>{sha}</code>).<br>Computed against: table {table}; directory {directory}; {policy}.</p>
-{rejected}
-<h2>Changes</h2>
-<div class="filters"><label>Action <select id="filter-action"><option value="">all</option><option>insert</option><option>update</option><option>delete</option></select></label>
-<label>Field <select id="filter-field"><option value="">all</option></select></label>
-<span id="shown"></span></div>
-<table id="changes"><thead><tr><th>Action</th><th>Contact</th><th>Field</th><th>Old</th><th>New</th><th>Side</th></tr></thead><tbody>
-"#,
-        id = plan.id,
-        pipeline = e(&plan.pipeline),
-        status = e(&plan.status.replace('_', " ")),
-        created = e(&plan.created_at),
-        expires = e(&plan.expires_at),
-        inserted = plan.inserted,
-        updated = plan.updated,
-        deleted = plan.deleted,
-        source = e(plan.source.as_deref().unwrap_or("-")),
-        sha = e(plan.source_sha256.as_deref().unwrap_or("-")),
-        table = e(&plan.base_table),
-        directory = e(&plan.base_directory),
-        policy = e(&plan.base_policy),
-    )
+        @if total > 0 {
+            h2 { "Rejected contacts (" (total) ")" }
+            ul.rejections {
+                @for line in &lines { li { (line) } }
+                @if total > lines.len() as u64 { li { "… and " (total - lines.len() as u64) " more" } }
+            }
+        }
+        h2 { "Changes" }
+        div.filters {
+            label { "Action " select #filter-action {
+                option value="" { "all" } option { "insert" } option { "update" } option { "delete" }
+            } }
+            " "
+            label { "Field " select #filter-field { option value="" { "all" } } }
+            " "
+            span #shown {}
+        }
+    };
+    markup.into_string() + HTML_TABLE_OPEN
 }
 
-/// One table row per changed field of `change` (a row change without fields gets one).
+/// One table row per changed field of `change`.
 fn html_change(out: &mut String, change: &Change) {
     let action = change.action.as_str();
-    let who = html_escape(&identity(change));
+    let who = identity(change);
     let value = |v: &Option<String>| match v {
-        None => "<span class=\"null\">NULL</span>".to_owned(),
-        Some(s) => html_escape(s),
+        None => html! { span.null { "NULL" } },
+        Some(s) => html! { (s) },
     };
     for f in &change.fields {
-        out.push_str(&format!(
-            "<tr class=\"{action}\" data-action=\"{action}\" data-field=\"{field}\"><td class=\"action\">{action}</td><td>{who}</td><td>{field}</td><td class=\"value\">{old}</td><td class=\"value\">{new}</td><td>{side}</td></tr>\n",
-            field = f.field,
-            old = value(&f.old),
-            new = value(&f.new),
-            side = f.side.as_str(),
-        ));
+        let row = html! {
+            tr class=(action) data-action=(action) data-field=(f.field) {
+                td.action { (action) }
+                td { (who) }
+                td { (f.field) }
+                td.value { (value(&f.old)) }
+                td.value { (value(&f.new)) }
+                td { (f.side.as_str()) }
+            }
+        };
+        out.push_str(&row.into_string());
+        out.push('\n');
     }
 }
 
 /// The end of the HTML file: the field filter's options and the filtering script.
 fn html_tail(fields: &std::collections::BTreeSet<&'static str>) -> String {
-    let options: String = fields
-        .iter()
-        .map(|f| format!("<option>{f}</option>"))
-        .collect();
-    format!(
-        r#"</tbody></table>
-<template id="field-options">{options}</template>
-<script>
-(function () {{
-  var action = document.getElementById('filter-action');
-  var field = document.getElementById('filter-field');
-  field.insertAdjacentHTML('beforeend', document.getElementById('field-options').innerHTML);
-  var rows = document.querySelectorAll('#changes tbody tr');
-  function apply() {{
-    var shown = 0;
-    rows.forEach(function (row) {{
-      var ok = (!action.value || row.dataset.action === action.value) &&
-               (!field.value || row.dataset.field === field.value);
-      row.hidden = !ok;
-      if (ok) shown++;
-    }});
-    document.getElementById('shown').textContent = shown + ' of ' + rows.length + ' changed fields shown';
-  }}
-  action.addEventListener('change', apply);
-  field.addEventListener('change', apply);
-  apply();
-}})();
-</script>
-</body></html>
-"#
-    )
+    let markup = html! {
+        template #field-options { @for f in fields { option { (f) } } }
+        script { (PreEscaped(HTML_SCRIPT)) }
+    };
+    HTML_TABLE_CLOSE.to_owned() + &markup.into_string() + "\n"
 }

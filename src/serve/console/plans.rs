@@ -339,10 +339,26 @@ pub async fn upload(
 ) -> Response {
     let refuse =
         |status, message: String| problem(status, Some(&session), "Upload refused", &message);
+    let failed = |e: axum::extract::multipart::MultipartError| {
+        let status = e.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!(
+                "The sample is larger than {} bytes ([limits] max_upload_bytes); nothing was stored.",
+                service.limits.max_upload_bytes
+            )
+        } else {
+            format!("The upload failed: {}", e.body_text())
+        };
+        problem(status, Some(&session), "Upload refused", &message)
+    };
     // The token comes first, so nothing is written for a forged form.
     let token = match multipart.next_field().await {
-        Ok(Some(field)) if field.name() == Some("csrf") => field.text().await.unwrap_or_default(),
-        _ => String::new(),
+        Ok(Some(field)) if field.name() == Some("csrf") => match field.text().await {
+            Ok(token) => token,
+            Err(e) => return failed(e),
+        },
+        Ok(_) => String::new(),
+        Err(e) => return failed(e),
     };
     if let Some(refused) = csrf_refused(&session, &token) {
         return refused;
@@ -364,7 +380,7 @@ pub async fn upload(
                 "The form has no sample file.".into(),
             );
         }
-        Err(e) => return refuse(e.status(), format!("The upload failed: {}", e.body_text())),
+        Err(e) => return failed(e),
     };
     let shown = field
         .file_name()
@@ -399,18 +415,7 @@ pub async fn upload(
                 }
             }
             Ok(None) => break,
-            Err(e) => {
-                let status = e.status();
-                let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    format!(
-                        "The sample is larger than {} bytes ([limits] max_upload_bytes); nothing was stored.",
-                        service.limits.max_upload_bytes
-                    )
-                } else {
-                    format!("The upload failed: {}", e.body_text())
-                };
-                return refuse(status, message);
-            }
+            Err(e) => return failed(e),
         }
     }
     if let Err(e) = file.flush() {
