@@ -69,8 +69,17 @@ fn a_run_a_guard_refuses_leaves_a_plan_awaiting_approval_that_is_applied_once_ov
         metrics.contains("ucm_plans_awaiting{pipeline=\"demo\"} 1"),
         "{metrics}"
     );
-    let page = http("GET", &format!("{}/", s.base), &[], "").1;
+    // On the page for who is logged in (a bearer token here; tests/console.rs logs in).
+    let page = http(
+        "GET",
+        &format!("{}/", s.base),
+        &[("Authorization", bearer)],
+        "",
+    )
+    .1;
     assert!(page.contains("1 plan awaiting approval"), "{page}");
+    let public = http("GET", &format!("{}/", s.base), &[], "").1;
+    assert!(!public.contains("awaiting approval"), "{public}");
 
     // Read page by page: two changes, then the rest from next_after.
     let shown = format!("{}/api/pipelines/demo/plans/{id}", s.base);
