@@ -7,7 +7,7 @@
 mod common;
 
 use common::browser::{browser, chromedriver, path, screenshot, text};
-use common::service::{PASSWORD, get_auth, http, pipeline, serve};
+use common::service::{PASSWORD, exchange, get_auth, http, pipeline, serve};
 use common::{Workspace, repo};
 use fantoccini::{Client, Locator};
 
@@ -373,22 +373,6 @@ async fn an_administrator_reviews_approves_discards_and_uploads_in_a_real_browse
     client.goto(&format!("{base}/plans")).await.unwrap();
     assert_eq!(path(&client).await, "/login");
     client.close().await.unwrap();
-}
-
-/// One raw HTTP/1.1 exchange with the service: (status, head, body).
-fn exchange(base: &str, request: &[u8]) -> (u16, String, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
-    stream.write_all(request).unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).unwrap();
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-    (
-        head[9..12].parse().unwrap(),
-        head.to_owned(),
-        body.to_owned(),
-    )
 }
 
 /// Logs in through the console's form; the session cookie (`ucm_session=...`).

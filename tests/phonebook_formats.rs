@@ -3,6 +3,8 @@
 //! element structure each vendor documents, docs/phonebooks.md), vcard4 for vCard 4.0 (and
 //! RFC 6350's line length and escaping), the csv crate for CSV.
 
+mod common;
+
 use quick_xml::events::Event;
 use ucm::phonebook::{
     CISCO_PAGE_ENTRIES, CiscoPage, Entry, FeedWriter, Format, NameStyle, Number, NumberKind,
@@ -129,14 +131,7 @@ fn parse(xml: &str) -> Node {
             Event::GeneralRef(r) => {
                 let c = match r.resolve_char_ref().unwrap() {
                     Some(c) => c,
-                    None => match r.decode().unwrap().as_ref() {
-                        "amp" => '&',
-                        "lt" => '<',
-                        "gt" => '>',
-                        "quot" => '"',
-                        "apos" => '\'',
-                        other => panic!("unknown entity {other}"),
-                    },
+                    None => common::predefined_entity(&r.decode().unwrap()),
                 };
                 stack.last_mut().unwrap().text.push(c);
             }

@@ -381,6 +381,14 @@ impl<W: Write> FeedWriter<W> {
         Ok(())
     }
 
+    /// Passes on what the CSV writer holds (XML and vCard entries are written whole).
+    pub fn flush(&mut self) -> io::Result<()> {
+        match &mut self.sink {
+            Sink::Csv(csv) => csv.flush(),
+            Sink::Plain(out) => out.flush(),
+        }
+    }
+
     /// Entries written so far.
     pub fn written(&self) -> u64 {
         self.written

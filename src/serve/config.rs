@@ -30,6 +30,9 @@ pub struct ServiceConfig {
     /// What a client may cost the service: timeouts, sizes, connection counts, login rate.
     #[serde(default)]
     pub limits: super::limits::Limits,
+    /// Phonebook feeds for desk phones (`GET /phonebook/{pipeline}/{format}`).
+    #[serde(default)]
+    pub phonebooks: Vec<super::phonebooks::PhonebookConfig>,
 }
 
 /// `[cluster]`: status changes always reach the peers, profile changes when `profile_sync`.
@@ -158,6 +161,7 @@ impl Default for ServiceConfig {
             parameters: default_parameters(),
             cluster: None,
             limits: super::limits::Limits::default(),
+            phonebooks: Vec::new(),
         }
     }
 }

@@ -72,6 +72,26 @@ pub fn app(service: Arc<Service>) -> Router {
         )
         // Signed by a peer: the signature headers are checked before the body is read.
         .route("/api/cluster/changes", post(super::live::receive));
+    // Phonebooks check their own access (basic auth, token, networks) and answer refusals
+    // with nothing but the status (so they stay outside `json_errors`); gzip when asked.
+    let phonebooks = Router::new()
+        .route(
+            "/phonebook/{pipeline}/{format}",
+            get(super::phonebooks::feed),
+        )
+        .route(
+            "/phonebook/{pipeline}/{format}/{token}",
+            get(super::phonebooks::feed_with_token),
+        )
+        .route(
+            "/phonebook/{pipeline}/{format}/{token}/search",
+            get(super::phonebooks::search_with_token),
+        )
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout(),
+        ));
     let timed = public.merge(private).layer(TimeoutLayer::with_status_code(
         StatusCode::REQUEST_TIMEOUT,
         limits.request_timeout(),
@@ -96,12 +116,13 @@ pub fn app(service: Arc<Service>) -> Router {
     Router::new()
         .merge(timed)
         .merge(runs)
-        .layer(shed)
+        .layer(shed.clone())
         // Liveness is answered whatever the load.
         .route("/health", get(|| async { "ok\n" }))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn(json_errors))
+        .merge(phonebooks.layer(shed))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

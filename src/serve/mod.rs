@@ -14,6 +14,7 @@ pub mod limits;
 mod live;
 pub mod metrics;
 pub mod objects;
+pub mod phonebooks;
 mod plans;
 pub mod search;
 pub mod throttle;
@@ -86,6 +87,8 @@ pub struct Service {
     pub clock: Clock,
     pub auth: config::ResolvedAuth,
     pub sessions: Mutex<BTreeMap<String, Timestamp>>,
+    /// The phonebook feeds, their secrets read.
+    pub phonebooks: Vec<phonebooks::Feed>,
     /// The console's browser sessions (cookies with a CSRF token each).
     pub browser_sessions: console::session::BrowserSessions,
     /// What the service counted since it started (for `/metrics`).
@@ -176,6 +179,21 @@ impl Service {
             }
         }
         let auth = config.auth.resolve()?;
+        let mut feeds: Vec<phonebooks::Feed> = Vec::new();
+        for config in &config.phonebooks {
+            let feed = config.resolve()?;
+            if feeds
+                .iter()
+                .any(|f| f.config.pipeline == config.pipeline && f.config.format == config.format)
+            {
+                return Err(format!(
+                    "[[phonebooks]] {}/{} is configured twice: one feed per pipeline and format",
+                    config.pipeline,
+                    config.format.name()
+                ));
+            }
+            feeds.push(feed);
+        }
         let browser_sessions = console::session::BrowserSessions::new(
             config.limits.max_browser_sessions,
             auth.session_minutes,
@@ -193,6 +211,7 @@ impl Service {
             connections: Arc::default(),
             sessions: Mutex::new(BTreeMap::new()),
             browser_sessions,
+            phonebooks: feeds,
             metrics: metrics::RunMetrics::default(),
             versions,
             cluster,

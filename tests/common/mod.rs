@@ -317,3 +317,16 @@ pub fn headless(chromium: &str, profile: &Path, url: &str, extra: &[&str]) -> St
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The character of one of XML's five predefined entities (`amp`, `lt`, `gt`, `quot`,
+/// `apos`), for tests that read XML event by event.
+pub fn predefined_entity(name: &str) -> char {
+    match name {
+        "amp" => '&',
+        "lt" => '<',
+        "gt" => '>',
+        "quot" => '"',
+        "apos" => '\'',
+        other => panic!("unknown entity {other}"),
+    }
+}

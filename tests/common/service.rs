@@ -342,3 +342,45 @@ pub fn wait_for_event(reader: &mut BufReader<TcpStream>, needle: &str) -> String
     }
     seen
 }
+
+/// One raw HTTP/1.1 exchange with the service at `base`: (status, head, body bytes, a
+/// chunked body put together).
+pub fn exchange_bytes(base: &str, request: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut stream = TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+    let mut body = answer[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut whole = Vec::new();
+        let mut rest = &body[..];
+        while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+            let size = std::str::from_utf8(&rest[..end]).unwrap().trim();
+            let n = usize::from_str_radix(size, 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            whole.extend_from_slice(&rest[end + 2..end + 2 + n]);
+            rest = &rest[end + 2 + n + 2..];
+        }
+        body = whole;
+    }
+    (head[9..12].parse().unwrap(), head, body)
+}
+
+/// [`exchange_bytes`] with the body as text.
+pub fn exchange(base: &str, request: &[u8]) -> (u16, String, String) {
+    let (status, head, body) = exchange_bytes(base, request);
+    (status, head, String::from_utf8_lossy(&body).into_owned())
+}

@@ -1,0 +1,730 @@
+//! Phonebook feeds for desk phones (`[[phonebooks]]` of the service config): `GET
+//! /phonebook/{pipeline}/{format}` (or `.../{format}/{token}`) writes the pipeline's merged
+//! table in that format (`crate::phonebook`), streamed, never built whole in memory.
+//!
+//! Phones poll: each answer carries an ETag made of the last run that changed the table and
+//! the feed's settings, so `If-None-Match` is answered `304` from one indexed read of the
+//! run history, with no read of the contacts. Access is checked first: HTTP basic auth, a
+//! token in the path, and/or an allow-list of client networks; refusals are `401`/`403`
+//! with nothing else, counted in `/metrics`. Feeds never show live status or profiles.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use sqlx::Row;
+
+use crate::load::{LoadError, Store, on_pool};
+use crate::phonebook::{
+    CISCO_PAGE_ENTRIES, CiscoPage, Entry, FeedWriter, Format, NameStyle, Number, NumberKind,
+    cisco_lines, write_cisco_page, write_cisco_search,
+};
+use crate::serve::Service;
+
+/// `[[phonebooks]]`: one feed of a pipeline's merged table in one format.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PhonebookConfig {
+    /// The pipeline whose merged table is listed.
+    pub pipeline: String,
+    /// yealink, cisco, snom, grandstream, fanvil, polycom, vcard or csv.
+    pub format: Format,
+    /// The numbers listed, in this order: work (the extension), mobile, home, fax.
+    #[serde(default = "default_numbers")]
+    pub numbers: Vec<NumberKind>,
+    /// "first_last" ("Anna Peeters", the default) or "last_first" ("Peeters, Anna").
+    #[serde(default)]
+    pub name_style: NameStyle,
+    /// Only contacts of these origins (directory, merged, external); default: all.
+    #[serde(default)]
+    pub origins: Vec<String>,
+    /// Only contacts of these sites / departments (exact values); default: all.
+    #[serde(default)]
+    pub sites: Vec<String>,
+    #[serde(default)]
+    pub departments: Vec<String>,
+    /// The title phones show (Cisco).
+    #[serde(default = "default_title")]
+    pub title: String,
+    /// HTTP basic auth for the phones (password inline, from the environment or a file).
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// A token phones put in the URL: `/phonebook/{pipeline}/{format}/{token}`.
+    pub token: Option<String>,
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+    /// Client networks allowed (CIDR, e.g. "10.20.0.0/16"); empty: any network.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+fn default_numbers() -> Vec<NumberKind> {
+    vec![NumberKind::Work, NumberKind::Mobile]
+}
+fn default_title() -> String {
+    "Directory".into()
+}
+
+/// A feed with its secrets read and networks parsed.
+#[derive(Clone)]
+pub struct Feed {
+    pub config: PhonebookConfig,
+    login: Option<(String, String)>,
+    token: Option<String>,
+    allow: Vec<ipnet::IpNet>,
+}
+
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Feed({}/{})",
+            self.config.pipeline,
+            self.config.format.name()
+        )
+    }
+}
+
+impl PhonebookConfig {
+    /// Reads the secrets and parses the networks; refuses a feed nobody could be kept out of
+    /// and two feeds at one URL.
+    pub fn resolve(&self) -> Result<Feed, String> {
+        let at = format!("[[phonebooks]] {}/{}", self.pipeline, self.format.name());
+        let password = crate::config::read_secret(
+            &at,
+            "password",
+            &self.password,
+            &self.password_env,
+            &self.password_file,
+        )?;
+        let token = crate::config::read_secret(
+            &at,
+            "token",
+            &self.token,
+            &self.token_env,
+            &self.token_file,
+        )?
+        .filter(|t| !t.is_empty());
+        let login = match (&self.username, password) {
+            (Some(user), Some(password)) => Some((user.clone(), password)),
+            (None, None) => None,
+            _ => {
+                return Err(format!(
+                    "{at}: basic auth needs both username and a password"
+                ));
+            }
+        };
+        if token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(format!(
+                "{at}: the token must be at least 16 characters (unguessable)"
+            ));
+        }
+        let allow = self
+            .allow
+            .iter()
+            .map(|n| {
+                n.parse::<ipnet::IpNet>()
+                    .or_else(|_| n.parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        format!("{at}: allow = {n:?} is not a network (CIDR, e.g. 10.0.0.0/8)")
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if login.is_none() && token.is_none() && allow.is_empty() {
+            return Err(format!(
+                "{at}: a feed needs basic auth (username, password), a token or an allow list"
+            ));
+        }
+        for origin in &self.origins {
+            if crate::transform::Origin::parse(origin).is_none() {
+                return Err(format!(
+                    "{at}: origins: {origin:?} is not directory, merged or external"
+                ));
+            }
+        }
+        if self.numbers.is_empty() {
+            return Err(format!(
+                "{at}: numbers is empty: list at least one of work, mobile, home, fax"
+            ));
+        }
+        Ok(Feed {
+            config: self.clone(),
+            login,
+            token,
+            allow,
+        })
+    }
+}
+
+/// Why a phone was turned away.
+enum Refusal {
+    /// 401 with a basic-auth challenge.
+    Unauthorized,
+    /// 403: a network not allowed.
+    Forbidden,
+}
+
+impl Feed {
+    fn check(
+        &self,
+        client: Option<IpAddr>,
+        headers: &HeaderMap,
+        path_token: Option<&str>,
+    ) -> Result<(), Refusal> {
+        use crate::serve::http::constant_time_eq;
+        if !self.allow.is_empty() {
+            let allowed = client.is_some_and(|ip| {
+                let ip = match ip {
+                    IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+                    v4 => v4,
+                };
+                self.allow.iter().any(|n| n.contains(&ip))
+            });
+            if !allowed {
+                return Err(Refusal::Forbidden);
+            }
+        }
+        if self.login.is_none() && self.token.is_none() {
+            return Ok(());
+        }
+        if let (Some(token), Some(given)) = (&self.token, path_token)
+            && constant_time_eq(given.as_bytes(), token.as_bytes())
+        {
+            return Ok(());
+        }
+        if let (Some((user, password)), Some((given_user, given_password))) =
+            (&self.login, basic(headers))
+        {
+            let user_ok = constant_time_eq(given_user.as_bytes(), user.as_bytes());
+            let password_ok = constant_time_eq(given_password.as_bytes(), password.as_bytes());
+            if user_ok & password_ok {
+                return Ok(());
+            }
+        }
+        Err(Refusal::Unauthorized)
+    }
+}
+
+/// The user name and password of an `Authorization: Basic` header.
+fn basic(headers: &HeaderMap) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+#[derive(Deserialize, Default)]
+pub struct FeedQuery {
+    /// Cisco: the page (from 1).
+    page: Option<usize>,
+    /// Cisco: a search (names containing it, any case).
+    q: Option<String>,
+}
+
+/// `GET /phonebook/{pipeline}/{format}`.
+pub async fn feed(
+    State(service): State<Arc<Service>>,
+    Path((pipeline, format)): Path<(String, String)>,
+    Query(query): Query<FeedQuery>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+) -> Response {
+    answer(
+        &service,
+        &pipeline,
+        &format,
+        Request::Feed(None),
+        query,
+        &headers,
+        &extensions,
+    )
+    .await
+}
+
+/// `GET /phonebook/{pipeline}/{format}/{token}`, and Cisco's search form without a token:
+/// `GET /phonebook/{pipeline}/cisco/search`.
+pub async fn feed_with_token(
+    State(service): State<Arc<Service>>,
+    Path((pipeline, format, token)): Path<(String, String, String)>,
+    Query(query): Query<FeedQuery>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+) -> Response {
+    let request = if format == "cisco" && token == "search" {
+        Request::Search(None)
+    } else {
+        Request::Feed(Some(&token))
+    };
+    answer(
+        &service,
+        &pipeline,
+        &format,
+        request,
+        query,
+        &headers,
+        &extensions,
+    )
+    .await
+}
+
+/// `GET /phonebook/{pipeline}/cisco/{token}/search`: Cisco's search form, with a token.
+pub async fn search_with_token(
+    State(service): State<Arc<Service>>,
+    Path((pipeline, format, token)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+) -> Response {
+    if format != "cisco" {
+        return bare(StatusCode::NOT_FOUND);
+    }
+    let request = Request::Search(Some(&token));
+    answer(
+        &service,
+        &pipeline,
+        &format,
+        request,
+        FeedQuery::default(),
+        &headers,
+        &extensions,
+    )
+    .await
+}
+
+/// What a phone asked for, with the token of its URL if any.
+enum Request<'t> {
+    Feed(Option<&'t str>),
+    /// Cisco's search form.
+    Search(Option<&'t str>),
+}
+
+fn bare(status: StatusCode) -> Response {
+    status.into_response()
+}
+
+async fn answer(
+    service: &Service,
+    pipeline: &str,
+    format: &str,
+    request: Request<'_>,
+    query: FeedQuery,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Response {
+    let (token, search) = match request {
+        Request::Feed(token) => (token, false),
+        Request::Search(token) => (token, true),
+    };
+    let Some(feed) = Format::parse(format).and_then(|f| {
+        service
+            .phonebooks
+            .iter()
+            .find(|p| p.config.pipeline == pipeline && p.config.format == f)
+    }) else {
+        return bare(StatusCode::NOT_FOUND);
+    };
+    let client = crate::serve::connections::client_of(extensions).map(|c| c.ip());
+    match feed.check(client, headers, token) {
+        Ok(()) => {}
+        Err(Refusal::Forbidden) => {
+            service.metrics.refused("phonebook_network");
+            return bare(StatusCode::FORBIDDEN);
+        }
+        Err(Refusal::Unauthorized) => {
+            service.metrics.refused("phonebook_unauthorized");
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(
+                    header::WWW_AUTHENTICATE,
+                    "Basic realm=\"ucm phonebook\", charset=\"UTF-8\"",
+                )],
+            )
+                .into_response();
+        }
+    }
+    let Some(store) = service
+        .pipeline(pipeline)
+        .and_then(|p| p.loaded.as_ref().ok())
+        .map(|l| l.store.clone())
+    else {
+        return bare(StatusCode::SERVICE_UNAVAILABLE);
+    };
+    let base = feed_url(headers, pipeline, format, token);
+    if search {
+        let mut out = Vec::new();
+        let _ = write_cisco_search(&mut out, &feed.config.title, &base);
+        return xml(out);
+    }
+    let landed = match last_change(&store).await {
+        Ok(run) => run,
+        Err(_) => return bare(StatusCode::SERVICE_UNAVAILABLE),
+    };
+    let etag = etag(&feed.config, landed, &query);
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    let body = if feed.config.format == Format::Cisco {
+        match cisco(&store, &feed.config, &query, &base).await {
+            Ok(out) => Body::from(out),
+            Err(_) => return bare(StatusCode::SERVICE_UNAVAILABLE),
+        }
+    } else {
+        stream(store, feed.config.clone())
+    };
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(feed.config.format.content_type()),
+            ),
+            (
+                header::ETAG,
+                HeaderValue::from_str(&etag).expect("hex is header-safe"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn xml(out: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], out).into_response()
+}
+
+/// The feed's absolute URL as the phone reached it (Cisco soft keys need absolute URLs).
+fn feed_url(headers: &HeaderMap, pipeline: &str, format: &str, token: Option<&str>) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = if crate::serve::console::session::behind_tls(headers) {
+        "https"
+    } else {
+        "http"
+    };
+    let segment = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let mut url = format!(
+        "{scheme}://{host}/phonebook/{}/{}",
+        segment(pipeline),
+        segment(format)
+    );
+    if let Some(token) = token {
+        url.push('/');
+        url.push_str(&segment(token));
+    }
+    url
+}
+
+/// The last run that changed the merged table (0 before any): the ETag's content part.
+async fn last_change(store: &Store) -> Result<i64, LoadError> {
+    on_pool!(store, |pool| sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT max(id) FROM runs WHERE status = 'succeeded' AND inserted + updated + deleted > 0"
+    )
+    .fetch_one(pool)
+    .await
+    .map(Option::unwrap_or_default)
+    .map_err(|e| store.error(e)))
+}
+
+/// `"r{run}-{settings}"`: changes when a run changes the table or the feed's settings (or
+/// the Cisco page asked for), not with the clock.
+fn etag(config: &PhonebookConfig, run: i64, query: &FeedQuery) -> String {
+    // What the feed shows, never its secrets.
+    let settings = format!(
+        "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}|{}",
+        config.format.name(),
+        config.numbers,
+        config.name_style,
+        config.origins,
+        config.sites,
+        config.departments,
+        config.title,
+        query.page.unwrap_or(1),
+        query.q.as_deref().unwrap_or("")
+    );
+    let hash = xxhash_rust::xxh3::xxh3_64(settings.as_bytes());
+    format!("\"r{run}-{hash:016x}\"")
+}
+
+/// The columns a feed reads, in [`entry_of`]'s order.
+const FEED_SQL: &str = "SELECT first_name, last_name, e_mail, department, site, extension, \
+     mobile_number, home_number, fax_number, origin FROM contacts \
+     ORDER BY lower(coalesce(last_name, first_name, '')), lower(coalesce(first_name, '')), id";
+
+/// A row as the feed lists it, or None when the feed leaves it out.
+fn entry_of<R: Row>(row: &R, config: &PhonebookConfig) -> Result<Option<Entry>, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let text = |i: usize| -> Result<Option<String>, sqlx::Error> {
+        Ok(row
+            .try_get::<Option<String>, _>(i)?
+            .filter(|v| !v.trim().is_empty()))
+    };
+    let origin: String = row.try_get(9)?;
+    let site = text(4)?;
+    let department = text(3)?;
+    let wanted = |list: &[String], value: &Option<String>| {
+        list.is_empty() || value.as_ref().is_some_and(|v| list.contains(v))
+    };
+    if !(config.origins.is_empty() || config.origins.contains(&origin))
+        || !wanted(&config.sites, &site)
+        || !wanted(&config.departments, &department)
+    {
+        return Ok(None);
+    }
+    let mut numbers = Vec::new();
+    for kind in &config.numbers {
+        let column = match kind {
+            NumberKind::Work => 5,
+            NumberKind::Mobile => 6,
+            NumberKind::Home => 7,
+            NumberKind::Fax => 8,
+        };
+        if let Some(value) = text(column)? {
+            numbers.push(Number { kind: *kind, value });
+        }
+    }
+    Ok(Some(Entry {
+        first_name: text(0)?,
+        last_name: text(1)?,
+        e_mail: text(2)?,
+        department,
+        site,
+        numbers,
+    }))
+}
+
+/// Bytes written before a chunk is sent to the client.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// A `Write` whose bytes a feed's task takes a chunk at a time.
+#[derive(Clone, Default)]
+struct Chunks(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Chunks {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("no poisoning").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Chunks {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().expect("no poisoning"))
+    }
+}
+
+/// The feed as a body: a task reads the table row by row and sends 64 KiB chunks through a
+/// channel of four, so memory holds a few chunks whatever the size of the directory. A
+/// database error ends the body early (the client sees a truncated answer, never a wrong one).
+fn stream(store: Store, config: PhonebookConfig) -> Body {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::spawn(async move {
+        let chunks = Chunks::default();
+        let result: Result<(), String> = async {
+            let mut writer = FeedWriter::begin(chunks.clone(), config.format, config.name_style)
+                .map_err(|e| e.to_string())?;
+            on_pool!(&store, |pool| {
+                use futures_util::TryStreamExt as _;
+                let mut rows = sqlx::query(FEED_SQL).fetch(pool);
+                while let Some(row) = rows.try_next().await.map_err(|e| e.to_string())? {
+                    if let Some(entry) = entry_of(&row, &config).map_err(|e| e.to_string())? {
+                        writer.entry(&entry).map_err(|e| e.to_string())?;
+                        writer.flush().map_err(|e| e.to_string())?;
+                    }
+                    if chunks.0.lock().expect("no poisoning").len() >= CHUNK_BYTES
+                        && sender.send(Ok(Bytes::from(chunks.take()))).await.is_err()
+                    {
+                        return Err("the client went away".to_owned());
+                    }
+                }
+                Ok::<(), String>(())
+            })?;
+            writer.finish().map_err(|e| e.to_string())?;
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                let _ = sender.send(Ok(Bytes::from(chunks.take()))).await;
+            }
+            Err(why) => {
+                tracing::warn!(pipeline = %config.pipeline, format = config.format.name(), %why, "a phonebook feed ended early");
+                let _ = sender.send(Err(std::io::Error::other(why))).await;
+            }
+        }
+    });
+    // Fused: a body may be polled again after its end (the gzip layer does).
+    use futures_util::StreamExt as _;
+    Body::from_stream(
+        futures_util::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|chunk| (chunk, receiver))
+        })
+        .fuse(),
+    )
+}
+
+/// A Cisco page: the lines of the feed (matching `q`), page `page` of 32, with Prev/Next
+/// soft keys to the neighbouring pages. Reads the rows in order and keeps only the page.
+async fn cisco(
+    store: &Store,
+    config: &PhonebookConfig,
+    query: &FeedQuery,
+    base: &str,
+) -> Result<Vec<u8>, String> {
+    let page = query.page.unwrap_or(1).max(1);
+    let needle = query
+        .q
+        .as_deref()
+        .map(str::to_lowercase)
+        .filter(|q| !q.is_empty());
+    let first = (page - 1) * CISCO_PAGE_ENTRIES;
+    let mut lines = Vec::new();
+    let mut total = 0usize;
+    on_pool!(store, |pool| {
+        use futures_util::TryStreamExt as _;
+        let mut rows = sqlx::query(FEED_SQL).fetch(pool);
+        while let Some(row) = rows.try_next().await.map_err(|e| e.to_string())? {
+            let Some(entry) = entry_of(&row, config).map_err(|e| e.to_string())? else {
+                continue;
+            };
+            for line in cisco_lines(&entry, config.name_style) {
+                if needle
+                    .as_ref()
+                    .is_some_and(|n| !line.name.to_lowercase().contains(n))
+                {
+                    continue;
+                }
+                if total >= first && lines.len() < CISCO_PAGE_ENTRIES {
+                    lines.push(line);
+                }
+                total += 1;
+            }
+        }
+        Ok::<(), String>(())
+    })?;
+    let pages = total.div_ceil(CISCO_PAGE_ENTRIES).max(1);
+    let link = |p: usize| {
+        let mut url = format!("{base}?page={p}");
+        if let Some(q) = &query.q {
+            url.push_str("&q=");
+            url.push_str(
+                &percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string(),
+            );
+        }
+        url
+    };
+    let previous = (page > 1).then(|| link(page - 1));
+    let next = (page < pages).then(|| link(page + 1));
+    let search = format!("{base}/search");
+    let prompt = format!("Page {page} of {pages}");
+    let mut out = Vec::new();
+    write_cisco_page(
+        &mut out,
+        &CiscoPage {
+            title: &config.title,
+            prompt: &prompt,
+            lines: &lines,
+            previous_url: previous.as_deref(),
+            next_url: next.as_deref(),
+            search_url: Some(&search),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml_text: &str) -> Result<PhonebookConfig, String> {
+        toml::from_str(toml_text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_feed_has_documented_defaults_and_refuses_unknown_keys() {
+        let c = config("pipeline = \"p\"\nformat = \"yealink\"\nallow = [\"10.0.0.0/8\"]").unwrap();
+        assert_eq!(c.numbers, [NumberKind::Work, NumberKind::Mobile]);
+        assert_eq!(c.name_style, NameStyle::FirstLast);
+        assert_eq!(c.title, "Directory");
+        assert!(c.resolve().is_ok());
+        assert!(config("pipeline = \"p\"\nformat = \"aastra\"").is_err());
+        assert!(config("pipeline = \"p\"\nformat = \"csv\"\nlimit = 3").is_err());
+    }
+
+    #[test]
+    fn feeds_without_protection_or_with_weak_settings_are_refused_with_the_key_to_fix() {
+        let refused = |extra: &str| {
+            config(&format!("pipeline = \"p\"\nformat = \"snom\"\n{extra}"))
+                .unwrap()
+                .resolve()
+                .unwrap_err()
+        };
+        assert!(refused("").contains("needs basic auth"));
+        assert!(refused("username = \"x\"").contains("both username and a password"));
+        assert!(refused("token = \"short\"").contains("at least 16 characters"));
+        assert!(refused("allow = [\"10.0.0/8x\"]").contains("is not a network"));
+        assert!(refused("allow = [\"10.0.0.0/8\"]\norigins = [\"phone\"]").contains("origins"));
+        assert!(refused("allow = [\"10.0.0.0/8\"]\nnumbers = []").contains("numbers is empty"));
+    }
+
+    #[test]
+    fn an_allow_list_matches_ipv4_clients_also_when_they_arrive_mapped_into_ipv6() {
+        let feed =
+            config("pipeline = \"p\"\nformat = \"csv\"\nallow = [\"10.9.0.0/16\", \"192.0.2.7\"]")
+                .unwrap()
+                .resolve()
+                .unwrap();
+        let headers = HeaderMap::new();
+        let ok = |ip: &str| {
+            feed.check(Some(ip.parse().unwrap()), &headers, None)
+                .is_ok()
+        };
+        assert!(ok("10.9.3.4"));
+        assert!(ok("::ffff:10.9.3.4"));
+        assert!(ok("192.0.2.7"));
+        assert!(!ok("10.10.0.1"));
+        assert!(feed.check(None, &headers, None).is_err());
+    }
+
+    #[test]
+    fn the_etag_follows_the_run_and_the_settings_not_the_clock() {
+        let c =
+            config("pipeline = \"p\"\nformat = \"vcard\"\ntoken = \"0123456789abcdef\"").unwrap();
+        let q = FeedQuery::default();
+        assert_eq!(etag(&c, 7, &q), etag(&c, 7, &q));
+        assert_ne!(etag(&c, 7, &q), etag(&c, 8, &q));
+        let mut other = c.clone();
+        other.name_style = NameStyle::LastFirst;
+        assert_ne!(etag(&c, 7, &q), etag(&other, 7, &q));
+    }
+}

@@ -1,0 +1,290 @@
+//! Phonebook feeds served by `ucm serve` to real HTTP clients: basic auth, a token in the
+//! path and network allow-lists (refusals counted in /metrics), ETag and 304, gzip, a run
+//! that changes the table changes the ETag and one that changes nothing keeps it, Cisco
+//! paging walked to the end through its Next URLs, and no live status in any feed. Both
+//! backends.
+
+mod common;
+
+use std::io::Read as _;
+
+use common::service::{exchange_bytes, http, pipeline, serve_with};
+use common::{Workspace, repo};
+
+const BEARER: &str = "Bearer static-token";
+const TOKEN: &str = "0123456789abcdef0123";
+
+const FEEDS: &str = r#"
+[[phonebooks]]
+pipeline = "demo"
+format = "yealink"
+numbers = ["work", "mobile", "home"]
+username = "phone"
+password = "s3cret:phone"
+
+[[phonebooks]]
+pipeline = "demo"
+format = "vcard"
+token = "0123456789abcdef0123"
+
+[[phonebooks]]
+pipeline = "demo"
+format = "cisco"
+name_style = "last_first"
+allow = ["127.0.0.0/8"]
+
+[[phonebooks]]
+pipeline = "demo"
+format = "csv"
+allow = ["10.9.0.0/16"]
+"#;
+
+fn get(base: &str, path: &str, headers: &str) -> (u16, String, Vec<u8>) {
+    exchange_bytes(
+        base,
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: phones.example\r\nConnection: close\r\n{headers}\r\n"
+        )
+        .as_bytes(),
+    )
+}
+
+fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// `Authorization: Basic` for user and password.
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Authorization: Basic {encoded}\r\n")
+}
+
+fn run(base: &str) -> serde_json::Value {
+    let (status, body) = http(
+        "POST",
+        &format!("{base}/api/pipelines/demo/run"),
+        &[("Authorization", BEARER)],
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// The names of a Yealink feed, read with quick-xml.
+fn yealink_names(xml: &str) -> Vec<String> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let (mut names, mut in_name, mut name) = (Vec::new(), false, String::new());
+    loop {
+        match reader.read_event().unwrap() {
+            quick_xml::events::Event::Start(e) if e.name().as_ref() == b"Name" => in_name = true,
+            quick_xml::events::Event::End(e) if e.name().as_ref() == b"Name" => {
+                in_name = false;
+                names.push(std::mem::take(&mut name));
+            }
+            quick_xml::events::Event::Text(t) if in_name => name.push_str(&t.decode().unwrap()),
+            quick_xml::events::Event::GeneralRef(r) if in_name => {
+                name.push(common::predefined_entity(&r.decode().unwrap()))
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    names
+}
+
+#[test]
+fn phones_get_their_feeds_with_access_checked_etags_gzip_and_paging() {
+    let ws = Workspace::new("");
+    std::fs::copy(repo("samples/external-contacts.xml"), ws.path("source.xml")).unwrap();
+    pipeline(
+        &ws,
+        "demo",
+        &ws.path("source.xml").display().to_string(),
+        "0 0 1 1 ?",
+        "0 0 1 1 ?",
+    );
+    let s = serve_with(&ws, &["demo"], 1, "127.0.0.1:0", FEEDS);
+    run(&s.base);
+    // A live status that no feed may show.
+    let (status, body) = http(
+        "PUT",
+        &format!("{}/api/contacts/dir:1/status", s.base),
+        &[
+            ("Authorization", BEARER),
+            ("Content-Type", "application/json"),
+        ],
+        r#"{"registered": true, "call_state": "busy", "presence": "dnd", "note": "SECRET-NOTE"}"#,
+    );
+    assert_eq!(
+        status,
+        200,
+        "{body}\n{}",
+        std::fs::read_to_string(ws.path("service.toml")).unwrap()
+    );
+
+    // Basic auth: none or wrong is 401 with a challenge and nothing else.
+    let (status, head, body) = get(&s.base, "/phonebook/demo/yealink", "");
+    assert_eq!(status, 401);
+    assert!(
+        header(&head, "www-authenticate")
+            .unwrap()
+            .starts_with("Basic")
+    );
+    assert!(body.is_empty(), "{}", String::from_utf8_lossy(&body));
+    let (status, _, _) = get(&s.base, "/phonebook/demo/yealink", &basic("phone", "wrong"));
+    assert_eq!(status, 401);
+    let auth = basic("phone", "s3cret:phone");
+    let (status, head, body) = get(&s.base, "/phonebook/demo/yealink", &auth);
+    assert_eq!(status, 200, "{head}");
+    let xml = String::from_utf8(body).unwrap();
+    let names = yealink_names(&xml);
+    assert!(
+        names.contains(&"Hugo Wouters & Zonen".to_owned()),
+        "{names:?}"
+    );
+    // Sorted by last name; Inès has no number: left out.
+    assert_eq!(
+        names.first().map(String::as_str),
+        Some("Greet Claes"),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.contains("Inès")), "{names:?}");
+    assert!(
+        !xml.contains("SECRET-NOTE") && !xml.contains("dnd"),
+        "{xml}"
+    );
+    assert!(
+        header(&head, "content-type")
+            .unwrap()
+            .starts_with("text/xml")
+    );
+
+    // ETag and 304; gzip when asked.
+    let etag = header(&head, "etag").expect("an ETag").to_owned();
+    let (status, _, body) = get(
+        &s.base,
+        "/phonebook/demo/yealink",
+        &format!("{auth}If-None-Match: {etag}\r\n"),
+    );
+    assert_eq!(status, 304);
+    assert!(body.is_empty());
+    let (status, head, zipped) = get(
+        &s.base,
+        "/phonebook/demo/yealink",
+        &format!("{auth}Accept-Encoding: gzip\r\n"),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(header(&head, "content-encoding"), Some("gzip"));
+    let mut unzipped = String::new();
+    flate2::read::GzDecoder::new(&zipped[..])
+        .read_to_string(&mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, xml);
+
+    // A run that changes nothing keeps the ETag; one that changes the table changes it.
+    let unchanged = run(&s.base);
+    assert_eq!(unchanged["inserted"], 0, "{unchanged}");
+    let (_, head, _) = get(&s.base, "/phonebook/demo/yealink", &auth);
+    assert_eq!(header(&head, "etag"), Some(etag.as_str()));
+    let sample = std::fs::read_to_string(repo("samples/external-contacts.xml")).unwrap();
+    ws.write(
+        "source.xml",
+        sample.replace(
+            "</contacts>",
+            "<contact><e_mail>new@ext.example</e_mail><first_name>Nieuw</first_name>\
+             <extension>999</extension></contact></contacts>",
+        ),
+    );
+    let changed = run(&s.base);
+    assert_eq!(changed["inserted"], 1, "{changed}");
+    let (_, head, body) = get(&s.base, "/phonebook/demo/yealink", &auth);
+    assert_ne!(header(&head, "etag"), Some(etag.as_str()));
+    assert!(yealink_names(&String::from_utf8(body).unwrap()).contains(&"Nieuw".to_owned()));
+
+    // A token in the path: vCard 4.0.
+    let (status, _, _) = get(&s.base, "/phonebook/demo/vcard", "");
+    assert_eq!(status, 401);
+    let (status, _, _) = get(&s.base, "/phonebook/demo/vcard/not-the-token-at-all", "");
+    assert_eq!(status, 401);
+    let (status, head, body) = get(&s.base, &format!("/phonebook/demo/vcard/{TOKEN}"), "");
+    assert_eq!(status, 200, "{head}");
+    let cards = vcard4::parse(String::from_utf8(body).unwrap()).unwrap();
+    assert!(cards.iter().any(|c| c.formatted_name[0].value == "Nieuw"));
+
+    // A network not allowed: 403.
+    let (status, _, body) = get(&s.base, "/phonebook/demo/csv", "");
+    assert_eq!(status, 403);
+    assert!(body.is_empty());
+    let (status, _, _) = get(&s.base, "/phonebook/demo/snom", "");
+    assert_eq!(status, 404, "no such feed");
+
+    // Cisco: walk the pages through their Next URLs.
+    let mut path = "/phonebook/demo/cisco".to_owned();
+    let mut lines = 0;
+    let mut pages = 0;
+    loop {
+        let (status, _, body) = get(&s.base, &path, "");
+        assert_eq!(status, 200);
+        let page = String::from_utf8(body).unwrap();
+        lines += page.matches("<DirectoryEntry>").count();
+        pages += 1;
+        let Some(next) = page.split("<SoftKeyItem><Name>Next</Name><URL>").nth(1) else {
+            break;
+        };
+        let url = next.split("</URL>").next().unwrap().replace("&amp;", "&");
+        path = url
+            .strip_prefix("http://phones.example")
+            .expect("an absolute URL")
+            .to_owned();
+        assert!(pages < 10, "paging never ends");
+    }
+    assert!(lines >= 5, "{lines} lines over {pages} pages");
+    let (status, _, body) = get(&s.base, "/phonebook/demo/cisco/search", "");
+    assert_eq!(status, 200);
+    assert!(
+        String::from_utf8(body)
+            .unwrap()
+            .contains("<CiscoIPPhoneInput>")
+    );
+
+    let metrics = http("GET", &format!("{}/metrics", s.base), &[], "").1;
+    assert!(
+        metrics.contains("reason=\"phonebook_unauthorized\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("reason=\"phonebook_network\""),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_feed_anyone_could_read_is_refused_at_start_with_what_to_set() {
+    let ws = Workspace::new("");
+    pipeline(
+        &ws,
+        "demo",
+        &common::service::samples(),
+        "0 0 1 1 ?",
+        "0 0 1 1 ?",
+    );
+    ws.write(
+        "service.toml",
+        "listen = \"127.0.0.1:0\"\npipelines = [\"demo.toml\"]\n[[phonebooks]]\npipeline = \"demo\"\nformat = \"yealink\"\n",
+    );
+    let out = std::process::Command::new(common::BIN)
+        .current_dir(ws.dir.path())
+        .args(["serve", "--service", "service.toml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("[[phonebooks]] demo/yealink: a feed needs basic auth"),
+        "{stderr}"
+    );
+}
