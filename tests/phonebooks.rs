@@ -288,3 +288,37 @@ fn a_feed_anyone_could_read_is_refused_at_start_with_what_to_set() {
         "{stderr}"
     );
 }
+
+/// A phone that stops reading holds a database connection while its feed is written: the
+/// feeds streamed at once are bounded (503 with Retry-After beyond), and a feed whose client
+/// reads nothing for `body_idle_timeout_secs` is cut, which frees its place.
+#[test]
+fn a_phone_that_stops_reading_holds_its_place_only_until_the_idle_timeout() {
+    let ws = Workspace::new("");
+    let source = common::service::generated(&ws, 60_000);
+    pipeline(&ws, "demo", &source, "0 0 1 1 ?", "0 0 1 1 ?");
+    let feeds = "[limits]\nmax_phonebook_streams = 1\nbody_idle_timeout_secs = 2\n\
+                 [[phonebooks]]\npipeline = \"demo\"\nformat = \"yealink\"\nallow = [\"127.0.0.0/8\"]\n";
+    let s = serve_with(&ws, &["demo"], 1, "127.0.0.1:0", feeds);
+    run(&s.base);
+    // A client that asks for the feed (about 9 MB) and never reads it.
+    use std::io::Write as _;
+    let mut stalled = std::net::TcpStream::connect(s.base.trim_start_matches("http://")).unwrap();
+    stalled
+        .write_all(b"GET /phonebook/demo/yealink HTTP/1.1\r\nHost: ucm\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let (status, head, _) = get(&s.base, "/phonebook/demo/yealink", "");
+    assert_eq!(status, 503, "{head}");
+    assert_eq!(header(&head, "retry-after"), Some("5"));
+    // After the idle timeout the stalled feed is cut and its place free again.
+    let free = common::service::eventually(15, "the stalled feed to be cut", || {
+        let (status, _, body) = get(&s.base, "/phonebook/demo/yealink", "");
+        (status == 200).then_some(body.len())
+    });
+    assert!(free > 1_000_000, "{free} bytes");
+    s.log_with(&["a phonebook feed ended early", "read nothing for 2 s"]);
+    drop(stalled);
+    let metrics = http("GET", &format!("{}/metrics", s.base), &[], "").1;
+    assert!(metrics.contains("reason=\"phonebook_busy\""), "{metrics}");
+}

@@ -59,6 +59,11 @@ pub struct Limits {
     /// closest to expiry.
     #[serde(default = "default_max_browser_sessions")]
     pub max_browser_sessions: usize,
+    /// Phonebook feeds streamed at once (each holds a database connection while it is
+    /// written); beyond it a phone is answered 503 with Retry-After and polls again. A phone
+    /// that stops reading for `body_idle_timeout_secs` has its feed cut, freeing its place.
+    #[serde(default = "default_max_phonebook_streams")]
+    pub max_phonebook_streams: usize,
 }
 
 fn default_header_read_timeout_secs() -> u64 {
@@ -97,6 +102,9 @@ fn default_max_upload_bytes() -> usize {
 fn default_max_browser_sessions() -> usize {
     256
 }
+fn default_max_phonebook_streams() -> usize {
+    2
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -113,6 +121,7 @@ impl Default for Limits {
             login_attempts_per_minute_per_user: default_login_attempts_per_minute_per_user(),
             max_upload_bytes: default_max_upload_bytes(),
             max_browser_sessions: default_max_browser_sessions(),
+            max_phonebook_streams: default_max_phonebook_streams(),
         }
     }
 }
@@ -133,6 +142,7 @@ impl Limits {
             ("max_body_bytes", self.max_body_bytes as u64),
             ("max_upload_bytes", self.max_upload_bytes as u64),
             ("max_browser_sessions", self.max_browser_sessions as u64),
+            ("max_phonebook_streams", self.max_phonebook_streams as u64),
             (
                 "login_attempts_per_minute",
                 u64::from(self.login_attempts_per_minute),

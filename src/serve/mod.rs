@@ -119,6 +119,8 @@ pub struct Service {
     /// here, not in the pool); on SQLite searches use read connections of their own
     /// (`search::on_sqlite_reader`), and this bounds how many are open and busy.
     pub search_lane: tokio::sync::Semaphore,
+    /// Phonebook feeds being streamed (`[limits] max_phonebook_streams`).
+    pub phonebook_lane: Arc<tokio::sync::Semaphore>,
 }
 
 impl Service {
@@ -222,6 +224,9 @@ impl Service {
             parameters: config.parameters.clone(),
             events: tokio::sync::broadcast::channel(1024).0,
             search_lane: tokio::sync::Semaphore::new(crate::load::POOL_CONNECTIONS as usize - 1),
+            phonebook_lane: Arc::new(tokio::sync::Semaphore::new(
+                config.limits.max_phonebook_streams,
+            )),
         })
     }
 

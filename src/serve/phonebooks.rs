@@ -381,13 +381,29 @@ async fn answer(
     {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
     }
+    // Each feed being written holds a database connection: a bounded number at once.
+    let Ok(permit) = Arc::clone(&service.phonebook_lane).try_acquire_owned() else {
+        service.metrics.refused("phonebook_busy");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+        )
+            .into_response();
+    };
     let body = if feed.config.format == Format::Cisco {
-        match cisco(&store, &feed.config, &query, &base).await {
+        let page = cisco(&store, &feed.config, &query, &base).await;
+        drop(permit);
+        match page {
             Ok(out) => Body::from(out),
             Err(_) => return bare(StatusCode::SERVICE_UNAVAILABLE),
         }
     } else {
-        stream(store, feed.config.clone())
+        stream(
+            store,
+            feed.config.clone(),
+            permit,
+            service.limits.body_idle_timeout(),
+        )
     };
     (
         [
@@ -543,10 +559,20 @@ impl Chunks {
 
 /// The feed as a body: a task reads the table row by row and sends 64 KiB chunks through a
 /// channel of four, so memory holds a few chunks whatever the size of the directory. A
-/// database error ends the body early (the client sees a truncated answer, never a wrong one).
-fn stream(store: Store, config: PhonebookConfig) -> Body {
+/// database error ends the body early (the client sees a truncated answer, never a wrong one);
+/// so does a client that takes no chunk for `idle` (its place in the lane, `permit`, and its
+/// database connection are freed).
+fn stream(
+    store: Store,
+    config: PhonebookConfig,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    idle: std::time::Duration,
+) -> Body {
     let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ended_early = Arc::clone(&failed);
     tokio::spawn(async move {
+        let _permit = permit;
         let chunks = Chunks::default();
         let result: Result<(), String> = async {
             let mut writer = FeedWriter::begin(chunks.clone(), config.format, config.name_style)
@@ -559,10 +585,18 @@ fn stream(store: Store, config: PhonebookConfig) -> Body {
                         writer.entry(&entry).map_err(|e| e.to_string())?;
                         writer.flush().map_err(|e| e.to_string())?;
                     }
-                    if chunks.0.lock().expect("no poisoning").len() >= CHUNK_BYTES
-                        && sender.send(Ok(Bytes::from(chunks.take()))).await.is_err()
-                    {
-                        return Err("the client went away".to_owned());
+                    if chunks.0.lock().expect("no poisoning").len() >= CHUNK_BYTES {
+                        let chunk = Ok(Bytes::from(chunks.take()));
+                        match tokio::time::timeout(idle, sender.send(chunk)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => return Err("the client went away".to_owned()),
+                            Err(_) => {
+                                return Err(format!(
+                                    "the client read nothing for {} s (body_idle_timeout_secs)",
+                                    idle.as_secs()
+                                ));
+                            }
+                        }
                     }
                 }
                 Ok::<(), String>(())
@@ -571,21 +605,36 @@ fn stream(store: Store, config: PhonebookConfig) -> Body {
             Ok(())
         }
         .await;
-        match result {
+        let result = match result {
             Ok(()) => {
-                let _ = sender.send(Ok(Bytes::from(chunks.take()))).await;
+                let last = Ok(Bytes::from(chunks.take()));
+                match tokio::time::timeout(idle, sender.send(last)).await {
+                    Ok(_) => Ok(()),
+                    Err(_) => Err("the client stopped reading at the end".to_owned()),
+                }
             }
-            Err(why) => {
-                tracing::warn!(pipeline = %config.pipeline, format = config.format.name(), %why, "a phonebook feed ended early");
-                let _ = sender.send(Err(std::io::Error::other(why))).await;
-            }
+            Err(why) => Err(why),
+        };
+        if let Err(why) = result {
+            tracing::warn!(pipeline = %config.pipeline, format = config.format.name(), %why, "a phonebook feed ended early");
+            // Never waits on a client that does not read: the body ends in an error after
+            // the chunks already queued (no clean end: a truncated feed is never taken
+            // for a whole one).
+            ended_early.store(true, std::sync::atomic::Ordering::Release);
         }
     });
     // Fused: a body may be polled again after its end (the gzip layer does).
     use futures_util::StreamExt as _;
     Body::from_stream(
-        futures_util::stream::unfold(receiver, |mut receiver| async move {
-            receiver.recv().await.map(|chunk| (chunk, receiver))
+        futures_util::stream::unfold((receiver, failed), |(mut receiver, failed)| async move {
+            match receiver.recv().await {
+                Some(chunk) => Some((chunk, (receiver, failed))),
+                None if failed.swap(false, std::sync::atomic::Ordering::AcqRel) => Some((
+                    Err(std::io::Error::other("the phonebook feed ended early")),
+                    (receiver, failed),
+                )),
+                None => None,
+            }
         })
         .fuse(),
     )
