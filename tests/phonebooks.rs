@@ -31,6 +31,7 @@ token = "0123456789abcdef0123"
 pipeline = "demo"
 format = "cisco"
 name_style = "last_first"
+sort = "first_name"
 allow = ["127.0.0.0/8"]
 
 [[phonebooks]]
@@ -223,6 +224,13 @@ fn phones_get_their_feeds_with_access_checked_etags_gzip_and_paging() {
     assert_eq!(status, 404, "no such feed");
 
     // Cisco: walk the pages through their Next URLs.
+    // Sorted by first name, written "Last, First".
+    let (_, _, first_page) = get(&s.base, "/phonebook/demo/cisco", "");
+    let first_page = String::from_utf8(first_page).unwrap();
+    assert!(
+        first_page.contains("<DirectoryEntry><Name>Peeters, Anna"),
+        "{first_page}"
+    );
     let mut path = "/phonebook/demo/cisco".to_owned();
     let mut lines = 0;
     let mut pages = 0;

@@ -48,6 +48,10 @@ pub struct PhonebookConfig {
     pub sites: Vec<String>,
     #[serde(default)]
     pub departments: Vec<String>,
+    /// The order: "last_name" (the default: by last name, then first name) or "first_name".
+    /// Letters compare without case (ASCII on SQLite, the database's rules on PostgreSQL).
+    #[serde(default)]
+    pub sort: FeedSort,
     /// The title phones show (Cisco).
     #[serde(default = "default_title")]
     pub title: String,
@@ -63,6 +67,25 @@ pub struct PhonebookConfig {
     /// Client networks allowed (CIDR, e.g. "10.20.0.0/16"); empty: any network.
     #[serde(default)]
     pub allow: Vec<String>,
+}
+
+/// The order of a feed's entries.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedSort {
+    #[default]
+    LastName,
+    FirstName,
+}
+
+impl FeedSort {
+    /// The feed's query in this order.
+    fn sql(self) -> &'static str {
+        match self {
+            FeedSort::LastName => FEED_BY_LAST_NAME_SQL,
+            FeedSort::FirstName => FEED_BY_FIRST_NAME_SQL,
+        }
+    }
 }
 
 fn default_numbers() -> Vec<NumberKind> {
@@ -468,10 +491,11 @@ async fn last_change(store: &Store) -> Result<i64, LoadError> {
 fn etag(config: &PhonebookConfig, run: i64, query: &FeedQuery) -> String {
     // What the feed shows, never its secrets.
     let settings = format!(
-        "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}|{}",
+        "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}|{}",
         config.format.name(),
         config.numbers,
         config.name_style,
+        config.sort,
         config.origins,
         config.sites,
         config.departments,
@@ -483,10 +507,14 @@ fn etag(config: &PhonebookConfig, run: i64, query: &FeedQuery) -> String {
     format!("\"r{run}-{hash:016x}\"")
 }
 
-/// The columns a feed reads, in [`entry_of`]'s order.
-const FEED_SQL: &str = "SELECT first_name, last_name, e_mail, department, site, extension, \
-     mobile_number, home_number, fax_number, origin FROM contacts \
+/// The columns a feed reads, in [`entry_of`]'s order, by last name then first name.
+const FEED_BY_LAST_NAME_SQL: &str = "SELECT first_name, last_name, e_mail, department, site, \
+     extension, mobile_number, home_number, fax_number, origin FROM contacts \
      ORDER BY lower(coalesce(last_name, first_name, '')), lower(coalesce(first_name, '')), id";
+/// The same by first name then last name.
+const FEED_BY_FIRST_NAME_SQL: &str = "SELECT first_name, last_name, e_mail, department, site, \
+     extension, mobile_number, home_number, fax_number, origin FROM contacts \
+     ORDER BY lower(coalesce(first_name, last_name, '')), lower(coalesce(last_name, '')), id";
 
 /// A row as the feed lists it, or None when the feed leaves it out.
 fn entry_of<R: Row>(row: &R, config: &PhonebookConfig) -> Result<Option<Entry>, sqlx::Error>
@@ -579,7 +607,7 @@ fn stream(
                 .map_err(|e| e.to_string())?;
             on_pool!(&store, |pool| {
                 use futures_util::TryStreamExt as _;
-                let mut rows = sqlx::query(FEED_SQL).fetch(pool);
+                let mut rows = sqlx::query(config.sort.sql()).fetch(pool);
                 while let Some(row) = rows.try_next().await.map_err(|e| e.to_string())? {
                     if let Some(entry) = entry_of(&row, &config).map_err(|e| e.to_string())? {
                         writer.entry(&entry).map_err(|e| e.to_string())?;
@@ -659,7 +687,7 @@ async fn cisco(
     let mut total = 0usize;
     on_pool!(store, |pool| {
         use futures_util::TryStreamExt as _;
-        let mut rows = sqlx::query(FEED_SQL).fetch(pool);
+        let mut rows = sqlx::query(config.sort.sql()).fetch(pool);
         while let Some(row) = rows.try_next().await.map_err(|e| e.to_string())? {
             let Some(entry) = entry_of(&row, config).map_err(|e| e.to_string())? else {
                 continue;
