@@ -196,10 +196,10 @@ async fn an_administrator_reviews_approves_discards_and_uploads_in_a_real_browse
         .goto(&format!("{base}/runs/demo/{first_run}"))
         .await
         .unwrap();
+    let rejections = text(&client, "ul.rejections").await;
     assert!(
-        text(&client, "table.rejections")
-            .await
-            .contains("ambiguous_key")
+        rejections.contains("ambiguous key \"shared@example.com\""),
+        "{rejections}"
     );
     assert!(text(&client, "p.empty").await.contains("first load"));
     client.goto(&format!("{base}/")).await.unwrap();
@@ -379,7 +379,7 @@ async fn an_administrator_reviews_approves_discards_and_uploads_in_a_real_browse
 fn session_cookie(base: &str) -> String {
     let form = format!(
         "username=admin&password={}",
-        percent_encode(PASSWORD.as_bytes())
+        percent_encoding::utf8_percent_encode(PASSWORD, percent_encoding::NON_ALPHANUMERIC)
     );
     let (status, head, _) = exchange(
         base,
@@ -400,16 +400,6 @@ fn session_cookie(base: &str) -> String {
         "{cookie}"
     );
     cookie.split(';').next().unwrap().to_owned()
-}
-
-fn percent_encode(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (*b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The CSRF token of the session's forms.

@@ -26,18 +26,6 @@ pub enum NumberKind {
     Fax,
 }
 
-impl NumberKind {
-    /// The field of the merged table that holds this kind of number.
-    pub fn field(self) -> &'static str {
-        match self {
-            NumberKind::Work => "extension",
-            NumberKind::Mobile => "mobile_number",
-            NumberKind::Home => "home_number",
-            NumberKind::Fax => "fax_number",
-        }
-    }
-}
-
 /// How a contact's name is written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]

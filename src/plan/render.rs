@@ -33,6 +33,12 @@ pub fn identity(change: &Change) -> String {
 /// The rejections recorded in the plan's report, one line each.
 fn rejections(plan: &PlanRecord) -> (u64, Vec<String>) {
     let report: serde_json::Value = serde_json::from_str(&plan.report).unwrap_or_default();
+    rejection_lines(&report)
+}
+
+/// The rejections a run report (as JSON) records: how many, and the listed ones as lines
+/// ("line 37: ambiguous key \"shared@example.com\"").
+pub fn rejection_lines(report: &serde_json::Value) -> (u64, Vec<String>) {
     let total = report["rejected"].as_u64().unwrap_or(0);
     let lines = report["rejections"]
         .as_array()

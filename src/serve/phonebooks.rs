@@ -460,9 +460,7 @@ fn feed_url(headers: &HeaderMap, pipeline: &str, format: &str, token: Option<&st
     } else {
         "http"
     };
-    let segment = |s: &str| {
-        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-    };
+    use crate::serve::console::encoded as segment;
     let mut url = format!(
         "{scheme}://{host}/phonebook/{}/{}",
         segment(pipeline),
@@ -712,10 +710,7 @@ async fn cisco(
         let mut url = format!("{base}?page={p}");
         if let Some(q) = &query.q {
             url.push_str("&q=");
-            url.push_str(
-                &percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC)
-                    .to_string(),
-            );
+            url.push_str(&crate::serve::console::encoded(q));
         }
         url
     };

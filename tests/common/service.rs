@@ -202,17 +202,23 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> (u
     (status, body)
 }
 
-pub fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
+pub fn dechunk(body: &str) -> String {
+    String::from_utf8_lossy(&dechunk_bytes(body.as_bytes())).into_owned()
+}
+
+/// A body sent with `Transfer-Encoding: chunked`, put together.
+pub fn dechunk_bytes(mut body: &[u8]) -> Vec<u8> {
+    let mut whole = Vec::new();
+    while let Some(end) = body.windows(2).position(|w| w == b"\r\n") {
+        let size = String::from_utf8_lossy(&body[..end]);
         let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
         if n == 0 {
             break;
         }
-        out.push_str(&rest[..n]);
-        body = &rest[n + 2..];
+        whole.extend_from_slice(&body[end + 2..end + 2 + n]);
+        body = &body[end + 2 + n + 2..];
     }
-    out
+    whole
 }
 
 pub fn get_json(url: &str) -> Value {
@@ -363,18 +369,7 @@ pub fn exchange_bytes(base: &str, request: &[u8]) -> (u16, String, Vec<u8>) {
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")
     {
-        let mut whole = Vec::new();
-        let mut rest = &body[..];
-        while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
-            let size = std::str::from_utf8(&rest[..end]).unwrap().trim();
-            let n = usize::from_str_radix(size, 16).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            whole.extend_from_slice(&rest[end + 2..end + 2 + n]);
-            rest = &rest[end + 2 + n + 2..];
-        }
-        body = whole;
+        body = dechunk_bytes(&body);
     }
     (head[9..12].parse().unwrap(), head, body)
 }

@@ -299,7 +299,7 @@ fn age(stored: &str) -> String {
 }
 
 /// A path segment or query value, percent-encoded.
-fn encoded(value: &str) -> String {
+pub(crate) fn encoded(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
@@ -430,7 +430,7 @@ fn changes_section(path: &str, filter: &ChangeFilter, page: &ChangesPage) -> Mar
                 caption {
                     span.seq { "#" (seq) " " }
                     span.action { (change.action.as_str()) }
-                    " " (identity(change))
+                    " " (crate::plan::render::identity(change))
                     " · " (change.origin.as_str())
                     @if let Some(old) = change.old_origin {
                         @if old != change.origin { " (was " (old.as_str()) ")" }
@@ -455,43 +455,16 @@ fn changes_section(path: &str, filter: &ChangeFilter, page: &ChangesPage) -> Mar
     }
 }
 
-/// Who a change is about: the directory id and/or the match key.
-fn identity(change: &Change) -> String {
-    match (&change.directory_id, &change.key) {
-        (Some(id), Some(key)) => format!("dir:{id} ({key})"),
-        (Some(id), None) => format!("dir:{id}"),
-        (None, Some(key)) => format!("ext:{key}"),
-        (None, None) => change
-            .row_id
-            .map(|r| format!("row {r}"))
-            .unwrap_or_default(),
-    }
-}
-
 /// A report's rejections (contacts the source held that could not be merged), with their
-/// line numbers.
+/// line numbers, as `ucm plan show` words them.
 fn rejections_section(report: &serde_json::Value) -> Markup {
-    let rejections = report["rejections"].as_array().cloned().unwrap_or_default();
-    let rejected = report["rejected"]
-        .as_u64()
-        .unwrap_or(rejections.len() as u64);
+    let (rejected, lines) = crate::plan::render::rejection_lines(report);
     html! {
         @if rejected > 0 {
             h2 { "Rejections (" (rejected) ")" }
-            table.rejections {
-                thead { tr { th { "line" } th { "reason" } th { "field" } } }
-                tbody {
-                    @for r in &rejections {
-                        tr {
-                            td { (r["line"].as_u64().map(|l| l.to_string()).unwrap_or_default()) }
-                            td { (r["reason"].as_str().unwrap_or_default()) }
-                            td { (r["field"].as_str().unwrap_or_default()) }
-                        }
-                    }
-                }
-            }
-            @if (rejections.len() as u64) < rejected {
-                p { "The report lists the first " (rejections.len()) "." }
+            ul.rejections {
+                @for line in &lines { li { (line) } }
+                @if (lines.len() as u64) < rejected { li { "… and " (rejected - lines.len() as u64) " more" } }
             }
         }
     }

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 
 use super::{age, csrf_field, layout};
+use crate::load::LoadError;
 use crate::load::runs::{self, RunRecord};
 use crate::serve::{Pipeline, Service};
 
@@ -22,17 +23,22 @@ fn is_failure(status: &str) -> bool {
     matches!(status, "failed" | "refused")
 }
 
-/// A pipeline's health in a word, and its CSS class: `not loaded`, `failing` (its last run
-/// failed or was refused), `ok`.
-async fn health(p: &Pipeline) -> (&'static str, &'static str) {
-    let Ok(loaded) = &p.loaded else {
-        return ("not loaded", "failed");
-    };
-    let last = runs::latest_of(&loaded.store, Some(&p.name), 1).await;
-    match last.as_deref() {
-        Err(_) => ("database unavailable", "failed"),
-        Ok([last, ..]) if is_failure(&last.status) => ("failing", "failed"),
-        Ok(_) => ("ok", "status succeeded"),
+/// A pipeline's latest `limit` runs, newest first; None when it is not loaded.
+async fn history(p: &Pipeline, limit: i64) -> Option<Result<Vec<RunRecord>, LoadError>> {
+    let loaded = p.loaded.as_ref().ok()?;
+    Some(runs::latest_of(&loaded.store, Some(&p.name), limit).await)
+}
+
+/// A pipeline's health in a word, and its CSS class, from its history: `not loaded`,
+/// `failing` (its last run failed or was refused), `ok`.
+fn health(history: &Option<Result<Vec<RunRecord>, LoadError>>) -> (&'static str, &'static str) {
+    match history {
+        None => ("not loaded", "failed"),
+        Some(Err(_)) => ("database unavailable", "failed"),
+        Some(Ok(runs)) if runs.first().is_some_and(|r| is_failure(&r.status)) => {
+            ("failing", "failed")
+        }
+        Some(Ok(_)) => ("ok", "status succeeded"),
     }
 }
 
@@ -42,9 +48,12 @@ pub async fn page(State(service): State<Arc<Service>>, headers: HeaderMap) -> Re
     let full = session.is_some() || crate::serve::http::authorized(&service, &headers);
     let mut sections = Vec::new();
     for p in &service.pipelines {
-        let (word, class) = health(p).await;
+        // One read of the history per pipeline: the health and, logged in, the chart.
+        let runs = history(p, if full { CHART_RUNS } else { 1 }).await;
+        let (word, class) = health(&runs);
         sections.push(if full {
-            pipeline_section(&service, p, session.as_ref(), word, class).await
+            let runs = runs.and_then(Result::ok).unwrap_or_default();
+            pipeline_section(&service, p, session.as_ref(), (word, class), runs).await
         } else {
             html! {
                 section.pipeline id=(format!("pipeline-{}", p.name)) {
@@ -71,8 +80,8 @@ async fn pipeline_section(
     service: &Service,
     p: &Pipeline,
     session: Option<&super::Session>,
-    word: &str,
-    class: &str,
+    (word, class): (&str, &str),
+    history: Vec<RunRecord>,
 ) -> Markup {
     let Ok(loaded) = &p.loaded else {
         return html! {
@@ -93,9 +102,6 @@ async fn pipeline_section(
         .await
         .ok()
         .flatten();
-    let history = runs::latest_of(store, Some(&p.name), CHART_RUNS)
-        .await
-        .unwrap_or_default();
     let last_success = history.iter().find(|r| r.status == "succeeded");
     let failures: Vec<&RunRecord> = history.iter().filter(|r| is_failure(&r.status)).collect();
     let mut oldest_first = history.clone();
