@@ -64,7 +64,9 @@ median() { awk -v c="$2" '{print $c}' "$1" | sort -g | awk '{a[NR]=$1} END {prin
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
 
 # The search indexes a fresh import builds after loading (src/load/run.rs).
-DROP_SEARCH="DROP INDEX contacts_search_first_name; DROP INDEX contacts_search_last_name; DROP INDEX contacts_search_e_mail; DROP INDEX contacts_search_extension; DROP INDEX contacts_search_mobile;"
+# With them, the number index's contact_numbers_by_number (migration 0010).
+DROP_SEARCH="DROP INDEX contacts_search_first_name; DROP INDEX contacts_search_last_name; DROP INDEX contacts_search_e_mail; DROP INDEX contacts_search_extension; DROP INDEX contacts_search_mobile; DROP INDEX contact_numbers_by_number;"
+CREATE_BY_NUMBER="CREATE INDEX contact_numbers_by_number ON contact_numbers (number, rank, contact_id);"
 
 status=0
 check() { # check DESCRIPTION OK(0/1)
@@ -86,16 +88,17 @@ for n in "${SIZES[@]}"; do
     time_run "$WORK/fresh.times" "$UCM" -q --db "sqlite://$db" import "$xml"
     time_run "$WORK/again.times" "$UCM" -q --db "sqlite://$db" import "$xml"
   done
-  # The floor: the same merged rows, copied by SQLite itself into the empty table. Like a
-  # fresh ucm import (src/load/run.rs), it loads without the search indexes and builds them
-  # afterwards by sorting (migration 0006), in the same transaction.
+  # The floor: the same merged rows and number index keys, copied by SQLite itself into the
+  # empty tables. Like a fresh ucm import (src/load/run.rs), it loads without the search
+  # indexes and the index by number and builds them afterwards by sorting (migrations 0006
+  # and 0010), in the same transaction.
   floor_db=$WORK/floor-$n.db
   cp "$WORK/fresh-$n-1.db" "$floor_db"
-  sqlite3 "$floor_db" "PRAGMA journal_mode=WAL; CREATE TABLE floor_source AS SELECT * FROM contacts; DELETE FROM contacts; VACUUM;" >/dev/null
+  sqlite3 "$floor_db" "PRAGMA journal_mode=WAL; CREATE TABLE floor_source AS SELECT * FROM contacts; DELETE FROM contacts; CREATE TABLE floor_numbers AS SELECT * FROM contact_numbers; DELETE FROM contact_numbers; VACUUM;" >/dev/null
   for run in $(seq "$RUNS"); do
     cp "$floor_db" "$WORK/floor-run.db"
     time_run "$WORK/floor.times" sqlite3 "$WORK/floor-run.db" \
-      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-8192; BEGIN IMMEDIATE; $DROP_SEARCH INSERT INTO contacts SELECT * FROM floor_source; $(cat migrations/sqlite/0006_search_indexes.sql) COMMIT;"
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-8192; BEGIN IMMEDIATE; $DROP_SEARCH INSERT INTO contacts SELECT * FROM floor_source; INSERT INTO contact_numbers SELECT * FROM floor_numbers; $(cat migrations/sqlite/0006_search_indexes.sql) $CREATE_BY_NUMBER COMMIT;"
   done
   rm -f "$WORK"/fresh-$n-*.db* "$WORK"/floor-*.db*
 
@@ -125,18 +128,20 @@ for n in "${SIZES[@]}"; do
     done
     # The floor: the rows the first run wrote, copied by PostgreSQL into an empty table with
     # the same schema and indexes (made by ucm's migrations).
-    psql "${PG_ADMIN%/*}/ucm_bench_1" -X -q -c "\copy contacts TO '$WORK/contacts.copy'"
+    psql "${PG_ADMIN%/*}/ucm_bench_1" -X -q -c "\copy contacts TO '$WORK/contacts.copy'" \
+      -c "\copy contact_numbers TO '$WORK/numbers.copy'"
     for run in $(seq "$RUNS"); do
       url=$(pg_url "ucm_floor_$run")
       "$UCM" -q --db "$url" runs >/dev/null
       psql "$url" -X -q -c "$DROP_SEARCH" >/dev/null
       time_run "$WORK/pgfloor.times" psql "$url" -X -q -1 -c "\copy contacts FROM '$WORK/contacts.copy'" \
-        -f migrations/postgres/0006_search_indexes.sql
+        -c "\copy contact_numbers FROM '$WORK/numbers.copy'" \
+        -f migrations/postgres/0006_search_indexes.sql -c "$CREATE_BY_NUMBER"
     done
     for run in $(seq "$RUNS"); do
       psql "$PG_ADMIN" -X -q -c "DROP DATABASE ucm_bench_$run" -c "DROP DATABASE ucm_floor_$run" >/dev/null
     done
-    rm -f "$WORK/contacts.copy"
+    rm -f "$WORK/contacts.copy" "$WORK/numbers.copy"
     pf=$(median "$WORK/pgfresh.times" 1); pfl=$(median "$WORK/pgfloor.times" 1); pm=$(median "$WORK/pgfresh.times" 2)
     printf '  PostgreSQL fresh  %7.2f s   PostgreSQL floor (COPY FROM)       %7.2f s   ucm/floor   %s   (peak %d MiB)\n' "$pf" "$pfl" "$(ratio "$pf" "$pfl")" $(( pm / 1024 ))
     if [ "$n" -ge 1000000 ]; then

@@ -31,6 +31,9 @@ pub struct PipelineConfig {
     /// Where the merged table lives.
     #[serde(default)]
     pub database: DatabaseConfig,
+    /// Caller-ID lookup: how the table's numbers are indexed.
+    #[serde(default)]
+    pub lookup: LookupConfig,
     /// Where staged sources and downloads in progress are kept (relative to the working
     /// directory).
     #[serde(default = "default_data_dir")]
@@ -214,6 +217,26 @@ pub struct DatabaseConfig {
     pub lock_wait_secs: u64,
 }
 
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LookupConfig {
+    /// The region (ISO 3166 code, e.g. "BE") numbers written without a country code are
+    /// read in, for caller-ID lookup: with "BE", `0475 11 11 11` is `+32475111111`. Every
+    /// run keeps the number index with it; changing it makes the next run build the index
+    /// again. Default: none (only numbers with a country code are normalised; others are
+    /// found by their digits).
+    #[serde(default)]
+    pub default_region: Option<String>,
+}
+
+impl LookupConfig {
+    /// The number plan this section describes.
+    pub fn number_plan(&self) -> Result<crate::numbers::NumberPlan, String> {
+        crate::numbers::NumberPlan::new(self.default_region.as_deref())
+            .map_err(|e| format!("lookup.{e}"))
+    }
+}
+
 /// A priority as written in config: `0`, `1`, `"directory"` or `"external"`.
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
 #[serde(untagged)]
@@ -321,6 +344,7 @@ impl Default for PipelineConfig {
             directory: DirectoryConfig::default(),
             merge: MergeConfig::default(),
             database: DatabaseConfig::default(),
+            lookup: LookupConfig::default(),
             data_dir: default_data_dir(),
             time_zone: None,
             spread_secs: default_spread_secs(),
@@ -358,6 +382,7 @@ impl PipelineConfig {
         let config: PipelineConfig =
             toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
         config.merge_policy().map_err(invalid)?;
+        config.lookup.number_plan().map_err(invalid)?;
         if config.name.is_empty()
             || !config
                 .name
@@ -488,6 +513,28 @@ mod tests {
         let config = parse("time_zone = \"Europe/Brussels\"\nspread_secs = 10\n").unwrap();
         assert_eq!(config.time_zone.as_deref(), Some("Europe/Brussels"));
         assert_eq!(config.spread_secs, 10);
+    }
+
+    #[test]
+    fn the_lookup_region_is_an_iso_code_checked_at_load() {
+        assert_eq!(
+            parse("").unwrap().lookup.number_plan().unwrap().region(),
+            ""
+        );
+        let config = parse("[lookup]\ndefault_region = \"BE\"\n").unwrap();
+        assert_eq!(config.lookup.number_plan().unwrap().region(), "BE");
+        let error = parse("[lookup]\ndefault_region = \"Belgium\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("pipelines/test.toml")
+                && error.contains("lookup.default_region = \"Belgium\""),
+            "{error}"
+        );
+        let error = parse("[lookup]\nregion = \"BE\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown field `region`"), "{error}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod fields;
 pub mod generate;
 pub mod load;
+pub mod numbers;
 pub mod phonebook;
 pub mod pipeline;
 pub mod plan;

@@ -336,7 +336,11 @@ fn load_contract(schema: Option<&Path>) -> anyhow::Result<Contract> {
 async fn open_store(cli: &Cli, config: &PipelineConfig) -> anyhow::Result<Store> {
     let url = cli.db.as_deref().unwrap_or(&config.database.url);
     let wait = std::time::Duration::from_secs(config.database.lock_wait_secs);
-    Ok(Store::open(url).await?.with_lock_wait(wait))
+    let numbers = config.lookup.number_plan().map_err(anyhow::Error::msg)?;
+    Ok(Store::open(url)
+        .await?
+        .with_lock_wait(wait)
+        .with_numbers(numbers))
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -17,6 +17,7 @@ macro_rules! on_pool {
 pub(crate) use on_pool;
 
 pub mod contacts;
+pub mod numbers;
 pub mod plans;
 pub mod postgres_run;
 pub mod run;
@@ -102,6 +103,9 @@ pub struct Store {
     /// The URL as given, password masked.
     url: String,
     lock_wait: Duration,
+    /// How runs key the rows' numbers in the number index (the pipeline's
+    /// `[lookup] default_region`).
+    pub(crate) numbers: crate::numbers::NumberPlan,
 }
 
 impl Store {
@@ -123,6 +127,7 @@ impl Store {
             backend,
             url: masked,
             lock_wait: DEFAULT_LOCK_WAIT,
+            numbers: crate::numbers::NumberPlan::default(),
         };
         let migrated = match &store.backend {
             Backend::Sqlite { pool, .. } => sqlx::migrate!("./migrations/sqlite").run(pool).await,
@@ -140,6 +145,18 @@ impl Store {
     pub fn with_lock_wait(mut self, wait: Duration) -> Store {
         self.lock_wait = wait;
         self
+    }
+
+    /// How numbers are keyed in the number index of caller-ID lookup; runs build the index
+    /// again when it was built with another plan.
+    pub fn with_numbers(mut self, numbers: crate::numbers::NumberPlan) -> Store {
+        self.numbers = numbers;
+        self
+    }
+
+    /// How numbers are keyed in the number index.
+    pub fn numbers(&self) -> &crate::numbers::NumberPlan {
+        &self.numbers
     }
 
     /// The database URL, password masked.

@@ -18,9 +18,11 @@ use tokio::runtime::Handle;
 
 use crate::fields::empty_values;
 use crate::load::contacts::{ExistingRows, FIELD_COLUMNS, Op, StoredRow};
+use crate::load::numbers::{self, ContactKey, PageRow};
 use crate::load::plans::{ChangeList, PlanRecord, StoredPlanChange};
 use crate::load::run::{BeginError, side_bits};
 use crate::load::sqlite_run::Stamp;
+use crate::numbers::NumberPlan;
 use crate::report::RunReport;
 use crate::transform::{Directory, DirectoryEntry, KeyIndex, MergePolicy, MergedRow, RowState};
 
@@ -65,11 +67,28 @@ static UPDATE_FROM_SQL: LazyLock<String> = LazyLock::new(|| {
 });
 static COPY_CONTACTS_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "COPY contacts (origin, directory_id, match_key, {}, content_hash, updated_at, sides, \
+        "COPY contacts (id, origin, directory_id, match_key, {}, content_hash, updated_at, sides, \
          changed_by_run) FROM STDIN",
         *FIELD_COLUMNS
     )
 });
+/// The number index keys of changed rows, staged like the rows (`ucm_incoming`).
+const STAGING_KEYS_SQL: &str = "CREATE TEMPORARY TABLE ucm_incoming_numbers \
+     (contact_id BIGINT NOT NULL, number TEXT NOT NULL, rank INTEGER NOT NULL) ON COMMIT DROP";
+const COPY_KEYS_SQL: &str = "COPY contact_numbers (contact_id, number, rank) FROM STDIN";
+const COPY_INCOMING_KEYS_SQL: &str =
+    "COPY ucm_incoming_numbers (contact_id, number, rank) FROM STDIN";
+/// Replaces the keys of the changed rows with their staged ones.
+const APPLY_INCOMING_KEYS_SQL: &str = "DELETE FROM contact_numbers AS n USING ucm_incoming AS i \
+     WHERE n.contact_id = i.id; \
+     INSERT INTO contact_numbers (contact_id, number, rank) \
+     SELECT contact_id, number, rank FROM ucm_incoming_numbers; \
+     TRUNCATE ucm_incoming; TRUNCATE ucm_incoming_numbers;";
+/// Reserves ids for new rows from the table's identity sequence (parameter: how many).
+const RESERVE_IDS_SQL: &str = "SELECT nextval(pg_get_serial_sequence('contacts', 'id')) \
+     FROM generate_series(1, $1)";
+/// The most ids reserved at once (the first reservation is smaller; each doubles).
+const MAX_ID_BLOCK: i64 = 65_536;
 static COPY_DIRECTORY_SQL: LazyLock<String> =
     LazyLock::new(|| format!("COPY directory (id, {}) FROM STDIN", *FIELD_COLUMNS));
 static DIRECTORY_SELECT_SQL: LazyLock<String> = LazyLock::new(|| {
@@ -96,6 +115,17 @@ pub struct PgRun {
     updates: Vec<u8>,
     /// Rows in `inserts`.
     pending_inserts: u64,
+    /// How the rows' numbers are keyed in the number index.
+    numbers: NumberPlan,
+    /// COPY lines of the number index keys of new rows, for `contact_numbers`.
+    insert_keys: Vec<u8>,
+    /// COPY lines of the keys of changed rows, for `ucm_incoming_numbers`.
+    update_keys: Vec<u8>,
+    /// Ids reserved for new rows, not used yet (used from the back).
+    ids: Vec<i64>,
+    /// How many ids the next reservation takes.
+    id_block: i64,
+    keys: Vec<ContactKey>,
     pub inserted: u64,
     pub updated: u64,
     pub deleted: u64,
@@ -104,7 +134,12 @@ pub struct PgRun {
 impl PgRun {
     /// Starts the transaction and takes the run lock, trying again for up to `wait` while
     /// another run holds it.
-    pub fn begin(pool: &PgPool, updated_at: String, wait: Duration) -> Result<PgRun, BeginError> {
+    pub fn begin(
+        pool: &PgPool,
+        updated_at: String,
+        wait: Duration,
+        numbers: NumberPlan,
+    ) -> Result<PgRun, BeginError> {
         let handle = Handle::current();
         handle.clone().block_on(async {
             let mut tx = pool.begin().await?;
@@ -127,6 +162,7 @@ impl PgRun {
             sqlx::query(AssertSqlSafe(STAGING_SQL.as_str()))
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(STAGING_KEYS_SQL).execute(&mut *tx).await?;
             Ok(PgRun {
                 tx,
                 handle,
@@ -137,6 +173,12 @@ impl PgRun {
                 inserts: Vec::with_capacity(COPY_CHUNK + (64 << 10)),
                 updates: Vec::new(),
                 pending_inserts: 0,
+                numbers,
+                insert_keys: Vec::new(),
+                update_keys: Vec::new(),
+                ids: Vec::new(),
+                id_block: 1024,
+                keys: Vec::new(),
                 inserted: 0,
                 updated: 0,
                 deleted: 0,
@@ -215,10 +257,17 @@ impl PgRun {
     pub fn apply(&mut self, op: Op) -> sqlx::Result<()> {
         match op {
             Op::Insert(row) => {
-                put_row(&mut self.inserts, None, &row, &self.stamp);
+                let id = self.next_id()?;
+                put_row(&mut self.inserts, Some(id), &row, &self.stamp);
                 self.pending_inserts += 1;
+                numbers::row_keys(&self.numbers, id, &row.values, row.origin, &mut self.keys);
+                put_keys(&mut self.insert_keys, self.keys.drain(..));
             }
-            Op::Update { id, row } => put_row(&mut self.updates, Some(id), &row, &self.stamp),
+            Op::Update { id, row } => {
+                put_row(&mut self.updates, Some(id), &row, &self.stamp);
+                numbers::row_keys(&self.numbers, id, &row.values, row.origin, &mut self.keys);
+                put_keys(&mut self.update_keys, self.keys.drain(..));
+            }
             Op::Delete { id } => return self.delete(&[id]),
         }
         if self.inserts.len() >= COPY_CHUNK {
@@ -230,14 +279,34 @@ impl PgRun {
         Ok(())
     }
 
+    /// The id of the next new row, from the ids reserved (reserving more when none is left).
+    fn next_id(&mut self) -> sqlx::Result<i64> {
+        if self.ids.is_empty() {
+            let block = self.id_block;
+            self.id_block = (block * 2).min(MAX_ID_BLOCK);
+            let mut reserved: Vec<i64> = self.handle.clone().block_on(async {
+                sqlx::query_scalar(RESERVE_IDS_SQL)
+                    .bind(block)
+                    .fetch_all(&mut *self.tx)
+                    .await
+            })?;
+            reserved.sort_unstable_by(|a, b| b.cmp(a));
+            self.ids = reserved;
+        }
+        Ok(self.ids.pop().expect("a reservation returns ids"))
+    }
+
     fn send_inserts(&mut self) -> sqlx::Result<()> {
         if !self.inserts.is_empty() {
-            self.handle.clone().block_on(copy_in(
-                &mut self.tx,
-                &COPY_CONTACTS_SQL,
-                &self.inserts,
-            ))?;
+            self.handle.clone().block_on(async {
+                copy_in(&mut self.tx, &COPY_CONTACTS_SQL, &self.inserts).await?;
+                if !self.insert_keys.is_empty() {
+                    copy_in(&mut self.tx, COPY_KEYS_SQL, &self.insert_keys).await?;
+                }
+                Ok::<(), sqlx::Error>(())
+            })?;
             self.inserts.clear();
+            self.insert_keys.clear();
             self.inserted += std::mem::take(&mut self.pending_inserts);
         }
         Ok(())
@@ -245,12 +314,15 @@ impl PgRun {
 
     fn send_updates(&mut self) -> sqlx::Result<()> {
         if !self.updates.is_empty() {
-            self.handle.clone().block_on(copy_in(
-                &mut self.tx,
-                &COPY_INCOMING_SQL,
-                &self.updates,
-            ))?;
+            self.handle.clone().block_on(async {
+                copy_in(&mut self.tx, &COPY_INCOMING_SQL, &self.updates).await?;
+                if !self.update_keys.is_empty() {
+                    copy_in(&mut self.tx, COPY_INCOMING_KEYS_SQL, &self.update_keys).await?;
+                }
+                Ok::<(), sqlx::Error>(())
+            })?;
             self.updates.clear();
+            self.update_keys.clear();
         }
         Ok(())
     }
@@ -263,7 +335,7 @@ impl PgRun {
             let updated = sqlx::query(AssertSqlSafe(UPDATE_FROM_SQL.as_str()))
                 .execute(&mut *self.tx)
                 .await?;
-            sqlx::query("TRUNCATE ucm_incoming")
+            sqlx::raw_sql(APPLY_INCOMING_KEYS_SQL)
                 .execute(&mut *self.tx)
                 .await?;
             self.updated += updated.rows_affected();
@@ -280,8 +352,65 @@ impl PgRun {
                 .bind(ids)
                 .execute(&mut *self.tx)
                 .await?;
+            sqlx::query("DELETE FROM contact_numbers WHERE contact_id = ANY($1)")
+                .bind(ids)
+                .execute(&mut *self.tx)
+                .await?;
             self.deleted += done.rows_affected();
             Ok(())
+        })
+    }
+
+    /// Builds the number index again if it was built with another region than this run's
+    /// (or not at all); returns the keys written, None when it was up to date.
+    pub fn ensure_number_index(&mut self) -> sqlx::Result<Option<u64>> {
+        let numbers = self.numbers.clone();
+        self.handle.clone().block_on(async {
+            let built_with: Option<String> = sqlx::query_scalar(numbers::SELECT_REGION_SQL)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+            if !numbers::needs_rebuild(&numbers, built_with.as_deref()) {
+                return Ok(None);
+            }
+            sqlx::raw_sql(numbers::CLEAR_SQL)
+                .execute(&mut *self.tx)
+                .await?;
+            let mut written = 0;
+            let mut after = 0_i64;
+            let mut keys = Vec::new();
+            let mut lines = Vec::new();
+            loop {
+                let rows = sqlx::query(numbers::SELECT_PAGE_SQL)
+                    .bind(after)
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                let Some(last) = rows.last() else { break };
+                after = last.try_get(0)?;
+                for row in &rows {
+                    let page_row = PageRow {
+                        id: row.try_get(0)?,
+                        origin: row.try_get(1)?,
+                        numbers: [
+                            row.try_get(2)?,
+                            row.try_get(3)?,
+                            row.try_get(4)?,
+                            row.try_get(5)?,
+                        ],
+                    };
+                    numbers::page_row_keys(&numbers, &page_row, &mut keys);
+                }
+                written += keys.len() as u64;
+                lines.clear();
+                put_keys(&mut lines, keys.drain(..));
+                if !lines.is_empty() {
+                    copy_in(&mut self.tx, COPY_KEYS_SQL, &lines).await?;
+                }
+            }
+            sqlx::query(numbers::RECORD_REGION_SQL)
+                .bind(numbers.region())
+                .execute(&mut *self.tx)
+                .await?;
+            Ok(Some(written))
         })
     }
 
@@ -507,6 +636,18 @@ fn put_row(line: &mut Vec<u8>, id: Option<i64>, row: &MergedRow, stamp: &Stamp) 
         None => line.extend_from_slice(b"\\N"),
     }
     line.push(b'\n');
+}
+
+/// Appends number index keys as COPY text-format lines: contact id, number, rank.
+fn put_keys(lines: &mut Vec<u8>, keys: impl Iterator<Item = ContactKey>) {
+    for (id, key) in keys {
+        lines.extend_from_slice(id.to_string().as_bytes());
+        lines.push(b'\t');
+        put_text(lines, Some(&key.number));
+        lines.push(b'\t');
+        lines.extend_from_slice(key.rank.to_string().as_bytes());
+        lines.push(b'\n');
+    }
 }
 
 /// Appends a value in COPY text format: `\N` for NULL, backslash, tab, newline and carriage

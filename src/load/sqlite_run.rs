@@ -10,12 +10,14 @@ use std::path::Path;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, Statement};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Statement};
 
 use crate::fields::{FIELD_COUNT, FIELD_NAMES, empty_values};
 use crate::load::contacts::{ExistingRows, FIELD_COLUMNS, Op, StoredRow};
+use crate::load::numbers::{self, ContactKey, PageRow};
 use crate::load::plans::{ChangeList, PlanRecord, StoredPlanChange};
 use crate::load::run::{BeginError, side_bits};
+use crate::numbers::NumberPlan;
 use crate::report::RunReport;
 use crate::transform::{
     Directory, DirectoryEntry, KeyIndex, MergePolicy, MergedRow, Origin, RowState,
@@ -36,12 +38,15 @@ pub struct Stamp {
 
 /// Rows per INSERT statement: enough to amortise the statement, few enough to stay in cache.
 const INSERT_ROWS: usize = 32;
+/// The parameters of a row (its id apart).
 const ROW_PARAMS: usize = FIELD_COUNT + 7;
+/// Number index keys per INSERT statement.
+const INSERT_KEYS: usize = 64;
 
 fn insert_sql(rows: usize) -> String {
-    let one = format!("({})", vec!["?"; ROW_PARAMS].join(", "));
+    let one = format!("({})", vec!["?"; ROW_PARAMS + 1].join(", "));
     format!(
-        "INSERT OR ROLLBACK INTO contacts (origin, directory_id, match_key, {}, content_hash, updated_at, sides, changed_by_run) VALUES {}",
+        "INSERT OR ROLLBACK INTO contacts (id, origin, directory_id, match_key, {}, content_hash, updated_at, sides, changed_by_run) VALUES {}",
         *FIELD_COLUMNS,
         vec![one; rows].join(", ")
     )
@@ -49,6 +54,16 @@ fn insert_sql(rows: usize) -> String {
 
 static INSERT_BATCH_SQL: LazyLock<String> = LazyLock::new(|| insert_sql(INSERT_ROWS));
 static INSERT_ONE_SQL: LazyLock<String> = LazyLock::new(|| insert_sql(1));
+
+fn insert_keys_sql(keys: usize) -> String {
+    format!(
+        "INSERT OR ROLLBACK INTO contact_numbers (contact_id, number, rank) VALUES {}",
+        vec!["(?, ?, ?)"; keys].join(", ")
+    )
+}
+
+static INSERT_KEYS_BATCH_SQL: LazyLock<String> = LazyLock::new(|| insert_keys_sql(INSERT_KEYS));
+static INSERT_KEYS_ONE_SQL: LazyLock<String> = LazyLock::new(|| insert_keys_sql(1));
 static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
     let sets: Vec<String> = FIELD_NAMES.iter().map(|f| format!("{f} = ?")).collect();
     format!(
@@ -106,6 +121,12 @@ pub struct SqliteRun {
     stamp: Stamp,
     #[allow(clippy::vec_box)] // the rows arrive boxed: unboxing would copy ~600 bytes each
     pending: Vec<Box<MergedRow>>,
+    /// How the rows' numbers are keyed in the number index.
+    numbers: NumberPlan,
+    /// Number index keys not written yet.
+    pending_keys: Vec<ContactKey>,
+    /// The id the next inserted row gets.
+    next_id: i64,
     pub inserted: u64,
     pub updated: u64,
     pub deleted: u64,
@@ -114,7 +135,12 @@ pub struct SqliteRun {
 impl SqliteRun {
     /// Opens the database and starts a write transaction that holds the write lock from the
     /// start (`BEGIN IMMEDIATE`, waiting up to `wait` for another writer).
-    pub fn begin(path: &Path, updated_at: String, wait: Duration) -> Result<SqliteRun, BeginError> {
+    pub fn begin(
+        path: &Path,
+        updated_at: String,
+        wait: Duration,
+        numbers: NumberPlan,
+    ) -> Result<SqliteRun, BeginError> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -132,6 +158,12 @@ impl SqliteRun {
         }
         // Holding the lock, the run waits only for checkpoints.
         conn.busy_timeout(Duration::from_secs(30))?;
+        // Rows get their ids from the run (the number index names them before they are
+        // written), as SQLite would number them: after the largest.
+        let next_id: i64 =
+            conn.query_row("SELECT coalesce(max(id), 0) + 1 FROM contacts", [], |r| {
+                r.get(0)
+            })?;
         Ok(SqliteRun {
             conn,
             path: path.to_owned(),
@@ -140,6 +172,9 @@ impl SqliteRun {
                 run_id: None,
             },
             pending: Vec::with_capacity(INSERT_ROWS),
+            numbers,
+            pending_keys: Vec::with_capacity(INSERT_KEYS * 2),
+            next_id,
             inserted: 0,
             updated: 0,
             deleted: 0,
@@ -235,48 +270,126 @@ impl SqliteRun {
                 update.raw_bind_parameter(ROW_PARAMS + 1, id)?;
                 update.raw_execute()?;
                 self.updated += 1;
+                delete_keys(&self.conn, id)?;
+                numbers::row_keys(
+                    &self.numbers,
+                    id,
+                    &row.values,
+                    row.origin,
+                    &mut self.pending_keys,
+                );
+                write_keys(&self.conn, &mut self.pending_keys, false)?;
             }
             Op::Delete { id } => self.delete(&[id])?,
         }
         Ok(())
     }
 
-    /// Writes the pending inserts.
+    /// Writes the pending inserts, and every pending number index key.
     pub fn flush(&mut self) -> rusqlite::Result<()> {
+        self.write_rows()?;
+        self.write_keys(true)
+    }
+
+    /// Writes the pending inserts, each with the next id, and queues their numbers' keys.
+    fn write_rows(&mut self) -> rusqlite::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
+        let first_id = self.next_id;
         let full = self.pending.len() == INSERT_ROWS;
         let mut insert = self.conn.prepare_cached(if full {
             &INSERT_BATCH_SQL
         } else {
             &INSERT_ONE_SQL
         })?;
-        if full {
-            for (r, row) in self.pending.iter().enumerate() {
-                Self::bind_row(&mut insert, 1 + r * ROW_PARAMS, row, &self.stamp)?;
-            }
-            insert.raw_execute()?;
-        } else {
-            for row in &self.pending {
-                Self::bind_row(&mut insert, 1, row, &self.stamp)?;
+        for (r, row) in self.pending.iter().enumerate() {
+            let id = first_id + r as i64;
+            let first = if full { 1 + r * (ROW_PARAMS + 1) } else { 1 };
+            insert.raw_bind_parameter(first, id)?;
+            Self::bind_row(&mut insert, first + 1, row, &self.stamp)?;
+            if !full {
                 insert.raw_execute()?;
             }
+            numbers::row_keys(
+                &self.numbers,
+                id,
+                &row.values,
+                row.origin,
+                &mut self.pending_keys,
+            );
         }
+        if full {
+            insert.raw_execute()?;
+        }
+        self.next_id += self.pending.len() as i64;
         self.inserted += self.pending.len() as u64;
         self.pending.clear();
-        Ok(())
+        write_keys(&self.conn, &mut self.pending_keys, false)
+    }
+
+    /// Writes the pending number index keys in full batches, and the rest too when `all`.
+    fn write_keys(&mut self, all: bool) -> rusqlite::Result<()> {
+        write_keys(&self.conn, &mut self.pending_keys, all)
     }
 
     pub fn delete(&mut self, ids: &[i64]) -> rusqlite::Result<()> {
-        let mut delete = self
-            .conn
-            .prepare_cached("DELETE FROM contacts WHERE id = ?")?;
-        for id in ids {
+        for &id in ids {
+            let mut delete = self
+                .conn
+                .prepare_cached("DELETE FROM contacts WHERE id = ?")?;
             delete.raw_bind_parameter(1, id)?;
             self.deleted += delete.raw_execute()? as u64;
+            delete_keys(&self.conn, id)?;
         }
         Ok(())
+    }
+
+    /// Builds the number index again if it was built with another region than this run's
+    /// (or not at all); returns the keys written, None when it was up to date.
+    pub fn ensure_number_index(&mut self) -> rusqlite::Result<Option<u64>> {
+        let built_with: Option<String> = self
+            .conn
+            .query_row(numbers::SELECT_REGION_SQL, [], |r| r.get(0))
+            .optional()?;
+        if !numbers::needs_rebuild(&self.numbers, built_with.as_deref()) {
+            return Ok(None);
+        }
+        self.conn.execute_batch(numbers::CLEAR_SQL)?;
+        let mut written = 0;
+        let mut after = 0_i64;
+        loop {
+            let mut keys = Vec::new();
+            let mut last = None;
+            {
+                let mut page = self.conn.prepare_cached(numbers::SELECT_PAGE_SQL)?;
+                let mut rows = page.query([after])?;
+                while let Some(row) = rows.next()? {
+                    let numbers: [Option<&str>; 4] = [
+                        row.get_ref(2)?.as_str_or_null()?,
+                        row.get_ref(3)?.as_str_or_null()?,
+                        row.get_ref(4)?.as_str_or_null()?,
+                        row.get_ref(5)?.as_str_or_null()?,
+                    ];
+                    let page_row = PageRow {
+                        id: row.get(0)?,
+                        origin: row.get_ref(1)?.as_str()?,
+                        numbers,
+                    };
+                    numbers::page_row_keys(&self.numbers, &page_row, &mut keys);
+                    last = Some(page_row.id);
+                }
+            }
+            let Some(last) = last else { break };
+            after = last;
+            written += keys.len() as u64;
+            self.pending_keys.extend(keys);
+            self.write_keys(false)?;
+        }
+        self.write_keys(true)?;
+        self.conn
+            .execute(numbers::RECORD_REGION_SQL, [self.numbers.region()])?;
+        Ok(Some(written))
     }
 
     /// A row as stored, for a dry run's change list.
@@ -454,4 +567,39 @@ impl SqliteRun {
     pub fn rollback(self) -> rusqlite::Result<()> {
         self.conn.execute_batch("ROLLBACK")
     }
+}
+
+/// Writes `pending` number index keys in full batches, and the rest too when `all`.
+fn write_keys(conn: &Connection, pending: &mut Vec<ContactKey>, all: bool) -> rusqlite::Result<()> {
+    let full_batches = pending.len() / INSERT_KEYS;
+    if full_batches > 0 {
+        let mut insert = conn.prepare_cached(&INSERT_KEYS_BATCH_SQL)?;
+        for batch in pending.chunks_exact(INSERT_KEYS) {
+            for (k, (id, key)) in batch.iter().enumerate() {
+                insert.raw_bind_parameter(1 + k * 3, id)?;
+                insert.raw_bind_parameter(2 + k * 3, &key.number)?;
+                insert.raw_bind_parameter(3 + k * 3, key.rank)?;
+            }
+            insert.raw_execute()?;
+        }
+        pending.drain(..full_batches * INSERT_KEYS);
+    }
+    if all && !pending.is_empty() {
+        let mut insert = conn.prepare_cached(&INSERT_KEYS_ONE_SQL)?;
+        for (id, key) in pending.drain(..) {
+            insert.raw_bind_parameter(1, id)?;
+            insert.raw_bind_parameter(2, &key.number)?;
+            insert.raw_bind_parameter(3, key.rank)?;
+            insert.raw_execute()?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the number index keys of contact `id`.
+fn delete_keys(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    let mut delete = conn.prepare_cached(numbers::DELETE_CONTACT_SQL)?;
+    delete.raw_bind_parameter(1, id)?;
+    delete.raw_execute()?;
+    Ok(())
 }

@@ -33,6 +33,9 @@ pub struct ServiceConfig {
     /// Phonebook feeds for desk phones (`GET /phonebook/{pipeline}/{format}`).
     #[serde(default)]
     pub phonebooks: Vec<super::phonebooks::PhonebookConfig>,
+    /// Caller-ID lookup for PBXes (`GET /lookup/{pipeline}?number=...`).
+    #[serde(default)]
+    pub lookups: Vec<super::lookup::LookupEndpointConfig>,
 }
 
 /// `[cluster]`: status changes always reach the peers, profile changes when `profile_sync`.
@@ -162,6 +165,7 @@ impl Default for ServiceConfig {
             cluster: None,
             limits: super::limits::Limits::default(),
             phonebooks: Vec::new(),
+            lookups: Vec::new(),
         }
     }
 }

@@ -87,6 +87,12 @@ pub fn app(service: Arc<Service>) -> Router {
             "/phonebook/{pipeline}/{format}/{token}/search",
             get(super::phonebooks::search_with_token),
         )
+        // Caller-ID lookup answers like the phonebooks: bare refusals, its own access.
+        .route("/lookup/{pipeline}", get(super::lookup::lookup))
+        .route(
+            "/lookup/{pipeline}/{token}",
+            get(super::lookup::lookup_with_token),
+        )
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -41,6 +41,8 @@ pub struct RunMetrics {
     durations: Family<Labels, Histogram, fn() -> Histogram>,
     /// reason → HTTP refusals (login throttled or wrong, unauthenticated requests).
     pub refusals: Family<Labels, Counter>,
+    /// (pipeline, found|unknown) → caller-ID lookups answered.
+    lookups: Family<Labels, Counter>,
 }
 
 impl Default for RunMetrics {
@@ -52,6 +54,7 @@ impl Default for RunMetrics {
             last_success: Family::default(),
             durations: Family::new_with_constructor(duration_histogram),
             refusals: Family::default(),
+            lookups: Family::default(),
         }
     }
 }
@@ -97,6 +100,16 @@ impl RunMetrics {
         self.durations
             .get_or_create(&pipeline(p))
             .observe(report.duration_ms as f64 / 1000.0);
+    }
+
+    /// Counts a caller-ID lookup answered from the index.
+    pub fn looked_up(&self, pipeline: &str, found: bool) {
+        self.lookups
+            .get_or_create(&vec![
+                ("pipeline", pipeline.to_owned()),
+                ("result", if found { "found" } else { "unknown" }.to_owned()),
+            ])
+            .inc();
     }
 
     /// Counts an HTTP refusal.
@@ -217,6 +230,11 @@ pub async fn render(service: &super::Service) -> String {
         "ucm_http_refusals",
         "HTTP requests refused, by reason",
         m.refusals.clone(),
+    );
+    registry.register(
+        "ucm_lookups",
+        "Caller-ID lookups answered, by pipeline and result (found, unknown)",
+        m.lookups.clone(),
     );
     if let Some(cluster) = &service.cluster {
         register_cluster(&mut registry, cluster);

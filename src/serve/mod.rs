@@ -12,8 +12,10 @@ pub mod console;
 pub mod http;
 pub mod limits;
 mod live;
+pub mod lookup;
 pub mod metrics;
 pub mod objects;
+pub mod phone_access;
 pub mod phonebooks;
 mod plans;
 pub mod search;
@@ -89,6 +91,8 @@ pub struct Service {
     pub sessions: Mutex<BTreeMap<String, Timestamp>>,
     /// The phonebook feeds, their secrets read.
     pub phonebooks: Vec<phonebooks::Feed>,
+    /// The caller-ID lookup endpoints, their secrets read.
+    pub lookups: Vec<lookup::LookupEndpoint>,
     /// The console's browser sessions (cookies with a CSRF token each).
     pub browser_sessions: console::session::BrowserSessions,
     /// What the service counted since it started (for `/metrics`).
@@ -196,6 +200,16 @@ impl Service {
             }
             feeds.push(feed);
         }
+        let mut lookups: Vec<lookup::LookupEndpoint> = Vec::new();
+        for config in &config.lookups {
+            if lookups.iter().any(|l| l.config.pipeline == config.pipeline) {
+                return Err(format!(
+                    "[[lookups]] {} is configured twice: one lookup per pipeline",
+                    config.pipeline
+                ));
+            }
+            lookups.push(config.resolve()?);
+        }
         let browser_sessions = console::session::BrowserSessions::new(
             config.limits.max_browser_sessions,
             auth.session_minutes,
@@ -214,6 +228,7 @@ impl Service {
             sessions: Mutex::new(BTreeMap::new()),
             browser_sessions,
             phonebooks: feeds,
+            lookups,
             metrics: metrics::RunMetrics::default(),
             versions,
             cluster,
@@ -495,7 +510,8 @@ async fn load_pipeline(path: &std::path::Path, host: &str) -> Result<Loaded, Str
     let store = Store::open(&config.database.url)
         .await
         .map_err(|e| e.to_string())?
-        .with_lock_wait(Duration::from_secs(config.database.lock_wait_secs));
+        .with_lock_wait(Duration::from_secs(config.database.lock_wait_secs))
+        .with_numbers(config.lookup.number_plan()?);
     Ok(Loaded {
         config,
         contract: Arc::new(contract),
@@ -680,6 +696,27 @@ pub async fn serve(config: ServiceConfig) -> anyhow::Result<()> {
                 )));
             }
         }
+    }
+
+    // Caller-ID lookup answers from the number index: built now when a table predates it or
+    // its region changed, rather than at the next scheduled run.
+    for endpoint in &service.lookups {
+        let Some(pipeline) = service.pipeline(&endpoint.config.pipeline).cloned() else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let Ok(loaded) = &pipeline.loaded else { return };
+            // Not under the pipeline's busy lock: a run asked for meanwhile waits for the
+            // database's run lock instead of being refused.
+            match crate::load::numbers::ensure(&loaded.store).await {
+                Ok(true) => tracing::info!(pipeline = %pipeline.name, "number index built"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(
+                    pipeline = %pipeline.name,
+                    "cannot build the number index now (the next run will): {e}"
+                ),
+            }
+        });
     }
 
     if let (Some(cluster), Some(store)) = (&service.cluster, service.objects_store()) {

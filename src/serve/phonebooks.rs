@@ -25,6 +25,7 @@ use crate::phonebook::{
     cisco_lines, write_cisco_page, write_cisco_search,
 };
 use crate::serve::Service;
+use crate::serve::phone_access::{AccessSettings, PhoneAccess, Refusal, refuse};
 
 /// `[[phonebooks]]`: one feed of a pipeline's merged table in one format.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -99,9 +100,7 @@ fn default_title() -> String {
 #[derive(Clone)]
 pub struct Feed {
     pub config: PhonebookConfig,
-    login: Option<(String, String)>,
-    token: Option<String>,
-    allow: Vec<ipnet::IpNet>,
+    access: PhoneAccess,
 }
 
 impl std::fmt::Debug for Feed {
@@ -120,51 +119,20 @@ impl PhonebookConfig {
     /// and two feeds at one URL.
     pub fn resolve(&self) -> Result<Feed, String> {
         let at = format!("[[phonebooks]] {}/{}", self.pipeline, self.format.name());
-        let password = crate::config::read_secret(
+        let access = PhoneAccess::resolve(
             &at,
-            "password",
-            &self.password,
-            &self.password_env,
-            &self.password_file,
+            "a feed",
+            AccessSettings {
+                username: &self.username,
+                password: &self.password,
+                password_env: &self.password_env,
+                password_file: &self.password_file,
+                token: &self.token,
+                token_env: &self.token_env,
+                token_file: &self.token_file,
+                allow: &self.allow,
+            },
         )?;
-        let token = crate::config::read_secret(
-            &at,
-            "token",
-            &self.token,
-            &self.token_env,
-            &self.token_file,
-        )?
-        .filter(|t| !t.is_empty());
-        let login = match (&self.username, password) {
-            (Some(user), Some(password)) => Some((user.clone(), password)),
-            (None, None) => None,
-            _ => {
-                return Err(format!(
-                    "{at}: basic auth needs both username and a password"
-                ));
-            }
-        };
-        if token.as_ref().is_some_and(|t| t.len() < 16) {
-            return Err(format!(
-                "{at}: the token must be at least 16 characters (unguessable)"
-            ));
-        }
-        let allow = self
-            .allow
-            .iter()
-            .map(|n| {
-                n.parse::<ipnet::IpNet>()
-                    .or_else(|_| n.parse::<IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| {
-                        format!("{at}: allow = {n:?} is not a network (CIDR, e.g. 10.0.0.0/8)")
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if login.is_none() && token.is_none() && allow.is_empty() {
-            return Err(format!(
-                "{at}: a feed needs basic auth (username, password), a token or an allow list"
-            ));
-        }
         for origin in &self.origins {
             if crate::transform::Origin::parse(origin).is_none() {
                 return Err(format!(
@@ -179,19 +147,9 @@ impl PhonebookConfig {
         }
         Ok(Feed {
             config: self.clone(),
-            login,
-            token,
-            allow,
+            access,
         })
     }
-}
-
-/// Why a phone was turned away.
-enum Refusal {
-    /// 401 with a basic-auth challenge.
-    Unauthorized,
-    /// 403: a network not allowed.
-    Forbidden,
 }
 
 impl Feed {
@@ -201,54 +159,8 @@ impl Feed {
         headers: &HeaderMap,
         path_token: Option<&str>,
     ) -> Result<(), Refusal> {
-        use crate::serve::http::constant_time_eq;
-        if !self.allow.is_empty() {
-            let allowed = client.is_some_and(|ip| {
-                let ip = match ip {
-                    IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-                    v4 => v4,
-                };
-                self.allow.iter().any(|n| n.contains(&ip))
-            });
-            if !allowed {
-                return Err(Refusal::Forbidden);
-            }
-        }
-        if self.login.is_none() && self.token.is_none() {
-            return Ok(());
-        }
-        if let (Some(token), Some(given)) = (&self.token, path_token)
-            && constant_time_eq(given.as_bytes(), token.as_bytes())
-        {
-            return Ok(());
-        }
-        if let (Some((user, password)), Some((given_user, given_password))) =
-            (&self.login, basic(headers))
-        {
-            let user_ok = constant_time_eq(given_user.as_bytes(), user.as_bytes());
-            let password_ok = constant_time_eq(given_password.as_bytes(), password.as_bytes());
-            if user_ok & password_ok {
-                return Ok(());
-            }
-        }
-        Err(Refusal::Unauthorized)
+        self.access.check(client, headers, path_token)
     }
-}
-
-/// The user name and password of an `Authorization: Basic` header.
-fn basic(headers: &HeaderMap) -> Option<(String, String)> {
-    use base64::Engine as _;
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (user, password) = text.split_once(':')?;
-    Some((user.to_owned(), password.to_owned()))
 }
 
 #[derive(Deserialize, Default)]
@@ -361,23 +273,8 @@ async fn answer(
         return bare(StatusCode::NOT_FOUND);
     };
     let client = crate::serve::connections::client_of(extensions).map(|c| c.ip());
-    match feed.check(client, headers, token) {
-        Ok(()) => {}
-        Err(Refusal::Forbidden) => {
-            service.metrics.refused("phonebook_network");
-            return bare(StatusCode::FORBIDDEN);
-        }
-        Err(Refusal::Unauthorized) => {
-            service.metrics.refused("phonebook_unauthorized");
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(
-                    header::WWW_AUTHENTICATE,
-                    "Basic realm=\"ucm phonebook\", charset=\"UTF-8\"",
-                )],
-            )
-                .into_response();
-        }
+    if let Err(refusal) = feed.check(client, headers, token) {
+        return refuse(service, refusal, "phonebook", "ucm phonebook");
     }
     let Some(store) = service
         .pipeline(pipeline)
