@@ -3,12 +3,13 @@
 #   1. `ucm validate` against `xmllint --noout --stream --schema schemas/contacts.xsd`;
 #   2. a fresh `ucm import` (empty database) against the SQLite floor: the time SQLite itself
 #      takes to `INSERT INTO contacts SELECT * FROM` a table already holding the same merged
-#      rows, with the same schema, indexes and pragmas (the search indexes dropped before and
-#      built after, as a fresh ucm import does);
+#      rows (and `contact_numbers` the same number index keys), with the same schema, indexes
+#      and pragmas (the search indexes and the index by number dropped before and built
+#      after, as a fresh ucm import does);
 #   3. a second, unchanged `ucm import` of the same file against the fresh one;
 #   4. peak resident memory (GNU time) of each ucm run;
 #   5. a fresh `ucm import` into PostgreSQL against PostgreSQL's floor: `COPY contacts FROM`
-#      of the same merged rows (psql's \copy) into an empty table with the same indexes (the
+#      of the same merged rows and `COPY contact_numbers FROM` of the same keys (psql's \copy) into an empty table with the same indexes (the
 #      search indexes built after the copy in its transaction, as ucm does), on the same server. The server is a throwaway one (scripts/postgres.sh), or the one
 #      UCM_BENCH_POSTGRES_URL names (an administrator's URL); POSTGRES=0 leaves this out.
 # For 40,000 and 1,000,000 contacts (directories of 5,000 / 100,000 entries, 30% overlap,

@@ -13,6 +13,7 @@ use std::time::Instant;
 use crate::extract::{Contract, ExtractError, ReadError};
 use crate::load::contacts::compare;
 use crate::load::{ExistingRows, LoadError, Op, Store, plans, runs};
+use crate::numbers::NumberPlan;
 use crate::plan::{Base, NewPlan, PlanSink, RunChangeLog};
 use crate::report::{RunReport, RunStatus};
 use crate::transform::{
@@ -113,6 +114,9 @@ pub async fn execute(
     progress: Arc<dyn Progress>,
 ) -> RunReport {
     let clock = Instant::now();
+    if !request.dry_run {
+        crate::numbers::warm_up();
+    }
     let source = request.source.display().to_string();
     let mut report = RunReport::begin(
         &request.pipeline,
@@ -333,12 +337,16 @@ fn run_in_transaction(
         }
         None => None,
     };
+    let numbers = store.numbers().clone();
     let (written, outcome) = std::thread::scope(|scope| {
         let parser = scope.spawn(|| {
             parse_and_merge(
                 contract,
-                &request.policy,
-                &directory,
+                MergeWith {
+                    policy: &request.policy,
+                    directory: &directory,
+                    numbers: (!request.dry_run).then_some(&numbers),
+                },
                 table_receiver,
                 &request.source,
                 sender,
@@ -477,17 +485,29 @@ fn run_in_transaction(
 /// What the table holds when the run starts: directory rows by id, external rows by key.
 type Table = (ExistingRows, KeyIndex);
 
+/// What the parser thread merges with: the rules, the directory, and the number plan that
+/// keys the rows' numbers (None for a dry run, which writes no row).
+struct MergeWith<'r> {
+    policy: &'r MergePolicy,
+    directory: &'r Directory,
+    numbers: Option<&'r NumberPlan>,
+}
+
 /// The parser thread: reads and validates the source, merges each contact, compares each row
 /// with the table, and sends the changes.
 fn parse_and_merge(
     contract: &Contract,
-    policy: &MergePolicy,
-    directory: &Directory,
+    with: MergeWith<'_>,
     table: std::sync::mpsc::Receiver<Table>,
     source: &Path,
     sender: std::sync::mpsc::SyncSender<Vec<Op>>,
     progress: &dyn Progress,
 ) -> Result<ParseOutcome, RunFailure> {
+    let MergeWith {
+        policy,
+        directory,
+        numbers,
+    } = with;
     let file_len = std::fs::metadata(source).map(|m| m.len()).unwrap_or(0);
     progress.start(file_len);
     let parsed = std::sync::atomic::AtomicU64::new(0);
@@ -503,6 +523,13 @@ fn parse_and_merge(
     let mut batch = Vec::with_capacity(OPS_PER_BATCH);
     let mut unchanged = 0u64;
     let send = |batch: &mut Vec<Op>| -> Result<(), RunFailure> {
+        if let Some(plan) = numbers {
+            for op in batch.iter_mut() {
+                if let Op::Insert(row) | Op::Update { row, .. } = op {
+                    crate::load::numbers::attach_keys(plan, row);
+                }
+            }
+        }
         let full = std::mem::replace(batch, Vec::with_capacity(OPS_PER_BATCH));
         sender
             .send(full)

@@ -288,3 +288,68 @@ fn a_pbx_finds_callers_by_any_spelling_of_their_number_as_runs_change_the_table(
     assert_eq!(lookup(&s.base, "+32 478 12 34 56").2, "Nieuw");
     assert_eq!(lookup(&s.base, "+32 475 111111").0, 404);
 }
+
+/// Password guessing against a PBX endpoint: wrong credentials count against the client
+/// address; once its allowance is spent it is answered 429 with Retry-After, whatever it
+/// presents, while a request without credentials costs nothing.
+#[test]
+fn an_address_guessing_credentials_is_throttled_and_told_when_to_come_back() {
+    let ws = Workspace::new("");
+    ws.write("directory.csv", DIRECTORY);
+    ws.write("source.xml", source(&[]));
+    write_pipeline(&ws, "BE");
+    let s = serve_with(
+        &ws,
+        &["demo"],
+        1,
+        "127.0.0.1:0",
+        &format!("{LOOKUPS}[limits]\nphone_auth_failures_per_minute = 3\n"),
+    );
+    run(&s.base);
+    let get = |path: &str, headers: &str| {
+        exchange(
+            &s.base,
+            format!("GET {path} HTTP/1.1\r\nHost: pbx\r\nConnection: close\r\n{headers}\r\n")
+                .as_bytes(),
+        )
+    };
+    // Without credentials: 401 each time, never throttled.
+    for _ in 0..5 {
+        assert_eq!(get("/lookup/demo?number=1234", "").0, 401);
+    }
+    // Wrong guesses are answered 401 until the allowance (3) is spent: the fourth spends it,
+    // the fifth is 429.
+    for guess in [
+        "guess-000000000000001",
+        "guess-000000000000002",
+        "guess-000000000000004",
+    ] {
+        assert_eq!(get(&format!("/lookup/demo/{guess}?number=1234"), "").0, 401);
+    }
+    assert_eq!(
+        get(
+            "/lookup/demo?number=1234",
+            "Authorization: Basic cGJ4Ondyb25n\r\n"
+        )
+        .0,
+        401
+    );
+    let (status, head, body) = get("/lookup/demo/guess-000000000000005?number=1234", "");
+    assert_eq!((status, body.as_str()), (429, ""));
+    let retry: u64 = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("retry-after")
+                .then(|| value.trim().parse().unwrap())
+        })
+        .expect("Retry-After");
+    assert!((1..=20).contains(&retry), "{retry}");
+    // Refused whatever it presents now, the right token included.
+    assert_eq!(get(&format!("/lookup/demo/{TOKEN}?number=1234"), "").0, 429);
+    let (_, metrics) = http("GET", &format!("{}/metrics", s.base), &[], "");
+    assert!(
+        metrics.contains("ucm_http_refusals_total{reason=\"lookup_throttled\"} 2"),
+        "{metrics}"
+    );
+}

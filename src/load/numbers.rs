@@ -8,7 +8,7 @@
 use crate::fields::empty_values;
 use crate::load::LoadError;
 use crate::numbers::{NumberKey, NumberPlan};
-use crate::transform::Origin;
+use crate::transform::{MergedRow, Origin};
 
 /// The region the index was built with (no row: not built).
 pub const SELECT_REGION_SQL: &str = "SELECT region FROM number_index";
@@ -44,11 +44,26 @@ pub fn page_row_keys(plan: &NumberPlan, row: &PageRow<'_>, out: &mut Vec<Contact
         values[field] = number.map(str::to_owned);
     }
     let origin = Origin::parse(row.origin).unwrap_or(Origin::Directory);
-    row_keys(plan, row.id, &values, origin, out);
+    values_keys(plan, row.id, &values, origin, out);
+}
+
+/// Appends the keys of row `id` to `out`: those the merge thread computed, or computed now.
+pub fn row_keys(plan: &NumberPlan, id: i64, row: &MergedRow, out: &mut Vec<ContactKey>) {
+    match &row.number_keys {
+        Some(keys) => out.extend(keys.iter().map(|key| (id, key.clone()))),
+        None => values_keys(plan, id, &row.values, row.origin, out),
+    }
+}
+
+/// Computes the keys of a row before it is written (see [`MergedRow::number_keys`]).
+pub fn attach_keys(plan: &NumberPlan, row: &mut MergedRow) {
+    let mut keys = Vec::new();
+    plan.keys(&row.values, row.origin, &mut keys);
+    row.number_keys = Some(keys);
 }
 
 /// Appends the keys of a row's values to `out`.
-pub fn row_keys(
+fn values_keys(
     plan: &NumberPlan,
     id: i64,
     values: &crate::fields::FieldValues,

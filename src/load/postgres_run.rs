@@ -260,12 +260,12 @@ impl PgRun {
                 let id = self.next_id()?;
                 put_row(&mut self.inserts, Some(id), &row, &self.stamp);
                 self.pending_inserts += 1;
-                numbers::row_keys(&self.numbers, id, &row.values, row.origin, &mut self.keys);
+                numbers::row_keys(&self.numbers, id, &row, &mut self.keys);
                 put_keys(&mut self.insert_keys, self.keys.drain(..));
             }
             Op::Update { id, row } => {
                 put_row(&mut self.updates, Some(id), &row, &self.stamp);
-                numbers::row_keys(&self.numbers, id, &row.values, row.origin, &mut self.keys);
+                numbers::row_keys(&self.numbers, id, &row, &mut self.keys);
                 put_keys(&mut self.update_keys, self.keys.drain(..));
             }
             Op::Delete { id } => return self.delete(&[id]),

@@ -135,7 +135,9 @@ impl RunTransaction {
                     search_indexes_deferred: false,
                 };
                 let clock = std::time::Instant::now();
-                if let Some(keys) = on_run!(run, |r| r.ensure_number_index())? {
+                if let Some(keys) = on_run!(run, |r| r.ensure_number_index())?
+                    && keys > 0
+                {
                     tracing::info!(
                         database = %run.url,
                         region = %store.numbers.region(),

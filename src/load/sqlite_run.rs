@@ -271,13 +271,7 @@ impl SqliteRun {
                 update.raw_execute()?;
                 self.updated += 1;
                 delete_keys(&self.conn, id)?;
-                numbers::row_keys(
-                    &self.numbers,
-                    id,
-                    &row.values,
-                    row.origin,
-                    &mut self.pending_keys,
-                );
+                numbers::row_keys(&self.numbers, id, &row, &mut self.pending_keys);
                 write_keys(&self.conn, &mut self.pending_keys, false)?;
             }
             Op::Delete { id } => self.delete(&[id])?,
@@ -311,13 +305,7 @@ impl SqliteRun {
             if !full {
                 insert.raw_execute()?;
             }
-            numbers::row_keys(
-                &self.numbers,
-                id,
-                &row.values,
-                row.origin,
-                &mut self.pending_keys,
-            );
+            numbers::row_keys(&self.numbers, id, row, &mut self.pending_keys);
         }
         if full {
             insert.raw_execute()?;

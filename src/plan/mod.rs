@@ -607,5 +607,6 @@ fn row_of(change: &Change, mut values: crate::fields::FieldValues) -> MergedRow 
         match_key: change.key.clone(),
         values,
         sides: sides_of(change.sides),
+        number_keys: None,
     }
 }

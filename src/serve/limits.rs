@@ -64,8 +64,18 @@ pub struct Limits {
     /// that stops reading for `body_idle_timeout_secs` has its feed cut, freeing its place.
     #[serde(default = "default_max_phonebook_streams")]
     pub max_phonebook_streams: usize,
+    /// Wrong credentials (a basic-auth password or a token in the path) one client address
+    /// may present to the phonebook feeds and caller-ID lookup per minute; beyond it the
+    /// address is answered 429 with Retry-After, its credentials not looked at, until its
+    /// allowance refills. Right credentials never count (a PBX may look up hundreds of
+    /// numbers a second), nor requests without any (a phone's first try before the 401).
+    #[serde(default = "default_phone_auth_failures_per_minute")]
+    pub phone_auth_failures_per_minute: u32,
 }
 
+fn default_phone_auth_failures_per_minute() -> u32 {
+    10
+}
 fn default_header_read_timeout_secs() -> u64 {
     10
 }
@@ -122,6 +132,7 @@ impl Default for Limits {
             max_upload_bytes: default_max_upload_bytes(),
             max_browser_sessions: default_max_browser_sessions(),
             max_phonebook_streams: default_max_phonebook_streams(),
+            phone_auth_failures_per_minute: default_phone_auth_failures_per_minute(),
         }
     }
 }
@@ -150,6 +161,10 @@ impl Limits {
             (
                 "login_attempts_per_minute_per_user",
                 u64::from(self.login_attempts_per_minute_per_user),
+            ),
+            (
+                "phone_auth_failures_per_minute",
+                u64::from(self.phone_auth_failures_per_minute),
             ),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {

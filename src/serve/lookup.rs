@@ -25,11 +25,13 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::fields::FIELD_NAMES;
-use crate::load::{LoadError, Store, on_pool};
+use crate::load::{Backend, LoadError, Store};
 use crate::numbers::{RANK_RULE, field_of_rank};
 use crate::phonebook::{Entry, NameStyle};
 use crate::serve::Service;
-use crate::serve::phone_access::{AccessSettings, PhoneAccess, refuse};
+use crate::serve::phone_access::{AccessSettings, PhoneAccess, admit};
+use crate::serve::search::on_sqlite_reader;
+use rusqlite::OptionalExtension;
 
 /// Contacts read per key at most: a number shared by more (a switchboard number on every
 /// card) still costs one bounded read; the JSON answer counts up to this many.
@@ -171,8 +173,16 @@ async fn answer(
         return StatusCode::NOT_FOUND.into_response();
     };
     let client: Option<IpAddr> = crate::serve::connections::client_of(extensions).map(|c| c.ip());
-    if let Err(refusal) = endpoint.access.check(client, headers, token) {
-        return refuse(service, refusal, "lookup", "ucm lookup");
+    if let Some(refused) = admit(
+        service,
+        &endpoint.access,
+        client,
+        headers,
+        token,
+        "lookup",
+        "ucm lookup",
+    ) {
+        return refused;
     }
     let Some(store) = service
         .pipeline(pipeline)
@@ -311,50 +321,94 @@ const LOOKUP_SQL: &str = "SELECT k.number, CAST(k.rank AS BIGINT), c.id, c.origi
 /// The region the index was built with, when no key matched.
 const BUILT_WITH_SQL: &str = "SELECT region FROM number_index";
 
-/// Reads the index for `keys` (one or two: the number as written and normalised).
+/// Reads the index for `keys` (one or two: the number as written and normalised). On SQLite
+/// through the search's read connections (rusqlite, a cached statement, one hand-off from the
+/// runtime); on PostgreSQL through the pool.
 async fn find(store: &Store, keys: &[String]) -> Result<Found, LoadError> {
-    let first = &keys[0];
-    let second = keys.get(1).unwrap_or(first);
-    on_pool!(store, |pool| {
-        let rows = sqlx::query(LOOKUP_SQL)
-            .bind(first)
-            .bind(second)
-            .fetch_all(pool)
-            .await
-            .map_err(|e| store.error(e))?;
-        let mut matches: Vec<Match> = Vec::new();
-        let mut built_with = None;
-        for row in &rows {
-            let m = (|| -> Result<Match, sqlx::Error> {
-                built_with = row.try_get("built_with")?;
-                Ok(Match {
-                    number: row.try_get(0)?,
-                    rank: row.try_get::<i64, _>(1)?,
-                    contact_id: row.try_get(2)?,
-                    origin: row.try_get(3)?,
-                    entry: Entry {
-                        first_name: row.try_get(4)?,
-                        last_name: row.try_get(5)?,
-                        e_mail: row.try_get(6)?,
-                        ..Entry::default()
-                    },
-                })
-            })()
-            .map_err(|e| store.error(e))?;
-            if !matches.iter().any(|known| known.contact_id == m.contact_id) {
-                matches.push(m);
-            }
+    let first = keys[0].clone();
+    let second = keys.get(1).unwrap_or(&keys[0]).clone();
+    let (rows, built_with): (Vec<Match>, Option<String>) = match store.backend() {
+        Backend::Sqlite { path, .. } => {
+            on_sqlite_reader(store, path, move |conn| {
+                let mut lookup = conn.prepare_cached(LOOKUP_SQL)?;
+                let rows = lookup
+                    .query_map([&first, &second], |row| {
+                        Ok((
+                            Match {
+                                number: row.get(0)?,
+                                rank: row.get(1)?,
+                                contact_id: row.get(2)?,
+                                origin: row.get(3)?,
+                                entry: Entry {
+                                    first_name: row.get(4)?,
+                                    last_name: row.get(5)?,
+                                    e_mail: row.get(6)?,
+                                    ..Entry::default()
+                                },
+                            },
+                            row.get::<_, Option<String>>(7)?,
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let built_with = match rows.first() {
+                    Some((_, built_with)) => built_with.clone(),
+                    None => conn
+                        .prepare_cached(BUILT_WITH_SQL)?
+                        .query_row([], |r| r.get(0))
+                        .optional()?,
+                };
+                Ok((rows.into_iter().map(|(m, _)| m).collect(), built_with))
+            })
+            .await?
         }
-        if rows.is_empty() {
-            built_with = sqlx::query_scalar(BUILT_WITH_SQL)
-                .fetch_optional(pool)
+        Backend::Postgres { pool } => {
+            let found = sqlx::query(LOOKUP_SQL)
+                .bind(&first)
+                .bind(&second)
+                .fetch_all(pool)
                 .await
+                .and_then(|rows| {
+                    rows.iter()
+                        .map(|row| {
+                            Ok((
+                                Match {
+                                    number: row.try_get(0)?,
+                                    rank: row.try_get(1)?,
+                                    contact_id: row.try_get(2)?,
+                                    origin: row.try_get(3)?,
+                                    entry: Entry {
+                                        first_name: row.try_get(4)?,
+                                        last_name: row.try_get(5)?,
+                                        e_mail: row.try_get(6)?,
+                                        ..Entry::default()
+                                    },
+                                },
+                                row.try_get::<Option<String>, _>(7)?,
+                            ))
+                        })
+                        .collect::<Result<Vec<_>, sqlx::Error>>()
+                })
                 .map_err(|e| store.error(e))?;
+            let built_with = match found.first() {
+                Some((_, built_with)) => built_with.clone(),
+                None => sqlx::query_scalar(BUILT_WITH_SQL)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(|e| store.error(e))?,
+            };
+            (found.into_iter().map(|(m, _)| m).collect(), built_with)
         }
-        Ok(Found {
-            matches,
-            built_with,
-        })
+    };
+    // A contact found by both keys (its extension and its mobile written alike) once.
+    let mut matches: Vec<Match> = Vec::new();
+    for m in rows {
+        if !matches.iter().any(|known| known.contact_id == m.contact_id) {
+            matches.push(m);
+        }
+    }
+    Ok(Found {
+        matches,
+        built_with,
     })
 }
 

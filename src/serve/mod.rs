@@ -115,6 +115,8 @@ pub struct Service {
     pub limits: limits::Limits,
     /// Login attempts per client address and per user.
     pub login_throttle: throttle::LoginThrottle,
+    /// Wrong phone credentials (feeds, caller-ID lookup) per client address.
+    pub phone_throttle: throttle::FailureThrottle,
     /// Open and shed connections, for `/metrics`.
     pub connections: Arc<connections::ConnectionStats>,
     /// Contact searches that may query the database at once: one fewer than the pool has
@@ -224,6 +226,9 @@ impl Service {
             auth,
             limits: config.limits.clone(),
             login_throttle,
+            phone_throttle: throttle::FailureThrottle::new(
+                config.limits.phone_auth_failures_per_minute,
+            ),
             connections: Arc::default(),
             sessions: Mutex::new(BTreeMap::new()),
             browser_sessions,

@@ -8,7 +8,6 @@
 //! token in the path, and/or an allow-list of client networks; refusals are `401`/`403`
 //! with nothing else, counted in `/metrics`. Feeds never show live status or profiles.
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -25,7 +24,7 @@ use crate::phonebook::{
     cisco_lines, write_cisco_page, write_cisco_search,
 };
 use crate::serve::Service;
-use crate::serve::phone_access::{AccessSettings, PhoneAccess, Refusal, refuse};
+use crate::serve::phone_access::{AccessSettings, PhoneAccess, admit};
 
 /// `[[phonebooks]]`: one feed of a pipeline's merged table in one format.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -152,17 +151,6 @@ impl PhonebookConfig {
     }
 }
 
-impl Feed {
-    fn check(
-        &self,
-        client: Option<IpAddr>,
-        headers: &HeaderMap,
-        path_token: Option<&str>,
-    ) -> Result<(), Refusal> {
-        self.access.check(client, headers, path_token)
-    }
-}
-
 #[derive(Deserialize, Default)]
 pub struct FeedQuery {
     /// Cisco: the page (from 1).
@@ -273,8 +261,16 @@ async fn answer(
         return bare(StatusCode::NOT_FOUND);
     };
     let client = crate::serve::connections::client_of(extensions).map(|c| c.ip());
-    if let Err(refusal) = feed.check(client, headers, token) {
-        return refuse(service, refusal, "phonebook", "ucm phonebook");
+    if let Some(refused) = admit(
+        service,
+        &feed.access,
+        client,
+        headers,
+        token,
+        "phonebook",
+        "ucm phonebook",
+    ) {
+        return refused;
     }
     let Some(store) = service
         .pipeline(pipeline)
@@ -675,14 +671,15 @@ mod tests {
                 .unwrap();
         let headers = HeaderMap::new();
         let ok = |ip: &str| {
-            feed.check(Some(ip.parse().unwrap()), &headers, None)
+            feed.access
+                .check(Some(ip.parse().unwrap()), &headers, None)
                 .is_ok()
         };
         assert!(ok("10.9.3.4"));
         assert!(ok("::ffff:10.9.3.4"));
         assert!(ok("192.0.2.7"));
         assert!(!ok("10.10.0.1"));
-        assert!(feed.check(None, &headers, None).is_err());
+        assert!(feed.access.check(None, &headers, None).is_err());
     }
 
     #[test]

@@ -237,7 +237,7 @@ static SQLITE_READERS: Mutex<Vec<(PathBuf, rusqlite::Connection)>> = Mutex::new(
 /// rusqlite on a thread of their own rather than sqlx: one hand-off from the async runtime
 /// instead of sqlx's per-connection worker thread and a channel message per row (a search
 /// under 50 clients spent about 30% of its time switching threads).
-async fn on_sqlite_reader<T: Send + 'static>(
+pub(crate) async fn on_sqlite_reader<T: Send + 'static>(
     store: &Store,
     path: &Path,
     work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,

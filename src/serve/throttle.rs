@@ -75,6 +75,61 @@ impl LoginThrottle {
     }
 }
 
+/// Wrong phone credentials per client address (`[limits] phone_auth_failures_per_minute`):
+/// each failure takes one from the address's allowance; once it is empty the address is
+/// refused, before its credentials are looked at, until one has come back. Addresses are
+/// keyed as logins are (IPv6 by its /64); refused addresses are forgotten once their time
+/// has passed.
+pub struct FailureThrottle {
+    failures: DefaultKeyedRateLimiter<IpAddr>,
+    refused_until: std::sync::Mutex<std::collections::HashMap<IpAddr, std::time::Instant>>,
+    clock: DefaultClock,
+}
+
+impl FailureThrottle {
+    pub fn new(per_minute: u32) -> FailureThrottle {
+        let quota = Quota::per_minute(NonZeroU32::new(per_minute.max(1)).expect("at least 1"));
+        FailureThrottle {
+            failures: RateLimiter::keyed(quota),
+            refused_until: std::sync::Mutex::default(),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// How long `address` is still refused, if it is.
+    pub fn refused(&self, address: IpAddr) -> Option<Duration> {
+        let key = client_key(address);
+        let mut refused = self.refused_until.lock().expect("no poisoning");
+        let now = std::time::Instant::now();
+        match refused.get(&key) {
+            Some(&until) if until > now => Some(until - now),
+            Some(_) => {
+                refused.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Counts a failure of `address`; refuses it from now on when its allowance is empty.
+    pub fn failed(&self, address: IpAddr) {
+        if self.failures.len() > FORGET_ABOVE {
+            self.failures.retain_recent();
+        }
+        let key = client_key(address);
+        let now = self.clock.now();
+        if let Err(not_until) = self.failures.check_key(&key) {
+            let wait = not_until.wait_time_from(now);
+            let mut refused = self.refused_until.lock().expect("no poisoning");
+            if refused.len() > FORGET_ABOVE {
+                let at = std::time::Instant::now();
+                refused.retain(|_, until| *until > at);
+            }
+            refused.insert(key, std::time::Instant::now() + wait);
+        }
+    }
+}
+
 /// The key an address is counted under: IPv4 as it is, IPv6 by its /64.
 fn client_key(address: IpAddr) -> IpAddr {
     match address {
@@ -149,6 +204,27 @@ mod tests {
                 .by,
             Exhausted::User
         );
+    }
+
+    #[test]
+    fn an_address_presenting_wrong_credentials_is_refused_once_its_allowance_is_spent() {
+        let throttle = FailureThrottle::new(3);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..3 {
+            assert_eq!(throttle.refused(a), None);
+            throttle.failed(a);
+        }
+        assert_eq!(throttle.refused(a), None, "three failures are allowed");
+        throttle.failed(a);
+        let wait = throttle
+            .refused(a)
+            .expect("the fourth failure is one too many");
+        // One failure comes back every 20 s.
+        assert!(
+            wait > Duration::from_secs(15) && wait <= Duration::from_secs(20),
+            "{wait:?}"
+        );
+        assert_eq!(throttle.refused("192.0.2.2".parse().unwrap()), None);
     }
 
     #[test]

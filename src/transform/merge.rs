@@ -52,6 +52,10 @@ pub struct MergedRow {
     pub values: FieldValues,
     /// The side each value came from.
     pub sides: [Side; FIELD_COUNT],
+    /// The keys of its numbers in the number index, when the merge thread computed them
+    /// (the writer computes them otherwise): normalising numbers is the merge side's work,
+    /// so it runs on the other core than the database's writes.
+    pub number_keys: Option<Vec<crate::numbers::NumberKey>>,
 }
 
 impl MergedRow {
@@ -338,6 +342,7 @@ impl<'a> Merger<'a> {
                     match_key: Some(key),
                     values: contact.values(),
                     sides: [Side::External; FIELD_COUNT],
+                    number_keys: None,
                 };
                 Some(ExternalRow::Changed(Box::new(row), existing))
             }
@@ -366,6 +371,7 @@ impl<'a> Merger<'a> {
                             match_key,
                             values,
                             sides,
+                            number_keys: None,
                         }
                     }
                     None => MergedRow {
@@ -374,6 +380,7 @@ impl<'a> Merger<'a> {
                         match_key,
                         values: own,
                         sides: [Side::Directory; FIELD_COUNT],
+                        number_keys: None,
                     },
                 }
             });
