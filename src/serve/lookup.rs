@@ -321,6 +321,30 @@ const LOOKUP_SQL: &str = "SELECT k.number, CAST(k.rank AS BIGINT), c.id, c.origi
 /// The region the index was built with, when no key matched.
 const BUILT_WITH_SQL: &str = "SELECT region FROM number_index";
 
+/// A row of [`LOOKUP_SQL`] as a match and the region the index was built with, read through
+/// the backend's getters (text, optional text, integer), whichever the driver.
+fn match_of<E>(
+    text: impl Fn(usize) -> Result<String, E>,
+    optional: impl Fn(usize) -> Result<Option<String>, E>,
+    integer: impl Fn(usize) -> Result<i64, E>,
+) -> Result<(Match, Option<String>), E> {
+    Ok((
+        Match {
+            number: text(0)?,
+            rank: integer(1)?,
+            contact_id: integer(2)?,
+            origin: text(3)?,
+            entry: Entry {
+                first_name: optional(4)?,
+                last_name: optional(5)?,
+                e_mail: optional(6)?,
+                ..Entry::default()
+            },
+        },
+        optional(7)?,
+    ))
+}
+
 /// Reads the index for `keys` (one or two: the number as written and normalised). On SQLite
 /// through the search's read connections (rusqlite, a cached statement, one hand-off from the
 /// runtime); on PostgreSQL through the pool.
@@ -333,21 +357,7 @@ async fn find(store: &Store, keys: &[String]) -> Result<Found, LoadError> {
                 let mut lookup = conn.prepare_cached(LOOKUP_SQL)?;
                 let rows = lookup
                     .query_map([&first, &second], |row| {
-                        Ok((
-                            Match {
-                                number: row.get(0)?,
-                                rank: row.get(1)?,
-                                contact_id: row.get(2)?,
-                                origin: row.get(3)?,
-                                entry: Entry {
-                                    first_name: row.get(4)?,
-                                    last_name: row.get(5)?,
-                                    e_mail: row.get(6)?,
-                                    ..Entry::default()
-                                },
-                            },
-                            row.get::<_, Option<String>>(7)?,
-                        ))
+                        match_of(|i| row.get(i), |i| row.get(i), |i| row.get(i))
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 let built_with = match rows.first() {
@@ -370,21 +380,7 @@ async fn find(store: &Store, keys: &[String]) -> Result<Found, LoadError> {
                 .and_then(|rows| {
                     rows.iter()
                         .map(|row| {
-                            Ok((
-                                Match {
-                                    number: row.try_get(0)?,
-                                    rank: row.try_get(1)?,
-                                    contact_id: row.try_get(2)?,
-                                    origin: row.try_get(3)?,
-                                    entry: Entry {
-                                        first_name: row.try_get(4)?,
-                                        last_name: row.try_get(5)?,
-                                        e_mail: row.try_get(6)?,
-                                        ..Entry::default()
-                                    },
-                                },
-                                row.try_get::<Option<String>, _>(7)?,
-                            ))
+                            match_of(|i| row.try_get(i), |i| row.try_get(i), |i| row.try_get(i))
                         })
                         .collect::<Result<Vec<_>, sqlx::Error>>()
                 })
