@@ -66,7 +66,10 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; 
 
 # The search indexes a fresh import builds after loading (src/load/run.rs).
 # With them, the number index's contact_numbers_by_number (migration 0010).
-DROP_SEARCH="DROP INDEX contacts_search_first_name; DROP INDEX contacts_search_last_name; DROP INDEX contacts_search_e_mail; DROP INDEX contacts_search_extension; DROP INDEX contacts_search_mobile; DROP INDEX contact_numbers_by_number;"
+# (Migration 0011 dropped the two number ones: numbers are searched in the number index.)
+DROP_SEARCH="DROP INDEX contacts_search_first_name; DROP INDEX contacts_search_last_name; DROP INDEX contacts_search_e_mail; DROP INDEX contact_numbers_by_number;"
+# create_search BACKEND: migration 0006's CREATE INDEX statements for the indexes still there.
+create_search() { grep -E '^CREATE INDEX contacts_search_(first_name|last_name|e_mail) ' "migrations/$1/0006_search_indexes.sql"; }
 CREATE_BY_NUMBER="CREATE INDEX contact_numbers_by_number ON contact_numbers (number, rank, contact_id);"
 
 status=0
@@ -99,7 +102,7 @@ for n in "${SIZES[@]}"; do
   for run in $(seq "$RUNS"); do
     cp "$floor_db" "$WORK/floor-run.db"
     time_run "$WORK/floor.times" sqlite3 "$WORK/floor-run.db" \
-      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-8192; BEGIN IMMEDIATE; $DROP_SEARCH INSERT INTO contacts SELECT * FROM floor_source; INSERT INTO contact_numbers SELECT * FROM floor_numbers; $(cat migrations/sqlite/0006_search_indexes.sql) $CREATE_BY_NUMBER COMMIT;"
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-8192; BEGIN IMMEDIATE; $DROP_SEARCH INSERT INTO contacts SELECT * FROM floor_source; INSERT INTO contact_numbers SELECT * FROM floor_numbers; $(create_search sqlite) $CREATE_BY_NUMBER COMMIT;"
   done
   rm -f "$WORK"/fresh-$n-*.db* "$WORK"/floor-*.db*
 
@@ -137,7 +140,7 @@ for n in "${SIZES[@]}"; do
       psql "$url" -X -q -c "$DROP_SEARCH" >/dev/null
       time_run "$WORK/pgfloor.times" psql "$url" -X -q -1 -c "\copy contacts FROM '$WORK/contacts.copy'" \
         -c "\copy contact_numbers FROM '$WORK/numbers.copy'" \
-        -f migrations/postgres/0006_search_indexes.sql -c "$CREATE_BY_NUMBER"
+        -c "$(create_search postgres)" -c "$CREATE_BY_NUMBER"
     done
     for run in $(seq "$RUNS"); do
       psql "$PG_ADMIN" -X -q -c "DROP DATABASE ucm_bench_$run" -c "DROP DATABASE ucm_floor_$run" >/dev/null

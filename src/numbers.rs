@@ -6,14 +6,18 @@
 //!   `phonenumber` crate (libphonenumber's metadata), numbers written without a country code
 //!   read in the pipeline's `[lookup] default_region`: `0475 11 11 11`, `+32 475 111111`,
 //!   `0032475111111` and `475111111` are all `+32475111111` in region BE;
-//! - an extension is kept exactly as written (trimmed): `1234` is found by `1234` only. An
-//!   extension written as a full number (starting with `+`, or with 7 digits or more) is
+//! - an extension is kept exactly as written (trimmed), and as its digits when it has
+//!   separators: `1234` is found by `1234` only, `(02) 555-0101` by itself and `025550101`.
+//!   An extension written as a full number (starting with `+`, or with 7 digits or more) is
 //!   found by its E.164 form too;
 //! - a number that cannot be normalised (no region configured and no country code, or not a
 //!   number at all) is kept as its digits when it has at least 3: the same digits find it.
 //!
 //! A number several contacts share answers the best of them by [`RANK_RULE`]: the order of
 //! the index's `rank` column, then the lowest contact id.
+//!
+//! The contact search finds numbers in the same index, by prefix
+//! ([`NumberPlan::search_prefixes`]).
 
 use phonenumber::country;
 
@@ -135,10 +139,34 @@ impl NumberPlan {
                     push(e164);
                 }
                 push(value.to_owned());
+                let digits: String = value.chars().filter(char::is_ascii_digit).collect();
+                if !digits.is_empty() && digits != value {
+                    push(digits);
+                }
             } else if let Some(key) = self.e164(value).or_else(|| fallback(value)) {
                 push(key);
             }
         }
+    }
+
+    /// The key prefixes a search for `digits` (a number typed with its separators removed)
+    /// reads: the digits themselves (extensions, numbers kept as digits), `+` and the digits
+    /// (an international number typed without its `+`), the digits after an international
+    /// call prefix `00`, and, in the default region, the digits after the trunk prefix `0`
+    /// with the region's country code (`0475` finds `+32475...` in BE).
+    pub fn search_prefixes(&self, digits: &str) -> Vec<String> {
+        let mut prefixes = vec![digits.to_owned(), format!("+{digits}")];
+        if let Some(rest) = digits.strip_prefix("00") {
+            prefixes.push(format!("+{rest}"));
+        } else if let Some(rest) = digits.strip_prefix('0')
+            && let Some(region) = self.region
+            && let Some(metadata) = phonenumber::metadata::DATABASE.by_id(region.as_ref())
+        {
+            prefixes.push(format!("+{}{rest}", metadata.country_code()));
+        }
+        prefixes.retain(|p| p.len() > 1);
+        prefixes.dedup();
+        prefixes
     }
 
     /// The keys a calling number is looked up by: as written (an extension), its E.164 form,
@@ -156,17 +184,6 @@ impl NumberPlan {
         }
         keys
     }
-}
-
-/// Loads libphonenumber's metadata on a thread of its own, once per process, so that the
-/// first number a run normalises does not wait for it (about 120 ms: every region's
-/// metadata is deserialised at first use). Called as a run starts; the database work before
-/// its first write overlaps it.
-pub fn warm_up() {
-    static STARTED: std::sync::Once = std::sync::Once::new();
-    STARTED.call_once(|| {
-        std::thread::spawn(|| phonenumber::parse(Some(country::Id::BE), "+3225550100").ok());
-    });
 }
 
 /// An extension that is written as a full number (`+32 2 555 01 23`, `025550123`).
@@ -240,6 +257,30 @@ mod tests {
         assert_eq!(keys[0].number, "+3225550123");
         assert_eq!(keys[0].rank, 1);
         assert_eq!(keys[1].number, "+32 2 555 01 23");
+    }
+
+    #[test]
+    fn an_extension_with_separators_is_also_kept_as_its_digits() {
+        let mut values = empty_values();
+        values[EXTENSION] = Some("(02) 555-0101".into());
+        let mut keys = Vec::new();
+        NumberPlan::default().keys(&values, Origin::Directory, &mut keys);
+        let numbers: Vec<&str> = keys.iter().map(|k| k.number.as_str()).collect();
+        assert_eq!(numbers, ["(02) 555-0101", "025550101"]);
+    }
+
+    #[test]
+    fn a_search_reads_the_digits_the_international_and_the_national_prefixes() {
+        assert_eq!(be().search_prefixes("0475"), ["0475", "+0475", "+32475"]);
+        assert_eq!(
+            be().search_prefixes("0032475"),
+            ["0032475", "+0032475", "+32475"]
+        );
+        assert_eq!(be().search_prefixes("32475"), ["32475", "+32475"]);
+        assert_eq!(
+            NumberPlan::default().search_prefixes("0475"),
+            ["0475", "+0475"]
+        );
     }
 
     #[test]

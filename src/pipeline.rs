@@ -114,9 +114,6 @@ pub async fn execute(
     progress: Arc<dyn Progress>,
 ) -> RunReport {
     let clock = Instant::now();
-    if !request.dry_run {
-        crate::numbers::warm_up();
-    }
     let source = request.source.display().to_string();
     let mut report = RunReport::begin(
         &request.pipeline,

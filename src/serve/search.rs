@@ -2,12 +2,17 @@
 //!
 //! A query finds the contacts whose first name, last name or e-mail address starts with it
 //! (letters compared without regard to ASCII case), whose "first last" name starts with it
-//! when it holds a space, or, when it is a number (digits with the usual separators), whose
-//! extension or mobile number starts with its digits. `%`, `_` and every other character are
+//! when it holds a space, or, when it is a number (digits with the usual separators), one of
+//! whose numbers starts with its digits: read in the number index of caller-ID lookup
+//! (`contact_numbers`, migration 0010), where an extension is kept as written and as its
+//! digits and mobile, home and fax numbers in E.164, so `2001`, `+32 475`, `32475`, `0032475`
+//! and, in the pipeline's `[lookup] default_region` BE, `0475` all find `+32 475 11 11 11`
+//! ([`crate::numbers::NumberPlan::search_prefixes`]). `%`, `_` and every other character are
 //! literal.
 //!
-//! Each of those keys has an expression index (migration 0006, the same expressions on both
-//! backends), and each is searched as a key range (`key >= query AND key < query + U+10FFFF`)
+//! The name and e-mail keys have expression indexes (migration 0006, the same expressions on
+//! both backends), numbers the number index's `contact_numbers_by_number`; each key is
+//! searched as a range (`key >= query AND key < query + U+10FFFF`)
 //! in index order with its own limit: however large the table and however short the query, a
 //! search reads at most `limit` index entries per key and never sorts the table. The results
 //! are the `limit` contacts with the smallest matching key (then by row), each once. Why
@@ -33,42 +38,43 @@ pub struct SearchTerms {
     pub text: Option<String>,
     /// The query's digits when it is a number (digits and separators only).
     pub digits: Option<String>,
+    /// The number index key prefixes the digits are searched as.
+    pub number_prefixes: Vec<String>,
 }
 
 impl SearchTerms {
+    /// The terms of `query`, numbers read without a default region.
     pub fn of(query: &str) -> SearchTerms {
+        SearchTerms::in_plan(query, &crate::numbers::NumberPlan::default())
+    }
+
+    /// The terms of `query`, numbers read as the number index keys them.
+    pub fn in_plan(query: &str, numbers: &crate::numbers::NumberPlan) -> SearchTerms {
         let query: String = query.trim().chars().take(MAX_QUERY_CHARS).collect();
         let is_number = query.chars().any(|c| c.is_ascii_digit())
             && query
                 .chars()
                 .all(|c| c.is_ascii_digit() || NUMBER_SEPARATORS.contains(&c));
         if is_number {
+            let digits: String = query.chars().filter(char::is_ascii_digit).collect();
             SearchTerms {
                 text: None,
-                digits: Some(query.chars().filter(char::is_ascii_digit).collect()),
+                number_prefixes: numbers.search_prefixes(&digits),
+                digits: Some(digits),
             }
         } else {
             SearchTerms {
                 text: Some(query.to_ascii_lowercase()),
                 digits: None,
+                number_prefixes: Vec::new(),
             }
         }
     }
 }
 
-/// What phone numbers are written with besides digits; removed from both the stored numbers
-/// (in the index expressions) and the query.
+/// What phone numbers are written with besides digits: a query of digits and these is a
+/// number.
 const NUMBER_SEPARATORS: [char; 7] = [' ', '-', '+', '/', '(', ')', '.'];
-
-/// SQL for `column` with the separators of phone numbers removed: the same expression as in
-/// migration 0006's indexes, character for character.
-fn digits_of(column: &str) -> String {
-    let mut sql = column.to_owned();
-    for sep in NUMBER_SEPARATORS {
-        sql = format!("replace({sql}, '{sep}', '')");
-    }
-    sql
-}
 
 /// The indexed key expressions, as migration 0006 creates them on `backend`. PostgreSQL's
 /// keys are in the "C" collation, so that they lowercase ASCII only and compare byte by byte
@@ -86,8 +92,6 @@ fn key_sql(backend: &Backend, key: Key) -> String {
         Key::FirstName => format!("lower({})", collated("first_name")),
         Key::LastName => format!("lower({})", collated("last_name")),
         Key::EMail => format!("lower({})", collated("e_mail")),
-        Key::Extension => digits_of(&collated("extension")),
-        Key::Mobile => digits_of(&collated("mobile_number")),
     }
 }
 
@@ -96,8 +100,6 @@ enum Key {
     FirstName,
     LastName,
     EMail,
-    Extension,
-    Mobile,
 }
 
 /// The search's SQL on `backend` for `terms` and at most `limit` results, and the text values
@@ -152,9 +154,17 @@ pub fn search_sql(
             range(Key::FirstName, first, Some((&full, text)));
         }
     }
-    if let Some(digits) = terms.digits.as_deref().filter(|d| !d.is_empty()) {
-        range(Key::Extension, digits, None);
-        range(Key::Mobile, digits, None);
+    // Numbers: each prefix a range of the number index, in its order.
+    for prefix in &terms.number_prefixes {
+        binds.push(prefix.clone());
+        let low = placeholder(binds.len());
+        binds.push(format!("{prefix}\u{10FFFF}"));
+        let high = placeholder(binds.len());
+        arms.push(format!(
+            "SELECT * FROM (SELECT contact_id AS id, number AS search_key FROM contact_numbers \
+             WHERE number >= {low} AND number < {high} ORDER BY number, rank, contact_id \
+             LIMIT {limit}) AS numbers"
+        ));
     }
     if arms.is_empty() {
         return None;
@@ -176,7 +186,11 @@ pub fn search_sql(
 /// The contacts `query` finds (see the module's documentation), each with its live state:
 /// at most `limit`, those with the smallest matching key first.
 pub async fn search(store: &Store, query: &str, limit: i64) -> Result<Vec<Contact>, LoadError> {
-    let Some((sql, binds)) = search_sql(&store.backend, &SearchTerms::of(query), limit) else {
+    let Some((sql, binds)) = search_sql(
+        &store.backend,
+        &SearchTerms::in_plan(query, store.numbers()),
+        limit,
+    ) else {
         return Ok(Vec::new());
     };
     match &store.backend {
@@ -280,7 +294,11 @@ pub(crate) async fn on_sqlite_reader<T: Send + 'static>(
 /// on the connection kind searches use; on PostgreSQL with sequential scans disabled, so
 /// that it uses an index whenever one applies, even on a table small enough to scan.
 pub async fn search_plan(store: &Store, query: &str) -> Result<String, LoadError> {
-    let Some((sql, binds)) = search_sql(&store.backend, &SearchTerms::of(query), 20) else {
+    let Some((sql, binds)) = search_sql(
+        &store.backend,
+        &SearchTerms::in_plan(query, store.numbers()),
+        20,
+    ) else {
         return Ok(String::new());
     };
     let lines: Vec<String> = match &store.backend {
@@ -326,14 +344,16 @@ mod tests {
             SearchTerms::of("  Ann Pee "),
             SearchTerms {
                 text: Some("ann pee".into()),
-                digits: None
+                digits: None,
+                number_prefixes: Vec::new(),
             }
         );
         assert_eq!(
             SearchTerms::of("+32 (475) 11-11.11"),
             SearchTerms {
                 text: None,
-                digits: Some("32475111111".into())
+                digits: Some("32475111111".into()),
+                number_prefixes: vec!["32475111111".into(), "+32475111111".into()],
             }
         );
         // Letters and digits together are text (an e-mail address, a street name).
