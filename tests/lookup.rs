@@ -6,10 +6,9 @@
 
 mod common;
 
-use common::service::{exchange, http, serve_with};
+use common::service::{exchange, http, run_demo, serve_with};
 use common::{Workspace, contacts_xml};
 
-const BEARER: &str = "Bearer static-token";
 const TOKEN: &str = "lookup-token-0123456789";
 
 const DIRECTORY: &str = "id,extension,first_name,last_name,mobile_number,home_number,fax_number,e_mail\n\
@@ -57,17 +56,6 @@ fn write_pipeline(ws: &Workspace, region: &str) {
 
 const LOOKUPS: &str = "[[lookups]]\npipeline = \"demo\"\ntoken = \"lookup-token-0123456789\"\n\
     username = \"pbx\"\npassword = \"pbx-secret\"\n";
-
-fn run(base: &str) -> serde_json::Value {
-    let (status, body) = http(
-        "POST",
-        &format!("{base}/api/pipelines/demo/run"),
-        &[("Authorization", BEARER)],
-        "",
-    );
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
-}
 
 /// `GET /lookup/demo/{token}?number=...` as text: (status, Content-Type, body).
 fn lookup(base: &str, number: &str) -> (u16, String, String) {
@@ -125,7 +113,7 @@ fn a_pbx_finds_callers_by_any_spelling_of_their_number_as_runs_change_the_table(
     ws.write("source.xml", source(&[]));
     write_pipeline(&ws, "BE");
     let s = serve_with(&ws, &["demo"], 1, "127.0.0.1:0", LOOKUPS);
-    let report = run(&s.base);
+    let report = run_demo(&s.base);
     assert_eq!(report["status"], "succeeded", "{report}");
 
     // Every spelling of Anna's mobile number finds her; the name alone, as text.
@@ -241,7 +229,7 @@ fn a_pbx_finds_callers_by_any_spelling_of_their_number_as_runs_change_the_table(
             "<e_mail>fax2@partner.example</e_mail>",
         ),
     );
-    let report = run(&s.base);
+    let report = run_demo(&s.base);
     assert_eq!(report["status"], "succeeded", "{report}");
     assert_eq!(
         (&report["inserted"], &report["updated"], &report["deleted"]),
@@ -305,7 +293,7 @@ fn an_address_guessing_credentials_is_throttled_and_told_when_to_come_back() {
         "127.0.0.1:0",
         &format!("{LOOKUPS}[limits]\nphone_auth_failures_per_minute = 3\n"),
     );
-    run(&s.base);
+    run_demo(&s.base);
     let get = |path: &str, headers: &str| {
         exchange(
             &s.base,
@@ -352,4 +340,38 @@ fn an_address_guessing_credentials_is_throttled_and_told_when_to_come_back() {
         metrics.contains("ucm_http_refusals_total{reason=\"lookup_throttled\"} 2"),
         "{metrics}"
     );
+}
+
+/// "A single indexed read: no table scan at any size": the lookup's plan reads the number
+/// index (a range per key) and each contact by its primary key, on both backends.
+#[test]
+fn a_lookup_reads_the_number_index_and_scans_no_table() {
+    let ws = Workspace::new("");
+    let plan = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = ucm::load::Store::open(&ws.db_url()).await.unwrap();
+        let plan = ucm::serve::lookup::lookup_plan(&store).await.unwrap();
+        store.close().await;
+        plan
+    });
+    assert!(plan.contains("contact_numbers_by_number"), "{plan}");
+    let scans = plan.lines().any(|step| {
+        step.contains("Seq Scan on contact")
+            || step.contains("SCAN contact")
+            || step.trim_end().ends_with("SCAN c")
+    });
+    assert!(!scans, "{plan}");
+    if ws.is_postgres() {
+        assert!(plan.contains("contacts_pkey"), "{plan}");
+    } else {
+        assert_eq!(
+            plan.matches("USING COVERING INDEX contact_numbers_by_number")
+                .count(),
+            2,
+            "{plan}"
+        );
+        assert!(
+            plan.contains("SEARCH c USING INTEGER PRIMARY KEY"),
+            "{plan}"
+        );
+    }
 }

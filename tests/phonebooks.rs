@@ -8,7 +8,7 @@ mod common;
 
 use std::io::Read as _;
 
-use common::service::{exchange_bytes, http, pipeline, serve_with};
+use common::service::{exchange_bytes, http, pipeline, run_demo, serve_with};
 use common::{Workspace, repo};
 
 const BEARER: &str = "Bearer static-token";
@@ -64,17 +64,6 @@ fn basic(user: &str, password: &str) -> String {
     format!("Authorization: Basic {encoded}\r\n")
 }
 
-fn run(base: &str) -> serde_json::Value {
-    let (status, body) = http(
-        "POST",
-        &format!("{base}/api/pipelines/demo/run"),
-        &[("Authorization", BEARER)],
-        "",
-    );
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
-}
-
 /// The names of a Yealink feed, read with quick-xml.
 fn yealink_names(xml: &str) -> Vec<String> {
     let mut reader = quick_xml::Reader::from_str(xml);
@@ -109,7 +98,7 @@ fn phones_get_their_feeds_with_access_checked_etags_gzip_and_paging() {
         "0 0 1 1 ?",
     );
     let s = serve_with(&ws, &["demo"], 1, "127.0.0.1:0", FEEDS);
-    run(&s.base);
+    run_demo(&s.base);
     // A live status that no feed may show.
     let (status, body) = http(
         "PUT",
@@ -187,7 +176,7 @@ fn phones_get_their_feeds_with_access_checked_etags_gzip_and_paging() {
     assert_eq!(unzipped, xml);
 
     // A run that changes nothing keeps the ETag; one that changes the table changes it.
-    let unchanged = run(&s.base);
+    let unchanged = run_demo(&s.base);
     assert_eq!(unchanged["inserted"], 0, "{unchanged}");
     let (_, head, _) = get(&s.base, "/phonebook/demo/yealink", &auth);
     assert_eq!(header(&head, "etag"), Some(etag.as_str()));
@@ -200,7 +189,7 @@ fn phones_get_their_feeds_with_access_checked_etags_gzip_and_paging() {
              <extension>999</extension></contact></contacts>",
         ),
     );
-    let changed = run(&s.base);
+    let changed = run_demo(&s.base);
     assert_eq!(changed["inserted"], 1, "{changed}");
     let (_, head, body) = get(&s.base, "/phonebook/demo/yealink", &auth);
     assert_ne!(header(&head, "etag"), Some(etag.as_str()));
@@ -308,7 +297,7 @@ fn a_phone_that_stops_reading_holds_its_place_only_until_the_idle_timeout() {
     let feeds = "[limits]\nmax_phonebook_streams = 1\nbody_idle_timeout_secs = 2\n\
                  [[phonebooks]]\npipeline = \"demo\"\nformat = \"yealink\"\nallow = [\"127.0.0.0/8\"]\n";
     let s = serve_with(&ws, &["demo"], 1, "127.0.0.1:0", feeds);
-    run(&s.base);
+    run_demo(&s.base);
     // A client that asks for the feed (about 9 MB) and never reads it.
     use std::io::Write as _;
     let mut stalled = std::net::TcpStream::connect(s.base.trim_start_matches("http://")).unwrap();

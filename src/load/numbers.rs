@@ -47,10 +47,11 @@ pub fn page_row_keys(plan: &NumberPlan, row: &PageRow<'_>, out: &mut Vec<Contact
     values_keys(plan, row.id, &values, origin, out);
 }
 
-/// Appends the keys of row `id` to `out`: those the merge thread computed, or computed now.
-pub fn row_keys(plan: &NumberPlan, id: i64, row: &MergedRow, out: &mut Vec<ContactKey>) {
-    match &row.number_keys {
-        Some(keys) => out.extend(keys.iter().map(|key| (id, key.clone()))),
+/// Appends the keys of row `id` to `out`: those the merge thread computed (taken from the
+/// row), or computed now.
+pub fn row_keys(plan: &NumberPlan, id: i64, row: &mut MergedRow, out: &mut Vec<ContactKey>) {
+    match row.number_keys.take() {
+        Some(keys) => out.extend(keys.into_iter().map(|key| (id, key))),
         None => values_keys(plan, id, &row.values, row.origin, out),
     }
 }

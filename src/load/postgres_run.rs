@@ -256,16 +256,16 @@ impl PgRun {
     /// staging table (applied by [`PgRun::flush`]), deletions run at once.
     pub fn apply(&mut self, op: Op) -> sqlx::Result<()> {
         match op {
-            Op::Insert(row) => {
+            Op::Insert(mut row) => {
                 let id = self.next_id()?;
                 put_row(&mut self.inserts, Some(id), &row, &self.stamp);
                 self.pending_inserts += 1;
-                numbers::row_keys(&self.numbers, id, &row, &mut self.keys);
+                numbers::row_keys(&self.numbers, id, &mut row, &mut self.keys);
                 put_keys(&mut self.insert_keys, self.keys.drain(..));
             }
-            Op::Update { id, row } => {
+            Op::Update { id, mut row } => {
                 put_row(&mut self.updates, Some(id), &row, &self.stamp);
-                numbers::row_keys(&self.numbers, id, &row, &mut self.keys);
+                numbers::row_keys(&self.numbers, id, &mut row, &mut self.keys);
                 put_keys(&mut self.update_keys, self.keys.drain(..));
             }
             Op::Delete { id } => return self.delete(&[id]),

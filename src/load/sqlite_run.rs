@@ -264,14 +264,14 @@ impl SqliteRun {
                     self.flush()?;
                 }
             }
-            Op::Update { id, row } => {
+            Op::Update { id, mut row } => {
                 let mut update = self.conn.prepare_cached(&UPDATE_SQL)?;
                 Self::bind_row(&mut update, 1, &row, &self.stamp)?;
                 update.raw_bind_parameter(ROW_PARAMS + 1, id)?;
                 update.raw_execute()?;
                 self.updated += 1;
                 delete_keys(&self.conn, id)?;
-                numbers::row_keys(&self.numbers, id, &row, &mut self.pending_keys);
+                numbers::row_keys(&self.numbers, id, &mut row, &mut self.pending_keys);
                 write_keys(&self.conn, &mut self.pending_keys, false)?;
             }
             Op::Delete { id } => self.delete(&[id])?,
@@ -297,7 +297,7 @@ impl SqliteRun {
         } else {
             &INSERT_ONE_SQL
         })?;
-        for (r, row) in self.pending.iter().enumerate() {
+        for (r, row) in self.pending.iter_mut().enumerate() {
             let id = first_id + r as i64;
             let first = if full { 1 + r * (ROW_PARAMS + 1) } else { 1 };
             insert.raw_bind_parameter(first, id)?;

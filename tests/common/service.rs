@@ -267,15 +267,21 @@ pub fn login(base: &str, user: &str, password: &str) -> (u16, String) {
 pub fn loaded_service(ws: &Workspace) -> (Serve, &'static str) {
     pipeline(ws, "demo", &samples(), "0 0 1 1 ?", "0 0 1 1 ?");
     let s = serve(ws, &["demo"], 1);
-    let bearer = "Bearer static-token";
+    run_demo(&s.base);
+    (s, "Bearer static-token")
+}
+
+/// Runs pipeline `demo` of the service at `base` now (`POST /api/pipelines/demo/run` with
+/// the test token); its report.
+pub fn run_demo(base: &str) -> Value {
     let (status, body) = http(
         "POST",
-        &format!("{}/api/pipelines/demo/run", s.base),
-        &[("Authorization", bearer)],
+        &format!("{base}/api/pipelines/demo/run"),
+        &[("Authorization", "Bearer static-token")],
         "",
     );
     assert_eq!(status, 200, "{body}");
-    (s, bearer)
+    serde_json::from_str(&body).unwrap()
 }
 
 pub fn put(url: &str, bearer: &str, body: &str) -> (u16, Value) {
