@@ -119,33 +119,39 @@ impl NumberPlan {
     pub fn keys(&self, values: &FieldValues, origin: Origin, out: &mut Vec<NumberKey>) {
         let start = out.len();
         for (position, &field) in LOOKUP_FIELDS.iter().enumerate() {
-            let Some(value) = values[field].as_deref().map(str::trim) else {
+            let Some(value) = values[field].as_deref() else {
                 continue;
             };
-            if value.is_empty() {
-                continue;
-            }
             let rank = rank_of(position, origin);
-            let mut push = |number: String| {
+            self.value_keys(field == EXTENSION, value, |number| {
                 // One entry per key and row: the best rank it was found with.
                 if !out[start..].iter().any(|k| k.number == number) {
                     out.push(NumberKey { number, rank });
                 }
-            };
-            if field == EXTENSION {
-                if reads_as_full_number(value)
-                    && let Some(e164) = self.e164(value)
-                {
-                    push(e164);
-                }
-                push(value.to_owned());
-                let digits: String = value.chars().filter(char::is_ascii_digit).collect();
-                if !digits.is_empty() && digits != value {
-                    push(digits);
-                }
-            } else if let Some(key) = self.e164(value).or_else(|| fallback(value)) {
-                push(key);
+            });
+        }
+    }
+
+    /// Gives each index key of one number to `key`: of an extension when `extension`, else
+    /// of a mobile, home or fax number (nothing when it is blank).
+    pub fn value_keys(&self, extension: bool, value: &str, mut key: impl FnMut(String)) {
+        let value = value.trim();
+        if value.is_empty() {
+            return;
+        }
+        if extension {
+            if reads_as_full_number(value)
+                && let Some(e164) = self.e164(value)
+            {
+                key(e164);
             }
+            key(value.to_owned());
+            let digits: String = value.chars().filter(char::is_ascii_digit).collect();
+            if !digits.is_empty() && digits != value {
+                key(digits);
+            }
+        } else if let Some(found) = self.e164(value).or_else(|| fallback(value)) {
+            key(found);
         }
     }
 

@@ -36,6 +36,9 @@ pub struct ServiceConfig {
     /// Caller-ID lookup for PBXes (`GET /lookup/{pipeline}?number=...`).
     #[serde(default)]
     pub lookups: Vec<super::lookup::LookupEndpointConfig>,
+    /// The LDAP directory for phones (off unless `[ldap] listen` is set).
+    #[serde(default)]
+    pub ldap: Option<super::ldap::LdapConfig>,
 }
 
 /// `[cluster]`: status changes always reach the peers, profile changes when `profile_sync`.
@@ -166,6 +169,7 @@ impl Default for ServiceConfig {
             limits: super::limits::Limits::default(),
             phonebooks: Vec::new(),
             lookups: Vec::new(),
+            ldap: None,
         }
     }
 }

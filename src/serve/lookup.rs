@@ -412,32 +412,9 @@ async fn find(store: &Store, keys: &[String]) -> Result<Found, LoadError> {
 /// doubts the index) reads to see that no step scans a table. On PostgreSQL with sequential
 /// scans disabled, so that it uses an index whenever one applies, even on a small table.
 pub async fn lookup_plan(store: &Store) -> Result<String, LoadError> {
-    let explain = format!("EXPLAIN {LOOKUP_SQL}");
-    let lines: Vec<String> = match store.backend() {
-        Backend::Sqlite { path, .. } => {
-            on_sqlite_reader(store, path, move |conn| {
-                let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {LOOKUP_SQL}"))?;
-                statement
-                    .query_map(["0475111111", "+32475111111"], |r| r.get(3))?
-                    .collect()
-            })
-            .await?
-        }
-        Backend::Postgres { pool } => {
-            let mut tx = pool.begin().await.map_err(|e| store.error(e))?;
-            sqlx::query("SET LOCAL enable_seqscan = off")
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| store.error(e))?;
-            sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
-                .bind("0475111111")
-                .bind("+32475111111")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(|e| store.error(e))?
-        }
-    };
-    Ok(lines.join("\n"))
+    use crate::serve::search::{Bind, explain};
+    let keys = ["0475111111", "+32475111111"].map(|k| Bind::Text(k.to_owned()));
+    explain(store, LOOKUP_SQL, keys.into()).await
 }
 
 #[cfg(test)]

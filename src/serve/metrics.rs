@@ -43,6 +43,8 @@ pub struct RunMetrics {
     pub refusals: Family<Labels, Counter>,
     /// (pipeline, found|unknown) → caller-ID lookups answered.
     lookups: Family<Labels, Counter>,
+    /// (op, result) → LDAP requests answered or refused.
+    ldap: Family<Labels, Counter>,
 }
 
 impl Default for RunMetrics {
@@ -55,6 +57,7 @@ impl Default for RunMetrics {
             durations: Family::new_with_constructor(duration_histogram),
             refusals: Family::default(),
             lookups: Family::default(),
+            ldap: Family::default(),
         }
     }
 }
@@ -113,6 +116,14 @@ impl RunMetrics {
     }
 
     /// Counts an HTTP refusal.
+    /// Counts an LDAP request: its operation (bind, search, ..., or connect and malformed for
+    /// connections refused and messages that could not be read) and its result.
+    pub fn ldap(&self, op: &str, result: &str) {
+        self.ldap
+            .get_or_create(&vec![("op", op.to_owned()), ("result", result.to_owned())])
+            .inc();
+    }
+
     pub fn refused(&self, reason: &str) {
         self.refusals
             .get_or_create(&vec![("reason", reason.to_owned())])
@@ -235,6 +246,12 @@ pub async fn render(service: &super::Service) -> String {
         "ucm_lookups",
         "Caller-ID lookups answered, by pipeline and result (found, unknown)",
         m.lookups.clone(),
+    );
+    registry.register(
+        "ucm_ldap_requests",
+        "LDAP requests by operation and result (the LDAP result code's name); op connect: \
+         connections refused (busy, network), op malformed: messages that could not be read",
+        m.ldap.clone(),
     );
     if let Some(cluster) = &service.cluster {
         register_cluster(&mut registry, cluster);

@@ -10,6 +10,7 @@ pub mod config;
 pub mod connections;
 pub mod console;
 pub mod http;
+pub mod ldap;
 pub mod limits;
 mod live;
 pub mod lookup;
@@ -127,6 +128,8 @@ pub struct Service {
     pub search_lane: tokio::sync::Semaphore,
     /// Phonebook feeds being streamed (`[limits] max_phonebook_streams`).
     pub phonebook_lane: Arc<tokio::sync::Semaphore>,
+    /// The LDAP directory's settings, when it is on.
+    pub ldap: Option<ldap::LdapSettings>,
 }
 
 impl Service {
@@ -212,6 +215,8 @@ impl Service {
             }
             lookups.push(config.resolve()?);
         }
+        let names: Vec<String> = pipelines.iter().map(|p| p.name.clone()).collect();
+        let ldap = ldap::resolve(config.ldap.as_ref(), &names)?;
         let browser_sessions = console::session::BrowserSessions::new(
             config.limits.max_browser_sessions,
             auth.session_minutes,
@@ -247,6 +252,7 @@ impl Service {
             phonebook_lane: Arc::new(tokio::sync::Semaphore::new(
                 config.limits.max_phonebook_streams,
             )),
+            ldap,
         })
     }
 
@@ -703,10 +709,19 @@ pub async fn serve(config: ServiceConfig) -> anyhow::Result<()> {
         }
     }
 
-    // Caller-ID lookup answers from the number index: built now when a table predates it or
-    // its region changed, rather than at the next scheduled run.
-    for endpoint in &service.lookups {
-        let Some(pipeline) = service.pipeline(&endpoint.config.pipeline).cloned() else {
+    // Caller-ID lookup and the LDAP directory's number searches read the number index:
+    // built now when a table predates it or its region changed, rather than at the next
+    // scheduled run.
+    let mut indexed: Vec<&str> = service
+        .lookups
+        .iter()
+        .map(|l| l.config.pipeline.as_str())
+        .collect();
+    indexed.extend(service.ldap.iter().map(|l| l.config.pipeline.as_str()));
+    indexed.sort_unstable();
+    indexed.dedup();
+    for name in indexed {
+        let Some(pipeline) = service.pipeline(name).cloned() else {
             continue;
         };
         tokio::spawn(async move {
@@ -755,6 +770,7 @@ pub async fn serve(config: ServiceConfig) -> anyhow::Result<()> {
         header_read_timeout_secs = service.limits.header_read_timeout_secs,
         "HTTP limits"
     );
+    loops.extend(ldap::listen(Arc::clone(&service), stop_rx.clone()).await?);
     let app = http::app(Arc::clone(&service));
     let server = tokio::spawn({
         let (service, stop) = (Arc::clone(&service), stop_rx.clone());

@@ -40,6 +40,34 @@ pub enum Refusal {
     Forbidden,
 }
 
+/// The client networks of an `allow` list (CIDR, or one address), for the entry `at` names.
+pub fn parse_networks(at: &str, allow: &[String]) -> Result<Vec<ipnet::IpNet>, String> {
+    allow
+        .iter()
+        .map(|n| {
+            n.parse::<ipnet::IpNet>()
+                .or_else(|_| n.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    format!("{at}: allow = {n:?} is not a network (CIDR, e.g. 10.0.0.0/8)")
+                })
+        })
+        .collect()
+}
+
+/// Whether an `allow` list lets `client` in: an empty list lets every client in, a list
+/// only the clients in one of its networks (an IPv4 client seen as IPv6 `::ffff:a.b.c.d`
+/// as its IPv4 address).
+pub fn network_allows(allow: &[ipnet::IpNet], client: Option<IpAddr>) -> bool {
+    allow.is_empty()
+        || client.is_some_and(|ip| {
+            let ip = match ip {
+                IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+                v4 => v4,
+            };
+            allow.iter().any(|n| n.contains(&ip))
+        })
+}
+
 impl PhoneAccess {
     /// Reads the secrets and parses the networks of the entry `at` names (e.g.
     /// `[[lookups]] default`), `what` it is ("a feed"); refuses an endpoint nobody could be
@@ -78,17 +106,7 @@ impl PhoneAccess {
                 "{at}: the token must be at least 16 characters (unguessable)"
             ));
         }
-        let allow = settings
-            .allow
-            .iter()
-            .map(|n| {
-                n.parse::<ipnet::IpNet>()
-                    .or_else(|_| n.parse::<IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| {
-                        format!("{at}: allow = {n:?} is not a network (CIDR, e.g. 10.0.0.0/8)")
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let allow = parse_networks(at, settings.allow)?;
         if login.is_none() && token.is_none() && allow.is_empty() {
             return Err(format!(
                 "{at}: {what} needs basic auth (username, password), a token or an allow list"
@@ -109,17 +127,8 @@ impl PhoneAccess {
         path_token: Option<&str>,
     ) -> Result<(), Refusal> {
         use crate::serve::http::constant_time_eq;
-        if !self.allow.is_empty() {
-            let allowed = client.is_some_and(|ip| {
-                let ip = match ip {
-                    IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-                    v4 => v4,
-                };
-                self.allow.iter().any(|n| n.contains(&ip))
-            });
-            if !allowed {
-                return Err(Refusal::Forbidden);
-            }
+        if !network_allows(&self.allow, client) {
+            return Err(Refusal::Forbidden);
         }
         if self.login.is_none() && self.token.is_none() {
             return Ok(());

@@ -80,18 +80,22 @@ const NUMBER_SEPARATORS: [char; 7] = [' ', '-', '+', '/', '(', ')', '.'];
 /// keys are in the "C" collation, so that they lowercase ASCII only and compare byte by byte
 /// as SQLite's do.
 fn key_sql(backend: &Backend, key: Key) -> String {
-    let postgres = matches!(backend, Backend::Postgres { .. });
-    let collated = |column: &str| {
-        if postgres {
-            format!("{column} COLLATE \"C\"")
-        } else {
-            column.to_owned()
-        }
-    };
-    match key {
-        Key::FirstName => format!("lower({})", collated("first_name")),
-        Key::LastName => format!("lower({})", collated("last_name")),
-        Key::EMail => format!("lower({})", collated("e_mail")),
+    name_key_sql(
+        backend,
+        match key {
+            Key::FirstName => "first_name",
+            Key::LastName => "last_name",
+            Key::EMail => "e_mail",
+        },
+    )
+}
+
+/// The indexed key of `column` (first_name, last_name or e_mail) on `backend`: what the
+/// expression indexes of migration 0006 hold, so that a range of it reads the index.
+pub(crate) fn name_key_sql(backend: &Backend, column: &str) -> String {
+    match backend {
+        Backend::Postgres { .. } => format!("lower({column} COLLATE \"C\")"),
+        Backend::Sqlite { .. } => format!("lower({column})"),
     }
 }
 
@@ -290,9 +294,7 @@ pub(crate) async fn on_sqlite_reader<T: Send + 'static>(
 }
 
 /// The database's plan for searching `query`, one line a step: what a test (or an operator
-/// who doubts the indexes) reads to see that no step scans the table. On SQLite it is planned
-/// on the connection kind searches use; on PostgreSQL with sequential scans disabled, so
-/// that it uses an index whenever one applies, even on a table small enough to scan.
+/// who doubts the indexes) reads to see that no step scans the table.
 pub async fn search_plan(store: &Store, query: &str) -> Result<String, LoadError> {
     let Some((sql, binds)) = search_sql(
         &store.backend,
@@ -301,11 +303,35 @@ pub async fn search_plan(store: &Store, query: &str) -> Result<String, LoadError
     ) else {
         return Ok(String::new());
     };
+    explain(store, &sql, binds.into_iter().map(Bind::Text).collect()).await
+}
+
+/// A value bound to a statement [`explain`] plans.
+pub(crate) enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// The database's plan for `sql` with `binds`, one line a step. On SQLite it is planned on
+/// the connection kind searches use; on PostgreSQL with sequential scans, bitmap scans and
+/// sorts disabled, so that it reads an index in order whenever one applies, even on a table
+/// small enough to scan.
+pub(crate) async fn explain(
+    store: &Store,
+    sql: &str,
+    binds: Vec<Bind>,
+) -> Result<String, LoadError> {
     let lines: Vec<String> = match &store.backend {
         Backend::Sqlite { path, .. } => {
+            let sql = format!("EXPLAIN QUERY PLAN {sql}");
             on_sqlite_reader(store, path, move |conn| {
-                let mut statement = conn.prepare_cached(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-                bind_sqlite(&mut statement, &binds)?;
+                let mut statement = conn.prepare(&sql)?;
+                for (i, bind) in binds.iter().enumerate() {
+                    match bind {
+                        Bind::Text(t) => statement.raw_bind_parameter(i + 1, t)?,
+                        Bind::Int(n) => statement.raw_bind_parameter(i + 1, n)?,
+                    }
+                }
                 let mut rows = statement.raw_query();
                 let mut lines = Vec::new();
                 while let Some(row) = rows.next()? {
@@ -317,17 +343,23 @@ pub async fn search_plan(store: &Store, query: &str) -> Result<String, LoadError
         }
         Backend::Postgres { pool } => {
             let mut tx = pool.begin().await.map_err(|e| store.error(e))?;
-            sqlx::query("SET LOCAL enable_seqscan = off")
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| store.error(e))?;
-            let rows = bind_postgres(&format!("EXPLAIN {sql}"), &binds)
+            // What a table of millions makes the planner choose: index paths, in order.
+            for setting in ["enable_seqscan", "enable_bitmapscan", "enable_sort"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL {setting} = off")))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| store.error(e))?;
+            }
+            let mut statement = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")));
+            for bind in binds {
+                statement = match bind {
+                    Bind::Text(t) => statement.bind(t),
+                    Bind::Int(n) => statement.bind(n),
+                };
+            }
+            statement
                 .fetch_all(&mut *tx)
                 .await
-                .map_err(|e| store.error(e))?;
-            rows.iter()
-                .map(|r| sqlx::Row::try_get::<String, _>(r, 0))
-                .collect::<Result<_, _>>()
                 .map_err(|e| store.error(e))?
         }
     };
