@@ -16,33 +16,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 contacts=${1:-1000000}; rate=${2:-500}; seconds=${3:-20}
 
-cargo build --release --quiet
-cargo bench --no-run --quiet --bench lookup_load 2>/dev/null
-UCM=$PWD/target/release/ucm
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ucm-lookup.XXXXXX")
-server=
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
-
+. benches/service_bench.sh
+bench_begin lookup lookup_load
 db=${UCM_BENCH_POSTGRES_URL:-sqlite://$WORK/ucm.db}
-cat > "$WORK/bench.toml" <<TOML
-name = "bench"
-[source]
-url = "$WORK/contacts.xml"
-schedule = "0 0 1 1 ?"
-[merge]
-schedule = "0 0 1 1 ?"
-[lookup]
-default_region = "BE"
-[database]
-url = "$db"
-TOML
-"$UCM" -q generate --contacts "$contacts" --directory $(( contacts / 10 )) --seed 11 \
-  --xml "$WORK/contacts.xml" --csv "$WORK/directory.csv"
-"$UCM" -q -c "$WORK/bench.toml" directory load "$WORK/directory.csv"
-start=$(date +%s.%N)
-"$UCM" -q -c "$WORK/bench.toml" import "$WORK/contacts.xml" >/dev/null
-echo "fresh import of $contacts contacts (number index included): $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN {printf "%.2f", e - s}') s"
+bench_load "$contacts" 11 "$db" '[lookup]
+default_region = "BE"'
 
 query() {
   case "$db" in
@@ -69,10 +47,6 @@ password_env = "UCM_BENCH_PASSWORD"
 pipeline = "bench"
 token = "bench-lookup-token-0123"
 TOML
-UCM_BENCH_PASSWORD=unused UCM_LOG=warn "$UCM" serve --service "$WORK/service.toml" > "$WORK/serve.out" 2> "$WORK/serve.log" &
-server=$!
-for _ in $(seq 100); do grep -q "listening on" "$WORK/serve.out" && break; sleep 0.1; done
-base=$(sed -n 's/^ucm serve: listening on //p' "$WORK/serve.out")
-[ -n "$base" ] || { echo "lookup.sh: the service did not start:"; cat "$WORK/serve.log"; exit 1; }
+bench_serve lookup.sh
 cargo bench --quiet --bench lookup_load -- "$base/lookup/bench/bench-lookup-token-0123" "$WORK/numbers.txt" "$rate" "$seconds"
-echo "service peak memory: $(awk '/VmHWM/ {printf "%d MiB", $2 / 1024}' "/proc/$server/status")"
+echo "service peak memory: $(bench_peak) MiB"

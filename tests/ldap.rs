@@ -509,7 +509,7 @@ fn certificate(ws: &Workspace) -> (String, String) {
 }
 
 #[test]
-fn start_tls_and_ldaps_carry_the_bind_and_each_connection_is_bounded() {
+fn start_tls_and_ldaps_carry_the_bind_and_every_limit_holds() {
     if !clients_present() {
         return;
     }
@@ -517,7 +517,7 @@ fn start_tls_and_ldaps_carry_the_bind_and_each_connection_is_bounded() {
     let (cert, key) = certificate(&probe);
     let (_ws, s) = loaded(&ldap_toml(&format!(
         "listen_tls = \"127.0.0.1:0\"\ntls_certificate = \"{cert}\"\ntls_key = \"{key}\"\n\
-         max_connections = 3\nidle_timeout_secs = 2\nmax_request_bytes = 1024\n"
+         max_connections = 3\nidle_timeout_secs = 2\nmax_request_bytes = 1024\nsize_limit = 4\n"
     )));
     let (plain, tls) = (ldap_url(&s, "ldap"), ldap_url(&s, "ldaps"));
     let with_ca = |args: &[&str]| {
@@ -568,6 +568,17 @@ fn start_tls_and_ldaps_carry_the_bind_and_each_connection_is_bounded() {
         &cert,
     ]);
     assert_eq!(ldap3_names(&answer), ["Anna Peeters"]);
+
+    // The directory's own size limit: four entries, then result code 4.
+    let (code, entries, _) = ldapsearch(
+        &plain,
+        Some((BIND_DN, PASSWORD)),
+        BASE,
+        &[],
+        "(objectClass=inetOrgPerson)",
+        &["uid"],
+    );
+    assert_eq!((code, entries.len()), (4, 4));
 
     // A message over max_request_bytes closes its connection.
     let long = format!("(cn={}*)", "a".repeat(2000));

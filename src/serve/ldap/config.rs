@@ -313,6 +313,18 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_parses() {
+        let readme = include_str!("../../../README.md");
+        let section = &readme[readme.find("### LDAP directory").unwrap()..];
+        let start = section.find("```toml\n").unwrap() + 8;
+        let block = &section[start..start + section[start..].find("```").unwrap()];
+        let config: LdapConfig = toml::from_str(block.trim_start_matches("[ldap]\n")).unwrap();
+        assert_eq!(config.base_dn, "ou=contacts,dc=example,dc=com");
+        assert_eq!(config.max_request_bytes, 16384);
+        assert!(config.tls_certificate.is_some() && !config.anonymous);
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let e = config("listen = \"127.0.0.1:1\"\nanonymous = true\nbase_dn2 = \"x\"").unwrap_err();
         assert!(e.contains("base_dn2"), "{e}");

@@ -493,3 +493,86 @@ pub async fn read_plan(
     }
     Ok(lines.join("\n"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::numbers::NumberPlan;
+
+    fn style(plan: &NumberPlan) -> EntryStyle<'_> {
+        EntryStyle {
+            name_style: Default::default(),
+            organization: None,
+            numbers: plan,
+        }
+    }
+
+    fn filter(text: &str) -> LdapFilter {
+        ldap3_proto::parse_ldap_filter_str(text).unwrap()
+    }
+
+    #[test]
+    fn typed_prefixes_plan_index_ranges_and_the_rest_a_scan() {
+        let plan = NumberPlan::new(Some("BE")).unwrap();
+        let style = style(&plan);
+        let Plan::Arms(arms) = super::plan(&filter("(|(cn=ann*)(sn=ann*))"), &style) else {
+            panic!("a name prefix is read from the indexes");
+        };
+        // cn and sn need the same three ranges: read once each.
+        let indexes: Vec<Index> = arms.iter().map(|a| a.index).collect();
+        assert_eq!(indexes, [Index::FirstName, Index::LastName, Index::EMail]);
+        let Plan::Arms(arms) = super::plan(&filter("(mobile=0475*)"), &style) else {
+            panic!("a number prefix is read from the number index");
+        };
+        assert!(arms.iter().any(|a| a.low == "+32475"), "{arms:?}");
+        assert_eq!(super::plan(&filter("(cn=*ann*)"), &style), Plan::Scan);
+        assert_eq!(super::plan(&filter("(!(cn=ann*))"), &style), Plan::Scan);
+        assert_eq!(super::plan(&filter("(shoeSize=42)"), &style), Plan::Nothing);
+        // An and reads its narrowest indexed part.
+        let Plan::Arms(arms) = super::plan(&filter("(&(objectClass=*)(givenName=ann*))"), &style)
+        else {
+            panic!("and");
+        };
+        assert_eq!(arms.len(), 1);
+        assert_eq!(
+            super::plan(&filter("(|(givenName=a*)(l=gent))"), &style),
+            Plan::Scan
+        );
+    }
+
+    #[test]
+    fn a_cookie_is_only_good_for_its_own_search() {
+        let cursor = Cursor {
+            arm: 2,
+            key: "ann|a".into(),
+            rank: 3,
+            id: 42,
+        };
+        let cookie = cursor.cookie(7);
+        assert_eq!(Cursor::of_cookie(&cookie, 7), Some(cursor));
+        assert_eq!(Cursor::of_cookie(&cookie, 8), None);
+        assert_eq!(Cursor::of_cookie(b"junk", 7), None);
+    }
+
+    #[tokio::test]
+    async fn a_search_past_its_deadline_stops_with_what_it_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let plan = NumberPlan::new(None).unwrap();
+        let style = style(&plan);
+        let found = find(
+            &store,
+            &Plan::Scan,
+            Cursor::start(&Plan::Scan, 0),
+            10,
+            Instant::now(),
+            &style,
+            |_| true,
+        )
+        .await
+        .unwrap();
+        assert!(found.timed_out && found.rows.is_empty() && found.more.is_none());
+        store.close().await;
+    }
+}
