@@ -10,8 +10,8 @@
 //!   answering the clients it has instead of running out of descriptors).
 //! - The process's soft open-file limit is raised to its hard limit at start, and the
 //!   connection limit kept below it.
-//! - At shutdown, connections finish their answers and close; after a grace period the rest
-//!   (event streams) are dropped.
+//! - At shutdown, connections finish their answers and close; a grace period after the runs
+//!   in flight have finished, the rest (event streams) are dropped.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -141,7 +141,9 @@ pub fn effective_max_connections(limits: &Limits, open_files: Option<u64>) -> us
     }
 }
 
-/// Serves `app` on `listener` until `stop` turns true.
+/// Serves `app` on `listener` until `stop` turns true; then lets open connections finish
+/// their answers until `SHUTDOWN_GRACE` after `drained` turns true (the runs in flight have
+/// finished: a client waiting for its run's report gets it, however long the run takes).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -149,6 +151,7 @@ pub async fn serve(
     max_connections: usize,
     stats: Arc<ConnectionStats>,
     mut stop: watch::Receiver<bool>,
+    mut drained: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Slots {
         global: Arc::new(Semaphore::new(max_connections)),
@@ -227,11 +230,15 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::info!("connections still open after the shutdown grace period are dropped");
+    let grace_over = async {
+        stopped(&mut drained).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = grace_over => {
+            tracing::info!("connections still open after the shutdown grace period are dropped");
+        }
     }
 }
 

@@ -772,12 +772,22 @@ pub async fn serve(config: ServiceConfig) -> anyhow::Result<()> {
     );
     loops.extend(ldap::listen(Arc::clone(&service), stop_rx.clone()).await?);
     let app = http::app(Arc::clone(&service));
+    let (drained_tx, drained) = watch::channel(false);
     let server = tokio::spawn({
         let (service, stop) = (Arc::clone(&service), stop_rx.clone());
         async move {
             let limits = service.limits.clone();
             let stats = Arc::clone(&service.connections);
-            connections::serve(listener, app, &limits, max_connections, stats, stop).await
+            connections::serve(
+                listener,
+                app,
+                &limits,
+                max_connections,
+                stats,
+                stop,
+                drained,
+            )
+            .await
         }
     });
 
@@ -798,6 +808,8 @@ pub async fn serve(config: ServiceConfig) -> anyhow::Result<()> {
     for pipeline in &service.pipelines {
         let _idle = pipeline.busy.lock().await;
     }
+    // The runs are done: their HTTP clients get their reports within the grace period.
+    let _ = drained_tx.send(true);
     let _ = server.await;
     for pipeline in &service.pipelines {
         if let Ok(loaded) = &pipeline.loaded {
