@@ -250,12 +250,9 @@ fn backdate_runs(ws: &Workspace, at: &str) {
     }
 }
 
-#[test]
-fn sigterm_during_a_run_lets_it_finish_and_exits_0() {
-    let ws = Workspace::new("");
-    let big = generated(&ws, 200_000);
-    pipeline(&ws, "demo", &big, "0 0 1 1 ?", "0 0 1 1 ?");
-    let mut s = serve(&ws, &["demo"], 1);
+/// Starts a run of `demo` over HTTP, sends SIGTERM once it is running, and returns the run
+/// request's answer.
+fn run_then_sigterm(s: &Serve) -> (u16, String) {
     let run_url = format!("{}/api/pipelines/demo/run", s.base);
     let request = std::thread::spawn(move || {
         http(
@@ -270,7 +267,16 @@ fn sigterm_during_a_run_lets_it_finish_and_exits_0() {
         (pipelines[0]["running"] == true).then_some(())
     });
     unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
-    let (status, body) = request.join().unwrap();
+    request.join().unwrap()
+}
+
+#[test]
+fn sigterm_during_a_run_lets_it_finish_and_exits_0() {
+    let ws = Workspace::new("");
+    let big = generated(&ws, 200_000);
+    pipeline(&ws, "demo", &big, "0 0 1 1 ?", "0 0 1 1 ?");
+    let mut s = serve(&ws, &["demo"], 1);
+    let (status, body) = run_then_sigterm(&s);
     assert_eq!(status, 200, "{body}");
     let exit = s.child.wait().unwrap();
     assert_eq!(exit.code(), Some(0), "{}", s.log.lock().unwrap());
@@ -318,21 +324,7 @@ fn a_run_longer_than_the_shutdown_grace_still_answers_its_client() {
     });
     pipeline(&ws, "demo", &source, "0 0 1 1 ?", "0 0 1 1 ?");
     let mut s = serve(&ws, &["demo"], 1);
-    let run_url = format!("{}/api/pipelines/demo/run", s.base);
-    let request = std::thread::spawn(move || {
-        http(
-            "POST",
-            &run_url,
-            &[("Authorization", "Bearer static-token")],
-            "",
-        )
-    });
-    eventually(30, "the run to start", || {
-        let pipelines = get_json(&format!("{}/api/pipelines", s.base));
-        (pipelines[0]["running"] == true).then_some(())
-    });
-    unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
-    let (status, body) = request.join().unwrap();
+    let (status, body) = run_then_sigterm(&s);
     assert_eq!(status, 200, "{body}");
     let report: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(report["status"], "succeeded", "{report}");

@@ -330,3 +330,15 @@ pub fn predefined_entity(name: &str) -> char {
         other => panic!("unknown entity {other}"),
     }
 }
+
+/// Whether a step of a query plan (SQLite's EXPLAIN QUERY PLAN, PostgreSQL's EXPLAIN) reads a
+/// whole table of contacts or numbers, by name or by the aliases `c` and `n` the queries use.
+pub fn plan_scans_a_table(plan: &str) -> bool {
+    plan.lines().any(|step| {
+        let step = step.trim_end();
+        step.contains("Seq Scan on contact")
+            || step.contains("SCAN contact")
+            || step.ends_with("SCAN c")
+            || step.ends_with("SCAN n")
+    })
+}
