@@ -636,8 +636,7 @@ fn start_tls_and_ldaps_carry_the_bind_and_every_limit_holds() {
 #[test]
 fn a_typed_ahead_search_reads_indexes_and_scans_no_table() {
     let ws = Workspace::new("");
-    let plan = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let store = ucm::load::Store::open(&ws.db_url()).await.unwrap();
+    let plan = common::on_store(&ws, async |store| {
         let numbers = ucm::numbers::NumberPlan::new(Some("BE")).unwrap();
         let style = ucm::serve::ldap::entry::EntryStyle {
             name_style: Default::default(),
@@ -652,13 +651,12 @@ fn a_typed_ahead_search_reads_indexes_and_scans_no_table() {
             "(uid=dir-12)",
         ] {
             let filter = ldap3_proto::parse_ldap_filter_str(filter).unwrap();
-            let plan = ucm::serve::ldap::search::read_plan(&store, &filter, &style)
+            let plan = ucm::serve::ldap::search::read_plan(store, &filter, &style)
                 .await
                 .unwrap();
             plans.push_str(&plan);
             plans.push('\n');
         }
-        store.close().await;
         plans
     });
     assert!(!common::plan_scans_a_table(&plan), "{plan}");

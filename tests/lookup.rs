@@ -347,11 +347,8 @@ fn an_address_guessing_credentials_is_throttled_and_told_when_to_come_back() {
 #[test]
 fn a_lookup_reads_the_number_index_and_scans_no_table() {
     let ws = Workspace::new("");
-    let plan = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let store = ucm::load::Store::open(&ws.db_url()).await.unwrap();
-        let plan = ucm::serve::lookup::lookup_plan(&store).await.unwrap();
-        store.close().await;
-        plan
+    let plan = common::on_store(&ws, async |store| {
+        ucm::serve::lookup::lookup_plan(store).await.unwrap()
     });
     assert!(plan.contains("contact_numbers_by_number"), "{plan}");
     assert!(!common::plan_scans_a_table(&plan), "{plan}");

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Workspace, contacts_xml};
+use common::{Workspace, contacts_xml, on_store};
 
 fn directory(ws: &Workspace) {
     ws.write(
@@ -23,16 +23,6 @@ fn directory(ws: &Workspace) {
         contacts_xml(&[&[("e_mail", "ext@partner.example"), ("last_name", "Extern")]]),
     );
     assert_eq!(ws.import("x.xml", &[])["status"], "succeeded");
-}
-
-/// `work` on the workspace's database.
-fn on_store<T>(ws: &Workspace, work: impl AsyncFnOnce(&ucm::load::Store) -> T) -> T {
-    tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let store = ucm::load::Store::open(&ws.db_url()).await.unwrap();
-        let out = work(&store).await;
-        store.close().await;
-        out
-    })
 }
 
 /// (first name, last name) of what `query` finds, in the order found.

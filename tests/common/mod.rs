@@ -342,3 +342,13 @@ pub fn plan_scans_a_table(plan: &str) -> bool {
             || step.ends_with("SCAN n")
     })
 }
+
+/// `work` on the workspace's database (a store opened for it, closed after).
+pub fn on_store<T>(ws: &Workspace, work: impl AsyncFnOnce(&ucm::load::Store) -> T) -> T {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = ucm::load::Store::open(&ws.db_url()).await.unwrap();
+        let out = work(&store).await;
+        store.close().await;
+        out
+    })
+}
