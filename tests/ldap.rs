@@ -424,7 +424,8 @@ fn a_second_client_python_ldap3_gets_the_same_answers() {
     if !clients_present() {
         return;
     }
-    let (_ws, s) = loaded(&ldap_toml(""));
+    // Anonymous searches allowed here: a bind is still checked when one is made.
+    let (_ws, s) = loaded(&ldap_toml("anonymous = true\n"));
     let url = ldap_url(&s, "ldap");
     let bound = [
         "--bind",
@@ -470,7 +471,16 @@ fn a_second_client_python_ldap3_gets_the_same_answers() {
         selected["entries"][0]["attributes"],
         serde_json::json!({"mail": ["noa@example.com"]})
     );
-    // Wrong password: the bind fails (49), the search is refused (50).
+    // Without a bind (anonymous allowed): the same answers, from both clients.
+    let anonymous = ldap3(&[&url, BASE, "(|(cn=car*)(sn=car*))"]);
+    assert_eq!(ldap3_names(&anonymous), ["Carla Dubois"]);
+    let (code, entries, _) = ldapsearch(&url, None, BASE, &[], "(givenName=carla)", &[]);
+    assert_eq!(
+        (code, names(&entries)),
+        (0, vec!["Carla Dubois".to_owned()])
+    );
+    // A wrong password: the bind fails (49) and leaves the connection anonymous, which may
+    // search here.
     let wrong = ldap3(&[
         &url,
         BASE,
@@ -481,7 +491,9 @@ fn a_second_client_python_ldap3_gets_the_same_answers() {
         "wrong",
     ]);
     assert_eq!(wrong["bind"], 49);
-    assert_eq!(wrong["result"], 50);
+    assert_eq!(wrong["result"], 0);
+    let (code, ..) = ldapsearch(&url, Some((BIND_DN, "wrong")), BASE, &[], "(cn=*)", &[]);
+    assert_eq!(code, 49, "ldapsearch stops at a failed bind");
 }
 
 /// A self-signed certificate for 127.0.0.1 in `ws`: (certificate, key) paths.
