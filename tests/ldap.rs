@@ -359,6 +359,47 @@ fn desk_phones_search_the_merged_directory_with_ldapsearch() {
         format!("dn:{BIND_DN}")
     );
 
+    // The other changes are refused too; an unknown extended operation is a protocolError.
+    let bound = ["-x", "-H", url.as_str(), "-D", BIND_DN, "-w", PASSWORD];
+    let tool = |name: &str, args: &[&str]| {
+        Command::new(name)
+            .args(bound)
+            .args(args)
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(tool("ldapdelete", &[&anna]), Some(53), "delete");
+    // (ldapexop exits 1 whatever the result; it prints the result code.)
+    let exop = Command::new("ldapexop")
+        .args(bound)
+        .arg("1.2.3.4")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&exop.stderr).contains("Protocol error (2)"),
+        "{exop:?}"
+    );
+    // Compare: true (6), false (5), an attribute contacts do not have (17), no entry (32).
+    // Names compare without regard to case, numbers in any spelling.
+    for (assertion, dn, expected) in [
+        ("givenName:ANNA", &anna, 6),
+        ("mobile:0032 475 11 11 11", &anna, 6),
+        ("givenName:Carla", &anna, 5),
+        ("shoeSize:42", &anna, 17),
+        ("givenName:Anna", &missing, 32),
+    ] {
+        assert_eq!(
+            tool("ldapcompare", &[dn, assertion]),
+            Some(expected),
+            "{assertion} {dn}"
+        );
+    }
+    // A base search whose filter does not match its entry: success, no entry.
+    let (code, entries, _) = ldapsearch(&url, phones, &anna, &["-s", "base"], "(l=brussel)", &[]);
+    assert_eq!((code, entries.len()), (0, 0));
+
     // Garbage closes that connection only, at once: not LDAP at all, a message announcing
     // 4 GB, a SEQUENCE of junk.
     let address = url.strip_prefix("ldap://").unwrap();
@@ -389,6 +430,8 @@ fn desk_phones_search_the_merged_directory_with_ldapsearch() {
         "ucm_ldap_requests_total{op=\"search\",result=\"size_limit_exceeded\"} 1",
         "ucm_ldap_requests_total{op=\"add\",result=\"unwilling_to_perform\"} 1",
         "ucm_ldap_requests_total{op=\"malformed\",result=\"protocol_error\"} 3",
+        "ucm_ldap_requests_total{op=\"compare\",result=\"compare_true\"} 2",
+        "ucm_ldap_requests_total{op=\"delete\",result=\"unwilling_to_perform\"} 1",
     ] {
         assert!(metrics.contains(line), "{line}\n{metrics}");
     }

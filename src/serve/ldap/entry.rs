@@ -20,6 +20,16 @@ pub type Dn = Vec<(String, String)>;
 
 /// `text` as a [`Dn`]; None when it is not one (an RDN without `=`, a bad escape).
 pub fn parse_dn(text: &str) -> Option<Dn> {
+    let mut dn = parse_dn_as_written(text)?;
+    for (_, value) in &mut dn {
+        value.make_ascii_lowercase();
+    }
+    Some(dn)
+}
+
+/// `text`'s RDNs: attribute names lowercased, values with their escapes undone and spaces
+/// around them dropped, their case kept (a uid names an identity as written).
+pub fn parse_dn_as_written(text: &str) -> Option<Dn> {
     let mut dn = Vec::new();
     if text.trim().is_empty() {
         return Some(dn);
@@ -37,7 +47,7 @@ pub fn parse_dn(text: &str) -> Option<Dn> {
         let Ok(text) = String::from_utf8(std::mem::take(value)) else {
             return false;
         };
-        dn.push((name, text.trim().to_ascii_lowercase()));
+        dn.push((name, text.trim().to_owned()));
         attribute.clear();
         true
     };
@@ -573,6 +583,10 @@ mod tests {
         assert_eq!(
             parse_dn("uid=ext-a\\,b\\2Bc,ou=x").unwrap()[0],
             ("uid".into(), "ext-a,b+c".into())
+        );
+        assert_eq!(
+            parse_dn_as_written("UID=Ext-A\\,B, ou=X").unwrap(),
+            [("uid".into(), "Ext-A,B".into()), ("ou".into(), "X".into())]
         );
         assert_eq!(parse_dn(""), Some(Vec::new()));
         assert_eq!(parse_dn("not a dn"), None);

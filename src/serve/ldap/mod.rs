@@ -34,7 +34,7 @@ use tokio_util::codec::Framed;
 
 pub use config::{LdapConfig, LdapSettings};
 use entry::{ContactRow, EntryStyle, Wanted, escape_rdn_value, parse_dn};
-use search::{Cursor, Found, Plan};
+use search::{Cursor, Found};
 
 use crate::serve::Service;
 
@@ -403,16 +403,22 @@ async fn answer(
             (answers, Next::Continue)
         }
         LdapOp::CompareRequest(request) => {
-            let filter = LdapFilter::Equality(
-                request.atype.clone(),
-                String::from_utf8_lossy(&request.val).into_owned(),
-            );
-            let code = match compare(service, settings, session, &request.dn, &filter).await {
-                Ok(true) => LdapResultCode::CompareTrue,
-                Ok(false) => LdapResultCode::CompareFalse,
-                Err((code, _)) => code,
+            let value = String::from_utf8_lossy(&request.val).into_owned();
+            let (code, message) = match compare(
+                service,
+                settings,
+                session,
+                &request.dn,
+                &request.atype,
+                value,
+            )
+            .await
+            {
+                Ok(true) => (LdapResultCode::CompareTrue, String::new()),
+                Ok(false) => (LdapResultCode::CompareFalse, String::new()),
+                Err(refusal) => refusal,
             };
-            refuse("compare", code, "", LdapOp::CompareResult)
+            refuse("compare", code, &message, LdapOp::CompareResult)
         }
         LdapOp::AddRequest(_) => refuse(
             "add",
@@ -640,7 +646,9 @@ fn reach(
         let (attribute, value) = &dn[0];
         if attribute == "uid" && !below {
             // The uid as written (parse_dn lowercases values; identities keep their case).
-            let written = raw_first_rdn_value(base).unwrap_or_else(|| value.clone());
+            let written = entry::parse_dn_as_written(base)
+                .and_then(|rdns| rdns.into_iter().next())
+                .map_or_else(|| value.clone(), |(_, v)| v);
             return Ok(Reach::Contact(written));
         }
         if attribute == "uid" {
@@ -665,38 +673,6 @@ fn reach(
     Err((LdapResultCode::NoSuchObject, format!("no entry {base}")))
 }
 
-/// The first RDN's value as written (escapes undone, case kept).
-fn raw_first_rdn_value(dn: &str) -> Option<String> {
-    let mut value = Vec::new();
-    let bytes = dn.as_bytes();
-    let mut i = bytes.iter().position(|&b| b == b'=')? + 1;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok());
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        value.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        value.push(*bytes.get(i + 1)?);
-                        i += 2;
-                    }
-                }
-            }
-            b',' | b';' | b'+' => break,
-            b => {
-                value.push(b);
-                i += 1;
-            }
-        }
-    }
-    Some(String::from_utf8(value).ok()?.trim().to_owned())
-}
-
 /// Whether a contact row is one the directory lists (the feed filters of `[ldap]`).
 fn listed(config: &LdapConfig, row: &ContactRow) -> bool {
     let wanted = |list: &[String], value: &Option<String>| {
@@ -709,8 +685,10 @@ fn listed(config: &LdapConfig, row: &ContactRow) -> bool {
 
 /// The entry for the base DN itself.
 fn container_attributes(settings: &LdapSettings) -> Vec<(String, Vec<String>)> {
-    let (attribute, value) = first_rdn(&settings.config.base_dn);
-    let class = match attribute.to_ascii_lowercase().as_str() {
+    let (attribute, value) = entry::parse_dn_as_written(&settings.config.base_dn)
+        .and_then(|rdns| rdns.into_iter().next())
+        .unwrap_or_else(|| ("ou".into(), String::new()));
+    let class = match attribute.as_str() {
         "ou" => "organizationalUnit",
         "o" => "organization",
         "dc" => "dcObject",
@@ -720,12 +698,6 @@ fn container_attributes(settings: &LdapSettings) -> Vec<(String, Vec<String>)> {
         ("objectClass".into(), vec!["top".into(), class.into()]),
         (attribute, vec![value]),
     ]
-}
-
-fn first_rdn(dn: &str) -> (String, String) {
-    let attribute = dn.split('=').next().unwrap_or("ou").trim().to_owned();
-    let value = raw_first_rdn_value(dn).unwrap_or_default();
-    (attribute, value)
 }
 
 /// The root DSE: what a client probing the server learns.
@@ -904,15 +876,18 @@ async fn search_answers(
         seconds = seconds.min(n);
     }
     let deadline = Instant::now() + Duration::from_secs(u64::from(seconds));
-    let fingerprint = xxhash_rust::xxh3::xxh3_64(
-        format!(
-            "{}|{:?}|{:?}|{:?}|{}",
-            request.base, request.scope, request.filter, request.attrs, request.typesonly
+    // What binds a paged results cookie to its search (worked out for paged searches only).
+    let fingerprint = || {
+        xxhash_rust::xxh3::xxh3_64(
+            format!(
+                "{}|{:?}|{:?}|{:?}|{}",
+                request.base, request.scope, request.filter, request.attrs, request.typesonly
+            )
+            .as_bytes(),
         )
-        .as_bytes(),
-    );
+    };
     let from_cookie = match &paged {
-        Some((_, cookie)) if !cookie.is_empty() => match Cursor::of_cookie(cookie, fingerprint) {
+        Some((_, cookie)) if !cookie.is_empty() => match Cursor::of_cookie(cookie, fingerprint()) {
             Some(cursor) => Some(cursor),
             None => {
                 return vec![done(
@@ -947,32 +922,11 @@ async fn search_answers(
     }
     let mut found = Found::default();
     if contacts {
-        let Some(store) = service
-            .pipeline(&config.pipeline)
-            .and_then(|p| p.loaded.as_ref().ok())
-            .map(|l| l.store.clone())
-        else {
-            return vec![done(
-                LdapResultCode::Unavailable,
-                "the directory's pipeline is not loaded (see the service's log)",
-                Vec::new(),
-            )];
+        let store = match directory_store(service, settings) {
+            Ok(store) => store,
+            Err((code, message)) => return vec![done(code, &message, Vec::new())],
         };
-        let style = EntryStyle {
-            name_style: config.name_style,
-            organization: config.organization.as_deref(),
-            numbers: store.numbers(),
-        };
-        let filter = match &uid {
-            // The entry named by the base, if the filter matches it.
-            Some(uid) => LdapFilter::And(vec![
-                LdapFilter::Equality("uid".into(), uid.clone()),
-                request.filter.clone(),
-            ]),
-            None => request.filter.clone(),
-        };
-        let plan = search::plan(&filter, &style);
-        let from = from_cookie.unwrap_or_else(|| Cursor::start(&plan, 0));
+        let style = style_of(config, &store);
         let lane = tokio::time::timeout_at(deadline.into(), service.search_lane.acquire()).await;
         let Ok(Ok(_lane)) = lane else {
             return vec![done(
@@ -981,9 +935,39 @@ async fn search_answers(
                 Vec::new(),
             )];
         };
-        let keep = |row: &ContactRow| listed(config, row) && row.matches(&filter, &style);
-        found = match search::find(&store, &plan, from, want, deadline, &style, keep).await {
-            Ok(found) => found,
+        let read = match &uid {
+            // The entry the base names: there or not (noSuchObject), then the filter.
+            Some(uid) => contact_by_uid(&store, settings, uid, &style, deadline)
+                .await
+                .map(|row| {
+                    row.map(|row| Found {
+                        rows: row
+                            .matches(&request.filter, &style)
+                            .then_some(row)
+                            .into_iter()
+                            .collect(),
+                        ..Found::default()
+                    })
+                }),
+            None => {
+                let plan = search::plan(&request.filter, &style);
+                let from = from_cookie.unwrap_or_else(|| Cursor::start(&plan, 0));
+                let keep =
+                    |row: &ContactRow| listed(config, row) && row.matches(&request.filter, &style);
+                search::find(&store, &plan, from, want, deadline, &style, keep)
+                    .await
+                    .map(Some)
+            }
+        };
+        found = match read {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                return vec![done(
+                    LdapResultCode::NoSuchObject,
+                    &format!("no entry {}", request.base),
+                    Vec::new(),
+                )];
+            }
             Err(e) => {
                 tracing::warn!("LDAP search: {e}");
                 return vec![done(
@@ -993,18 +977,6 @@ async fn search_answers(
                 )];
             }
         };
-        if let Some(uid) = &uid
-            && found.rows.is_empty()
-            && !found.timed_out
-            && plan != Plan::Nothing
-            && !contact_exists(&store, settings, uid, &style).await
-        {
-            return vec![done(
-                LdapResultCode::NoSuchObject,
-                &format!("no entry uid={uid}"),
-                Vec::new(),
-            )];
-        }
         let wanted = Wanted::of(&request.attrs);
         for row in &found.rows {
             let dn = format!("uid={},{}", escape_rdn_value(&row.uid()), config.base_dn);
@@ -1017,7 +989,7 @@ async fn search_answers(
     }
     let ctrl = match &paged {
         Some(_) => page_control(match (&found.more, found.timed_out) {
-            (Some(cursor), false) => cursor.cookie(fingerprint),
+            (Some(cursor), false) => cursor.cookie(fingerprint()),
             _ => Vec::new(),
         }),
         None => Vec::new(),
@@ -1039,19 +1011,42 @@ async fn search_answers(
     answers
 }
 
-/// Whether the contact `uid` names is listed (a base search whose filter did not match it
-/// answers success with no entry; one of a contact that is not there, noSuchObject).
-async fn contact_exists(
+/// The store of the directory's pipeline; Err is the result to answer when it is not loaded.
+fn directory_store(
+    service: &Service,
+    settings: &LdapSettings,
+) -> Result<crate::load::Store, (LdapResultCode, String)> {
+    service
+        .pipeline(&settings.config.pipeline)
+        .and_then(|p| p.loaded.as_ref().ok())
+        .map(|l| l.store.clone())
+        .ok_or_else(|| {
+            (
+                LdapResultCode::Unavailable,
+                "the directory's pipeline is not loaded (see the service's log)".into(),
+            )
+        })
+}
+
+fn style_of<'s>(config: &'s LdapConfig, store: &'s crate::load::Store) -> EntryStyle<'s> {
+    EntryStyle {
+        name_style: config.name_style,
+        organization: config.organization.as_deref(),
+        numbers: store.numbers(),
+    }
+}
+
+/// The listed contact whose uid is `uid` (one read of an identity index), if any.
+async fn contact_by_uid(
     store: &crate::load::Store,
     settings: &LdapSettings,
     uid: &str,
     style: &EntryStyle<'_>,
-) -> bool {
-    let filter = LdapFilter::Equality("uid".into(), uid.to_owned());
-    let plan = search::plan(&filter, style);
-    let deadline = Instant::now() + Duration::from_secs(5);
+    deadline: Instant,
+) -> Result<Option<ContactRow>, crate::load::LoadError> {
+    let plan = search::plan(&LdapFilter::Equality("uid".into(), uid.to_owned()), style);
     let keep = |row: &ContactRow| listed(&settings.config, row) && row.uid() == uid;
-    search::find(
+    let found = search::find(
         store,
         &plan,
         Cursor::start(&plan, 0),
@@ -1060,8 +1055,8 @@ async fn contact_exists(
         style,
         keep,
     )
-    .await
-    .is_ok_and(|found| !found.rows.is_empty())
+    .await?;
+    Ok(found.rows.into_iter().next())
 }
 
 fn entry_message(msgid: i32, dn: String, attributes: Vec<LdapPartialAttribute>) -> LdapMsg {
@@ -1071,41 +1066,48 @@ fn entry_message(msgid: i32, dn: String, attributes: Vec<LdapPartialAttribute>) 
     )
 }
 
-/// A compare: whether the entry `dn` names has the value; Err for a refusal.
+/// A compare: whether the contact `dn` names has `value` in `attribute` (compared as a
+/// filter's equality is); Err for the result code and message of a refusal.
 async fn compare(
     service: &Service,
     settings: &LdapSettings,
     session: &Session,
     dn: &str,
-    assertion: &LdapFilter,
+    attribute: &str,
+    value: String,
 ) -> Result<bool, (LdapResultCode, String)> {
-    let request = LdapSearchRequest {
-        base: dn.to_owned(),
-        scope: LdapSearchScope::Base,
-        aliases: ldap3_proto::proto::LdapDerefAliases::Never,
-        sizelimit: 1,
-        timelimit: 0,
-        typesonly: true,
-        filter: LdapFilter::Present("objectClass".into()),
-        attrs: vec!["1.1".into()],
-    };
-    let mut exists = search_answers(service, settings, session, 0, &request, &[]).await;
-    let Some(LdapOp::SearchResultDone(done)) = exists.pop().map(|m| m.op) else {
-        return Err((LdapResultCode::Other, String::new()));
-    };
-    if done.code != LdapResultCode::Success {
-        return Err((done.code, done.message));
+    if !may_read(settings, session) {
+        return Err((
+            LdapResultCode::InsufficentAccessRights,
+            "bind first: this directory does not answer anonymous requests".into(),
+        ));
     }
-    if exists.is_empty() {
-        return Err((LdapResultCode::NoSuchObject, String::new()));
-    }
-    let matching = LdapSearchRequest {
-        filter: assertion.clone(),
-        ..request
+    let Reach::Contact(uid) = reach(settings, dn, &LdapSearchScope::Base)? else {
+        return Err((
+            LdapResultCode::UnwillingToPerform,
+            "compare works on contact entries (uid=...)".into(),
+        ));
     };
-    let mut answers = search_answers(service, settings, session, 0, &matching, &[]).await;
-    answers.pop();
-    Ok(!answers.is_empty())
+    if entry::Attr::parse(attribute).is_none() {
+        return Err((
+            LdapResultCode::UndefinedAttributeType,
+            format!("contacts have no attribute {attribute}"),
+        ));
+    }
+    let store = directory_store(service, settings)?;
+    let style = style_of(&settings.config, &store);
+    let deadline = Instant::now() + Duration::from_secs(u64::from(settings.config.time_limit_secs));
+    let row = contact_by_uid(&store, settings, &uid, &style, deadline)
+        .await
+        .map_err(|e| {
+            tracing::warn!("LDAP compare: {e}");
+            (
+                LdapResultCode::Unavailable,
+                "the directory cannot be read now: try again".into(),
+            )
+        })?
+        .ok_or_else(|| (LdapResultCode::NoSuchObject, format!("no entry {dn}")))?;
+    Ok(row.matches(&LdapFilter::Equality(attribute.to_owned(), value), &style))
 }
 
 /// The settings of `config`'s `[ldap]`, checked; None when LDAP is off (no listen address).

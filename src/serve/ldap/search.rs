@@ -102,6 +102,17 @@ pub enum Plan {
     Arms(Vec<Arm>),
 }
 
+impl Plan {
+    /// What is read, in order: each range, or the table (None); None when nothing is.
+    fn arms(&self) -> Option<Vec<Option<&Arm>>> {
+        match self {
+            Plan::Nothing => None,
+            Plan::Scan => Some(vec![None]),
+            Plan::Arms(arms) => Some(arms.iter().map(Some).collect()),
+        }
+    }
+}
+
 /// The plan of `filter`: ranges when every entry it can match is in one of them.
 pub fn plan(filter: &LdapFilter, style: &EntryStyle<'_>) -> Plan {
     match filter {
@@ -270,10 +281,8 @@ pub async fn find(
     style: &EntryStyle<'_>,
     keep: impl Fn(&ContactRow) -> bool,
 ) -> Result<Found, LoadError> {
-    let arms: Vec<Option<&Arm>> = match plan {
-        Plan::Nothing => return Ok(Found::default()),
-        Plan::Scan => vec![None],
-        Plan::Arms(arms) => arms.iter().map(Some).collect(),
+    let Some(arms) = plan.arms() else {
+        return Ok(Found::default());
     };
     let mut found = Found::default();
     let mut cursor = from;
@@ -481,10 +490,8 @@ pub async fn read_plan(
     style: &EntryStyle<'_>,
 ) -> Result<String, LoadError> {
     let plan = plan(filter, style);
-    let arms: Vec<Option<&Arm>> = match &plan {
-        Plan::Nothing => return Ok(String::new()),
-        Plan::Scan => vec![None],
-        Plan::Arms(arms) => arms.iter().map(Some).collect(),
+    let Some(arms) = plan.arms() else {
+        return Ok(String::new());
     };
     let mut lines = Vec::new();
     for (i, arm) in arms.into_iter().enumerate() {
