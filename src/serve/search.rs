@@ -1,9 +1,9 @@
 //! Contact search over the merged directory, answered from indexes at any size.
 //!
 //! A query finds the contacts whose first name, last name or e-mail address starts with it
-//! (letters compared without regard to ASCII case), whose "first last" name starts with it
-//! when it holds a space, or, when it is a number (digits with the usual separators), one of
-//! whose numbers starts with its digits: read in the number index of caller-ID lookup
+//! (letters compared without regard to case: [`fold_case`]), whose "first last" name starts
+//! with it when it holds a space, or, when it is a number (digits with the usual separators),
+//! one of whose numbers starts with its digits: read in the number index of caller-ID lookup
 //! (`contact_numbers`, migration 0010), where an extension is kept as written and as its
 //! digits and mobile, home and fax numbers in E.164, so `2001`, `+32 475`, `32475`, `0032475`
 //! and, in the pipeline's `[lookup] default_region` BE, `0475` all find `+32 475 11 11 11`
@@ -12,9 +12,10 @@
 //!
 //! The name and e-mail keys have expression indexes (migration 0006, the same expressions on
 //! both backends), numbers the number index's `contact_numbers_by_number`; each key is
-//! searched as a range (`key >= query AND key < query + U+10FFFF`)
-//! in index order with its own limit: however large the table and however short the query, a
-//! search reads at most `limit` index entries per key and never sorts the table. The results
+//! searched as a range (`key >= query AND key < query + U+10FFFF`), once for each way the
+//! indexes can spell the query ([`key_spellings`]: they lowercase ASCII only), in index order
+//! with its own limit: however large the table and however short the query, a search reads
+//! at most `limit` index entries per key and spelling and never sorts the table. The results
 //! are the `limit` contacts with the smallest matching key (then by row), each once. Why
 //! prefixes on expression indexes rather than substring search, FTS5 or trigrams:
 //! docs/decisions/0008-indexed-contact-search.md.
@@ -33,8 +34,8 @@ pub const MAX_QUERY_CHARS: usize = 100;
 /// What a query is searched as.
 #[derive(Debug, PartialEq, Eq)]
 pub struct SearchTerms {
-    /// The query, trimmed and lowercased (ASCII letters); searched as a prefix of names and
-    /// e-mail addresses. None when the query is a number.
+    /// The query, trimmed and lowercased ([`fold_case`]); searched as a prefix of names and
+    /// e-mail addresses, in each of its [`key_spellings`]. None when the query is a number.
     pub text: Option<String>,
     /// The query's digits when it is a number (digits and separators only).
     pub digits: Option<String>,
@@ -64,7 +65,7 @@ impl SearchTerms {
             }
         } else {
             SearchTerms {
-                text: Some(query.to_ascii_lowercase()),
+                text: Some(fold_case(&query)),
                 digits: None,
                 number_prefixes: Vec::new(),
             }
@@ -75,6 +76,76 @@ impl SearchTerms {
 /// What phone numbers are written with besides digits: a query of digits and these is a
 /// number.
 const NUMBER_SEPARATORS: [char; 7] = [' ', '-', '+', '/', '(', ')', '.'];
+
+/// How many letters of a query, beyond ASCII, are searched in both cases (see
+/// [`key_spellings`]): at most 2^3 = 8 spellings of a query, each a range of each index.
+pub const MAX_CASED_LETTERS: usize = 3;
+
+/// `text` as names compare: without regard to case. ASCII letters are lowercased, and so is
+/// every other letter that has a one-letter lowercase whose uppercase is that letter again
+/// (`É`→`é`, `Ø`→`ø`, `Ж`→`ж`, `Σ`→`σ`); anything else compares as written (`İ`, whose
+/// lowercase is two characters, the Kelvin sign, `ß`). This is the rule [`key_spellings`]
+/// can find in the indexes, which lowercase ASCII only.
+pub fn fold_case(text: &str) -> String {
+    if text.is_ascii() {
+        return text.to_ascii_lowercase();
+    }
+    text.chars().map(fold_char).collect()
+}
+
+/// Whether `a` and `b` are the same text without regard to case ([`fold_case`]), without
+/// copying either.
+pub fn same_folded(a: &str, b: &str) -> bool {
+    a.chars().map(fold_char).eq(b.chars().map(fold_char))
+}
+
+fn fold_char(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
+    }
+    match one_char(c.to_lowercase()) {
+        Some(lower) if lower != c && one_char(lower.to_uppercase()) == Some(c) => lower,
+        _ => c,
+    }
+}
+
+fn one_char(mut chars: impl Iterator<Item = char>) -> Option<char> {
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => Some(c),
+        _ => None,
+    }
+}
+
+/// The index keys a name starting with `prefix` (in any case, by [`fold_case`]) can start
+/// with. The name and e-mail indexes hold the values with ASCII letters lowercased and every
+/// other letter as written, so `élo` is searched as `élo` and `Élo`; each of the first
+/// [`MAX_CASED_LETTERS`] letters beyond ASCII that have two cases doubles the spellings, and
+/// later ones are searched in lowercase only (`ÉLODIE DUPRÉ` typed finds `Élodie Dupré`, and
+/// `ÉÉÉÉ` finds `éééé` but not `ÉÉÉÉ`).
+pub fn key_spellings(prefix: &str) -> Vec<String> {
+    let mut spellings = vec![String::with_capacity(prefix.len())];
+    let mut cased = 0;
+    for c in prefix.chars().map(fold_char) {
+        let upper = one_char(c.to_uppercase()).filter(|&u| u != c && fold_char(u) == c);
+        match upper {
+            Some(upper) if !c.is_ascii() && cased < MAX_CASED_LETTERS => {
+                cased += 1;
+                let mut both = Vec::with_capacity(spellings.len() * 2);
+                for spelling in spellings {
+                    let mut other = spelling.clone();
+                    other.push(upper);
+                    let mut spelling = spelling;
+                    spelling.push(c);
+                    both.push(spelling);
+                    both.push(other);
+                }
+                spellings = both;
+            }
+            _ => spellings.iter_mut().for_each(|s| s.push(c)),
+        }
+    }
+    spellings
+}
 
 /// The indexed key expressions, as migration 0006 creates them on `backend`. PostgreSQL's
 /// keys are in the "C" collation, so that they lowercase ASCII only and compare byte by byte
@@ -145,17 +216,22 @@ pub fn search_sql(
         ));
     };
     if let Some(text) = terms.text.as_deref().filter(|t| !t.is_empty()) {
-        range(Key::FirstName, text, None);
-        range(Key::LastName, text, None);
-        range(Key::EMail, text, None);
+        let spellings = key_spellings(text);
+        for key in [Key::FirstName, Key::LastName, Key::EMail] {
+            for spelling in &spellings {
+                range(key, spelling, None);
+            }
+        }
         // "ann pee": the Anns (from the first-name index) whose "first last" starts so.
-        if let Some((first, _)) = text.split_once(' ') {
-            let full = format!(
-                "{} || ' ' || {}",
-                key_sql(backend, Key::FirstName),
-                key_sql(backend, Key::LastName)
-            );
-            range(Key::FirstName, first, Some((&full, text)));
+        let full = format!(
+            "{} || ' ' || {}",
+            key_sql(backend, Key::FirstName),
+            key_sql(backend, Key::LastName)
+        );
+        for spelling in &spellings {
+            if let Some((first, _)) = spelling.split_once(' ') {
+                range(Key::FirstName, first, Some((&full, spelling)));
+            }
         }
     }
     // Numbers: each prefix a range of the number index, in its order.
@@ -396,5 +472,40 @@ mod tests {
             SearchTerms::of(&"x".repeat(500)).text.unwrap().len(),
             MAX_QUERY_CHARS
         );
+    }
+
+    #[test]
+    fn letters_beyond_ascii_compare_without_case_and_are_searched_in_both() {
+        assert_eq!(
+            fold_case("ÉLODIE Dupré ØRSTED Жанна ΣΟΦΙΑ"),
+            "élodie dupré ørsted жанна σοφια"
+        );
+        // Letters without a one-letter lowercase that maps back compare as written.
+        assert_eq!(fold_case("İ\u{212A}ß"), "İ\u{212A}ß");
+        assert_eq!(SearchTerms::of("ÉLO").text.as_deref(), Some("élo"));
+        assert!(same_folded("Élodie DUPRÉ", "élodie dupré"));
+        assert!(!same_folded("Élodie", "elodie") && !same_folded("Élodie", "Élodi"));
+        assert_eq!(key_spellings("Ann"), vec!["ann"]);
+        assert_eq!(key_spellings("ÉLO"), vec!["élo", "Élo"]);
+        assert_eq!(
+            key_spellings("élodie dupré"),
+            vec![
+                "élodie dupré",
+                "élodie duprÉ",
+                "Élodie dupré",
+                "Élodie duprÉ"
+            ]
+        );
+        // Only the first MAX_CASED_LETTERS such letters double the spellings.
+        let many = key_spellings("ééééé");
+        assert_eq!(many.len(), 1 << MAX_CASED_LETTERS);
+        assert!(many.contains(&"ÉÉÉéé".to_owned()));
+        assert!(many.iter().all(|s| s.ends_with("éé")));
+        // Every spelling folds back to the query.
+        for query in ["Ærø straße", "ΣΟΦΙΑ", "ǅemal"] {
+            for spelling in key_spellings(query) {
+                assert_eq!(fold_case(&spelling), fold_case(query), "{spelling}");
+            }
+        }
     }
 }

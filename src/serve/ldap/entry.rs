@@ -3,8 +3,8 @@
 //!
 //! An entry's RDN is its identity, stable across runs: `uid=dir-{directory_id}` for a contact
 //! of the internal directory (origin directory or merged), `uid=ext-{match_key}` for an
-//! external-only one. Names and text compare without regard to ASCII case (as the contact
-//! search and its indexes do); `uid` compares exactly; numbers compare as the number index
+//! external-only one. Names and text compare without regard to case, `É` as `é`
+//! (`crate::serve::search::fold_case`, the contact search's rule); `uid` compares exactly; numbers compare as the number index
 //! keys them (`crate::numbers`): `0475 11*` finds `+32 475 11 11 11` in region BE.
 
 use std::borrow::Cow;
@@ -13,6 +13,7 @@ use ldap3_proto::proto::{LdapFilter, LdapPartialAttribute, LdapSubstringFilter};
 
 use crate::numbers::NumberPlan;
 use crate::phonebook::NameStyle;
+use crate::serve::search::{fold_case, same_folded};
 
 /// A DN as compared: its RDNs' (attribute, value) pairs, attribute names and values ASCII
 /// lowercased, escapes undone, spaces around separators dropped.
@@ -367,7 +368,7 @@ impl ContactRow {
                     } else if attr == Attr::Uid {
                         v == wanted
                     } else {
-                        v.eq_ignore_ascii_case(wanted)
+                        same_folded(v, wanted)
                     }
                 }))
             }
@@ -384,16 +385,16 @@ impl ContactRow {
                     } else if attr == Attr::Uid {
                         substrings(v, parts)
                     } else {
-                        substrings(&v.to_ascii_lowercase(), &lowercase(parts))
+                        substrings(&fold_case(v), &fold_parts(parts))
                     }
                 }))
             }
             LdapFilter::GreaterOrEqual(name, bound) | LdapFilter::LessOrEqual(name, bound) => {
                 let attr = Attr::parse(name)?;
                 let at_least = matches!(filter, LdapFilter::GreaterOrEqual(..));
-                let bound = bound.to_ascii_lowercase();
+                let bound = fold_case(bound);
                 Some(self.values(attr, style).iter().any(|v| {
-                    let v = v.to_ascii_lowercase();
+                    let v = fold_case(v);
                     if at_least { v >= bound } else { v <= bound }
                 }))
             }
@@ -402,11 +403,12 @@ impl ContactRow {
     }
 }
 
-fn lowercase(parts: &LdapSubstringFilter) -> LdapSubstringFilter {
+/// `parts` as names compare ([`fold_case`]).
+pub(super) fn fold_parts(parts: &LdapSubstringFilter) -> LdapSubstringFilter {
     LdapSubstringFilter {
-        initial: parts.initial.as_ref().map(|s| s.to_ascii_lowercase()),
-        any: parts.any.iter().map(|s| s.to_ascii_lowercase()).collect(),
-        final_: parts.final_.as_ref().map(|s| s.to_ascii_lowercase()),
+        initial: parts.initial.as_deref().map(fold_case),
+        any: parts.any.iter().map(|s| fold_case(s)).collect(),
+        final_: parts.final_.as_deref().map(fold_case),
     }
 }
 
@@ -457,7 +459,7 @@ pub fn typed_number_keys(plan: &NumberPlan, typed: &str) -> Vec<String> {
 fn number_equals(plan: &NumberPlan, keys: &[String], value: &str, typed: &str) -> bool {
     let wanted = typed_number_keys(plan, typed);
     if wanted.is_empty() {
-        return value.eq_ignore_ascii_case(typed.trim());
+        return same_folded(value, typed.trim());
     }
     keys.iter().any(|k| wanted.contains(k))
 }
@@ -473,7 +475,7 @@ fn number_substrings(
     if let Some(initial) = &parts.initial {
         let wanted = typed_number_keys(plan, initial);
         if wanted.is_empty() {
-            return substrings(&value.to_ascii_lowercase(), &lowercase(parts));
+            return substrings(&fold_case(value), &fold_parts(parts));
         }
         if !keys
             .iter()
@@ -622,6 +624,24 @@ mod tests {
         assert!(!matches(&anna, "(shoeSize=42)"));
         assert!(!matches(&anna, "(!(shoeSize=42))"));
         assert!(matches(&anna, "(|(shoeSize=42)(cn=anna*))"));
+    }
+
+    #[test]
+    fn names_beyond_ascii_match_in_any_case() {
+        let elodie = ContactRow {
+            first_name: Some("Élodie".into()),
+            last_name: Some("DUPRÉ".into()),
+            department: Some("Ventes Île-de-France".into()),
+            ..anna()
+        };
+        assert!(matches(&elodie, "(givenName=élodie)"));
+        assert!(matches(&elodie, "(cn=ÉLODIE_dupré)"));
+        assert!(matches(&elodie, "(sn=dupr*)"));
+        assert!(matches(&elodie, "(sn=*pré)"));
+        assert!(matches(&elodie, "(ou=*ÎLE*)"));
+        assert!(matches(&elodie, "(sn>=dupré)"));
+        // Case only: an accent is a letter of its own.
+        assert!(!matches(&elodie, "(givenName=elodie)"));
     }
 
     #[test]

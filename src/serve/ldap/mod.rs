@@ -37,6 +37,7 @@ use entry::{ContactRow, EntryStyle, Wanted, escape_rdn_value, parse_dn};
 use search::{Cursor, Found};
 
 use crate::serve::Service;
+use crate::serve::search::{fold_case, same_folded};
 
 const START_TLS: &str = "1.3.6.1.4.1.1466.20037";
 const WHO_AM_I: &str = "1.3.6.1.4.1.4203.1.11.3";
@@ -744,8 +745,8 @@ fn selected(
         .collect()
 }
 
-/// Whether `filter` is true of a fixed entry (ASCII case-insensitive; an attribute it does
-/// not have is false).
+/// Whether `filter` is true of a fixed entry (values compared without regard to case; an
+/// attribute it does not have is false).
 fn fixed_matches(filter: &LdapFilter, attributes: &[(String, Vec<String>)]) -> bool {
     let values = |name: &str| {
         attributes
@@ -760,19 +761,11 @@ fn fixed_matches(filter: &LdapFilter, attributes: &[(String, Vec<String>)]) -> b
         LdapFilter::Not(inner) => !fixed_matches(inner, attributes),
         LdapFilter::Present(name) => !values(name).is_empty(),
         LdapFilter::Equality(name, v) | LdapFilter::Approx(name, v) => {
-            values(name).iter().any(|x| x.eq_ignore_ascii_case(v))
+            values(name).iter().any(|x| same_folded(x, v))
         }
-        LdapFilter::Substring(name, parts) => values(name).iter().any(|x| {
-            let lower = |s: &String| s.to_ascii_lowercase();
-            entry::substrings(
-                &x.to_ascii_lowercase(),
-                &ldap3_proto::proto::LdapSubstringFilter {
-                    initial: parts.initial.as_ref().map(lower),
-                    any: parts.any.iter().map(lower).collect(),
-                    final_: parts.final_.as_ref().map(lower),
-                },
-            )
-        }),
+        LdapFilter::Substring(name, parts) => values(name)
+            .iter()
+            .any(|x| entry::substrings(&fold_case(x), &entry::fold_parts(parts))),
         _ => false,
     }
 }

@@ -21,7 +21,7 @@ use ldap3_proto::proto::LdapFilter;
 
 use super::entry::{Attr, CONTACT_COLUMNS, ContactRow, EntryStyle, typed_number_keys};
 use crate::load::{Backend, LoadError, Store};
-use crate::serve::search::{Bind, explain};
+use crate::serve::search::{Bind, explain, key_spellings};
 
 /// The index an arm reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,15 +47,19 @@ pub struct Arm {
 }
 
 impl Arm {
-    fn prefix(index: Index, prefix: &str) -> Arm {
-        let low = match index {
-            Index::DirectoryId | Index::MatchKey | Index::Number => prefix.to_owned(),
-            _ => prefix.to_ascii_lowercase(),
-        };
-        Arm {
+    /// The ranges of `index` holding the keys that start with `prefix`: one for each way the
+    /// name and e-mail indexes can spell it ([`key_spellings`]), one for the others.
+    fn prefixes(index: Index, prefix: &str) -> Vec<Arm> {
+        let range = |low: String| Arm {
             index,
             high: format!("{low}\u{10FFFF}"),
             low,
+        };
+        match index {
+            Index::FirstName | Index::LastName | Index::EMail => {
+                key_spellings(prefix).into_iter().map(range).collect()
+            }
+            Index::DirectoryId | Index::MatchKey | Index::Number => vec![range(prefix.to_owned())],
         }
     }
 
@@ -177,8 +181,8 @@ pub fn plan(filter: &LdapFilter, style: &EntryStyle<'_>) -> Plan {
 /// The ranges holding every entry whose `attr` starts with (or, when `exact`, is) `value`.
 fn prefix_plan(attr: Attr, value: &str, exact: bool, style: &EntryStyle<'_>) -> Plan {
     match attr {
-        Attr::GivenName => Plan::Arms(vec![Arm::prefix(Index::FirstName, value)]),
-        Attr::Mail => Plan::Arms(vec![Arm::prefix(Index::EMail, value)]),
+        Attr::GivenName => Plan::Arms(Arm::prefixes(Index::FirstName, value)),
+        Attr::Mail => Plan::Arms(Arm::prefixes(Index::EMail, value)),
         Attr::Cn | Attr::DisplayName | Attr::Sn => {
             // The name shown is "first last", "last, first", one of them, the e-mail address
             // or "?" (then only a scan finds it). Its start is the start of a first or last
@@ -187,22 +191,25 @@ fn prefix_plan(attr: Attr, value: &str, exact: bool, style: &EntryStyle<'_>) -> 
                 return Plan::Scan;
             }
             let cut = value.split([' ', ',']).next().unwrap_or(value);
-            Plan::Arms(vec![
-                Arm::prefix(Index::FirstName, cut),
-                Arm::prefix(Index::LastName, cut),
-                Arm::prefix(Index::EMail, value),
-            ])
+            let mut arms = Arm::prefixes(Index::FirstName, cut);
+            arms.extend(Arm::prefixes(Index::LastName, cut));
+            arms.extend(Arm::prefixes(Index::EMail, value));
+            Plan::Arms(arms)
         }
         a if a.is_number() => {
             let keys = typed_number_keys(style.numbers, value);
             if keys.is_empty() {
                 return Plan::Scan;
             }
-            Plan::Arms(keys.iter().map(|k| Arm::prefix(Index::Number, k)).collect())
+            Plan::Arms(
+                keys.iter()
+                    .flat_map(|k| Arm::prefixes(Index::Number, k))
+                    .collect(),
+            )
         }
         Attr::Uid if exact => match (value.strip_prefix("dir-"), value.strip_prefix("ext-")) {
-            (Some(id), _) => Plan::Arms(vec![Arm::prefix(Index::DirectoryId, id)]),
-            (_, Some(key)) => Plan::Arms(vec![Arm::prefix(Index::MatchKey, key)]),
+            (Some(id), _) => Plan::Arms(Arm::prefixes(Index::DirectoryId, id)),
+            (_, Some(key)) => Plan::Arms(Arm::prefixes(Index::MatchKey, key)),
             _ => Plan::Nothing,
         },
         _ => Plan::Scan,
@@ -545,6 +552,25 @@ mod tests {
             super::plan(&filter("(|(givenName=a*)(l=gent))"), &style),
             Plan::Scan
         );
+    }
+
+    #[test]
+    fn a_name_beyond_ascii_is_read_in_each_case_the_indexes_can_hold() {
+        let plan = NumberPlan::new(None).unwrap();
+        let style = style(&plan);
+        let Plan::Arms(arms) = super::plan(&filter("(givenName=ÉLO*)"), &style) else {
+            panic!("a name prefix is read from the indexes");
+        };
+        let lows: Vec<&str> = arms.iter().map(|a| a.low.as_str()).collect();
+        assert_eq!(lows, ["élo", "Élo"]);
+        // Élodie is in the second range, by the key the index holds for her.
+        let elodie = ContactRow {
+            first_name: Some("Élodie".into()),
+            ..Default::default()
+        };
+        assert_eq!(arms[0].key_of(&elodie, &style), None);
+        assert_eq!(arms[1].key_of(&elodie, &style).as_deref(), Some("Élodie"));
+        assert!(elodie.matches(&filter("(givenName=ÉLO*)"), &style));
     }
 
     #[test]
