@@ -4,8 +4,9 @@
 //! An entry's RDN is its identity, stable across runs: `uid=dir-{directory_id}` for a contact
 //! of the internal directory (origin directory or merged), `uid=ext-{match_key}` for an
 //! external-only one. Names and text compare without regard to case, `É` as `é`
-//! (`crate::serve::search::fold_case`, the contact search's rule); `uid` compares exactly; numbers compare as the number index
-//! keys them (`crate::numbers`): `0475 11*` finds `+32 475 11 11 11` in region BE.
+//! (`crate::serve::search::fold_case`, the contact search's rule); `uid` compares exactly;
+//! numbers compare as the number index keys them (`crate::numbers`): `0475 11*` finds
+//! `+32 475 11 11 11` in region BE.
 
 use std::borrow::Cow;
 
