@@ -22,10 +22,11 @@ use ldap3_proto::proto::{
 };
 use tokio_util::codec::Framed;
 
-/// What people type: names of the generated directory (benches/ldap.sh), and numbers.
-const TYPED: [&str; 14] = [
+/// What people type: names of the generated directory (benches/ldap.sh), two with letters
+/// beyond ASCII (read in each case the indexes can hold them), and numbers.
+const TYPED: [&str; 16] = [
     "anna", "peeters", "jan", "janssens", "marie", "de smet", "dubois", "lucas", "wouters",
-    "olivia", "pieter", "mertens", "0475 12", "+32 478",
+    "olivia", "pieter", "mertens", "müller", "inès", "0475 12", "+32 478",
 ];
 
 /// The search a phone sends for `typed`.
