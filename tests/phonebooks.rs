@@ -240,6 +240,24 @@ fn phones_get_their_feeds_with_access_checked_etags_gzip_and_paging() {
         assert!(pages < 10, "paging never ends");
     }
     assert!(lines >= 5, "{lines} lines over {pages} pages");
+    // The search the input object sends: names containing `q`, in any case (accents too).
+    for (q, want) in [
+        ("PEETERS", "Peeters, Anna"),
+        ("CHLO%C3%89", "Maes, Chlo\u{e9}"),
+    ] {
+        let (status, _, body) = get(&s.base, &format!("/phonebook/demo/cisco?q={q}"), "");
+        assert_eq!(status, 200);
+        let page = String::from_utf8(body).unwrap();
+        let names: Vec<&str> = page
+            .split("<DirectoryEntry><Name>")
+            .skip(1)
+            .map(|e| e.split("</Name>").next().unwrap())
+            .collect();
+        assert!(
+            !names.is_empty() && names.iter().all(|n| n.starts_with(want)),
+            "{q}: {page}"
+        );
+    }
     let (status, _, body) = get(&s.base, "/phonebook/demo/cisco/search", "");
     assert_eq!(status, 200);
     assert!(

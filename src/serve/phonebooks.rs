@@ -571,7 +571,7 @@ async fn cisco(
     let needle = query
         .q
         .as_deref()
-        .map(str::to_lowercase)
+        .map(crate::serve::search::fold_case)
         .filter(|q| !q.is_empty());
     let first = (page - 1) * CISCO_PAGE_ENTRIES;
     let mut lines = Vec::new();
@@ -586,7 +586,7 @@ async fn cisco(
             for line in cisco_lines(&entry, config.name_style) {
                 if needle
                     .as_ref()
-                    .is_some_and(|n| !line.name.to_lowercase().contains(n))
+                    .is_some_and(|n| !crate::serve::search::fold_case(&line.name).contains(n))
                 {
                     continue;
                 }
