@@ -1,4 +1,5 @@
-//! The 22 contact fields, in their contractual order, and the value cleaning every stage shares.
+//! The 22 contact fields, in their contractual order, the value cleaning every stage shares,
+//! and the origin of a merged row (directory, external, merged).
 
 use std::fmt;
 
@@ -97,6 +98,37 @@ pub fn clean_value(raw: String) -> Option<String> {
         Some(raw)
     } else {
         Some(trimmed.to_owned())
+    }
+}
+
+/// Where a merged row comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// A directory entry without a matching external contact.
+    Directory,
+    /// An external contact whose key matches no directory entry.
+    External,
+    /// A directory entry merged with its matching external contact.
+    Merged,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Directory => "directory",
+            Origin::External => "external",
+            Origin::Merged => "merged",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Origin> {
+        match s {
+            "directory" => Some(Origin::Directory),
+            "external" => Some(Origin::External),
+            "merged" => Some(Origin::Merged),
+            _ => None,
+        }
     }
 }
 

@@ -6,7 +6,9 @@
 //! [`report`] describes what a run did.
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
+pub mod directory;
 pub mod extract;
 pub mod fields;
 pub mod generate;
@@ -18,6 +20,8 @@ pub mod plan;
 pub mod redact;
 pub mod report;
 pub mod schedule;
+pub mod secrets;
 pub mod serve;
 pub mod stage;
+pub mod timestamps;
 pub mod transform;

@@ -22,7 +22,7 @@
 use phonenumber::country;
 
 use crate::fields::FieldValues;
-use crate::transform::Origin;
+use crate::fields::Origin;
 
 /// The fields a number is looked up in, best first: a person's own extension, then their
 /// mobile, home and fax numbers. Indexes into [`crate::fields::FIELD_NAMES`].

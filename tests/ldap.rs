@@ -698,7 +698,7 @@ fn a_typed_ahead_search_reads_indexes_and_scans_no_table() {
     let ws = Workspace::new("");
     let plan = common::on_store(&ws, async |store| {
         let numbers = ucm::numbers::NumberPlan::new(Some("BE")).unwrap();
-        let style = ucm::serve::ldap::entry::EntryStyle {
+        let style = ucm::serve::phones::ldap::entry::EntryStyle {
             name_style: Default::default(),
             organization: None,
             numbers: &numbers,
@@ -712,7 +712,7 @@ fn a_typed_ahead_search_reads_indexes_and_scans_no_table() {
             "(cn=ÉLO*)",
         ] {
             let filter = ldap3_proto::parse_ldap_filter_str(filter).unwrap();
-            let plan = ucm::serve::ldap::search::read_plan(store, &filter, &style)
+            let plan = ucm::serve::phones::ldap::search::read_plan(store, &filter, &style)
                 .await
                 .unwrap();
             plans.push_str(&plan);

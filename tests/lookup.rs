@@ -348,7 +348,7 @@ fn an_address_guessing_credentials_is_throttled_and_told_when_to_come_back() {
 fn a_lookup_reads_the_number_index_and_scans_no_table() {
     let ws = Workspace::new("");
     let plan = common::on_store(&ws, async |store| {
-        ucm::serve::lookup::lookup_plan(store).await.unwrap()
+        ucm::directory::caller_id::lookup_plan(store).await.unwrap()
     });
     assert!(plan.contains("contact_numbers_by_number"), "{plan}");
     assert!(!common::plan_scans_a_table(&plan), "{plan}");

@@ -29,7 +29,7 @@ fn directory(ws: &Workspace) {
 /// (first name, last name) of what `query` finds, in the order found.
 fn search(ws: &Workspace, query: &str, limit: i64) -> Vec<String> {
     on_store(ws, async |store| {
-        let found = ucm::serve::search::search(store, query, limit)
+        let found = ucm::directory::search::search(store, query, limit)
             .await
             .unwrap();
         found
@@ -41,7 +41,7 @@ fn search(ws: &Workspace, query: &str, limit: i64) -> Vec<String> {
 
 fn plan(ws: &Workspace, query: &str) -> String {
     on_store(ws, async |store| {
-        ucm::serve::search::search_plan(store, query).await.unwrap()
+        ucm::directory::search::search_plan(store, query).await.unwrap()
     })
 }
 
@@ -160,9 +160,9 @@ fn a_search_statement_is_prepared_once_and_reused_for_other_queries() {
     directory(&ws);
     let sql_of = |query: &str| {
         on_store(&ws, async |store| {
-            ucm::serve::search::search_sql(
+            ucm::directory::search::search_sql(
                 store.backend(),
-                &ucm::serve::search::SearchTerms::of(query),
+                &ucm::directory::search::SearchTerms::of(query),
                 20,
             )
             .unwrap()

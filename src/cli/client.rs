@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::Value;
 
-use super::ReportFormat;
+use super::formats::ReportFormat;
 
 /// Where the service is and how to authenticate.
 #[derive(Debug, Args)]

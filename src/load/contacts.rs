@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use futures_util::TryStreamExt;
 use sqlx::Row;
 
-use crate::load::{LoadError, Store};
+use crate::load::{LoadError, Store, on_pool};
 
 use crate::fields::{FIELD_COUNT, FIELD_NAMES, FieldValues, empty_values};
 use crate::transform::{KeyIndex, MergedRow, Origin, RowState};
@@ -163,4 +163,12 @@ pub async fn for_each_row<E: From<LoadError>>(
         }
         Ok(())
     })
+}
+
+/// What a run writes on every row it inserts or updates besides the row itself.
+pub struct Stamp {
+    /// The run's start (RFC 3339): the rows' `updated_at`.
+    pub updated_at: String,
+    /// The run's id once reserved: the rows' `changed_by_run`.
+    pub run_id: Option<i64>,
 }

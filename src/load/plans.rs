@@ -4,7 +4,12 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::load::{LoadError, Store};
+use crate::load::{LoadError, Store, on_pool};
+
+/// Marks a plan applied (parameters: the applying run, the plan, now) if it is still pending
+/// or awaiting approval and not expired; both backends.
+pub const MARK_PLAN_APPLIED_SQL: &str = "UPDATE plans SET status = 'applied', applied_run_id = $1 \
+     WHERE id = $2 AND status IN ('pending', 'awaiting_approval') AND expires_at > $3";
 
 /// A plan as listed and shown: everything but its changes.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]

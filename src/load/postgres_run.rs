@@ -20,8 +20,8 @@ use crate::fields::empty_values;
 use crate::load::contacts::{ExistingRows, FIELD_COLUMNS, Op, StoredRow};
 use crate::load::numbers::{self, ContactKey, PageRow};
 use crate::load::plans::{ChangeList, PlanRecord, StoredPlanChange};
-use crate::load::run::{BeginError, side_bits};
-use crate::load::sqlite_run::Stamp;
+use crate::load::{BeginError, side_bits};
+use crate::load::contacts::Stamp;
 use crate::numbers::NumberPlan;
 use crate::report::RunReport;
 use crate::transform::{Directory, DirectoryEntry, KeyIndex, MergePolicy, MergedRow, RowState};
@@ -552,7 +552,7 @@ impl PgRun {
     /// `now`; returns whether it was.
     pub fn mark_plan_applied(&mut self, plan: i64, run: i64, now: &str) -> sqlx::Result<bool> {
         self.handle.clone().block_on(async {
-            let done = sqlx::query(crate::load::run::MARK_PLAN_APPLIED_SQL)
+            let done = sqlx::query(crate::load::plans::MARK_PLAN_APPLIED_SQL)
                 .bind(run)
                 .bind(plan)
                 .bind(now)

@@ -14,35 +14,9 @@ use crate::load::contacts::{ExistingRows, Op, StoredRow};
 use crate::load::plans::{ChangeList, PlanRecord, StoredPlanChange};
 use crate::load::postgres_run::PgRun;
 use crate::load::sqlite_run::SqliteRun;
-use crate::load::{Backend, LoadError, Store};
+use crate::load::{Backend, BeginError, LoadError, Store, run_error, side_bits};
 use crate::report::{Action, Change, FieldChange, RunReport};
 use crate::transform::{Directory, DirectoryEntry, KeyIndex, MergePolicy, Origin, Side};
-
-/// What went wrong inside a run's transaction.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Sqlite(#[from] rusqlite::Error),
-    #[error(transparent)]
-    Postgres(#[from] sqlx::Error),
-}
-
-/// Why a run's transaction did not start.
-#[derive(Debug)]
-pub enum BeginError {
-    /// Another run held the lock for the whole wait; `holder` says who, when the backend can
-    /// tell ("" otherwise).
-    Busy {
-        holder: String,
-    },
-    Failed(RunError),
-}
-
-impl<E: Into<RunError>> From<E> for BeginError {
-    fn from(e: E) -> BeginError {
-        BeginError::Failed(e.into())
-    }
-}
 
 enum Backed {
     Sqlite(SqliteRun),
@@ -87,10 +61,6 @@ const CREATE_SEARCH_INDEXES_POSTGRES: &str = "\
      CREATE INDEX contacts_search_last_name ON contacts ((lower(last_name COLLATE \"C\")), id); \
      CREATE INDEX contacts_search_e_mail ON contacts ((lower(e_mail COLLATE \"C\")), id);";
 
-/// Marks a plan applied (parameters: the applying run, the plan, now) if it is still pending
-/// or awaiting approval and not expired; both backends.
-pub const MARK_PLAN_APPLIED_SQL: &str = "UPDATE plans SET status = 'applied', applied_run_id = $1 \
-     WHERE id = $2 AND status IN ('pending', 'awaiting_approval') AND expires_at > $3";
 
 /// An open run transaction.
 pub struct RunTransaction {
@@ -111,10 +81,12 @@ macro_rules! on_run {
     }};
 }
 
-pub(crate) fn run_error(url: &str, e: impl Into<RunError>) -> LoadError {
-    LoadError::Run {
-        url: url.to_owned(),
-        source: e.into(),
+impl Store {
+    /// Starts a run's write transaction, holding the database's run lock (waiting for it up
+    /// to the lock wait). Call from a blocking thread: the PostgreSQL run drives its async
+    /// connection from there.
+    pub fn begin_run(&self, updated_at: String) -> Result<RunTransaction, LoadError> {
+        RunTransaction::begin(self, updated_at, self.lock_wait)
     }
 }
 
@@ -346,26 +318,6 @@ impl RunTransaction {
             }
         })
     }
-}
-
-/// The sides of a row's values as bits: bit i set when field i's value is the external one.
-pub fn side_bits(sides: &[Side; FIELD_COUNT]) -> u32 {
-    sides
-        .iter()
-        .enumerate()
-        .filter(|(_, side)| **side == Side::External)
-        .fold(0, |bits, (i, _)| bits | 1 << i)
-}
-
-/// The sides `bits` stands for (see [`side_bits`]).
-pub fn sides_of(bits: u32) -> [Side; FIELD_COUNT] {
-    std::array::from_fn(|i| {
-        if bits & (1 << i) != 0 {
-            Side::External
-        } else {
-            Side::Directory
-        }
-    })
 }
 
 /// The fields that differ between two sets of values.

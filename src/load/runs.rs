@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::load::{LoadError, Store};
+use crate::load::{LoadError, Store, on_pool};
 use crate::report::RunReport;
 
 /// A run as `ucm runs` lists it.

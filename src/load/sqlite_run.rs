@@ -13,10 +13,10 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Statement};
 
 use crate::fields::{FIELD_COUNT, FIELD_NAMES, empty_values};
-use crate::load::contacts::{ExistingRows, FIELD_COLUMNS, Op, StoredRow};
+use crate::load::contacts::{ExistingRows, FIELD_COLUMNS, Op, Stamp, StoredRow};
 use crate::load::numbers::{self, ContactKey, PageRow};
 use crate::load::plans::{ChangeList, PlanRecord, StoredPlanChange};
-use crate::load::run::{BeginError, side_bits};
+use crate::load::{BeginError, side_bits};
 use crate::numbers::NumberPlan;
 use crate::report::RunReport;
 use crate::transform::{
@@ -27,14 +27,6 @@ use crate::transform::{
 // transaction (which the run does anyway on any error), so SQLite keeps no statement journal
 // to undo a single statement. With the default (ABORT) every multi-row INSERT journalled each
 // page it touched to a temporary file: 11% of a fresh import's time (measured A/B, 7 pairs).
-
-/// What a run writes on every row it inserts or updates besides the row itself.
-pub struct Stamp {
-    /// The run's start (RFC 3339): the rows' `updated_at`.
-    pub updated_at: String,
-    /// The run's id once reserved: the rows' `changed_by_run`.
-    pub run_id: Option<i64>,
-}
 
 /// Rows per INSERT statement: enough to amortise the statement, few enough to stay in cache.
 const INSERT_ROWS: usize = 32;
@@ -536,7 +528,7 @@ impl SqliteRun {
     /// `now`; returns whether it was.
     pub fn mark_plan_applied(&mut self, plan: i64, run: i64, now: &str) -> rusqlite::Result<bool> {
         let changed = self.conn.execute(
-            crate::load::run::MARK_PLAN_APPLIED_SQL,
+            crate::load::plans::MARK_PLAN_APPLIED_SQL,
             rusqlite::params![run, plan, now],
         )?;
         Ok(changed == 1)

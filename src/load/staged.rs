@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::{FromRow, Row};
 
 use crate::load::runs::record_query;
-use crate::load::{LoadError, Store};
+use crate::load::{LoadError, Store, on_pool};
 use crate::report::RunReport;
 
 /// A validated copy of a pipeline's source, ready for the merge stage.

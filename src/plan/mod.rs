@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::fields::{Field, empty_values};
 use crate::load::contacts::Op;
 use crate::load::plans::{self, ChangeList, PlanRecord, StoredPlanChange};
-use crate::load::run::{RunTransaction, sides_of};
+use crate::load::{RunTransaction, sides_of};
 use crate::load::{LoadError, Store};
 use crate::report::{Action, Change, FieldChange, RunReport, RunStatus};
 use crate::transform::{Directory, MergePolicy, MergedRow, Origin, directory as csv};

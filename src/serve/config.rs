@@ -1,9 +1,17 @@
-//! The service's own config (`ucm serve --service FILE`): where it listens, which pipelines
-//! it runs, and who may start runs over HTTP.
+//! The service's own config (`ucm serve --service FILE`): where it listens and which
+//! pipelines it runs; it assembles the config of each feature, which lives with its feature
+//! (`[auth]` in `auth`, `[cluster]` in `crate::cluster`, `[limits]` in `limits`,
+//! `[[phonebooks]]`, `[[lookups]]` and `[ldap]` in `phones`).
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use super::auth::ServiceAuth;
+use super::phones::feeds_config::PhonebookConfig;
+use super::phones::ldap::LdapConfig;
+use super::phones::lookup_config::LookupEndpointConfig;
+use crate::cluster::ClusterConfig;
 
 /// `ucm serve`'s settings. Every key has a default, so the file is optional.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -29,117 +37,16 @@ pub struct ServiceConfig {
     pub cluster: Option<ClusterConfig>,
     /// What a client may cost the service: timeouts, sizes, connection counts, login rate.
     #[serde(default)]
-    pub limits: super::limits::Limits,
+    pub limits: crate::serve::limits::Limits,
     /// Phonebook feeds for desk phones (`GET /phonebook/{pipeline}/{format}`).
     #[serde(default)]
-    pub phonebooks: Vec<super::phonebooks::PhonebookConfig>,
+    pub phonebooks: Vec<PhonebookConfig>,
     /// Caller-ID lookup for PBXes (`GET /lookup/{pipeline}?number=...`).
     #[serde(default)]
-    pub lookups: Vec<super::lookup::LookupEndpointConfig>,
+    pub lookups: Vec<LookupEndpointConfig>,
     /// The LDAP directory for phones (off unless `[ldap] listen` is set).
     #[serde(default)]
-    pub ldap: Option<super::ldap::LdapConfig>,
-}
-
-/// `[cluster]`: status changes always reach the peers, profile changes when `profile_sync`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterConfig {
-    /// This node's name (default: the host name). Each node of a pair needs its own.
-    #[serde(default)]
-    pub node: Option<String>,
-    /// The peers' base URLs, e.g. "http://10.0.0.2:8080".
-    #[serde(default)]
-    pub peers: Vec<String>,
-    /// The secret both nodes share: requests between them carry an HMAC-SHA256 of their body.
-    pub secret: Option<String>,
-    pub secret_env: Option<String>,
-    pub secret_file: Option<PathBuf>,
-    /// `false` switches profile synchronisation off completely: no profile change is queued
-    /// or sent, and the peers' profile changes are refused. Status keeps propagating.
-    #[serde(default = "default_true")]
-    pub profile_sync: bool,
-    /// How often this node sends its whole state to its peers (anti-entropy), in seconds.
-    #[serde(default = "default_anti_entropy_secs")]
-    pub anti_entropy_secs: u64,
-    /// How far a peer's clock may differ from this node's, in seconds: a push signed further
-    /// in the past or future is refused (so a captured push cannot be replayed later), and so
-    /// is a change whose version is further ahead (so a peer with a wrong clock cannot win
-    /// every conflict). Keep the nodes' clocks synchronised (NTP).
-    #[serde(default = "default_max_clock_skew_secs")]
-    pub max_clock_skew_secs: u64,
-}
-
-fn default_max_clock_skew_secs() -> u64 {
-    300
-}
-
-fn default_true() -> bool {
-    true
-}
-fn default_anti_entropy_secs() -> u64 {
-    600
-}
-
-impl ClusterConfig {
-    /// Checks the settings that can be checked without the network.
-    pub fn check(&self, node: &str) -> Result<(), String> {
-        super::version::check_node(node).map_err(|e| format!("[cluster] node: {e}"))?;
-        if self.max_clock_skew_secs == 0 {
-            return Err("[cluster] max_clock_skew_secs = 0: it must be at least 1".into());
-        }
-        Ok(())
-    }
-
-    /// The shared secret, read; required.
-    pub fn secret(&self) -> Result<String, String> {
-        crate::config::read_secret(
-            "[cluster]",
-            "secret",
-            &self.secret,
-            &self.secret_env,
-            &self.secret_file,
-        )?
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| "[cluster] needs a shared secret (secret, secret_env or secret_file)".into())
-    }
-}
-
-/// Credentials for the write endpoints: a user name and password for `POST /api/login`,
-/// and/or a static bearer token. Each secret inline, from an environment variable (`*_env`)
-/// or from a file (`*_file`). Without any, the write endpoints refuse every request.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceAuth {
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub password_env: Option<String>,
-    pub password_file: Option<PathBuf>,
-    pub token: Option<String>,
-    pub token_env: Option<String>,
-    pub token_file: Option<PathBuf>,
-    /// How long a login token stays valid.
-    #[serde(default = "default_session_minutes")]
-    pub session_minutes: u64,
-}
-
-/// The secrets, read.
-#[derive(Clone, Default)]
-pub struct ResolvedAuth {
-    pub login: Option<(String, String)>,
-    pub token: Option<String>,
-    pub session_minutes: u64,
-}
-
-impl std::fmt::Debug for ResolvedAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "ResolvedAuth(login: {}, token: {})",
-            self.login.is_some(),
-            self.token.is_some()
-        )
-    }
+    pub ldap: Option<LdapConfig>,
 }
 
 fn default_listen() -> String {
@@ -153,9 +60,6 @@ fn default_profiles() -> Vec<String> {
 fn default_parameters() -> std::collections::BTreeMap<String, String> {
     [("language".to_owned(), "en".to_owned())].into()
 }
-fn default_session_minutes() -> u64 {
-    60
-}
 
 impl Default for ServiceConfig {
     fn default() -> Self {
@@ -166,7 +70,7 @@ impl Default for ServiceConfig {
             profiles: default_profiles(),
             parameters: default_parameters(),
             cluster: None,
-            limits: super::limits::Limits::default(),
+            limits: crate::serve::limits::Limits::default(),
             phonebooks: Vec::new(),
             lookups: Vec::new(),
             ldap: None,
@@ -207,35 +111,6 @@ impl ServiceConfig {
             .collect();
         paths.sort();
         Ok(paths)
-    }
-}
-
-impl ServiceAuth {
-    pub fn resolve(&self) -> Result<ResolvedAuth, String> {
-        let password = crate::config::read_secret(
-            "[auth]",
-            "password",
-            &self.password,
-            &self.password_env,
-            &self.password_file,
-        )?;
-        let token = crate::config::read_secret(
-            "[auth]",
-            "token",
-            &self.token,
-            &self.token_env,
-            &self.token_file,
-        )?;
-        let login = match (&self.username, password) {
-            (Some(user), Some(password)) => Some((user.clone(), password)),
-            (None, None) => None,
-            _ => return Err("[auth] needs both username and a password (password, password_env or password_file)".into()),
-        };
-        Ok(ResolvedAuth {
-            login,
-            token,
-            session_minutes: self.session_minutes,
-        })
     }
 }
 

@@ -8,40 +8,10 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::extract::ExternalContact;
 use crate::fields::{FIELD_COUNT, FieldValues};
+pub use crate::fields::Origin;
 use crate::transform::directory::{Directory, KeyOwners};
 use crate::transform::key_index::{KeyIndex, RowState, Seen};
 use crate::transform::policy::{MergePolicy, Side, normalise_key};
-
-/// Where a merged row comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Origin {
-    /// A directory entry without a matching external contact.
-    Directory,
-    /// An external contact whose key matches no directory entry.
-    External,
-    /// A directory entry merged with its matching external contact.
-    Merged,
-}
-
-impl Origin {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Origin::Directory => "directory",
-            Origin::External => "external",
-            Origin::Merged => "merged",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Origin> {
-        match s {
-            "directory" => Some(Origin::Directory),
-            "external" => Some(Origin::External),
-            "merged" => Some(Origin::Merged),
-            _ => None,
-        }
-    }
-}
 
 /// One row of the merged table.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,10 +10,10 @@ use maud::html;
 use serde::Deserialize;
 use sqlx::Row;
 
-use super::{LoggedIn, encoded, layout, not_found, unavailable};
+use super::page::{LoggedIn, encoded, layout, not_found, unavailable};
 use crate::fields::{FIELD_COUNT, FIELD_NAMES};
 use crate::load::{LoadError, Store, on_pool};
-use crate::serve::Service;
+use crate::serve::state::Service;
 
 /// Contacts a search page lists.
 const RESULTS: i64 = 50;
@@ -39,7 +39,7 @@ pub async fn search(
         let Ok(_lane) = service.search_lane.acquire().await else {
             return unavailable(&session, "the service is shutting down");
         };
-        match crate::serve::search::search(store, &query.q, RESULTS).await {
+        match crate::directory::search(store, &query.q, RESULTS).await {
             Ok(found) => found,
             Err(e) => return unavailable(&session, e),
         }
@@ -92,7 +92,7 @@ struct ContactRow {
 
 /// The row of identity `id` (one indexed read).
 async fn read(store: &Store, id: &str) -> Result<Option<ContactRow>, LoadError> {
-    let Some((filter, value)) = crate::serve::objects::identity_filter(id) else {
+    let Some((filter, value)) = crate::directory::contacts::identity_filter(id) else {
         return Ok(None);
     };
     let sql = format!(
@@ -141,7 +141,7 @@ pub async fn one(
         .find(|p| p.loaded.is_ok())
         .map(|p| p.name.clone())
         .unwrap_or_default();
-    let sides = crate::load::run::sides_of(row.sides as u32);
+    let sides = crate::load::sides_of(row.sides as u32);
     let body = html! {
         table.summary {
             tr { th { "identity" } td { code { (query.id) } } }

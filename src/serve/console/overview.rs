@@ -11,10 +11,11 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 
-use super::{age, csrf_field, layout};
+use super::page::{age, csrf_field, encoded, layout};
+use super::session::Session;
 use crate::load::LoadError;
 use crate::load::runs::{self, RunRecord};
-use crate::serve::{Pipeline, Service};
+use crate::serve::state::{Pipeline, Service};
 
 /// Runs in a pipeline's chart.
 const CHART_RUNS: i64 = 30;
@@ -45,7 +46,7 @@ fn health(history: &Option<Result<Vec<RunRecord>, LoadError>>) -> (&'static str,
 pub async fn page(State(service): State<Arc<Service>>, headers: HeaderMap) -> Response {
     let session = service.browser_sessions.of(&headers);
     // A bearer token (scripts, the cluster's checks) sees what a session sees.
-    let full = session.is_some() || crate::serve::http::authorized(&service, &headers);
+    let full = session.is_some() || crate::serve::auth::authorized(&service, &headers);
     let mut sections = Vec::new();
     for p in &service.pipelines {
         // One read of the history per pipeline: the health and, logged in, the chart.
@@ -79,7 +80,7 @@ pub async fn page(State(service): State<Arc<Service>>, headers: HeaderMap) -> Re
 async fn pipeline_section(
     service: &Service,
     p: &Pipeline,
-    session: Option<&super::Session>,
+    session: Option<&Session>,
     (word, class): (&str, &str),
     history: Vec<RunRecord>,
 ) -> Markup {
@@ -92,7 +93,7 @@ async fn pipeline_section(
         };
     };
     let store = &loaded.store;
-    let summary = crate::serve::http::describe(service, p, true).await;
+    let summary = crate::serve::status::describe(service, p, true).await;
     let now = crate::load::now();
     let awaiting = crate::load::plans::awaiting(store, &p.name, &now)
         .await
@@ -140,14 +141,14 @@ async fn pipeline_section(
                     caption { "runs" }
                     tr { th { "last success" } td {
                         @match last_success {
-                            Some(r) => { a href=(format!("/runs/{}/{}", super::encoded(&p.name), r.id)) { "#" (r.id) } " " (r.command) " at " (r.started_at) " (" (age(&r.started_at)) ")" }
+                            Some(r) => { a href=(format!("/runs/{}/{}", encoded(&p.name), r.id)) { "#" (r.id) } " " (r.command) " at " (r.started_at) " (" (age(&r.started_at)) ")" }
                             None => { "none in the last " (CHART_RUNS) " runs" }
                         }
                     } }
                     tr { th { "last run" } td.last-run {
                         @match history.first() {
                             Some(last) => {
-                                a href=(format!("/runs/{}/{}", super::encoded(&p.name), last.id)) { "#" (last.id) }
+                                a href=(format!("/runs/{}/{}", encoded(&p.name), last.id)) { "#" (last.id) }
                                 " " (last.command) " "
                                 span class=(format!("status {}", last.status)) { (last.status) }
                                 " at " (last.started_at) " (" (last.duration_ms) " ms): +" (last.inserted) " ~" (last.updated) " -" (last.deleted)
@@ -178,7 +179,7 @@ async fn pipeline_section(
                 }
             }
             @if let Some(session) = session {
-                form.inline method="post" action=(format!("/pipelines/{}/dry-run", super::encoded(&p.name))) {
+                form.inline method="post" action=(format!("/pipelines/{}/dry-run", encoded(&p.name))) {
                     (csrf_field(session))
                     button type="submit" { "Dry run now" }
                 }
@@ -188,7 +189,7 @@ async fn pipeline_section(
 }
 
 /// Cluster health: the node, profile sync, each peer's reachability, outbox and last sync.
-fn cluster_section(cluster: &crate::serve::cluster::Cluster) -> Markup {
+fn cluster_section(cluster: &crate::cluster::Cluster) -> Markup {
     let ok = |yes: bool| if yes { "status succeeded" } else { "failed" };
     html! {
         section.cluster id="cluster" {

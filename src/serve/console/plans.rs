@@ -11,13 +11,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
-use super::{
-    ChangeFilter, LoggedIn, Session, TokenForm, changes_page, changes_section, csrf_field,
-    csrf_refused, encoded, layout, loaded, not_found, problem, rejections_section, unavailable,
+use super::changes::{ChangeFilter, changes_page, changes_section, rejections_section};
+use super::page::{
+    LoggedIn, TokenForm, csrf_field, csrf_refused, encoded, layout, loaded, not_found, problem,
+    unavailable,
 };
+use super::session::Session;
 use crate::load::plans::{self, ChangeList, PlanRecord};
 use crate::report::RunReport;
-use crate::serve::{Service, StartRefused};
+use crate::serve::state::{Service, StartRefused};
 
 fn plan_path(plan: &PlanRecord) -> String {
     format!("/plans/{}/{}", encoded(&plan.pipeline), plan.id)

@@ -10,13 +10,11 @@ use axum::response::{IntoResponse, Response};
 use maud::html;
 use serde::Deserialize;
 
-use super::{
-    ChangeFilter, LoggedIn, changes_page, changes_section, encoded, layout, loaded, not_found,
-    rejections_section, unavailable,
-};
+use super::changes::{ChangeFilter, changes_page, changes_section, rejections_section};
+use super::page::{LoggedIn, encoded, layout, loaded, not_found, unavailable};
 use crate::load::plans::{self, ChangeList};
 use crate::load::runs;
-use crate::serve::Service;
+use crate::serve::state::Service;
 
 /// Runs a history page lists.
 const RUNS_PER_PAGE: i64 = 50;

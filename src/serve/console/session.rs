@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use axum::http::{HeaderMap, HeaderValue, header};
 use jiff::{SignedDuration, Timestamp};
 
-use crate::serve::http::{constant_time_eq, random_hex};
+use crate::secrets::{constant_time_eq, random_hex};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "ucm_session";
@@ -48,7 +48,7 @@ impl BrowserSessions {
 
     /// Opens a session for `user`; returns its id (the cookie's value). Expired sessions are
     /// dropped first; when `max` are still open, the one closest to expiry ends.
-    pub fn open(&self, user: &str) -> std::io::Result<(String, Session)> {
+    pub fn open(&self, user: &str) -> Result<(String, Session), getrandom::Error> {
         let id = random_hex(32)?;
         let session = Session {
             user: user.to_owned(),

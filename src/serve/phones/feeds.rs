@@ -1,0 +1,553 @@
+//! Phonebook feeds for desk phones (`[[phonebooks]]` of the service config): `GET
+//! /phonebook/{pipeline}/{format}` (or `.../{format}/{token}`) writes the pipeline's merged
+//! table in that format (`crate::phonebook`), streamed, never built whole in memory.
+//!
+//! Phones poll: each answer carries an ETag made of the last run that changed the table and
+//! the feed's settings, so `If-None-Match` is answered `304` from one indexed read of the
+//! run history, with no read of the contacts. Access is checked first: HTTP basic auth, a
+//! token in the path, and/or an allow-list of client networks; refusals are `401`/`403`
+//! with nothing else, counted in `/metrics`. Feeds never show live status or profiles.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use sqlx::Row;
+
+use super::admission::admit;
+use super::feeds_config::{FeedSort, PhonebookConfig};
+use crate::load::{LoadError, Store, on_pool};
+use crate::phonebook::{
+    CISCO_PAGE_ENTRIES, CiscoPage, Entry, FeedWriter, Format, Number, NumberKind,
+    cisco_lines, write_cisco_page, write_cisco_search,
+};
+use crate::serve::state::Service;
+
+#[derive(Deserialize, Default)]
+pub struct FeedQuery {
+    /// Cisco: the page (from 1).
+    page: Option<usize>,
+    /// Cisco: a search (names containing it, any case).
+    q: Option<String>,
+}
+
+/// `GET /phonebook/{pipeline}/{format}`.
+pub async fn feed(
+    State(service): State<Arc<Service>>,
+    Path((pipeline, format)): Path<(String, String)>,
+    Query(query): Query<FeedQuery>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+) -> Response {
+    answer(
+        &service,
+        &pipeline,
+        &format,
+        Request::Feed(None),
+        query,
+        &headers,
+        &extensions,
+    )
+    .await
+}
+
+/// `GET /phonebook/{pipeline}/{format}/{token}`, and Cisco's search form without a token:
+/// `GET /phonebook/{pipeline}/cisco/search`.
+pub async fn feed_with_token(
+    State(service): State<Arc<Service>>,
+    Path((pipeline, format, token)): Path<(String, String, String)>,
+    Query(query): Query<FeedQuery>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+) -> Response {
+    let request = if format == "cisco" && token == "search" {
+        Request::Search(None)
+    } else {
+        Request::Feed(Some(&token))
+    };
+    answer(
+        &service,
+        &pipeline,
+        &format,
+        request,
+        query,
+        &headers,
+        &extensions,
+    )
+    .await
+}
+
+/// `GET /phonebook/{pipeline}/cisco/{token}/search`: Cisco's search form, with a token.
+pub async fn search_with_token(
+    State(service): State<Arc<Service>>,
+    Path((pipeline, format, token)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+) -> Response {
+    if format != "cisco" {
+        return bare(StatusCode::NOT_FOUND);
+    }
+    let request = Request::Search(Some(&token));
+    answer(
+        &service,
+        &pipeline,
+        &format,
+        request,
+        FeedQuery::default(),
+        &headers,
+        &extensions,
+    )
+    .await
+}
+
+/// What a phone asked for, with the token of its URL if any.
+enum Request<'t> {
+    Feed(Option<&'t str>),
+    /// Cisco's search form.
+    Search(Option<&'t str>),
+}
+
+fn bare(status: StatusCode) -> Response {
+    status.into_response()
+}
+
+async fn answer(
+    service: &Service,
+    pipeline: &str,
+    format: &str,
+    request: Request<'_>,
+    query: FeedQuery,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Response {
+    let (token, search) = match request {
+        Request::Feed(token) => (token, false),
+        Request::Search(token) => (token, true),
+    };
+    let Some(feed) = Format::parse(format).and_then(|f| {
+        service
+            .phonebooks
+            .iter()
+            .find(|p| p.config.pipeline == pipeline && p.config.format == f)
+    }) else {
+        return bare(StatusCode::NOT_FOUND);
+    };
+    let client = crate::serve::connections::client_of(extensions).map(|c| c.ip());
+    if let Some(refused) = admit(
+        service,
+        &feed.access,
+        client,
+        headers,
+        token,
+        "phonebook",
+        "ucm phonebook",
+    ) {
+        return refused;
+    }
+    let Some(store) = service
+        .pipeline(pipeline)
+        .and_then(|p| p.loaded.as_ref().ok())
+        .map(|l| l.store.clone())
+    else {
+        return bare(StatusCode::SERVICE_UNAVAILABLE);
+    };
+    let base = feed_url(headers, pipeline, format, token);
+    if search {
+        let mut out = Vec::new();
+        let _ = write_cisco_search(&mut out, &feed.config.title, &base);
+        return xml(out);
+    }
+    let landed = match last_change(&store).await {
+        Ok(run) => run,
+        Err(_) => return bare(StatusCode::SERVICE_UNAVAILABLE),
+    };
+    let etag = etag(&feed.config, landed, &query);
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    // Each feed being written holds a database connection: a bounded number at once.
+    let Ok(permit) = Arc::clone(&service.phonebook_lane).try_acquire_owned() else {
+        service.metrics.refused("phonebook_busy");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+        )
+            .into_response();
+    };
+    let body = if feed.config.format == Format::Cisco {
+        let page = cisco(&store, &feed.config, &query, &base).await;
+        drop(permit);
+        match page {
+            Ok(out) => Body::from(out),
+            Err(_) => return bare(StatusCode::SERVICE_UNAVAILABLE),
+        }
+    } else {
+        stream(
+            store,
+            feed.config.clone(),
+            permit,
+            service.limits.body_idle_timeout(),
+        )
+    };
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(feed.config.format.content_type()),
+            ),
+            (
+                header::ETAG,
+                HeaderValue::from_str(&etag).expect("hex is header-safe"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn xml(out: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], out).into_response()
+}
+
+/// The feed's absolute URL as the phone reached it (Cisco soft keys need absolute URLs).
+fn feed_url(headers: &HeaderMap, pipeline: &str, format: &str, token: Option<&str>) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = if crate::serve::console::session::behind_tls(headers) {
+        "https"
+    } else {
+        "http"
+    };
+    use crate::serve::console::page::encoded as segment;
+    let mut url = format!(
+        "{scheme}://{host}/phonebook/{}/{}",
+        segment(pipeline),
+        segment(format)
+    );
+    if let Some(token) = token {
+        url.push('/');
+        url.push_str(&segment(token));
+    }
+    url
+}
+
+/// The last run that changed the merged table (0 before any): the ETag's content part.
+async fn last_change(store: &Store) -> Result<i64, LoadError> {
+    on_pool!(store, |pool| sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT max(id) FROM runs WHERE status = 'succeeded' AND inserted + updated + deleted > 0"
+    )
+    .fetch_one(pool)
+    .await
+    .map(Option::unwrap_or_default)
+    .map_err(|e| store.error(e)))
+}
+
+/// `"r{run}-{settings}"`: changes when a run changes the table or the feed's settings (or
+/// the Cisco page asked for), not with the clock.
+fn etag(config: &PhonebookConfig, run: i64, query: &FeedQuery) -> String {
+    // What the feed shows, never its secrets.
+    let settings = format!(
+        "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}|{}",
+        config.format.name(),
+        config.numbers,
+        config.name_style,
+        config.sort,
+        config.origins,
+        config.sites,
+        config.departments,
+        config.title,
+        query.page.unwrap_or(1),
+        query.q.as_deref().unwrap_or("")
+    );
+    let hash = xxhash_rust::xxh3::xxh3_64(settings.as_bytes());
+    format!("\"r{run}-{hash:016x}\"")
+}
+
+/// The columns a feed reads, in [`entry_of`]'s order, by last name then first name.
+/// The feed's query in each order.
+fn sort_sql(sort: FeedSort) -> &'static str {
+    match sort {
+        FeedSort::LastName => FEED_BY_LAST_NAME_SQL,
+        FeedSort::FirstName => FEED_BY_FIRST_NAME_SQL,
+    }
+}
+
+const FEED_BY_LAST_NAME_SQL: &str = "SELECT first_name, last_name, e_mail, department, site, \
+     extension, mobile_number, home_number, fax_number, origin FROM contacts \
+     ORDER BY lower(coalesce(last_name, first_name, '')), lower(coalesce(first_name, '')), id";
+/// The same by first name then last name.
+const FEED_BY_FIRST_NAME_SQL: &str = "SELECT first_name, last_name, e_mail, department, site, \
+     extension, mobile_number, home_number, fax_number, origin FROM contacts \
+     ORDER BY lower(coalesce(first_name, last_name, '')), lower(coalesce(last_name, '')), id";
+
+/// A row as the feed lists it, or None when the feed leaves it out.
+fn entry_of<R: Row>(row: &R, config: &PhonebookConfig) -> Result<Option<Entry>, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let text = |i: usize| -> Result<Option<String>, sqlx::Error> {
+        Ok(row
+            .try_get::<Option<String>, _>(i)?
+            .filter(|v| !v.trim().is_empty()))
+    };
+    let origin: String = row.try_get(9)?;
+    let site = text(4)?;
+    let department = text(3)?;
+    let wanted = |list: &[String], value: &Option<String>| {
+        list.is_empty() || value.as_ref().is_some_and(|v| list.contains(v))
+    };
+    if !(config.origins.is_empty() || config.origins.contains(&origin))
+        || !wanted(&config.sites, &site)
+        || !wanted(&config.departments, &department)
+    {
+        return Ok(None);
+    }
+    let mut numbers = Vec::new();
+    for kind in &config.numbers {
+        let column = match kind {
+            NumberKind::Work => 5,
+            NumberKind::Mobile => 6,
+            NumberKind::Home => 7,
+            NumberKind::Fax => 8,
+        };
+        if let Some(value) = text(column)? {
+            numbers.push(Number { kind: *kind, value });
+        }
+    }
+    Ok(Some(Entry {
+        first_name: text(0)?,
+        last_name: text(1)?,
+        e_mail: text(2)?,
+        department,
+        site,
+        numbers,
+    }))
+}
+
+/// Bytes written before a chunk is sent to the client.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// A `Write` whose bytes a feed's task takes a chunk at a time.
+#[derive(Clone, Default)]
+struct Chunks(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Chunks {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("no poisoning").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Chunks {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().expect("no poisoning"))
+    }
+}
+
+/// The feed as a body: a task reads the table row by row and sends 64 KiB chunks through a
+/// channel of four, so memory holds a few chunks whatever the size of the directory. A
+/// database error ends the body early (the client sees a truncated answer, never a wrong one);
+/// so does a client that takes no chunk for `idle` (its place in the lane, `permit`, and its
+/// database connection are freed).
+fn stream(
+    store: Store,
+    config: PhonebookConfig,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    idle: std::time::Duration,
+) -> Body {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ended_early = Arc::clone(&failed);
+    tokio::spawn(async move {
+        let _permit = permit;
+        let chunks = Chunks::default();
+        let result: Result<(), String> = async {
+            let mut writer = FeedWriter::begin(chunks.clone(), config.format, config.name_style)
+                .map_err(|e| e.to_string())?;
+            on_pool!(&store, |pool| {
+                use futures_util::TryStreamExt as _;
+                let mut rows = sqlx::query(sort_sql(config.sort)).fetch(pool);
+                while let Some(row) = rows.try_next().await.map_err(|e| e.to_string())? {
+                    if let Some(entry) = entry_of(&row, &config).map_err(|e| e.to_string())? {
+                        writer.entry(&entry).map_err(|e| e.to_string())?;
+                        writer.flush().map_err(|e| e.to_string())?;
+                    }
+                    if chunks.0.lock().expect("no poisoning").len() >= CHUNK_BYTES {
+                        let chunk = Ok(Bytes::from(chunks.take()));
+                        match tokio::time::timeout(idle, sender.send(chunk)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => return Err("the client went away".to_owned()),
+                            Err(_) => {
+                                return Err(format!(
+                                    "the client read nothing for {} s (body_idle_timeout_secs)",
+                                    idle.as_secs()
+                                ));
+                            }
+                        }
+                    }
+                }
+                Ok::<(), String>(())
+            })?;
+            writer.finish().map_err(|e| e.to_string())?;
+            Ok(())
+        }
+        .await;
+        let result = match result {
+            Ok(()) => {
+                let last = Ok(Bytes::from(chunks.take()));
+                match tokio::time::timeout(idle, sender.send(last)).await {
+                    Ok(_) => Ok(()),
+                    Err(_) => Err("the client stopped reading at the end".to_owned()),
+                }
+            }
+            Err(why) => Err(why),
+        };
+        if let Err(why) = result {
+            tracing::warn!(pipeline = %config.pipeline, format = config.format.name(), %why, "a phonebook feed ended early");
+            // Never waits on a client that does not read: the body ends in an error after
+            // the chunks already queued (no clean end: a truncated feed is never taken
+            // for a whole one).
+            ended_early.store(true, std::sync::atomic::Ordering::Release);
+        }
+    });
+    // Fused: a body may be polled again after its end (the gzip layer does).
+    use futures_util::StreamExt as _;
+    Body::from_stream(
+        futures_util::stream::unfold((receiver, failed), |(mut receiver, failed)| async move {
+            match receiver.recv().await {
+                Some(chunk) => Some((chunk, (receiver, failed))),
+                None if failed.swap(false, std::sync::atomic::Ordering::AcqRel) => Some((
+                    Err(std::io::Error::other("the phonebook feed ended early")),
+                    (receiver, failed),
+                )),
+                None => None,
+            }
+        })
+        .fuse(),
+    )
+}
+
+/// A Cisco page: the lines of the feed (matching `q`), page `page` of 32, with Prev/Next
+/// soft keys to the neighbouring pages. Reads the rows in order and keeps only the page.
+async fn cisco(
+    store: &Store,
+    config: &PhonebookConfig,
+    query: &FeedQuery,
+    base: &str,
+) -> Result<Vec<u8>, String> {
+    let page = query.page.unwrap_or(1).max(1);
+    let needle = query
+        .q
+        .as_deref()
+        .map(crate::directory::fold_case)
+        .filter(|q| !q.is_empty());
+    let first = (page - 1) * CISCO_PAGE_ENTRIES;
+    let mut lines = Vec::new();
+    let mut total = 0usize;
+    on_pool!(store, |pool| {
+        use futures_util::TryStreamExt as _;
+        let mut rows = sqlx::query(sort_sql(config.sort)).fetch(pool);
+        while let Some(row) = rows.try_next().await.map_err(|e| e.to_string())? {
+            let Some(entry) = entry_of(&row, config).map_err(|e| e.to_string())? else {
+                continue;
+            };
+            for line in cisco_lines(&entry, config.name_style) {
+                if needle
+                    .as_ref()
+                    .is_some_and(|n| !crate::directory::fold_case(&line.name).contains(n))
+                {
+                    continue;
+                }
+                if total >= first && lines.len() < CISCO_PAGE_ENTRIES {
+                    lines.push(line);
+                }
+                total += 1;
+            }
+        }
+        Ok::<(), String>(())
+    })?;
+    let pages = total.div_ceil(CISCO_PAGE_ENTRIES).max(1);
+    let link = |p: usize| {
+        let mut url = format!("{base}?page={p}");
+        if let Some(q) = &query.q {
+            url.push_str("&q=");
+            url.push_str(&crate::serve::console::page::encoded(q));
+        }
+        url
+    };
+    let previous = (page > 1).then(|| link(page - 1));
+    let next = (page < pages).then(|| link(page + 1));
+    let search = format!("{base}/search");
+    let prompt = format!("Page {page} of {pages}");
+    let mut out = Vec::new();
+    write_cisco_page(
+        &mut out,
+        &CiscoPage {
+            title: &config.title,
+            prompt: &prompt,
+            lines: &lines,
+            previous_url: previous.as_deref(),
+            next_url: next.as_deref(),
+            search_url: Some(&search),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phonebook::NameStyle;
+
+    fn config(toml_text: &str) -> Result<PhonebookConfig, String> {
+        toml::from_str(toml_text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_allow_list_matches_ipv4_clients_also_when_they_arrive_mapped_into_ipv6() {
+        let feed =
+            config("pipeline = \"p\"\nformat = \"csv\"\nallow = [\"10.9.0.0/16\", \"192.0.2.7\"]")
+                .unwrap()
+                .resolve()
+                .unwrap();
+        let headers = HeaderMap::new();
+        let ok = |ip: &str| {
+            feed.access
+                .check(Some(ip.parse().unwrap()), &headers, None)
+                .is_ok()
+        };
+        assert!(ok("10.9.3.4"));
+        assert!(ok("::ffff:10.9.3.4"));
+        assert!(ok("192.0.2.7"));
+        assert!(!ok("10.10.0.1"));
+        assert!(feed.access.check(None, &headers, None).is_err());
+    }
+
+    #[test]
+    fn the_etag_follows_the_run_and_the_settings_not_the_clock() {
+        let c =
+            config("pipeline = \"p\"\nformat = \"vcard\"\ntoken = \"0123456789abcdef\"").unwrap();
+        let q = FeedQuery::default();
+        assert_eq!(etag(&c, 7, &q), etag(&c, 7, &q));
+        assert_ne!(etag(&c, 7, &q), etag(&c, 8, &q));
+        let mut other = c.clone();
+        other.name_style = NameStyle::LastFirst;
+        assert_ne!(etag(&c, 7, &q), etag(&other, 7, &q));
+    }
+}
