@@ -41,7 +41,9 @@ fn search(ws: &Workspace, query: &str, limit: i64) -> Vec<String> {
 
 fn plan(ws: &Workspace, query: &str) -> String {
     on_store(ws, async |store| {
-        ucm::directory::search::search_plan(store, query).await.unwrap()
+        ucm::directory::search::search_plan(store, query)
+            .await
+            .unwrap()
     })
 }
 

@@ -12,8 +12,8 @@ use crate::transform::directory as directory_csv;
 
 use super::args::{Cli, RunOptions};
 use super::context::{
-    check_run_options, download_progress, load_config, load_contract, open_pipeline,
-    open_store, print_report, print_run_report, run_progress, stage_options,
+    check_run_options, download_progress, load_config, load_contract, open_pipeline, open_store,
+    print_report, print_run_report, run_progress, stage_options,
 };
 use super::formats::ReportFormat;
 

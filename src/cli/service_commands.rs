@@ -69,7 +69,9 @@ pub async fn profile(command: &ProfileCommand) -> anyhow::Result<ExitCode> {
 /// `ucm cluster status` and `ucm cluster sync --force`.
 pub async fn cluster(command: &ClusterCommand) -> anyhow::Result<ExitCode> {
     match command {
-        ClusterCommand::Status { format, access } => client::cluster_status(access, *format).await?,
+        ClusterCommand::Status { format, access } => {
+            client::cluster_status(access, *format).await?
+        }
         ClusterCommand::Sync { force, access } => {
             if !force {
                 anyhow::bail!(

@@ -26,7 +26,11 @@ pub fn cron(expression: &str, count: usize, tz: Option<&str>) -> anyhow::Result<
 }
 
 /// `ucm generate`: sample contacts XML (and optionally a directory CSV).
-pub fn generate(spec: &GenerateSpec, xml: &Path, csv: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
+pub fn generate(
+    spec: &GenerateSpec,
+    xml: &Path,
+    csv: Option<&PathBuf>,
+) -> anyhow::Result<ExitCode> {
     generate::write_xml(spec, xml).with_context(|| format!("cannot write {}", xml.display()))?;
     if let Some(csv) = csv {
         generate::write_csv(spec, csv)

@@ -56,9 +56,7 @@ macro_rules! profile_query {
 
 /// The newest version stored for any contact's status or profile (the clock starts after
 /// it when the service starts).
-pub async fn newest_version(
-    store: &Store,
-) -> Result<Option<super::version::Version>, LoadError> {
+pub async fn newest_version(store: &Store) -> Result<Option<super::version::Version>, LoadError> {
     let rows: Vec<(Option<i64>, Option<String>)> = on_pool!(store, |pool| {
         sqlx::query_as(
         "SELECT status_clock, status_node FROM contact_state WHERE status_clock IS NOT NULL \

@@ -23,7 +23,10 @@ use std::time::Duration;
 
 use super::change::Change;
 use super::live_state::{profile_query, status_query};
-use super::node::{BATCH, Cluster, Delivery, NODE_HEADER, NONCE_HEADER, RefusedChange, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use super::node::{
+    BATCH, Cluster, Delivery, NODE_HEADER, NONCE_HEADER, RefusedChange, SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+};
 use super::version::Version;
 use crate::load::{LoadError, Store, on_pool};
 
@@ -32,7 +35,8 @@ impl Cluster {
     async fn post(&self, peer: &str, changes: &[Change]) -> Result<Delivery, String> {
         let body = serde_json::to_vec(changes).map_err(|e| e.to_string())?;
         let timestamp = jiff::Timestamp::now().as_millisecond();
-        let nonce = crate::secrets::random_hex(16).map_err(|e| format!("cannot make a nonce: {e}"))?;
+        let nonce =
+            crate::secrets::random_hex(16).map_err(|e| format!("cannot make a nonce: {e}"))?;
         let response = self
             .client
             .post(format!(

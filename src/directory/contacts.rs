@@ -214,8 +214,6 @@ pub async fn get(store: &Store, id: &str) -> Result<Option<Contact>, LoadError> 
     })
 }
 
-
-
 /// Whether a contact with identity `id` is in the merged table (one indexed read).
 /// Whether the merged table holds any row: a node that never loaded it cannot tell a
 /// contact it does not know from one it has not loaded yet.

@@ -14,11 +14,7 @@ pub enum Bind {
 /// the connection kind searches use; on PostgreSQL with sequential scans, bitmap scans and
 /// sorts disabled, so that it reads an index in order whenever one applies, even on a table
 /// small enough to scan.
-pub async fn explain(
-    store: &Store,
-    sql: &str,
-    binds: Vec<Bind>,
-) -> Result<String, LoadError> {
+pub async fn explain(store: &Store, sql: &str, binds: Vec<Bind>) -> Result<String, LoadError> {
     let lines: Vec<String> = match &store.backend {
         Backend::Sqlite { path, .. } => {
             let sql = format!("EXPLAIN QUERY PLAN {sql}");

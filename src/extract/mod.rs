@@ -3,15 +3,18 @@
 
 mod contract;
 pub mod document;
+mod elements;
 pub mod encoding;
 pub mod fetch;
 pub mod local;
+mod markup;
 pub mod namespaces;
 mod plain;
 pub mod position;
 pub mod reader;
 pub mod schema;
 pub mod syntax;
+mod xsd;
 
 pub use contract::{Contract, ExtractError};
 pub use document::{Document, ReadError, Summary};

@@ -15,8 +15,9 @@
 
 use memchr::{memchr, memchr3, memrchr};
 
+use crate::extract::elements::{admit, missing_child};
 use crate::extract::encoding::{self, Encoding};
-use crate::extract::reader::{ExternalContact, RecordLayout, State, admit, missing_child};
+use crate::extract::reader::{ExternalContact, RecordLayout, State};
 use crate::extract::schema::{Content, ElementId, Group, Schema, SimpleType};
 use crate::fields::Field;
 

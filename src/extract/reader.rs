@@ -7,13 +7,12 @@
 
 use std::fmt;
 
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::Event;
 
 use crate::extract::encoding::{self, DecodeError, Encoding};
-use crate::extract::namespaces::{self, Scopes};
+use crate::extract::namespaces::Scopes;
 use crate::extract::position::{LineTracker, Position};
 use crate::extract::schema::{Content, ElementId, Group, Schema, SchemaError};
-use crate::extract::syntax;
 use crate::fields::{Field, FieldValues, empty_values};
 
 /// Deepest element nesting accepted. The contract needs 3 levels; the limit keeps the stacks
@@ -174,7 +173,7 @@ impl RecordLayout {
 }
 
 #[derive(Debug)]
-enum Frame {
+pub(super) enum Frame {
     /// An element whose content is being validated.
     Element {
         decl: ElementId,
@@ -203,9 +202,9 @@ impl State {
 }
 
 #[derive(Debug)]
-struct OpenRecord {
-    errors_before: usize,
-    contact: ExternalContact,
+pub(super) struct OpenRecord {
+    pub(super) errors_before: usize,
+    pub(super) contact: ExternalContact,
 }
 
 /// Where a reader starts when it does not start at the top of the document: inside the root
@@ -224,28 +223,28 @@ pub struct Resume {
 
 /// Reads contacts from a document (or a chunk of one) held in memory, validating as it goes.
 pub struct ContactReader<'s, 'd> {
-    xml: quick_xml::Reader<&'d [u8]>,
+    pub(super) xml: quick_xml::Reader<&'d [u8]>,
     /// Offset of the slice in the document.
-    base: u64,
+    pub(super) base: u64,
     /// Whether the slice ends where the document ends.
-    last: bool,
+    pub(super) last: bool,
     /// Set at the end of a non-last chunk that ended between two records.
-    clean_end: bool,
-    schema: &'s Schema,
-    layout: &'s RecordLayout,
-    file: String,
-    lines: LineTracker,
-    encoding: Encoding,
-    stack: Vec<Frame>,
-    events_seen: bool,
-    root_done: bool,
-    record: Option<OpenRecord>,
-    text: String,
-    namespaces: Scopes,
-    errors: Vec<DocumentError>,
-    max_errors: usize,
-    contacts: u64,
-    finished: bool,
+    pub(super) clean_end: bool,
+    pub(super) schema: &'s Schema,
+    pub(super) layout: &'s RecordLayout,
+    pub(super) file: String,
+    pub(super) lines: LineTracker,
+    pub(super) encoding: Encoding,
+    pub(super) stack: Vec<Frame>,
+    pub(super) events_seen: bool,
+    pub(super) root_done: bool,
+    pub(super) record: Option<OpenRecord>,
+    pub(super) text: String,
+    pub(super) namespaces: Scopes,
+    pub(super) errors: Vec<DocumentError>,
+    pub(super) max_errors: usize,
+    pub(super) contacts: u64,
+    pub(super) finished: bool,
 }
 
 /// The reason a document was refused: its first errors, in document order.
@@ -451,7 +450,7 @@ impl<'s, 'd> ContactReader<'s, 'd> {
         }
     }
 
-    fn error_at(&mut self, at: Position, message: String) {
+    pub(super) fn error_at(&mut self, at: Position, message: String) {
         self.errors.push(DocumentError {
             file: self.file.clone(),
             line: at.line,
@@ -460,19 +459,19 @@ impl<'s, 'd> ContactReader<'s, 'd> {
         });
     }
 
-    fn fatal(&mut self, at: Position, message: String) {
+    pub(super) fn fatal(&mut self, at: Position, message: String) {
         self.error_at(at, message);
         self.finished = true;
     }
 
     /// Position of byte `offset` within `bytes`, a not yet recorded span starting at `base`.
-    fn position_in(&self, base: u64, bytes: &[u8], offset: usize) -> Position {
+    pub(super) fn position_in(&self, base: u64, bytes: &[u8], offset: usize) -> Position {
         let mut t = self.lines.clone();
         t.advance(base, &bytes[..offset.min(bytes.len())]);
         t.position(base + offset as u64)
     }
 
-    fn decode_failure(&mut self, base: u64, bytes: &[u8], e: DecodeError) {
+    pub(super) fn decode_failure(&mut self, base: u64, bytes: &[u8], e: DecodeError) {
         let (offset, message) = match e {
             DecodeError::BadBytes { offset, encoding } => (
                 offset,
@@ -520,38 +519,7 @@ impl<'s, 'd> ContactReader<'s, 'd> {
         self.events_seen = true;
         let at = self.lines.position(start);
         match event {
-            Event::Decl(d) => {
-                if !first {
-                    self.fatal(
-                        at,
-                        "not well-formed XML: the XML declaration is only allowed at the very start of the document"
-                            .into(),
-                    );
-                    return None;
-                }
-                let label = match syntax::parse_declaration(&d) {
-                    Ok(label) => label,
-                    Err(why) => {
-                        self.fatal(at, format!("malformed XML declaration: {why}"));
-                        return None;
-                    }
-                };
-                if let Some(label) = label {
-                    match Encoding::from_label(&label) {
-                        Some(enc) => self.encoding = enc,
-                        None => {
-                            self.fatal(
-                                at,
-                                format!(
-                                    "encoding \"{label}\" is not supported: ucm reads UTF-8, ISO-8859-1 and windows-1252"
-                                ),
-                            );
-                            return None;
-                        }
-                    }
-                }
-                self.lines.advance(start + 2, &d);
-            }
+            Event::Decl(d) => self.declaration(start, at, first, &d),
             Event::DocType(_) => {
                 self.fatal(
                     at,
@@ -560,40 +528,7 @@ impl<'s, 'd> ContactReader<'s, 'd> {
                         .into(),
                 );
             }
-            Event::PI(p) => {
-                let target = p.target();
-                if !syntax::is_name(target) {
-                    let t = String::from_utf8_lossy(target).into_owned();
-                    self.fatal(
-                        at,
-                        format!("not well-formed XML: processing instruction target \"{t}\" is not an XML name"),
-                    );
-                    return None;
-                }
-                if target.contains(&b':') {
-                    let t = String::from_utf8_lossy(target).into_owned();
-                    self.fatal(
-                        at,
-                        format!(
-                            "not well-formed XML: processing instruction target \"{t}\" has a colon, which Namespaces in XML forbid"
-                        ),
-                    );
-                    return None;
-                }
-                if target.eq_ignore_ascii_case(b"xml") {
-                    self.fatal(
-                        at,
-                        "not well-formed XML: the XML declaration is only allowed at the very start of the document"
-                            .into(),
-                    );
-                    return None;
-                }
-                if let Err(e) = encoding::check_bytes(&p, self.encoding) {
-                    self.decode_failure(start + 2, &p, e);
-                    return None;
-                }
-                self.lines.advance(start + 2, &p);
-            }
+            Event::PI(p) => self.processing_instruction(start, at, &p),
             Event::Comment(c) => {
                 if let Err(e) = encoding::check_bytes(&c, self.encoding) {
                     self.decode_failure(start + 4, &c, e);
@@ -642,512 +577,8 @@ impl<'s, 'd> ContactReader<'s, 'd> {
                 self.lines.advance(start + 9, &c);
             }
             Event::GeneralRef(r) => self.reference(at, &r),
-            Event::Eof => {
-                self.finished = true;
-                if !self.last {
-                    self.clean_end = self.resume_state().is_some();
-                    return None;
-                }
-                if let Some(Frame::Element { decl, start, .. }) = self.stack.last() {
-                    let name = self.schema.decl(*decl).name.clone();
-                    let (line, column) = (start.line, start.column);
-                    self.fatal(at, format!("unexpected end of file: <{name}> opened at {line}:{column} is not closed"));
-                } else if !self.stack.is_empty() {
-                    self.fatal(
-                        at,
-                        "unexpected end of file: an element is not closed".into(),
-                    );
-                } else if !self.root_done {
-                    self.fatal(at, "the document has no root element".into());
-                }
-            }
+            Event::Eof => self.end_of_file(at),
         }
         None
     }
-
-    fn reference(&mut self, at: Position, r: &quick_xml::events::BytesRef<'_>) {
-        let ch = if r.is_char_ref() {
-            match r.resolve_char_ref() {
-                Ok(Some(ch)) if encoding::is_xml_char(ch) => ch,
-                _ => {
-                    let name = String::from_utf8_lossy(r).into_owned();
-                    self.fatal(
-                        at,
-                        format!("&{name}; does not refer to a character XML allows"),
-                    );
-                    return;
-                }
-            }
-        } else {
-            match &**r {
-                b"lt" => '<',
-                b"gt" => '>',
-                b"amp" => '&',
-                b"apos" => '\'',
-                b"quot" => '"',
-                other => {
-                    let name = String::from_utf8_lossy(other).into_owned();
-                    self.fatal(
-                        at,
-                        format!(
-                            "entity reference &{name}; is refused: only &lt; &gt; &amp; &apos; &quot; and character \
-                             references (&#...;) are accepted"
-                        ),
-                    );
-                    return;
-                }
-            }
-        };
-        match self.stack.last() {
-            Some(Frame::Element {
-                state: State::Simple,
-                ..
-            }) => self.text.push(ch),
-            Some(Frame::Skip) => {}
-            // Whitespace between elements may be written as character references (&#32;,
-            // &#10;): element-only content allows whitespace however it is written, as
-            // libxml2 does; literal whitespace is let through by text_event the same way.
-            Some(Frame::Element { .. }) if matches!(ch, ' ' | '\t' | '\n' | '\r') => {}
-            Some(Frame::Element { decl, .. }) => {
-                let name = self.schema.decl(*decl).name.clone();
-                self.error_at(
-                    at,
-                    format!("character data is not allowed directly inside <{name}>"),
-                );
-            }
-            None => self.fatal(
-                at,
-                "character data is not allowed outside the root element".into(),
-            ),
-        }
-    }
-
-    fn text_event(&mut self, base: u64, bytes: &[u8]) {
-        match self.stack.last() {
-            Some(Frame::Element {
-                state: State::Simple,
-                ..
-            }) => {
-                let before = self.text.len();
-                if let Err(e) = encoding::decode_into(bytes, self.encoding, &mut self.text) {
-                    self.decode_failure(base, bytes, e);
-                    return;
-                }
-                if memchr::memchr(b'\r', bytes).is_some() {
-                    // XML end-of-line handling: CRLF and lone CR become LF (character
-                    // references are appended separately and keep their CR).
-                    let normalised = self.text[before..]
-                        .replace("\r\n", "\n")
-                        .replace('\r', "\n");
-                    self.text.truncate(before);
-                    self.text.push_str(&normalised);
-                }
-            }
-            other => {
-                let is_space = bytes
-                    .iter()
-                    .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
-                if is_space {
-                    return;
-                }
-                if let Err(e) = encoding::check_bytes(bytes, self.encoding) {
-                    self.decode_failure(base, bytes, e);
-                    return;
-                }
-                let offset = bytes
-                    .iter()
-                    .position(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-                    .unwrap_or(0);
-                let at = self.position_in(base, bytes, offset);
-                match other {
-                    Some(Frame::Skip) => {}
-                    Some(Frame::Element { decl, .. }) => {
-                        let name = self.schema.decl(*decl).name.clone();
-                        let snippet = snippet(&String::from_utf8_lossy(&bytes[offset..]));
-                        self.error_at(
-                            at,
-                            format!("text \"{snippet}\" is not allowed directly inside <{name}>: it holds elements only"),
-                        );
-                    }
-                    None => {
-                        self.fatal(at, "text is not allowed outside the root element".into());
-                    }
-                }
-            }
-        }
-    }
-
-    /// Checks a start tag before the schema sees it: its name, its attributes (XML 1.0) and
-    /// its namespaces (Namespaces in XML 1.0), declaring what it binds for its content. Any
-    /// of these is a well-formedness error that stops reading, reported before a schema
-    /// error on the same tag (as libxml2 does); then attributes the schema does not allow
-    /// are schema errors. Returns false after a well-formedness error.
-    fn check_start_tag(&mut self, e: &BytesStart<'_>, at: Position) -> bool {
-        let name = e.name();
-        let name = name.as_ref();
-        let raw = e.attributes_raw();
-        let plain_name = !name.contains(&b':');
-        if plain_name && raw.iter().all(|b| b.is_ascii_whitespace()) {
-            if !syntax::is_name(name) {
-                let n = String::from_utf8_lossy(name).into_owned();
-                self.fatal(
-                    at,
-                    format!("not well-formed XML: \"{n}\" is not an XML name"),
-                );
-                return false;
-            }
-            return true;
-        }
-        match self.check_names(name, raw) {
-            Ok(not_allowed) => {
-                for message in not_allowed {
-                    self.error_at(at, message);
-                }
-                true
-            }
-            Err(why) => {
-                let element = String::from_utf8_lossy(name).into_owned();
-                self.fatal(at, format!("not well-formed XML in <{element}>: {why}"));
-                false
-            }
-        }
-    }
-
-    /// The well-formedness and namespace checks of [`Self::check_start_tag`] for a tag with
-    /// attributes or a prefix; returns the schema errors (attributes not allowed).
-    fn check_names(&mut self, name: &[u8], raw: &[u8]) -> Result<Vec<String>, String> {
-        let shown = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        if !syntax::is_name(name) {
-            return Err(format!("\"{}\" is not an XML name", shown(name)));
-        }
-        let depth = self.stack.len();
-        let mut attributes = Vec::new();
-        for attr in syntax::attributes(raw)? {
-            let value = syntax::attribute_value(attr.value, self.encoding)
-                .map_err(|why| format!("attribute {}: {why}", shown(attr.name)))?;
-            if attr.name == b"xmlns" {
-                self.namespaces.declare(b"", value.as_bytes(), depth)?;
-            } else if let Some(prefix) = attr.name.strip_prefix(b"xmlns:") {
-                namespaces::split_qname(attr.name)?;
-                self.namespaces.declare(prefix, value.as_bytes(), depth)?;
-            } else {
-                attributes.push(attr.name);
-            }
-        }
-        let (prefix, _) = namespaces::split_qname(name)?;
-        if let Some(prefix) = prefix
-            && (prefix == b"xmlns" || self.namespaces.resolve(prefix).is_none())
-        {
-            return Err(format!("the prefix {} is not declared", shown(prefix)));
-        }
-        let mut expanded: Vec<(&[u8], &[u8])> = Vec::new();
-        let mut not_allowed = Vec::new();
-        for attr in attributes {
-            let (prefix, local) = namespaces::split_qname(attr)?;
-            let ns = match prefix {
-                None => &b""[..],
-                Some(p) => self
-                    .namespaces
-                    .resolve(p)
-                    .filter(|_| p != b"xmlns")
-                    .ok_or_else(|| {
-                        format!(
-                            "the prefix {} of attribute {} is not declared",
-                            shown(p),
-                            shown(attr)
-                        )
-                    })?,
-            };
-            if !ns.is_empty() && expanded.contains(&(ns, local)) {
-                return Err(format!(
-                    "attribute {} appears twice in namespace {}",
-                    shown(local),
-                    shown(ns)
-                ));
-            }
-            expanded.push((ns, local));
-            if !(ns == namespaces::XSI_NS
-                && matches!(local, b"schemaLocation" | b"noNamespaceSchemaLocation"))
-            {
-                not_allowed.push(format!(
-                    "attribute {} is not allowed on <{}>: the schema declares no attributes",
-                    shown(attr),
-                    shown(name)
-                ));
-            }
-        }
-        if let Some(ns) = self.namespaces.resolve(b"").filter(|ns| !ns.is_empty())
-            && prefix.is_none()
-        {
-            not_allowed.insert(
-                0,
-                format!(
-                    "<{}> is in namespace \"{}\"; the schema's elements have no namespace",
-                    shown(name),
-                    shown(ns)
-                ),
-            );
-        }
-        Ok(not_allowed)
-    }
-
-    fn start_element(&mut self, e: &BytesStart<'_>, at: Position) {
-        if self.stack.len() >= MAX_DEPTH {
-            self.fatal(
-                at,
-                format!("elements are nested more than {MAX_DEPTH} levels deep"),
-            );
-            return;
-        }
-        if !self.check_start_tag(e, at) {
-            return;
-        }
-        let name = e.name();
-        let name = name.as_ref();
-        let Some(parent) = self.stack.last_mut() else {
-            if self.root_done {
-                let n = String::from_utf8_lossy(name).into_owned();
-                self.fatal(
-                    at,
-                    format!("a second root element <{n}>: a document has exactly one root"),
-                );
-                return;
-            }
-            match self.schema.root_named(name) {
-                Some(decl) => self.push(decl, at),
-                None => {
-                    let n = String::from_utf8_lossy(name).into_owned();
-                    let expected: Vec<_> = self
-                        .schema
-                        .roots
-                        .iter()
-                        .map(|&r| format!("<{}>", self.schema.decl(r).name))
-                        .collect();
-                    let schema = self.schema.path.display().to_string();
-                    self.fatal(
-                        at,
-                        format!(
-                            "root element <{n}> is not declared in {schema}; expected {}",
-                            expected.join(" or ")
-                        ),
-                    );
-                }
-            }
-            return;
-        };
-        let (parent_decl, state) = match parent {
-            Frame::Skip => {
-                self.stack.push(Frame::Skip);
-                return;
-            }
-            Frame::Element { decl, state, .. } => (*decl, state),
-        };
-        let parent_name = &self.schema.decl(parent_decl).name;
-        let verdict: Result<ElementId, String> =
-            match (state, &self.schema.decl(parent_decl).content) {
-                (State::Simple, _) => Err(format!(
-                    "element <{}> is not allowed inside <{parent_name}>: it holds text only",
-                    String::from_utf8_lossy(name)
-                )),
-                (state, Content::Complex(group)) => {
-                    match self.schema.child_position(parent_decl, name) {
-                        None => Err(format!(
-                            "element <{}> is not allowed in <{parent_name}>; allowed: {}",
-                            String::from_utf8_lossy(name),
-                            self.schema.child_names(parent_decl)
-                        )),
-                        Some(p) => admit(self.schema, group, state, p)
-                            .map(|()| group.children()[p])
-                            .map_err(|why| {
-                                format!(
-                                    "element <{}> {why} in <{parent_name}>",
-                                    String::from_utf8_lossy(name)
-                                )
-                            }),
-                    }
-                }
-                (_, Content::Simple(_)) => unreachable!("simple content has State::Simple"),
-            };
-        match verdict {
-            Ok(decl) => self.push(decl, at),
-            Err(message) => {
-                self.error_at(at, message);
-                self.stack.push(Frame::Skip);
-            }
-        }
-    }
-
-    fn push(&mut self, decl: ElementId, at: Position) {
-        let state = match &self.schema.decl(decl).content {
-            Content::Simple(_) => {
-                self.text.clear();
-                State::Simple
-            }
-            Content::Complex(group) => State::start_of(group),
-        };
-        if decl == self.layout.record {
-            self.record = Some(OpenRecord {
-                errors_before: self.errors.len(),
-                contact: ExternalContact::empty(at.line),
-            });
-        }
-        self.stack.push(Frame::Element {
-            decl,
-            start: at,
-            state,
-        });
-    }
-
-    fn end_element(&mut self) -> Option<ExternalContact> {
-        if self.finished {
-            // A fatal error stopped reading; an empty element whose start failed has no frame.
-            return None;
-        }
-        let frame = self.stack.pop()?;
-        self.namespaces.leave(self.stack.len());
-        if self.stack.is_empty() {
-            self.root_done = true;
-        }
-        let Frame::Element { decl, start, state } = frame else {
-            return None;
-        };
-        let d = self.schema.decl(decl);
-        match (&d.content, state) {
-            (Content::Simple(st), State::Simple) => {
-                let text = &self.text;
-                if !st.admits(text) {
-                    let name = d.name.clone();
-                    let chars = text.chars().count();
-                    let rule = match st.max_length {
-                        Some(max) if chars > max => format!("at most {max}"),
-                        _ => format!("at least {}", st.min_length.unwrap_or_default()),
-                    };
-                    self.error_at(
-                        start,
-                        format!("value of <{name}> is {chars} characters long; {rule} allowed"),
-                    );
-                } else if let (Some(field), Some(record)) =
-                    (self.layout.field_of[decl], self.record.as_mut())
-                {
-                    // Trimmed, and empty is NULL, as `fields::clean_value` says; the value is
-                    // copied into the contact's one string, and the buffer is reused.
-                    let value = self.text.trim();
-                    if !value.is_empty() {
-                        record.contact.push(field, value);
-                    }
-                    self.text.clear();
-                }
-            }
-            (Content::Complex(group), state) => {
-                if let Some(missing) = missing_child(self.schema, group, &state) {
-                    let name = d.name.clone();
-                    let missing = self.schema.decl(missing).name.clone();
-                    let at = self.lines.position(self.xml.buffer_position());
-                    self.error_at(
-                        at,
-                        format!(
-                            "<{name}> (opened at {start}) is missing required element <{missing}>"
-                        ),
-                    );
-                }
-            }
-            (Content::Simple(_), _) => unreachable!("simple content has State::Simple"),
-        }
-        if decl == self.layout.record {
-            self.contacts += 1;
-            let mut record = self.record.take()?;
-            if self.errors.len() == record.errors_before {
-                record.contact.sort_fields();
-                return Some(record.contact);
-            }
-        }
-        None
-    }
-}
-
-/// Checks that child `p` of `group` may come next, and records it in `state`.
-pub(super) fn admit(
-    schema: &Schema,
-    group: &Group,
-    state: &mut State,
-    p: usize,
-) -> Result<(), String> {
-    let children = group.children();
-    match state {
-        State::All { seen } => {
-            let bit = 1u64 << p;
-            if *seen & bit != 0 {
-                return Err("appears twice".into());
-            }
-            *seen |= bit;
-            Ok(())
-        }
-        State::Sequence { pos, count } => {
-            if p == *pos && *count > 0 {
-                let max = schema.decl(children[p]).max_occurs;
-                if max.is_some_and(|m| *count >= m) {
-                    return Err(format!(
-                        "occurs more than {} times",
-                        max.unwrap_or_default()
-                    ));
-                }
-                *count += 1;
-                return Ok(());
-            }
-            let from = if *count > 0 { *pos + 1 } else { *pos };
-            if p < from {
-                return Err("is out of order".into());
-            }
-            if *count < schema.decl(children[*pos]).min_occurs && p != *pos {
-                let need = &schema.decl(children[*pos]).name;
-                return Err(format!("comes before required <{need}>"));
-            }
-            if let Some(skipped) = children[from..p]
-                .iter()
-                .enumerate()
-                .find(|(i, c)| from + i != *pos && schema.decl(**c).min_occurs > 0)
-            {
-                return Err(format!(
-                    "comes before required <{}>",
-                    schema.decl(*skipped.1).name
-                ));
-            }
-            *pos = p;
-            *count = 1;
-            Ok(())
-        }
-        State::Simple => unreachable!("only element-only content admits children"),
-    }
-}
-
-/// The first required child that never appeared, if any.
-pub(super) fn missing_child(schema: &Schema, group: &Group, state: &State) -> Option<ElementId> {
-    let children = group.children();
-    match state {
-        State::All { seen } => children
-            .iter()
-            .enumerate()
-            .find(|(i, c)| seen & (1u64 << i) == 0 && schema.decl(**c).min_occurs > 0)
-            .map(|(_, c)| *c),
-        State::Sequence { pos, count } => {
-            if *count < schema.decl(children.get(*pos).copied()?).min_occurs {
-                return Some(children[*pos]);
-            }
-            children[*pos + 1..]
-                .iter()
-                .copied()
-                .find(|c| schema.decl(*c).min_occurs > 0)
-        }
-        State::Simple => None,
-    }
-}
-
-/// The first characters of a text, for messages.
-fn snippet(text: &str) -> String {
-    let t = text.trim();
-    let mut s: String = t.chars().take(30).collect();
-    if t.chars().count() > 30 {
-        s.push('…');
-    }
-    s
 }

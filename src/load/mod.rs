@@ -20,9 +20,9 @@ mod store;
 
 pub use crate::timestamps::{now, stored_time};
 pub use contacts::{ExistingRows, Op};
+pub(crate) use error::run_error;
 pub use error::{BeginError, LoadError, RunError};
 pub use provenance::{side_bits, sides_of};
 pub use run::RunTransaction;
-pub(crate) use error::run_error;
 pub(crate) use store::on_pool;
 pub use store::{Backend, DEFAULT_LOCK_WAIT, POOL_CONNECTIONS, Store, mask_database_url};

@@ -17,11 +17,11 @@ use sqlx::{AssertSqlSafe, Row, Transaction};
 use tokio::runtime::Handle;
 
 use crate::fields::empty_values;
+use crate::load::contacts::Stamp;
 use crate::load::contacts::{ExistingRows, FIELD_COLUMNS, Op, StoredRow};
 use crate::load::numbers::{self, ContactKey, PageRow};
 use crate::load::plans::{ChangeList, PlanRecord, StoredPlanChange};
 use crate::load::{BeginError, side_bits};
-use crate::load::contacts::Stamp;
 use crate::numbers::NumberPlan;
 use crate::report::RunReport;
 use crate::transform::{Directory, DirectoryEntry, KeyIndex, MergePolicy, MergedRow, RowState};

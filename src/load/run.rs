@@ -61,7 +61,6 @@ const CREATE_SEARCH_INDEXES_POSTGRES: &str = "\
      CREATE INDEX contacts_search_last_name ON contacts ((lower(last_name COLLATE \"C\")), id); \
      CREATE INDEX contacts_search_e_mail ON contacts ((lower(e_mail COLLATE \"C\")), id);";
 
-
 /// An open run transaction.
 pub struct RunTransaction {
     backed: Backed,

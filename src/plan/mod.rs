@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::fields::{Field, empty_values};
 use crate::load::contacts::Op;
 use crate::load::plans::{self, ChangeList, PlanRecord, StoredPlanChange};
-use crate::load::{RunTransaction, sides_of};
 use crate::load::{LoadError, Store};
+use crate::load::{RunTransaction, sides_of};
 use crate::report::{Action, Change, FieldChange, RunReport, RunStatus};
 use crate::transform::{Directory, MergePolicy, MergedRow, Origin, directory as csv};
 

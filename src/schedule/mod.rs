@@ -3,6 +3,7 @@
 //! hitting the same source in the same second (the original product's fix M8018).
 
 pub mod cron;
+mod cron_field;
 mod fire_times;
 
 use std::time::{Duration, Instant};

@@ -92,4 +92,3 @@ pub type Answer = Result<Response, ApiError>;
 pub fn unavailable(e: impl ToString) -> ApiError {
     ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
-

@@ -62,8 +62,16 @@ pub async fn serve(config: ServiceConfig) -> anyhow::Result<()> {
         async move {
             let limits = service.limits.clone();
             let stats = Arc::clone(&service.connections);
-            connections::serve(listener, app, &limits, max_connections, stats, stop, drained)
-                .await
+            connections::serve(
+                listener,
+                app,
+                &limits,
+                max_connections,
+                stats,
+                stop,
+                drained,
+            )
+            .await
         }
     });
 

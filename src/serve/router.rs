@@ -23,9 +23,9 @@ use tower_http::timeout::TimeoutLayer;
 use super::answers::{error, overloaded};
 use super::api::{cluster, live, metrics, plans, runs};
 use super::auth::{LOGIN_BODY_BYTES, login, require_login};
+use super::console;
 use super::phones::{feeds, lookup};
 use super::state::Service;
-use super::console;
 
 /// The Content-Security-Policy of every answer: nothing is loaded from another origin, no
 /// script runs (no `script-src`: the console is forms and links), styles only from the
@@ -72,10 +72,7 @@ pub fn app(service: Arc<Service>) -> Router {
     // Phonebooks check their own access (basic auth, token, networks) and answer refusals
     // with nothing but the status (so they stay outside `json_errors`); gzip when asked.
     let phonebooks = Router::new()
-        .route(
-            "/phonebook/{pipeline}/{format}",
-            get(feeds::feed),
-        )
+        .route("/phonebook/{pipeline}/{format}", get(feeds::feed))
         .route(
             "/phonebook/{pipeline}/{format}/{token}",
             get(feeds::feed_with_token),
@@ -86,10 +83,7 @@ pub fn app(service: Arc<Service>) -> Router {
         )
         // Caller-ID lookup answers like the phonebooks: bare refusals, its own access.
         .route("/lookup/{pipeline}", get(lookup::lookup))
-        .route(
-            "/lookup/{pipeline}/{token}",
-            get(lookup::lookup_with_token),
-        )
+        .route("/lookup/{pipeline}/{token}", get(lookup::lookup_with_token))
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -102,10 +96,7 @@ pub fn app(service: Arc<Service>) -> Router {
     // A run lasts as long as it lasts: no request timeout (it runs on a task of its own).
     let runs = Router::new()
         .route("/api/pipelines/{name}/run", post(runs::start_run))
-        .route(
-            "/api/pipelines/{name}/plans/{id}/apply",
-            post(plans::apply),
-        )
+        .route("/api/pipelines/{name}/plans/{id}/apply", post(plans::apply))
         .route_layer(login_required)
         .merge(console::actions(limits.max_upload_bytes));
     let shed = ServiceBuilder::new()

@@ -191,11 +191,7 @@ impl Service {
     /// Stores a change made on this node and tells the event stream; with a cluster, queues it
     /// for the peers in the same transaction (profiles only when profile_sync is on). Returns
     /// whether it was stored: a newer version already stored wins.
-    pub async fn record(
-        &self,
-        store: &Store,
-        change: Change,
-    ) -> Result<bool, LoadError> {
+    pub async fn record(&self, store: &Store, change: Change) -> Result<bool, LoadError> {
         let send = self
             .cluster
             .as_ref()
@@ -204,8 +200,7 @@ impl Service {
             .cluster
             .as_ref()
             .map_or(self.host.as_str(), |c| c.node.as_str());
-        let applied = crate::cluster::record_local(store, node, &change, send)
-            .await?;
+        let applied = crate::cluster::record_local(store, node, &change, send).await?;
         if applied {
             if let (true, Some(cluster)) = (send, &self.cluster) {
                 cluster.wake_all();

@@ -7,8 +7,8 @@ use std::cell::RefCell;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::extract::ExternalContact;
-use crate::fields::{FIELD_COUNT, FieldValues};
 pub use crate::fields::Origin;
+use crate::fields::{FIELD_COUNT, FieldValues};
 use crate::transform::directory::{Directory, KeyOwners};
 use crate::transform::key_index::{KeyIndex, RowState, Seen};
 use crate::transform::policy::{MergePolicy, Side, normalise_key};

@@ -75,7 +75,10 @@ pub async fn receive(State(service): Shared, request: axum::extract::Request) ->
     let store = store(&service)?;
     // Before its first run has landed, this node would refuse every change as being for an
     // unknown contact, and the peer would drop them for good: ask it to retry instead.
-    if !directory::contacts::table_loaded(store).await.map_err(unavailable)? {
+    if !directory::contacts::table_loaded(store)
+        .await
+        .map_err(unavailable)?
+    {
         return Err(ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(

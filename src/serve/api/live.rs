@@ -9,8 +9,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -63,7 +63,10 @@ async fn target<'s>(
 ) -> Result<&'s crate::load::Store, ApiError> {
     check(service, headers)?;
     let store = store(service)?;
-    match directory::contacts::get(store, id).await.map_err(unavailable)? {
+    match directory::contacts::get(store, id)
+        .await
+        .map_err(unavailable)?
+    {
         Some(_) => Ok(store),
         None => Err(ApiError(StatusCode::NOT_FOUND, format!("no contact {id}"))),
     }
@@ -155,7 +158,10 @@ pub async fn put_profile(
 
 /// The contact as stored now.
 async fn current(store: &crate::load::Store, id: &str) -> Answer {
-    match directory::contacts::get(store, id).await.map_err(unavailable)? {
+    match directory::contacts::get(store, id)
+        .await
+        .map_err(unavailable)?
+    {
         Some(c) => Ok(Json(c).into_response()),
         None => Err(ApiError(StatusCode::NOT_FOUND, format!("no contact {id}"))),
     }
@@ -193,4 +199,3 @@ pub async fn parameters(State(service): Shared, headers: HeaderMap) -> Answer {
             .into_response(),
     )
 }
-

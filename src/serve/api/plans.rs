@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::load::plans;
 use crate::serve::answers::{answer_task, error};
 use crate::serve::state::Service;
-use crate::load::plans;
 
 /// Changes a page holds at most.
 const MAX_PAGE: i64 = 1000;

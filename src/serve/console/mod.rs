@@ -53,4 +53,3 @@ pub fn actions(max_upload_bytes: usize) -> Router<Arc<Service>> {
             post(plans::upload).layer(DefaultBodyLimit::max(max_upload_bytes)),
         )
 }
-

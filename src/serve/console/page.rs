@@ -120,7 +120,12 @@ pub(super) fn csrf_field(session: &Session) -> Markup {
 }
 
 /// An error page.
-pub(super) fn problem(status: StatusCode, session: Option<&Session>, title: &str, message: &str) -> Response {
+pub(super) fn problem(
+    status: StatusCode,
+    session: Option<&Session>,
+    title: &str,
+    message: &str,
+) -> Response {
     (
         status,
         layout(title, session, html! { p.failed.problem { (message) } }),
@@ -142,7 +147,10 @@ pub(super) fn unavailable(session: &Session, e: impl std::fmt::Display) -> Respo
 }
 
 /// The loaded pipeline `name` and its store.
-pub(super) fn loaded<'s>(service: &'s Service, name: &str) -> Option<(&'s Arc<Pipeline>, &'s Store)> {
+pub(super) fn loaded<'s>(
+    service: &'s Service,
+    name: &str,
+) -> Option<(&'s Arc<Pipeline>, &'s Store)> {
     let pipeline = service.pipeline(name)?;
     let store = &pipeline.loaded.as_ref().ok()?.store;
     Some((pipeline, store))

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 
 use axum::http::{HeaderMap, header};
 
-
 /// The access keys of a `[[phonebooks]]` or `[[lookups]]` entry, as configured.
 pub struct AccessSettings<'c> {
     pub username: &'c Option<String>,

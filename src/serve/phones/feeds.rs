@@ -21,8 +21,8 @@ use super::admission::admit;
 use super::feeds_config::{FeedSort, PhonebookConfig};
 use crate::load::{LoadError, Store, on_pool};
 use crate::phonebook::{
-    CISCO_PAGE_ENTRIES, CiscoPage, Entry, FeedWriter, Format, Number, NumberKind,
-    cisco_lines, write_cisco_page, write_cisco_search,
+    CISCO_PAGE_ENTRIES, CiscoPage, Entry, FeedWriter, Format, Number, NumberKind, cisco_lines,
+    write_cisco_page, write_cisco_search,
 };
 use crate::serve::state::Service;
 

@@ -12,9 +12,9 @@ use std::borrow::Cow;
 
 use ldap3_proto::proto::{LdapFilter, LdapPartialAttribute, LdapSubstringFilter};
 
+use crate::directory::{fold_case, same_folded};
 use crate::numbers::NumberPlan;
 use crate::phonebook::NameStyle;
-use crate::directory::{fold_case, same_folded};
 
 /// A DN as compared: its RDNs' (attribute, value) pairs, attribute names and values ASCII
 /// lowercased, escapes undone, spaces around separators dropped.

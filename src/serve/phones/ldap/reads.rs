@@ -29,7 +29,10 @@ pub(super) fn directory_store(
         })
 }
 
-pub(super) fn style_of<'s>(config: &'s LdapConfig, store: &'s crate::load::Store) -> EntryStyle<'s> {
+pub(super) fn style_of<'s>(
+    config: &'s LdapConfig,
+    store: &'s crate::load::Store,
+) -> EntryStyle<'s> {
     EntryStyle {
         name_style: config.name_style,
         organization: config.organization.as_deref(),

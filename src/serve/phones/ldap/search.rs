@@ -20,9 +20,9 @@ use std::time::Instant;
 use ldap3_proto::proto::LdapFilter;
 
 use super::entry::{Attr, CONTACT_COLUMNS, ContactRow, EntryStyle, typed_number_keys};
-use crate::load::{Backend, LoadError, Store};
 use crate::directory::key_spellings;
 use crate::directory::plans::{Bind, explain};
+use crate::load::{Backend, LoadError, Store};
 
 /// The index an arm reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

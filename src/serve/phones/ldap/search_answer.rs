@@ -11,7 +11,9 @@ use super::entry::{ContactRow, Wanted, escape_rdn_value};
 use super::reads::{contact_by_uid, directory_store, style_of};
 use super::search::{self, Cursor, Found};
 use super::session::{Session, code_name, entry_message, may_read, result};
-use super::tree::{Reach, container_attributes, fixed_matches, listed, paging, reach, root_dse, selected};
+use super::tree::{
+    Reach, container_attributes, fixed_matches, listed, paging, reach, root_dse, selected,
+};
 use crate::serve::state::Service;
 
 /// Everything a search is answered with: its entries, then its result.

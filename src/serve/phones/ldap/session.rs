@@ -91,7 +91,11 @@ pub(super) fn may_read(settings: &LdapSettings, session: &Session) -> bool {
     settings.config.anonymous || matches!(session.bound, Bound::As(_))
 }
 
-pub(super) fn entry_message(msgid: i32, dn: String, attributes: Vec<LdapPartialAttribute>) -> LdapMsg {
+pub(super) fn entry_message(
+    msgid: i32,
+    dn: String,
+    attributes: Vec<LdapPartialAttribute>,
+) -> LdapMsg {
     reply(
         msgid,
         LdapOp::SearchResultEntry(LdapSearchResultEntry { dn, attributes }),
