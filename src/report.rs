@@ -241,24 +241,7 @@ impl RunReport {
             );
         }
         if let Some(f) = &self.fetch {
-            let _ = write!(
-                out,
-                "  fetched {} bytes from {} in {} tr{}",
-                f.bytes,
-                f.url,
-                f.tries,
-                if f.tries == 1 { "y" } else { "ies" }
-            );
-            if let Some(status) = f.http_status {
-                let _ = write!(out, " (HTTP {status})");
-            }
-            let _ = writeln!(out);
-            if let Some(reason) = &f.unchanged_reason {
-                let _ = writeln!(out, "  unchanged: {reason}");
-            }
-            if let Some(path) = &f.staged_path {
-                let _ = writeln!(out, "  staged as {path}");
-            }
+            write_fetch(&mut out, f);
         }
         if let Some(run_id) = self.run_id {
             let _ = writeln!(
@@ -280,19 +263,7 @@ impl RunReport {
                 );
             }
         }
-        if self.rejected > 0 {
-            let _ = writeln!(out, "rejected contacts:");
-            for r in &self.rejections {
-                let _ = writeln!(out, "  {r}");
-            }
-            if self.rejected > self.rejections.len() as u64 {
-                let _ = writeln!(
-                    out,
-                    "  ... and {} more",
-                    self.rejected - self.rejections.len() as u64
-                );
-            }
-        }
+        self.write_rejections(&mut out);
         if let Some(changes) = &self.changes {
             if changes.is_empty() {
                 let _ = writeln!(out, "no changes");
@@ -308,6 +279,46 @@ impl RunReport {
             }
         }
         out
+    }
+
+    /// The rejected contacts the report holds, and how many more there were.
+    fn write_rejections(&self, out: &mut String) {
+        if self.rejected == 0 {
+            return;
+        }
+        let _ = writeln!(out, "rejected contacts:");
+        for r in &self.rejections {
+            let _ = writeln!(out, "  {r}");
+        }
+        if self.rejected > self.rejections.len() as u64 {
+            let _ = writeln!(
+                out,
+                "  ... and {} more",
+                self.rejected - self.rejections.len() as u64
+            );
+        }
+    }
+}
+
+/// What the fetch stage did: bytes, tries, HTTP status, why nothing changed, where staged.
+fn write_fetch(out: &mut String, f: &FetchDetails) {
+    let _ = write!(
+        out,
+        "  fetched {} bytes from {} in {} tr{}",
+        f.bytes,
+        f.url,
+        f.tries,
+        if f.tries == 1 { "y" } else { "ies" }
+    );
+    if let Some(status) = f.http_status {
+        let _ = write!(out, " (HTTP {status})");
+    }
+    let _ = writeln!(out);
+    if let Some(reason) = &f.unchanged_reason {
+        let _ = writeln!(out, "  unchanged: {reason}");
+    }
+    if let Some(path) = &f.staged_path {
+        let _ = writeln!(out, "  staged as {path}");
     }
 }
 

@@ -294,6 +294,80 @@ struct ChunkResult {
     ok: bool,
 }
 
+/// What the reading threads share: the document's chunks, the next chunk to take, and how
+/// many the consumer has taken (workers stay at most [`WINDOW`] chunks ahead of it).
+struct Chunks<'a> {
+    doc: &'a Document,
+    schema: &'a Schema,
+    layout: &'a RecordLayout,
+    scan: &'a Scan,
+    resume: &'a Resume,
+    plain: Option<&'a PlainRecords<'a>>,
+    /// Chunk i spans bounds[i]..bounds[i + 1]; the last one ends with the document.
+    bounds: Vec<usize>,
+    next: AtomicUsize,
+    /// Chunks consumed, or `usize::MAX` once the workers are to stop.
+    consumed: Mutex<usize>,
+    room: Condvar,
+}
+
+impl Chunks<'_> {
+    fn count(&self) -> usize {
+        self.bounds.len() - 1
+    }
+
+    /// A worker: takes the next chunk while there is room in the window, parses it and
+    /// sends its result, until the chunks run out or the consumer stops.
+    fn work(&self, tx: mpsc::SyncSender<(usize, ChunkResult)>) {
+        yield_to_consumers();
+        let bytes = self.doc.bytes();
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            if i >= self.count() || !self.wait_for_room(i) {
+                break;
+            }
+            let (from, to) = (self.bounds[i], self.bounds[i + 1]);
+            let result = if self.scan.wait_for(to as u64) {
+                parse_chunk(
+                    &bytes[from..to],
+                    from as u64,
+                    to == bytes.len(),
+                    self.resume,
+                    self.plain,
+                    &self.doc.name,
+                    self.schema,
+                    self.layout,
+                )
+            } else {
+                ChunkResult {
+                    contacts: Vec::new(),
+                    seen: 0,
+                    newlines: 0,
+                    line_start: None,
+                    ok: false,
+                }
+            };
+            if tx.send((i, result)).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Waits until chunk `i` is within the window; false when the consumer stopped.
+    fn wait_for_room(&self, i: usize) -> bool {
+        let mut done = self.consumed.lock().expect("no poisoning");
+        while *done != usize::MAX && i >= *done + WINDOW {
+            done = self.room.wait(done).expect("no poisoning");
+        }
+        *done != usize::MAX
+    }
+
+    fn set_consumed(&self, consumed: usize) {
+        *self.consumed.lock().expect("no poisoning") = consumed;
+        self.room.notify_all();
+    }
+}
+
 fn read_contacts<E: Send>(
     doc: &Document,
     schema: &Schema,
@@ -328,116 +402,80 @@ fn read_contacts<E: Send>(
     };
     let body = head.position() as usize;
     let record = schema.decl(layout.record).name.as_bytes();
-    let bounds = split(doc, body, record);
     let lines_at_body = head.lines().clone();
     drop(head);
     let plain = PlainRecords::new(schema, layout, resume.root);
-
-    // chunk i spans bounds[i]..bounds[i + 1]; the last one ends with the document.
-    let chunks = bounds.len() - 1;
-    let next = AtomicUsize::new(0);
-    let consumed = Mutex::new(0usize);
-    let room = Condvar::new();
+    let chunks = Chunks {
+        doc,
+        schema,
+        layout,
+        scan,
+        resume: &resume,
+        plain: plain.as_ref(),
+        bounds: split(doc, body, record),
+        next: AtomicUsize::new(0),
+        consumed: Mutex::new(0),
+        room: Condvar::new(),
+    };
     let (tx, rx) = mpsc::sync_channel::<(usize, ChunkResult)>(WINDOW);
     std::thread::scope(|scope| {
         for _ in 0..2 {
-            let tx = tx.clone();
-            let (next, consumed, room, resume, bounds, plain) =
-                (&next, &consumed, &room, &resume, &bounds, plain.as_ref());
-            scope.spawn(move || {
-                yield_to_consumers();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= chunks {
-                        break;
-                    }
-                    {
-                        let mut done = consumed.lock().expect("no poisoning");
-                        while *done != usize::MAX && i >= *done + WINDOW {
-                            done = room.wait(done).expect("no poisoning");
-                        }
-                        if *done == usize::MAX {
-                            break;
-                        }
-                    }
-                    let (from, to) = (bounds[i], bounds[i + 1]);
-                    let result = if scan.wait_for(to as u64) {
-                        parse_chunk(
-                            &bytes[from..to],
-                            from as u64,
-                            to == bytes.len(),
-                            resume,
-                            plain,
-                            &doc.name,
-                            schema,
-                            layout,
-                        )
-                    } else {
-                        ChunkResult {
-                            contacts: Vec::new(),
-                            seen: 0,
-                            newlines: 0,
-                            line_start: None,
-                            ok: false,
-                        }
-                    };
-                    if tx.send((i, result)).is_err() {
-                        break;
-                    }
-                }
-            });
+            let (tx, chunks) = (tx.clone(), &chunks);
+            scope.spawn(move || chunks.work(tx));
         }
         drop(tx);
-
-        let mut lines = lines_at_body;
-        let mut pending = BTreeMap::new();
-        let mut seen = 0u64;
-        let mut outcome: Option<Result<u64, ReadError<E>>> = None;
-        for expected in 0..chunks {
-            let result = loop {
-                if let Some(r) = pending.remove(&expected) {
-                    break r;
-                }
-                let (i, r) = rx.recv().expect("workers send every chunk they take");
-                pending.insert(i, r);
-            };
-            let from = bounds[expected] as u64;
-            if !result.ok {
-                // From here on, one thread, front to back: it has the last word on errors.
-                let tail = Start {
-                    offset: from as usize,
-                    resume: Some(&resume),
-                    lines: lines.clone(),
-                    seen_before: seen,
-                };
-                outcome = Some(guarded(
-                    doc, scan, tail, schema, layout, max_errors, progress, sink,
-                ));
-                break;
-            }
-            let base_line = lines.line();
-            for mut contact in result.contacts {
-                contact.line += base_line - 1;
-                if let Err(e) = sink(contact) {
-                    outcome = Some(Err(ReadError::Sink(e)));
-                    break;
-                }
-            }
-            if outcome.is_some() {
-                break;
-            }
-            seen += result.seen;
-            lines.skip(result.newlines, result.line_start.map(|s| from + s));
-            progress(bounds[expected + 1] as u64);
-            *consumed.lock().expect("no poisoning") = expected + 1;
-            room.notify_all();
-        }
+        let outcome = consume(&chunks, &rx, lines_at_body, max_errors, progress, sink);
         // Stop the workers (on early exits some may wait for room).
-        *consumed.lock().expect("no poisoning") = usize::MAX;
-        room.notify_all();
+        chunks.set_consumed(usize::MAX);
         drop(rx);
-        outcome.unwrap_or(Ok(seen))
+        outcome
     })
+}
+
+/// The consumer: the chunks' contacts in document order, each chunk's lines counted on; at
+/// the first chunk that did not parse cleanly, one thread reads on from its start.
+fn consume<E>(
+    chunks: &Chunks<'_>,
+    rx: &mpsc::Receiver<(usize, ChunkResult)>,
+    mut lines: LineTracker,
+    max_errors: usize,
+    progress: &mut dyn FnMut(u64),
+    sink: &mut dyn FnMut(ExternalContact) -> Result<(), E>,
+) -> Result<u64, ReadError<E>> {
+    let mut pending = BTreeMap::new();
+    let mut seen = 0u64;
+    for expected in 0..chunks.count() {
+        let result = loop {
+            if let Some(r) = pending.remove(&expected) {
+                break r;
+            }
+            let (i, r) = rx.recv().expect("workers send every chunk they take");
+            pending.insert(i, r);
+        };
+        let from = chunks.bounds[expected] as u64;
+        if !result.ok {
+            // From here on, one thread, front to back: it has the last word on errors.
+            let tail = Start {
+                offset: from as usize,
+                resume: Some(chunks.resume),
+                lines: lines.clone(),
+                seen_before: seen,
+            };
+            let (doc, scan, schema, layout) =
+                (chunks.doc, chunks.scan, chunks.schema, chunks.layout);
+            return guarded(doc, scan, tail, schema, layout, max_errors, progress, sink);
+        }
+        let base_line = lines.line();
+        for mut contact in result.contacts {
+            contact.line += base_line - 1;
+            sink(contact).map_err(ReadError::Sink)?;
+        }
+        seen += result.seen;
+        lines.skip(result.newlines, result.line_start.map(|s| from + s));
+        progress(chunks.bounds[expected + 1] as u64);
+        chunks.set_consumed(expected + 1);
+    }
+    Ok(seen)
 }
 
 /// Where a single-threaded read starts.

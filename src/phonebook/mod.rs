@@ -220,147 +220,16 @@ impl<W: Write> FeedWriter<W> {
             return Ok(());
         }
         let name = entry.display_name(self.style);
-        let opt = |v: &Option<String>| v.as_deref().unwrap_or("").to_owned();
         match self.format {
-            Format::Yealink | Format::Fanvil => {
-                let mut s = format!("<DirectoryEntry><Name>{}</Name>", xml_text(&name));
-                for n in &entry.numbers {
-                    s.push_str(&format!(
-                        "<Telephone label=\"{}\">{}</Telephone>",
-                        label(n.kind),
-                        xml_text(&n.value)
-                    ));
-                }
-                s.push_str("</DirectoryEntry>\n");
-                self.put(&s)?;
-            }
-            Format::Snom => {
-                let mut s = String::from("<contact fav=\"false\" vip=\"false\" blocked=\"false\">");
-                let mut element = |tag: &str, value: &Option<String>| {
-                    if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
-                        s.push_str(&format!("<{tag}>{}</{tag}>", xml_text(v)));
-                    }
-                };
-                element("first_name", &entry.first_name);
-                element(
-                    "last_name",
-                    &entry
-                        .last_name
-                        .clone()
-                        .or_else(|| entry.first_name.is_none().then(|| name.clone())),
-                );
-                element("organization", &entry.department);
-                element("email", &entry.e_mail);
-                s.push_str("<numbers>");
-                for n in &entry.numbers {
-                    let kind = match n.kind {
-                        NumberKind::Work => "business",
-                        NumberKind::Mobile => "mobile",
-                        NumberKind::Home => "home",
-                        NumberKind::Fax => "fax",
-                    };
-                    s.push_str(&format!(
-                        "<number no=\"{}\" type=\"{kind}\" outgoing_id=\"0\"/>",
-                        xml_text(&n.value)
-                    ));
-                }
-                s.push_str("</numbers></contact>\n");
-                self.put(&s)?;
-            }
-            Format::Grandstream => {
-                let mut s = String::from("<Contact>");
-                let (first, last) = match (&entry.first_name, &entry.last_name) {
-                    (None, None) => (None, Some(name.clone())),
-                    (f, l) => (f.clone(), l.clone()),
-                };
-                if let Some(f) = first {
-                    s.push_str(&format!("<FirstName>{}</FirstName>", xml_text(&f)));
-                }
-                if let Some(l) = last {
-                    s.push_str(&format!("<LastName>{}</LastName>", xml_text(&l)));
-                }
-                for n in &entry.numbers {
-                    s.push_str(&format!(
-                        "<Phone type=\"{}\"><phonenumber>{}</phonenumber><accountindex>0</accountindex></Phone>",
-                        label(n.kind),
-                        xml_text(&n.value)
-                    ));
-                }
-                if let Some(mail) = entry.e_mail.as_deref() {
-                    s.push_str(&format!("<Mail type=\"Work\">{}</Mail>", xml_text(mail)));
-                }
-                s.push_str("</Contact>\n");
-                self.put(&s)?;
-            }
-            Format::Polycom => {
-                // `ct` must be unique and not empty: one item per number.
-                let (first, last) = match (&entry.first_name, &entry.last_name) {
-                    (None, None) => (String::new(), name.clone()),
-                    (f, l) => (opt(f), opt(l)),
-                };
-                for n in &entry.numbers {
-                    let s = format!(
-                        "<item><ln>{}</ln><fn>{}</fn><ct>{}</ct></item>\n",
-                        xml_text(within(&last, POLYCOM_NAME_BYTES)),
-                        xml_text(within(&first, POLYCOM_NAME_BYTES)),
-                        xml_text(&n.value)
-                    );
-                    self.put(&s)?;
-                }
-            }
-            Format::Vcard => {
-                let mut card = String::from("BEGIN:VCARD\r\nVERSION:4.0\r\n");
-                let mut line = |l: String| {
-                    card.push_str(&fold_vcard_line(&l));
-                    card.push_str("\r\n");
-                };
-                line(format!("FN:{}", vcard_text(&name)));
-                line(format!(
-                    "N:{};{};;;",
-                    vcard_text(entry.last_name.as_deref().unwrap_or("")),
-                    vcard_text(entry.first_name.as_deref().unwrap_or(""))
-                ));
-                for n in &entry.numbers {
-                    let kind = match n.kind {
-                        NumberKind::Work => "work",
-                        NumberKind::Mobile => "cell",
-                        NumberKind::Home => "home",
-                        NumberKind::Fax => "fax",
-                    };
-                    line(format!("TEL;TYPE={kind}:{}", vcard_text(&n.value)));
-                }
-                if let Some(mail) = entry.e_mail.as_deref() {
-                    line(format!("EMAIL:{}", vcard_text(mail)));
-                }
-                if let Some(org) = entry.department.as_deref() {
-                    line(format!("ORG:{}", vcard_text(org)));
-                }
-                card.push_str("END:VCARD\r\n");
-                self.put(&card)?;
-            }
+            Format::Yealink | Format::Fanvil => self.put(&yealink_entry(entry, &name))?,
+            Format::Snom => self.put(&snom_entry(entry, &name))?,
+            Format::Grandstream => self.put(&grandstream_entry(entry, &name))?,
+            Format::Polycom => self.put(&polycom_items(entry, &name))?,
+            Format::Vcard => self.put(&vcard_entry(entry, &name))?,
             Format::Csv => {
-                let number = |kind: NumberKind| {
-                    entry
-                        .numbers
-                        .iter()
-                        .find(|n| n.kind == kind)
-                        .map(|n| n.value.clone())
-                        .unwrap_or_default()
-                };
-                let record = [
-                    name,
-                    opt(&entry.first_name),
-                    opt(&entry.last_name),
-                    number(NumberKind::Work),
-                    number(NumberKind::Mobile),
-                    number(NumberKind::Home),
-                    number(NumberKind::Fax),
-                    opt(&entry.e_mail),
-                    opt(&entry.department),
-                    opt(&entry.site),
-                ];
                 if let Sink::Csv(csv) = &mut self.sink {
-                    csv.write_record(&record).map_err(io::Error::other)?;
+                    csv.write_record(&csv_record(entry, name))
+                        .map_err(io::Error::other)?;
                 }
             }
             Format::Cisco => unreachable!("refused by begin"),
@@ -408,6 +277,161 @@ impl<W: Write> FeedWriter<W> {
             Sink::Csv(_) => Err(io::Error::other("a CSV feed writes records")),
         }
     }
+}
+
+/// A value or nothing, as text.
+fn text_of(value: &Option<String>) -> String {
+    value.as_deref().unwrap_or("").to_owned()
+}
+
+/// A Yealink (and Fanvil) `DirectoryEntry`.
+fn yealink_entry(entry: &Entry, name: &str) -> String {
+    let mut s = format!("<DirectoryEntry><Name>{}</Name>", xml_text(name));
+    for n in &entry.numbers {
+        s.push_str(&format!(
+            "<Telephone label=\"{}\">{}</Telephone>",
+            label(n.kind),
+            xml_text(&n.value)
+        ));
+    }
+    s.push_str("</DirectoryEntry>\n");
+    s
+}
+
+/// A Snom tbook 2.0 `contact`.
+fn snom_entry(entry: &Entry, name: &str) -> String {
+    let mut s = String::from("<contact fav=\"false\" vip=\"false\" blocked=\"false\">");
+    let mut element = |tag: &str, value: &Option<String>| {
+        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+            s.push_str(&format!("<{tag}>{}</{tag}>", xml_text(v)));
+        }
+    };
+    element("first_name", &entry.first_name);
+    element(
+        "last_name",
+        &entry
+            .last_name
+            .clone()
+            .or_else(|| entry.first_name.is_none().then(|| name.to_owned())),
+    );
+    element("organization", &entry.department);
+    element("email", &entry.e_mail);
+    s.push_str("<numbers>");
+    for n in &entry.numbers {
+        let kind = match n.kind {
+            NumberKind::Work => "business",
+            NumberKind::Mobile => "mobile",
+            NumberKind::Home => "home",
+            NumberKind::Fax => "fax",
+        };
+        s.push_str(&format!(
+            "<number no=\"{}\" type=\"{kind}\" outgoing_id=\"0\"/>",
+            xml_text(&n.value)
+        ));
+    }
+    s.push_str("</numbers></contact>\n");
+    s
+}
+
+/// A Grandstream `Contact`.
+fn grandstream_entry(entry: &Entry, name: &str) -> String {
+    let mut s = String::from("<Contact>");
+    let (first, last) = match (&entry.first_name, &entry.last_name) {
+        (None, None) => (None, Some(name.to_owned())),
+        (f, l) => (f.clone(), l.clone()),
+    };
+    if let Some(f) = first {
+        s.push_str(&format!("<FirstName>{}</FirstName>", xml_text(&f)));
+    }
+    if let Some(l) = last {
+        s.push_str(&format!("<LastName>{}</LastName>", xml_text(&l)));
+    }
+    for n in &entry.numbers {
+        s.push_str(&format!(
+            "<Phone type=\"{}\"><phonenumber>{}</phonenumber><accountindex>0</accountindex></Phone>",
+            label(n.kind),
+            xml_text(&n.value)
+        ));
+    }
+    if let Some(mail) = entry.e_mail.as_deref() {
+        s.push_str(&format!("<Mail type=\"Work\">{}</Mail>", xml_text(mail)));
+    }
+    s.push_str("</Contact>\n");
+    s
+}
+
+/// Polycom `item`s: `ct` must be unique and not empty, so one item per number.
+fn polycom_items(entry: &Entry, name: &str) -> String {
+    let (first, last) = match (&entry.first_name, &entry.last_name) {
+        (None, None) => (String::new(), name.to_owned()),
+        (f, l) => (text_of(f), text_of(l)),
+    };
+    let mut s = String::new();
+    for n in &entry.numbers {
+        s.push_str(&format!(
+            "<item><ln>{}</ln><fn>{}</fn><ct>{}</ct></item>\n",
+            xml_text(within(&last, POLYCOM_NAME_BYTES)),
+            xml_text(within(&first, POLYCOM_NAME_BYTES)),
+            xml_text(&n.value)
+        ));
+    }
+    s
+}
+
+/// A vCard 4.0, its lines folded at 75 octets.
+fn vcard_entry(entry: &Entry, name: &str) -> String {
+    let mut card = String::from("BEGIN:VCARD\r\nVERSION:4.0\r\n");
+    let mut line = |l: String| {
+        card.push_str(&fold_vcard_line(&l));
+        card.push_str("\r\n");
+    };
+    line(format!("FN:{}", vcard_text(name)));
+    line(format!(
+        "N:{};{};;;",
+        vcard_text(entry.last_name.as_deref().unwrap_or("")),
+        vcard_text(entry.first_name.as_deref().unwrap_or(""))
+    ));
+    for n in &entry.numbers {
+        let kind = match n.kind {
+            NumberKind::Work => "work",
+            NumberKind::Mobile => "cell",
+            NumberKind::Home => "home",
+            NumberKind::Fax => "fax",
+        };
+        line(format!("TEL;TYPE={kind}:{}", vcard_text(&n.value)));
+    }
+    if let Some(mail) = entry.e_mail.as_deref() {
+        line(format!("EMAIL:{}", vcard_text(mail)));
+    }
+    if let Some(org) = entry.department.as_deref() {
+        line(format!("ORG:{}", vcard_text(org)));
+    }
+    card.push_str("END:VCARD\r\n");
+    card
+}
+
+/// A CSV record in [`CSV_HEADER`]'s order.
+fn csv_record(entry: &Entry, name: String) -> [String; 10] {
+    let number = |kind: NumberKind| {
+        entry
+            .numbers
+            .iter()
+            .find(|n| n.kind == kind)
+            .map(|n| n.value.clone())
+            .unwrap_or_default()
+    };
+    [
+        name,
+        text_of(&entry.first_name),
+        text_of(&entry.last_name),
+        number(NumberKind::Work),
+        number(NumberKind::Mobile),
+        number(NumberKind::Home),
+        number(NumberKind::Fax),
+        text_of(&entry.e_mail),
+        text_of(&entry.department),
+        text_of(&entry.site),
+    ]
 }
 
 /// Entries a Cisco directory object holds at most (Cisco's XML services).

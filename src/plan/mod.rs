@@ -534,6 +534,43 @@ fn apply_in_transaction(
         // Into an empty table: the search indexes are built once at the end, as a run does.
         run.defer_search_indexes()?;
     }
+    let deletions = apply_changes(store, handle, &mut run, plan)?;
+    run.flush()?;
+    run.delete(&deletions)?;
+    (report.inserted, report.updated, report.deleted) = run.counts();
+    let planned = (plan.inserted, plan.updated, plan.deleted);
+    let done = (
+        report.inserted as i64,
+        report.updated as i64,
+        report.deleted as i64,
+    );
+    if planned != done {
+        return Err(Outcome::Failed(format!(
+            "plan #{id} would insert, update and delete {planned:?} rows but {done:?} were; \
+             nothing was changed"
+        )));
+    }
+    report.status = RunStatus::Succeeded;
+    report.finished_at = crate::load::now();
+    let run_id = run.record_run(report)?;
+    if !run.mark_plan_applied(id, run_id, &crate::load::now())? {
+        return Err(Outcome::Refused(format!(
+            "plan #{id} was applied, discarded or expired meanwhile: nothing was changed"
+        )));
+    }
+    run.commit()?;
+    Ok(run_id)
+}
+
+/// Applies the plan's stored changes page by page (inserts and updates as they come);
+/// returns the rows it deletes, deleted together at the end as a run does.
+fn apply_changes(
+    store: &Store,
+    handle: &tokio::runtime::Handle,
+    run: &mut RunTransaction,
+    plan: &PlanRecord,
+) -> Result<Vec<i64>, Outcome> {
+    let id = plan.id;
     let mut deletions = Vec::new();
     let mut after = 0;
     loop {
@@ -566,31 +603,7 @@ fn apply_in_transaction(
             }
         }
     }
-    run.flush()?;
-    run.delete(&deletions)?;
-    (report.inserted, report.updated, report.deleted) = run.counts();
-    let planned = (plan.inserted, plan.updated, plan.deleted);
-    let done = (
-        report.inserted as i64,
-        report.updated as i64,
-        report.deleted as i64,
-    );
-    if planned != done {
-        return Err(Outcome::Failed(format!(
-            "plan #{id} would insert, update and delete {planned:?} rows but {done:?} were; \
-             nothing was changed"
-        )));
-    }
-    report.status = RunStatus::Succeeded;
-    report.finished_at = crate::load::now();
-    let run_id = run.record_run(report)?;
-    if !run.mark_plan_applied(id, run_id, &crate::load::now())? {
-        return Err(Outcome::Refused(format!(
-            "plan #{id} was applied, discarded or expired meanwhile: nothing was changed"
-        )));
-    }
-    run.commit()?;
-    Ok(run_id)
+    Ok(deletions)
 }
 
 /// The row a stored change writes: `values` (the stored row's, or empty for an insert) with

@@ -73,106 +73,148 @@ pub fn write_plan<W: Write, E>(
     out: &mut W,
     plan: &PlanRecord,
     format: PlanFormat,
-    mut next_page: impl FnMut() -> Result<Vec<Change>, E>,
+    next_page: impl FnMut() -> Result<Vec<Change>, E>,
 ) -> Result<(), E>
 where
     E: From<std::io::Error>,
 {
     match format {
-        PlanFormat::Text => {
-            out.write_all(header_text(plan).as_bytes())?;
-            let mut any = false;
-            loop {
-                let page = next_page()?;
-                if page.is_empty() {
-                    break;
-                }
-                if !any {
-                    writeln!(out, "changes:")?;
-                    any = true;
-                }
-                let mut text = String::new();
-                write_changes(&mut text, &page);
-                out.write_all(text.as_bytes())?;
-            }
-            if !any {
-                writeln!(out, "no changes")?;
-            }
+        PlanFormat::Text => write_text(out, plan, next_page),
+        PlanFormat::Json => write_json(out, plan, next_page),
+        PlanFormat::Csv => write_csv(out, next_page),
+        PlanFormat::Html => write_html(out, plan, next_page),
+    }
+}
+
+/// The text report: the header, then the changes as a dry run prints them.
+fn write_text<W: Write, E>(
+    out: &mut W,
+    plan: &PlanRecord,
+    mut next_page: impl FnMut() -> Result<Vec<Change>, E>,
+) -> Result<(), E>
+where
+    E: From<std::io::Error>,
+{
+    out.write_all(header_text(plan).as_bytes())?;
+    let mut any = false;
+    loop {
+        let page = next_page()?;
+        if page.is_empty() {
+            break;
         }
-        PlanFormat::Json => {
-            let (rejected, _) = rejections(plan);
-            let report: serde_json::Value = serde_json::from_str(&plan.report).unwrap_or_default();
-            write!(
-                out,
-                "{{\"plan\":{},\"rejected\":{rejected},\"rejections\":{},\"changes\":[",
-                serde_json::to_string(plan).expect("plans serialise"),
-                report["rejections"]
+        if !any {
+            writeln!(out, "changes:")?;
+            any = true;
+        }
+        let mut text = String::new();
+        write_changes(&mut text, &page);
+        out.write_all(text.as_bytes())?;
+    }
+    if !any {
+        writeln!(out, "no changes")?;
+    }
+    Ok(())
+}
+
+/// One JSON object: the plan, its rejections, its changes.
+fn write_json<W: Write, E>(
+    out: &mut W,
+    plan: &PlanRecord,
+    mut next_page: impl FnMut() -> Result<Vec<Change>, E>,
+) -> Result<(), E>
+where
+    E: From<std::io::Error>,
+{
+    let (rejected, _) = rejections(plan);
+    let report: serde_json::Value = serde_json::from_str(&plan.report).unwrap_or_default();
+    write!(
+        out,
+        "{{\"plan\":{},\"rejected\":{rejected},\"rejections\":{},\"changes\":[",
+        serde_json::to_string(plan).expect("plans serialise"),
+        report["rejections"]
+    )?;
+    let mut first = true;
+    loop {
+        let page = next_page()?;
+        if page.is_empty() {
+            break;
+        }
+        for change in &page {
+            if !first {
+                out.write_all(b",")?;
+            }
+            first = false;
+            out.write_all(
+                serde_json::to_string(change)
+                    .expect("changes serialise")
+                    .as_bytes(),
             )?;
-            let mut first = true;
-            loop {
-                let page = next_page()?;
-                if page.is_empty() {
-                    break;
-                }
-                for change in &page {
-                    if !first {
-                        out.write_all(b",")?;
-                    }
-                    first = false;
-                    out.write_all(
-                        serde_json::to_string(change)
-                            .expect("changes serialise")
-                            .as_bytes(),
-                    )?;
-                }
-            }
-            writeln!(out, "]}}")?;
-        }
-        PlanFormat::Csv => {
-            let mut csv = csv::Writer::from_writer(out);
-            let io = |e: csv::Error| std::io::Error::other(e.to_string());
-            csv.write_record(["action", "identity", "field", "old", "new", "side"])
-                .map_err(io)?;
-            loop {
-                let page = next_page()?;
-                if page.is_empty() {
-                    break;
-                }
-                for change in &page {
-                    let id = identity(change);
-                    for f in &change.fields {
-                        csv.write_record([
-                            change.action.as_str(),
-                            &id,
-                            f.field,
-                            f.old.as_deref().unwrap_or(""),
-                            f.new.as_deref().unwrap_or(""),
-                            f.side.as_str(),
-                        ])
-                        .map_err(io)?;
-                    }
-                }
-            }
-            csv.flush()?;
-        }
-        PlanFormat::Html => {
-            out.write_all(html_head(plan).as_bytes())?;
-            let mut fields = std::collections::BTreeSet::new();
-            loop {
-                let page = next_page()?;
-                if page.is_empty() {
-                    break;
-                }
-                let mut rows = String::new();
-                for change in &page {
-                    html_change(&mut rows, change);
-                    fields.extend(change.fields.iter().map(|f| f.field));
-                }
-                out.write_all(rows.as_bytes())?;
-            }
-            out.write_all(html_tail(&fields).as_bytes())?;
         }
     }
+    writeln!(out, "]}}")?;
+    Ok(())
+}
+
+/// One CSV row per changed field.
+fn write_csv<W: Write, E>(
+    out: &mut W,
+    mut next_page: impl FnMut() -> Result<Vec<Change>, E>,
+) -> Result<(), E>
+where
+    E: From<std::io::Error>,
+{
+    let mut csv = csv::Writer::from_writer(out);
+    let io = |e: csv::Error| std::io::Error::other(e.to_string());
+    csv.write_record(["action", "identity", "field", "old", "new", "side"])
+        .map_err(io)?;
+    loop {
+        let page = next_page()?;
+        if page.is_empty() {
+            break;
+        }
+        for change in &page {
+            let id = identity(change);
+            for f in &change.fields {
+                csv.write_record([
+                    change.action.as_str(),
+                    &id,
+                    f.field,
+                    f.old.as_deref().unwrap_or(""),
+                    f.new.as_deref().unwrap_or(""),
+                    f.side.as_str(),
+                ])
+                .map_err(io)?;
+            }
+        }
+    }
+    csv.flush()?;
+    Ok(())
+}
+
+/// One self-contained HTML page with colours and filters.
+fn write_html<W: Write, E>(
+    out: &mut W,
+    plan: &PlanRecord,
+    mut next_page: impl FnMut() -> Result<Vec<Change>, E>,
+) -> Result<(), E>
+where
+    E: From<std::io::Error>,
+{
+    out.write_all(html_head(plan).as_bytes())?;
+    let mut fields = std::collections::BTreeSet::new();
+    loop {
+        let page = next_page()?;
+        if page.is_empty() {
+            break;
+        }
+        let mut rows = String::new();
+        for change in &page {
+            html_change(&mut rows, change);
+            fields.extend(change.fields.iter().map(|f| f.field));
+        }
+        out.write_all(rows.as_bytes())?;
+    }
+    out.write_all(html_tail(&fields).as_bytes())?;
     Ok(())
 }
 

@@ -69,26 +69,6 @@ pub fn app(service: Arc<Service>) -> Router {
         )
         // Signed by a peer: the signature headers are checked before the body is read.
         .route("/api/cluster/changes", post(cluster::receive));
-    // Phonebooks check their own access (basic auth, token, networks) and answer refusals
-    // with nothing but the status (so they stay outside `json_errors`); gzip when asked.
-    let phonebooks = Router::new()
-        .route("/phonebook/{pipeline}/{format}", get(feeds::feed))
-        .route(
-            "/phonebook/{pipeline}/{format}/{token}",
-            get(feeds::feed_with_token),
-        )
-        .route(
-            "/phonebook/{pipeline}/{format}/{token}/search",
-            get(feeds::search_with_token),
-        )
-        // Caller-ID lookup answers like the phonebooks: bare refusals, its own access.
-        .route("/lookup/{pipeline}", get(lookup::lookup))
-        .route("/lookup/{pipeline}/{token}", get(lookup::lookup_with_token))
-        .layer(tower_http::compression::CompressionLayer::new())
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            limits.request_timeout(),
-        ));
     let timed = public.merge(private).layer(TimeoutLayer::with_status_code(
         StatusCode::REQUEST_TIMEOUT,
         limits.request_timeout(),
@@ -107,7 +87,7 @@ pub fn app(service: Arc<Service>) -> Router {
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             limits.max_requests_in_flight,
         ));
-    Router::new()
+    let app = Router::new()
         .merge(timed)
         .merge(runs)
         .layer(shed.clone())
@@ -116,29 +96,57 @@ pub fn app(service: Arc<Service>) -> Router {
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn(json_errors))
-        .merge(phonebooks.layer(shed))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
+        .merge(phone_routes(limits).layer(shed));
+    with_security_headers(app).with_state(service)
+}
+
+/// Phonebooks check their own access (basic auth, token, networks) and answer refusals with
+/// nothing but the status (so they stay outside `json_errors`); gzip when asked. Caller-ID
+/// lookup answers like the phonebooks: bare refusals, its own access.
+fn phone_routes(limits: &crate::serve::limits::Limits) -> Router<Arc<Service>> {
+    Router::new()
+        .route("/phonebook/{pipeline}/{format}", get(feeds::feed))
+        .route(
+            "/phonebook/{pipeline}/{format}/{token}",
+            get(feeds::feed_with_token),
+        )
+        .route(
+            "/phonebook/{pipeline}/{format}/{token}/search",
+            get(feeds::search_with_token),
+        )
+        .route("/lookup/{pipeline}", get(lookup::lookup))
+        .route("/lookup/{pipeline}/{token}", get(lookup::lookup_with_token))
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout(),
         ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        // Answers hold tokens, contact data and live state: never stored by a cache.
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .with_state(service)
+}
+
+/// The security headers of every answer; `Cache-Control: no-store` unless the handler set
+/// one (answers hold tokens, contact data and live state).
+fn with_security_headers(app: Router<Arc<Service>>) -> Router<Arc<Service>> {
+    app.layer(SetResponseHeaderLayer::overriding(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ))
+    .layer(SetResponseHeaderLayer::overriding(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("DENY"),
+    ))
+    .layer(SetResponseHeaderLayer::overriding(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    ))
+    .layer(SetResponseHeaderLayer::overriding(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    ))
+    // Answers hold tokens, contact data and live state: never stored by a cache.
+    .layer(SetResponseHeaderLayer::if_not_present(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    ))
 }
 
 /// Errors as JSON: a refusal produced below the handlers (an extractor's rejection, a body

@@ -90,36 +90,7 @@ pub async fn render(service: &Service) -> String {
         "How long the service's runs took",
         m.durations.clone(),
     );
-    let mut contacts = Vec::new();
-    for p in &service.pipelines {
-        if let Ok(l) = &p.loaded
-            && let Ok(by_origin) = runs::contacts_by_origin(&l.store).await
-        {
-            for (origin, n) in by_origin {
-                contacts.push((vec![("pipeline", p.name.clone()), ("origin", origin)], n));
-            }
-        }
-    }
-    registry.register(
-        "ucm_contacts",
-        "Rows of the merged table by origin",
-        gauges(contacts),
-    );
-    let now = crate::load::now();
-    let mut awaiting = Vec::new();
-    for p in &service.pipelines {
-        if let Ok(l) = &p.loaded {
-            let count = crate::load::plans::awaiting(&l.store, &p.name, &now)
-                .await
-                .unwrap_or_default();
-            awaiting.push((pipeline(&p.name), count));
-        }
-    }
-    registry.register(
-        "ucm_plans_awaiting",
-        "Plans of runs a guard refused, awaiting approval (ucm plan show ID, ucm apply ID)",
-        gauges(awaiting),
-    );
+    register_tables(&mut registry, service).await;
     let c = &service.connections;
     registry.register(
         "ucm_http_connections_open",
@@ -162,6 +133,40 @@ pub async fn render(service: &Service) -> String {
     let mut out = String::new();
     let _ = encode(&mut out, &registry);
     out
+}
+
+/// What the databases hold now: the merged table's rows by origin, plans awaiting approval.
+async fn register_tables(registry: &mut Registry, service: &Service) {
+    let mut contacts = Vec::new();
+    for p in &service.pipelines {
+        if let Ok(l) = &p.loaded
+            && let Ok(by_origin) = runs::contacts_by_origin(&l.store).await
+        {
+            for (origin, n) in by_origin {
+                contacts.push((vec![("pipeline", p.name.clone()), ("origin", origin)], n));
+            }
+        }
+    }
+    registry.register(
+        "ucm_contacts",
+        "Rows of the merged table by origin",
+        gauges(contacts),
+    );
+    let now = crate::load::now();
+    let mut awaiting = Vec::new();
+    for p in &service.pipelines {
+        if let Ok(l) = &p.loaded {
+            let count = crate::load::plans::awaiting(&l.store, &p.name, &now)
+                .await
+                .unwrap_or_default();
+            awaiting.push((pipeline(&p.name), count));
+        }
+    }
+    registry.register(
+        "ucm_plans_awaiting",
+        "Plans of runs a guard refused, awaiting approval (ucm plan show ID, ucm apply ID)",
+        gauges(awaiting),
+    );
 }
 
 fn register_cluster(registry: &mut Registry, cluster: &crate::cluster::Cluster) {

@@ -15,6 +15,7 @@ use super::page::{age, csrf_field, encoded, layout};
 use super::session::Session;
 use crate::load::LoadError;
 use crate::load::runs::{self, RunRecord};
+use crate::load::staged::StagedSource;
 use crate::serve::state::{Pipeline, Service};
 
 /// Runs in a pipeline's chart.
@@ -103,7 +104,6 @@ async fn pipeline_section(
         .await
         .ok()
         .flatten();
-    let last_success = history.iter().find(|r| r.status == "succeeded");
     let failures: Vec<&RunRecord> = history.iter().filter(|r| is_failure(&r.status)).collect();
     let mut oldest_first = history.clone();
     oldest_first.reverse();
@@ -118,47 +118,7 @@ async fn pipeline_section(
                     ": a guard refused a run; review and approve or discard it."
                 }
             }
-            div.facts {
-                table.origins {
-                    caption { "contacts by origin" }
-                    @for (origin, n) in &by_origin { tr { th { (origin) } td.count { (n) } } }
-                    tr.total { th { "total" } td.count { (by_origin.iter().map(|(_, n)| n).sum::<i64>()) } }
-                }
-                table.staged {
-                    caption { "staged source" }
-                    @match &staged {
-                        Some(s) => {
-                            tr { th { "fetched" } td { (s.fetched_at) " (" (age(&s.fetched_at)) ")" } }
-                            tr { th { "from" } td { (s.url) } }
-                            tr { th { "size" } td { (s.size) " bytes" } }
-                            tr { th { "contacts" } td { (s.contacts) } }
-                            tr { th { "ETag" } td { (s.etag.as_deref().unwrap_or("none")) } }
-                        }
-                        None => { tr { td { "nothing fetched yet" } } }
-                    }
-                }
-                table.last {
-                    caption { "runs" }
-                    tr { th { "last success" } td {
-                        @match last_success {
-                            Some(r) => { a href=(format!("/runs/{}/{}", encoded(&p.name), r.id)) { "#" (r.id) } " " (r.command) " at " (r.started_at) " (" (age(&r.started_at)) ")" }
-                            None => { "none in the last " (CHART_RUNS) " runs" }
-                        }
-                    } }
-                    tr { th { "last run" } td.last-run {
-                        @match history.first() {
-                            Some(last) => {
-                                a href=(format!("/runs/{}/{}", encoded(&p.name), last.id)) { "#" (last.id) }
-                                " " (last.command) " "
-                                span class=(format!("status {}", last.status)) { (last.status) }
-                                " at " (last.started_at) " (" (last.duration_ms) " ms): +" (last.inserted) " ~" (last.updated) " -" (last.deleted)
-                                @if let Some(e) = &last.error { " — " span.failed { (e) } }
-                            }
-                            None => { "no runs yet" }
-                        }
-                    } }
-                }
-            }
+            (facts(p, &by_origin, staged.as_ref(), &history))
             table.schedules {
                 tr { th { "stage" } th { "cron" } th { "meaning" } th { "next fire" } }
                 @for s in summary["schedules"].as_array().into_iter().flatten() {
@@ -188,6 +148,59 @@ async fn pipeline_section(
     }
 }
 
+/// A pipeline's facts: contacts by origin, the staged source, the last success and run.
+fn facts(
+    p: &Pipeline,
+    by_origin: &[(String, i64)],
+    staged: Option<&StagedSource>,
+    history: &[RunRecord],
+) -> Markup {
+    let last_success = history.iter().find(|r| r.status == "succeeded");
+    html! {
+    div.facts {
+        table.origins {
+            caption { "contacts by origin" }
+            @for (origin, n) in by_origin { tr { th { (origin) } td.count { (n) } } }
+            tr.total { th { "total" } td.count { (by_origin.iter().map(|(_, n)| n).sum::<i64>()) } }
+        }
+        table.staged {
+            caption { "staged source" }
+            @match staged {
+                Some(s) => {
+                    tr { th { "fetched" } td { (s.fetched_at) " (" (age(&s.fetched_at)) ")" } }
+                    tr { th { "from" } td { (s.url) } }
+                    tr { th { "size" } td { (s.size) " bytes" } }
+                    tr { th { "contacts" } td { (s.contacts) } }
+                    tr { th { "ETag" } td { (s.etag.as_deref().unwrap_or("none")) } }
+                }
+                None => { tr { td { "nothing fetched yet" } } }
+            }
+        }
+        table.last {
+            caption { "runs" }
+            tr { th { "last success" } td {
+                @match last_success {
+                    Some(r) => { a href=(format!("/runs/{}/{}", encoded(&p.name), r.id)) { "#" (r.id) } " " (r.command) " at " (r.started_at) " (" (age(&r.started_at)) ")" }
+                    None => { "none in the last " (CHART_RUNS) " runs" }
+                }
+            } }
+            tr { th { "last run" } td.last-run {
+                @match history.first() {
+                    Some(last) => {
+                        a href=(format!("/runs/{}/{}", encoded(&p.name), last.id)) { "#" (last.id) }
+                        " " (last.command) " "
+                        span class=(format!("status {}", last.status)) { (last.status) }
+                        " at " (last.started_at) " (" (last.duration_ms) " ms): +" (last.inserted) " ~" (last.updated) " -" (last.deleted)
+                        @if let Some(e) = &last.error { " — " span.failed { (e) } }
+                    }
+                    None => { "no runs yet" }
+                }
+            } }
+        }
+    }
+    }
+}
+
 /// Cluster health: the node, profile sync, each peer's reachability, outbox and last sync.
 fn cluster_section(cluster: &crate::cluster::Cluster) -> Markup {
     let ok = |yes: bool| if yes { "status succeeded" } else { "failed" };
@@ -213,6 +226,79 @@ fn cluster_section(cluster: &crate::cluster::Cluster) -> Markup {
     }
 }
 
+/// One bar of the chart.
+struct Bar {
+    class: &'static str,
+    y: f64,
+    h: f64,
+    fill: &'static str,
+}
+
+/// A run's bar as its tooltip says it.
+fn tooltip(r: &RunRecord) -> String {
+    format!(
+        "#{} {} {}: +{} ~{} -{}, {} ms{}",
+        r.id,
+        r.command,
+        r.status,
+        r.inserted,
+        r.updated,
+        r.deleted,
+        r.duration_ms,
+        r.error
+            .as_deref()
+            .map(|e| format!(" — {e}"))
+            .unwrap_or_default()
+    )
+}
+
+/// A run's bars: a failed run one full-height red bar; otherwise inserted, updated and
+/// deleted rows stacked on a square-root scale (`max_rows` is the square root of the most
+/// rows a run changed), or a thin grey bar when it changed nothing.
+fn bars(r: &RunRecord, top: f64, plot: f64, max_rows: f64) -> Vec<Bar> {
+    if is_failure(&r.status) {
+        return vec![Bar {
+            class: "bar failed",
+            y: top,
+            h: plot,
+            fill: "#d33",
+        }];
+    }
+    let mut bars = Vec::new();
+    let total = (r.inserted + r.updated + r.deleted) as f64;
+    let scale = if total > 0.0 {
+        total.sqrt() / max_rows * plot / total
+    } else {
+        0.0
+    };
+    let mut y = top + plot;
+    for (count, fill) in [
+        (r.inserted, "#3a3"),
+        (r.updated, "#36c"),
+        (r.deleted, "#e80"),
+    ] {
+        let h = count as f64 * scale;
+        if h > 0.0 {
+            y -= h;
+            bars.push(Bar {
+                class: "bar",
+                y,
+                h,
+                fill,
+            });
+        }
+    }
+    if total == 0.0 {
+        bars.push(Bar {
+            class: "bar empty",
+            y: top + plot - 2.0,
+            h: 2.0,
+            fill: "#bbb",
+        });
+    }
+    bars
+}
+
 /// Stacked bars of rows inserted (green), updated (blue) and deleted (orange) per run on a
 /// square-root scale, a failed run as a full-height red bar with its reason as the tooltip,
 /// and the duration as a grey line with dots. Every SVG element is closed explicitly (in
@@ -229,72 +315,13 @@ fn chart(pipeline: &str, runs: &[RunRecord]) -> Markup {
         .fold(1.0, f64::max);
     let baseline = top + plot;
     let n = |v: f64| format!("{v:.1}");
-    struct Bar {
-        class: &'static str,
-        y: f64,
-        h: f64,
-        fill: &'static str,
-    }
     let mut line = Vec::new();
     let mut slots = Vec::new();
     for (i, r) in runs.iter().enumerate() {
         let x = left + i as f64 * slot + 2.0;
         let w = (slot - 4.0).max(1.0);
-        let tip = format!(
-            "#{} {} {}: +{} ~{} -{}, {} ms{}",
-            r.id,
-            r.command,
-            r.status,
-            r.inserted,
-            r.updated,
-            r.deleted,
-            r.duration_ms,
-            r.error
-                .as_deref()
-                .map(|e| format!(" — {e}"))
-                .unwrap_or_default()
-        );
-        let mut bars = Vec::new();
-        if is_failure(&r.status) {
-            bars.push(Bar {
-                class: "bar failed",
-                y: top,
-                h: plot,
-                fill: "#d33",
-            });
-        } else {
-            let total = rows(r);
-            let scale = if total > 0.0 {
-                total.sqrt() / max_rows * plot / total
-            } else {
-                0.0
-            };
-            let mut y = top + plot;
-            for (count, fill) in [
-                (r.inserted, "#3a3"),
-                (r.updated, "#36c"),
-                (r.deleted, "#e80"),
-            ] {
-                let h = count as f64 * scale;
-                if h > 0.0 {
-                    y -= h;
-                    bars.push(Bar {
-                        class: "bar",
-                        y,
-                        h,
-                        fill,
-                    });
-                }
-            }
-            if total == 0.0 {
-                bars.push(Bar {
-                    class: "bar empty",
-                    y: top + plot - 2.0,
-                    h: 2.0,
-                    fill: "#bbb",
-                });
-            }
-        }
+        let tip = tooltip(r);
+        let bars = bars(r, top, plot, max_rows);
         let cy = top + plot - r.duration_ms as f64 / max_ms * plot;
         line.push(format!("{:.1},{cy:.1}", x + w / 2.0));
         slots.push((x, w, cy, tip, bars));

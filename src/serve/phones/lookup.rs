@@ -23,8 +23,9 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::admission::admit;
-use crate::directory::caller_id::find;
+use crate::directory::caller_id::{Found, find};
 use crate::fields::FIELD_NAMES;
+use crate::load::Store;
 use crate::numbers::{RANK_RULE, field_of_rank};
 use crate::serve::state::Service;
 
@@ -123,45 +124,10 @@ async fn answer(
         );
     };
     let number = query.number.unwrap_or_default();
-    let keys = store.numbers().query_keys(&number);
-    if keys.is_empty() {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "number= is {}: give the calling number, e.g. /lookup/{pipeline}?number=%2B3247511111\n",
-                if number.trim().is_empty() {
-                    "missing or blank".to_owned()
-                } else {
-                    format!("longer than {} bytes", crate::numbers::MAX_NUMBER_BYTES)
-                }
-            ),
-        );
-    }
-    let found = match find(&store, &keys).await {
+    let found = match read_index(&store, pipeline, &number).await {
         Ok(found) => found,
-        Err(e) => {
-            tracing::warn!(pipeline, "lookup failed: {e}");
-            return plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the directory cannot be read now; try again\n".into(),
-            );
-        }
+        Err(refused) => return refused,
     };
-    let region = store.numbers().region();
-    if found.built_with.as_deref() != Some(region.as_str()) {
-        return plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "the number index of pipeline {pipeline} is {} region \"{region}\" yet: the \
-                 service builds it at start, every run keeps it\n",
-                if found.built_with.is_none() {
-                    "not built for"
-                } else {
-                    "not rebuilt for"
-                }
-            ),
-        );
-    }
     service
         .metrics
         .looked_up(pipeline, !found.matches.is_empty());
@@ -173,7 +139,65 @@ async fn answer(
             None => plain(StatusCode::NOT_FOUND, String::new()),
         };
     }
-    let body = LookupAnswer {
+    let body = json_answer(&number, name, &found);
+    let status = if best.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// The index's entries for `number`, as written and normalised; Err is the answer when the
+/// number is missing or too long, the database cannot be read, or the index was not built
+/// for the pipeline's region.
+async fn read_index(store: &Store, pipeline: &str, number: &str) -> Result<Found, Response> {
+    let keys = store.numbers().query_keys(number);
+    if keys.is_empty() {
+        return Err(plain(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "number= is {}: give the calling number, e.g. /lookup/{pipeline}?number=%2B3247511111\n",
+                if number.trim().is_empty() {
+                    "missing or blank".to_owned()
+                } else {
+                    format!("longer than {} bytes", crate::numbers::MAX_NUMBER_BYTES)
+                }
+            ),
+        ));
+    }
+    let found = match find(store, &keys).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(pipeline, "lookup failed: {e}");
+            return Err(plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the directory cannot be read now; try again\n".into(),
+            ));
+        }
+    };
+    let region = store.numbers().region();
+    if found.built_with.as_deref() != Some(region.as_str()) {
+        return Err(plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the number index of pipeline {pipeline} is {} region \"{region}\" yet: the \
+                 service builds it at start, every run keeps it\n",
+                if found.built_with.is_none() {
+                    "not built for"
+                } else {
+                    "not rebuilt for"
+                }
+            ),
+        ));
+    }
+    Ok(found)
+}
+
+/// The JSON answer: the best match and how it was chosen, and the others sharing the number.
+fn json_answer(number: &str, name: Option<String>, found: &Found) -> LookupAnswer {
+    let best = found.matches.first();
+    LookupAnswer {
         number: number.trim().to_owned(),
         name,
         contact_id: best.map(|m| m.contact_id),
@@ -191,13 +215,7 @@ async fn answer(
             .map(|m| m.contact_id)
             .collect(),
         rule: RANK_RULE,
-    };
-    let status = if best.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::NOT_FOUND
-    };
-    (status, axum::Json(body)).into_response()
+    }
 }
 
 fn wants_json(headers: &HeaderMap) -> bool {

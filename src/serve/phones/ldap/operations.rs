@@ -15,6 +15,9 @@ use super::session::{
 };
 use crate::serve::state::Service;
 
+/// The result of every change request: this directory is read-only.
+const UNWILLING: LdapResultCode = LdapResultCode::UnwillingToPerform;
+
 /// The answers to one message, and what the connection does next.
 pub(super) async fn answer(
     service: &Service,
@@ -77,97 +80,19 @@ pub(super) async fn answer(
             };
             refuse("compare", code, &message, LdapOp::CompareResult)
         }
-        LdapOp::AddRequest(_) => refuse(
-            "add",
-            LdapResultCode::UnwillingToPerform,
-            READ_ONLY,
-            LdapOp::AddResponse,
-        ),
-        LdapOp::ModifyRequest(_) => refuse(
-            "modify",
-            LdapResultCode::UnwillingToPerform,
-            READ_ONLY,
-            LdapOp::ModifyResponse,
-        ),
-        LdapOp::DelRequest(_) => refuse(
-            "delete",
-            LdapResultCode::UnwillingToPerform,
-            READ_ONLY,
-            LdapOp::DelResponse,
-        ),
-        LdapOp::ModifyDNRequest(_) => refuse(
-            "modify_dn",
-            LdapResultCode::UnwillingToPerform,
-            READ_ONLY,
-            LdapOp::ModifyDNResponse,
-        ),
+        LdapOp::AddRequest(_) => refuse("add", UNWILLING, READ_ONLY, LdapOp::AddResponse),
+        LdapOp::ModifyRequest(_) => refuse("modify", UNWILLING, READ_ONLY, LdapOp::ModifyResponse),
+        LdapOp::DelRequest(_) => refuse("delete", UNWILLING, READ_ONLY, LdapOp::DelResponse),
+        LdapOp::ModifyDNRequest(_) => {
+            refuse("modify_dn", UNWILLING, READ_ONLY, LdapOp::ModifyDNResponse)
+        }
         LdapOp::AbandonRequest(_) => {
             // Each search is answered whole before the next message is read: nothing to stop.
             metrics.ldap("abandon", "success");
             (Vec::new(), Next::Continue)
         }
         LdapOp::ExtendedRequest(request) => {
-            let extended = |code: LdapResultCode,
-                            message: &str,
-                            name: Option<&str>,
-                            value: Option<Vec<u8>>| {
-                LdapOp::ExtendedResponse(LdapExtendedResponse {
-                    res: result(code, message),
-                    name: name.map(str::to_owned),
-                    value,
-                })
-            };
-            match request.name.as_str() {
-                START_TLS => {
-                    let (code, message, next) = if settings.tls.is_none() {
-                        (
-                            LdapResultCode::Unavailable,
-                            "StartTLS needs a certificate: [ldap] tls_certificate and tls_key",
-                            Next::Continue,
-                        )
-                    } else if session.tls {
-                        (
-                            LdapResultCode::OperationsError,
-                            "TLS is already on",
-                            Next::Continue,
-                        )
-                    } else {
-                        (LdapResultCode::Success, "", Next::StartTls)
-                    };
-                    metrics.ldap("start_tls", &code_name(&code));
-                    (
-                        vec![reply(msgid, extended(code, message, Some(START_TLS), None))],
-                        next,
-                    )
-                }
-                WHO_AM_I => {
-                    metrics.ldap("who_am_i", "success");
-                    let who = match &session.bound {
-                        Bound::Anonymous => String::new(),
-                        Bound::As(dn) => format!("dn:{dn}"),
-                    };
-                    (
-                        vec![reply(
-                            msgid,
-                            extended(LdapResultCode::Success, "", None, Some(who.into_bytes())),
-                        )],
-                        Next::Continue,
-                    )
-                }
-                other => {
-                    metrics.ldap("extended", "protocol_error");
-                    let message = format!(
-                        "extended operation {other} is not supported (StartTLS and WhoAmI are)"
-                    );
-                    (
-                        vec![reply(
-                            msgid,
-                            extended(LdapResultCode::ProtocolError, &message, None, None),
-                        )],
-                        Next::Continue,
-                    )
-                }
-            }
+            extended(service, settings, session, msgid, &request.name)
         }
         // A response sent to the server: not a client's message.
         _ => {
@@ -179,6 +104,76 @@ pub(super) async fn answer(
                     "not an LDAP request",
                 )],
                 Next::Close,
+            )
+        }
+    }
+}
+
+/// An extended operation: StartTLS (when a certificate is configured and TLS is not on yet),
+/// WhoAmI; any other is a protocol error.
+fn extended(
+    service: &Service,
+    settings: &LdapSettings,
+    session: &Session,
+    msgid: i32,
+    name: &str,
+) -> (Vec<LdapMsg>, Next) {
+    let metrics = &service.metrics;
+    let extended =
+        |code: LdapResultCode, message: &str, name: Option<&str>, value: Option<Vec<u8>>| {
+            LdapOp::ExtendedResponse(LdapExtendedResponse {
+                res: result(code, message),
+                name: name.map(str::to_owned),
+                value,
+            })
+        };
+    match name {
+        START_TLS => {
+            let (code, message, next) = if settings.tls.is_none() {
+                (
+                    LdapResultCode::Unavailable,
+                    "StartTLS needs a certificate: [ldap] tls_certificate and tls_key",
+                    Next::Continue,
+                )
+            } else if session.tls {
+                (
+                    LdapResultCode::OperationsError,
+                    "TLS is already on",
+                    Next::Continue,
+                )
+            } else {
+                (LdapResultCode::Success, "", Next::StartTls)
+            };
+            metrics.ldap("start_tls", &code_name(&code));
+            (
+                vec![reply(msgid, extended(code, message, Some(START_TLS), None))],
+                next,
+            )
+        }
+        WHO_AM_I => {
+            metrics.ldap("who_am_i", "success");
+            let who = match &session.bound {
+                Bound::Anonymous => String::new(),
+                Bound::As(dn) => format!("dn:{dn}"),
+            };
+            (
+                vec![reply(
+                    msgid,
+                    extended(LdapResultCode::Success, "", None, Some(who.into_bytes())),
+                )],
+                Next::Continue,
+            )
+        }
+        other => {
+            metrics.ldap("extended", "protocol_error");
+            let message =
+                format!("extended operation {other} is not supported (StartTLS and WhoAmI are)");
+            (
+                vec![reply(
+                    msgid,
+                    extended(LdapResultCode::ProtocolError, &message, None, None),
+                )],
+                Next::Continue,
             )
         }
     }

@@ -16,6 +16,9 @@ use super::tree::{
 };
 use crate::serve::state::Service;
 
+/// A refusal or failure of a search: its result code and message.
+type Refusal = (LdapResultCode, String);
+
 /// Everything a search is answered with: its entries, then its result.
 pub(super) async fn search_answers(
     service: &Service,
@@ -38,15 +41,7 @@ pub(super) async fn search_answers(
         Err((code, message)) => return vec![done(code, &message, Vec::new())],
     };
     if reach == Reach::RootDse {
-        let attributes = root_dse(settings);
-        let mut answers = Vec::new();
-        if fixed_matches(&request.filter, &attributes) {
-            answers.push(entry_message(
-                msgid,
-                String::new(),
-                selected(attributes, &request.attrs, request.typesonly),
-            ));
-        }
+        let mut answers = fixed_entry(msgid, String::new(), root_dse(settings), request);
         answers.push(done(LdapResultCode::Success, "", Vec::new()));
         return answers;
     }
@@ -60,58 +55,32 @@ pub(super) async fn search_answers(
     let paged = match paging(controls) {
         Ok(paged) => paged,
         Err(message) => {
-            return vec![done(
-                LdapResultCode::UnavailableCriticalExtension,
-                &message,
-                Vec::new(),
-            )];
+            let code = LdapResultCode::UnavailableCriticalExtension;
+            return vec![done(code, &message, Vec::new())];
         }
     };
-    let config = &settings.config;
-    let page_control = |cookie: Vec<u8>| vec![LdapControl::SimplePagedResults { size: 0, cookie }];
     if let Some((0, _)) = paged {
         // RFC 2696 §3: a page size of 0 ends the paged search.
         return vec![done(LdapResultCode::Success, "", page_control(Vec::new()))];
     }
-    let requested = |n: i64| u32::try_from(n).ok().filter(|n| *n > 0);
-    let mut want = config.size_limit;
-    if let Some(n) = requested(i64::from(request.sizelimit)) {
-        want = want.min(n);
-    }
-    if let Some((size, _)) = &paged
-        && let Some(n) = requested(*size)
-    {
-        want = want.min(n);
-    }
-    let mut seconds = config.time_limit_secs;
-    if let Some(n) = requested(i64::from(request.timelimit)) {
-        seconds = seconds.min(n);
-    }
+    let (want, seconds) = limits(settings, request, paged.as_ref());
     let deadline = Instant::now() + Duration::from_secs(u64::from(seconds));
-    // What binds a paged results cookie to its search (worked out for paged searches only).
-    let fingerprint = || {
-        xxhash_rust::xxh3::xxh3_64(
-            format!(
-                "{}|{:?}|{:?}|{:?}|{}",
-                request.base, request.scope, request.filter, request.attrs, request.typesonly
-            )
-            .as_bytes(),
-        )
-    };
     let from_cookie = match &paged {
-        Some((_, cookie)) if !cookie.is_empty() => match Cursor::of_cookie(cookie, fingerprint()) {
-            Some(cursor) => Some(cursor),
-            None => {
-                return vec![done(
-                    LdapResultCode::UnwillingToPerform,
-                    "the paged results cookie is not one of this search's",
-                    Vec::new(),
-                )];
+        Some((_, cookie)) if !cookie.is_empty() => {
+            match Cursor::of_cookie(cookie, fingerprint(request)) {
+                Some(cursor) => Some(cursor),
+                None => {
+                    let message = "the paged results cookie is not one of this search's";
+                    return vec![done(
+                        LdapResultCode::UnwillingToPerform,
+                        message,
+                        Vec::new(),
+                    )];
+                }
             }
-        },
+        }
         _ => None,
     };
-    let mut answers = Vec::new();
     let (container, contacts, uid) = match reach {
         Reach::Tree {
             container,
@@ -121,97 +90,60 @@ pub(super) async fn search_answers(
         Reach::Empty | Reach::RootDse => (false, false, None),
     };
     let mut want = want as usize;
+    let mut answers = Vec::new();
     if container && from_cookie.is_none() {
-        let attributes = container_attributes(settings);
-        if fixed_matches(&request.filter, &attributes) {
-            answers.push(entry_message(
-                msgid,
-                config.base_dn.clone(),
-                selected(attributes, &request.attrs, request.typesonly),
-            ));
-            want -= 1;
-        }
+        let base_dn = settings.config.base_dn.clone();
+        answers = fixed_entry(msgid, base_dn, container_attributes(settings), request);
+        want -= answers.len();
     }
     let mut found = Found::default();
     if contacts {
-        let store = match directory_store(service, settings) {
-            Ok(store) => store,
+        let read = Read {
+            request,
+            uid,
+            from_cookie,
+            want,
+            deadline,
+        };
+        found = match contact_entries(service, settings, read, msgid, &mut answers).await {
+            Ok(found) => found,
             Err((code, message)) => return vec![done(code, &message, Vec::new())],
         };
-        let style = style_of(config, &store);
-        let lane = tokio::time::timeout_at(deadline.into(), service.search_lane.acquire()).await;
-        let Ok(Ok(_lane)) = lane else {
-            return vec![done(
-                LdapResultCode::Busy,
-                "the directory is busy: try again",
-                Vec::new(),
-            )];
-        };
-        let read = match &uid {
-            // The entry the base names: there or not (noSuchObject), then the filter.
-            Some(uid) => contact_by_uid(&store, settings, uid, &style, deadline)
-                .await
-                .map(|row| {
-                    row.map(|row| Found {
-                        rows: row
-                            .matches(&request.filter, &style)
-                            .then_some(row)
-                            .into_iter()
-                            .collect(),
-                        ..Found::default()
-                    })
-                }),
-            None => {
-                let plan = search::plan(&request.filter, &style);
-                let from = from_cookie.unwrap_or_else(|| Cursor::start(&plan, 0));
-                let keep =
-                    |row: &ContactRow| listed(config, row) && row.matches(&request.filter, &style);
-                search::find(&store, &plan, from, want, deadline, &style, keep)
-                    .await
-                    .map(Some)
-            }
-        };
-        found = match read {
-            Ok(Some(found)) => found,
-            Ok(None) => {
-                return vec![done(
-                    LdapResultCode::NoSuchObject,
-                    &format!("no entry {}", request.base),
-                    Vec::new(),
-                )];
-            }
-            Err(e) => {
-                tracing::warn!("LDAP search: {e}");
-                return vec![done(
-                    LdapResultCode::Unavailable,
-                    "the directory cannot be read now: try again",
-                    Vec::new(),
-                )];
-            }
-        };
-        let wanted = Wanted::of(&request.attrs);
-        for row in &found.rows {
-            let dn = format!("uid={},{}", escape_rdn_value(&row.uid()), config.base_dn);
-            answers.push(entry_message(
-                msgid,
-                dn,
-                row.attributes(&wanted, request.typesonly, &style),
-            ));
-        }
     }
-    let ctrl = match &paged {
-        Some(_) => page_control(match (&found.more, found.timed_out) {
-            (Some(cursor), false) => cursor.cookie(fingerprint()),
+    let (code, message, ctrl) = outcome(&found, paged.is_some(), request, want, seconds);
+    answers.push(done(code, &message, ctrl));
+    answers
+}
+
+/// The paged results control answering a page: the cookie of the next page (empty at the
+/// end).
+fn page_control(cookie: Vec<u8>) -> Vec<LdapControl> {
+    vec![LdapControl::SimplePagedResults { size: 0, cookie }]
+}
+
+/// How a search that read its contacts ends: its result code and message, and for a paged
+/// search the cookie of the next page.
+fn outcome(
+    found: &Found,
+    paged: bool,
+    request: &LdapSearchRequest,
+    want: usize,
+    seconds: u32,
+) -> (LdapResultCode, String, Vec<LdapControl>) {
+    let ctrl = if paged {
+        page_control(match (&found.more, found.timed_out) {
+            (Some(cursor), false) => cursor.cookie(fingerprint(request)),
             _ => Vec::new(),
-        }),
-        None => Vec::new(),
+        })
+    } else {
+        Vec::new()
     };
     let (code, message) = if found.timed_out {
         (
             LdapResultCode::TimeLimitExceeded,
             format!("the search ran for its time limit ({seconds} s)"),
         )
-    } else if found.more.is_some() && paged.is_none() {
+    } else if found.more.is_some() && !paged {
         (
             LdapResultCode::SizeLimitExceeded,
             format!("more entries match than the size limit ({want})"),
@@ -219,6 +151,143 @@ pub(super) async fn search_answers(
     } else {
         (LdapResultCode::Success, String::new())
     };
-    answers.push(done(code, &message, ctrl));
-    answers
+    (code, message, ctrl)
+}
+
+/// A fixed entry (the root DSE, the base entry) when the filter matches it.
+fn fixed_entry(
+    msgid: i32,
+    dn: String,
+    attributes: Vec<(String, Vec<String>)>,
+    request: &LdapSearchRequest,
+) -> Vec<LdapMsg> {
+    if !fixed_matches(&request.filter, &attributes) {
+        return Vec::new();
+    }
+    let attributes = selected(attributes, &request.attrs, request.typesonly);
+    vec![entry_message(msgid, dn, attributes)]
+}
+
+/// The entries a search may answer and the seconds it may run: the smaller of the request's
+/// (and its page size) and the directory's limits.
+fn limits(
+    settings: &LdapSettings,
+    request: &LdapSearchRequest,
+    paged: Option<&(i64, Vec<u8>)>,
+) -> (u32, u32) {
+    let config = &settings.config;
+    let requested = |n: i64| u32::try_from(n).ok().filter(|n| *n > 0);
+    let mut want = config.size_limit;
+    if let Some(n) = requested(i64::from(request.sizelimit)) {
+        want = want.min(n);
+    }
+    if let Some((size, _)) = paged
+        && let Some(n) = requested(*size)
+    {
+        want = want.min(n);
+    }
+    let mut seconds = config.time_limit_secs;
+    if let Some(n) = requested(i64::from(request.timelimit)) {
+        seconds = seconds.min(n);
+    }
+    (want, seconds)
+}
+
+/// What binds a paged results cookie to its search.
+fn fingerprint(request: &LdapSearchRequest) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(
+        format!(
+            "{}|{:?}|{:?}|{:?}|{}",
+            request.base, request.scope, request.filter, request.attrs, request.typesonly
+        )
+        .as_bytes(),
+    )
+}
+
+/// What a search reads of the contacts: one contact by uid, or the filter's plan from the
+/// start or a cookie's cursor; at most `want` entries before `deadline`.
+struct Read<'r> {
+    request: &'r LdapSearchRequest,
+    uid: Option<String>,
+    from_cookie: Option<Cursor>,
+    want: usize,
+    deadline: Instant,
+}
+
+/// Reads the contacts a search reaches (in the search lane, shared with the contact
+/// search) and adds their entries to `answers`.
+async fn contact_entries(
+    service: &Service,
+    settings: &LdapSettings,
+    read: Read<'_>,
+    msgid: i32,
+    answers: &mut Vec<LdapMsg>,
+) -> Result<Found, Refusal> {
+    let Read {
+        request,
+        uid,
+        from_cookie,
+        want,
+        deadline,
+    } = read;
+    let config = &settings.config;
+    let store = directory_store(service, settings)?;
+    let style = style_of(config, &store);
+    let lane = tokio::time::timeout_at(deadline.into(), service.search_lane.acquire()).await;
+    let Ok(Ok(_lane)) = lane else {
+        return Err((
+            LdapResultCode::Busy,
+            "the directory is busy: try again".into(),
+        ));
+    };
+    let found = match &uid {
+        // The entry the base names: there or not (noSuchObject), then the filter.
+        Some(uid) => contact_by_uid(&store, settings, uid, &style, deadline)
+            .await
+            .map(|row| {
+                row.map(|row| Found {
+                    rows: row
+                        .matches(&request.filter, &style)
+                        .then_some(row)
+                        .into_iter()
+                        .collect(),
+                    ..Found::default()
+                })
+            }),
+        None => {
+            let plan = search::plan(&request.filter, &style);
+            let from = from_cookie.unwrap_or_else(|| Cursor::start(&plan, 0));
+            let keep =
+                |row: &ContactRow| listed(config, row) && row.matches(&request.filter, &style);
+            search::find(&store, &plan, from, want, deadline, &style, keep)
+                .await
+                .map(Some)
+        }
+    };
+    let found = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return Err((
+                LdapResultCode::NoSuchObject,
+                format!("no entry {}", request.base),
+            ));
+        }
+        Err(e) => {
+            tracing::warn!("LDAP search: {e}");
+            return Err((
+                LdapResultCode::Unavailable,
+                "the directory cannot be read now: try again".into(),
+            ));
+        }
+    };
+    let wanted = Wanted::of(&request.attrs);
+    for row in &found.rows {
+        let dn = format!("uid={},{}", escape_rdn_value(&row.uid()), config.base_dn);
+        answers.push(entry_message(
+            msgid,
+            dn,
+            row.attributes(&wanted, request.typesonly, &style),
+        ));
+    }
+    Ok(found)
 }
