@@ -12,8 +12,13 @@
 #     (scripts/postgres.sh) in a temporary directory and stops it at the end, pass or fail;
 #   - UCM_TEST_SKIP_POSTGRES=1 runs the SQLite pass only.
 # Extra arguments go to both `cargo test` runs (e.g. a test name).
+#
+# First, the layout rules (ARCHITECTURE.md): no import circle between the files of src/, no
+# file over 700 lines, no function over 100 lines outside tests (scripts/check-layout.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+python3 scripts/check-layout.py
 
 if ! command -v xmllint >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

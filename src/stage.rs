@@ -249,7 +249,8 @@ pub struct MergeOptions {
     pub force: bool,
 }
 
-fn run_request(
+/// The request of a run of `config`'s pipeline: its rules, guards and plan settings.
+pub fn run_request(
     config: &PipelineConfig,
     command: &str,
     source: PathBuf,

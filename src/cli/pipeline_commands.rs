@@ -4,9 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::config::PipelineConfig;
 use crate::extract::ExtractError;
-use crate::pipeline::{self, RunRequest};
+use crate::pipeline;
 use crate::stage;
 use crate::transform::directory as directory_csv;
 
@@ -125,36 +124,14 @@ pub async fn run(cli: &Cli, options: &RunOptions) -> anyhow::Result<ExitCode> {
 pub async fn import(cli: &Cli, source: PathBuf, options: &RunOptions) -> anyhow::Result<ExitCode> {
     check_run_options(options)?;
     let config = load_config(cli)?;
-    let policy = config
-        .merge_policy()
-        .map_err(|m| anyhow::anyhow!("config: {m}"))?;
+    let mut request = stage::run_request(&config, "import", source, stage_options(options))?;
+    // An ad-hoc import merges with the directory as the database holds it.
+    request.directory_csv = None;
     let (store, contract) = open_pipeline(cli, &config).await?;
-    let request = run_request(&config, source, policy, options);
     let report = pipeline::execute(&store, contract, request, run_progress(cli)).await;
     let code = print_run_report(&store, &report, options.format).await;
     store.close().await;
     code
-}
-
-fn run_request(
-    config: &PipelineConfig,
-    source: PathBuf,
-    policy: crate::transform::MergePolicy,
-    options: &RunOptions,
-) -> RunRequest {
-    RunRequest {
-        pipeline: config.name.clone(),
-        command: "import".to_owned(),
-        source,
-        policy,
-        directory_csv: None,
-        max_delete_ratio: config.merge.max_delete_ratio,
-        plan_ttl_hours: config.merge.plan_ttl_hours,
-        run_changes_kept: config.merge.run_changes_kept,
-        run_changes_ttl_hours: config.merge.run_changes_ttl_hours,
-        dry_run: options.dry_run,
-        force: options.force,
-    }
 }
 
 /// `ucm apply ID`: lands a stored plan exactly as reviewed.

@@ -5,7 +5,7 @@
 use crate::load::{LoadError, Store, on_pool};
 
 /// The upsert of a status, kept unless a newer version is stored (any sqlx executor).
-/// Versions compare as (clock, node), see `serve::version`.
+/// Versions compare as (clock, node), see `cluster::version`.
 macro_rules! status_query {
     ($id:expr, $status:expr, $version:expr) => {{
         let status: &$crate::directory::Status = $status;

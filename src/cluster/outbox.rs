@@ -3,7 +3,7 @@
 //! transaction ([`record_local`]); one pusher task per peer sends the outbox in order, signed
 //! with an HMAC-SHA256 of the body, and remembers how far the peer got, so a peer that was
 //! down gets the rest once it is back. The receiver applies what is newer (versions from a
-//! hybrid logical clock, `serve::version`), so concurrent changes converge. `ucm cluster sync
+//! hybrid logical clock, `cluster::version`), so concurrent changes converge. `ucm cluster sync
 //! --force` and the periodic anti-entropy pass send the whole state.
 //!
 //! A push is signed over the sending node's name, a timestamp, a nonce and the body: a push

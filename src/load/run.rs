@@ -42,7 +42,7 @@ impl TableRead {
     }
 }
 
-/// The search indexes of migration 0006 (src/serve/search.rs), and the number index's
+/// The search indexes of migration 0006 (src/directory/search.rs), and the number index's
 /// `contact_numbers_by_number` (migration 0010). A run (not a dry run) that
 /// loads an empty table drops them before its first write and builds them again, by sorting, before it commits:
 /// kept up to date row by row, their random-order inserts made a fresh import of 1,000,000

@@ -86,22 +86,29 @@ where
     }
 }
 
+/// The pages `next_page` returns, until it returns an empty one (or fails).
+fn pages<E>(
+    mut next_page: impl FnMut() -> Result<Vec<Change>, E>,
+) -> impl Iterator<Item = Result<Vec<Change>, E>> {
+    std::iter::from_fn(move || match next_page() {
+        Ok(page) if page.is_empty() => None,
+        other => Some(other),
+    })
+}
+
 /// The text report: the header, then the changes as a dry run prints them.
 fn write_text<W: Write, E>(
     out: &mut W,
     plan: &PlanRecord,
-    mut next_page: impl FnMut() -> Result<Vec<Change>, E>,
+    next_page: impl FnMut() -> Result<Vec<Change>, E>,
 ) -> Result<(), E>
 where
     E: From<std::io::Error>,
 {
     out.write_all(header_text(plan).as_bytes())?;
     let mut any = false;
-    loop {
-        let page = next_page()?;
-        if page.is_empty() {
-            break;
-        }
+    for page in pages(next_page) {
+        let page = page?;
         if !any {
             writeln!(out, "changes:")?;
             any = true;
@@ -120,7 +127,7 @@ where
 fn write_json<W: Write, E>(
     out: &mut W,
     plan: &PlanRecord,
-    mut next_page: impl FnMut() -> Result<Vec<Change>, E>,
+    next_page: impl FnMut() -> Result<Vec<Change>, E>,
 ) -> Result<(), E>
 where
     E: From<std::io::Error>,
@@ -134,11 +141,8 @@ where
         report["rejections"]
     )?;
     let mut first = true;
-    loop {
-        let page = next_page()?;
-        if page.is_empty() {
-            break;
-        }
+    for page in pages(next_page) {
+        let page = page?;
         for change in &page {
             if !first {
                 out.write_all(b",")?;
@@ -158,7 +162,7 @@ where
 /// One CSV row per changed field.
 fn write_csv<W: Write, E>(
     out: &mut W,
-    mut next_page: impl FnMut() -> Result<Vec<Change>, E>,
+    next_page: impl FnMut() -> Result<Vec<Change>, E>,
 ) -> Result<(), E>
 where
     E: From<std::io::Error>,
@@ -167,11 +171,8 @@ where
     let io = |e: csv::Error| std::io::Error::other(e.to_string());
     csv.write_record(["action", "identity", "field", "old", "new", "side"])
         .map_err(io)?;
-    loop {
-        let page = next_page()?;
-        if page.is_empty() {
-            break;
-        }
+    for page in pages(next_page) {
+        let page = page?;
         for change in &page {
             let id = identity(change);
             for f in &change.fields {
@@ -195,18 +196,15 @@ where
 fn write_html<W: Write, E>(
     out: &mut W,
     plan: &PlanRecord,
-    mut next_page: impl FnMut() -> Result<Vec<Change>, E>,
+    next_page: impl FnMut() -> Result<Vec<Change>, E>,
 ) -> Result<(), E>
 where
     E: From<std::io::Error>,
 {
     out.write_all(html_head(plan).as_bytes())?;
     let mut fields = std::collections::BTreeSet::new();
-    loop {
-        let page = next_page()?;
-        if page.is_empty() {
-            break;
-        }
+    for page in pages(next_page) {
+        let page = page?;
         let mut rows = String::new();
         for change in &page {
             html_change(&mut rows, change);

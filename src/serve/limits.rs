@@ -1,6 +1,6 @@
 //! `[limits]` of the service config: every bound the HTTP side puts on its clients (time,
 //! size, count, rate), with the defaults operators get when they set nothing. Each one is
-//! enforced by `serve::connections` (connections and their timeouts), `serve::http`
+//! enforced by `serve::connections` (connections and their timeouts), `serve::router`
 //! (requests, bodies) or `serve::throttle` (logins).
 
 use std::time::Duration;

@@ -35,6 +35,7 @@ pub mod scheduler;
 pub mod state;
 pub mod status;
 pub mod throttle;
+pub mod urls;
 
 pub use config::ServiceConfig;
 pub use process::serve;

@@ -10,10 +10,11 @@ use maud::html;
 use serde::Deserialize;
 use sqlx::Row;
 
-use super::page::{LoggedIn, encoded, layout, not_found, unavailable};
+use super::page::{LoggedIn, layout, not_found, unavailable};
 use crate::fields::{FIELD_COUNT, FIELD_NAMES};
 use crate::load::{LoadError, Store, on_pool};
 use crate::serve::state::Service;
+use crate::serve::urls::encoded;
 
 /// Contacts a search page lists.
 const RESULTS: i64 = 50;

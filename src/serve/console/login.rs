@@ -82,7 +82,7 @@ pub(super) async fn login(
     let cookie = session::set_cookie(
         &id,
         service.browser_sessions.seconds(),
-        session::behind_tls(&headers),
+        crate::serve::urls::behind_tls(&headers),
     );
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
@@ -97,6 +97,6 @@ pub(super) async fn logout(
         return refused;
     }
     service.browser_sessions.close(&headers);
-    let cookie = session::clear_cookie(session::behind_tls(&headers));
+    let cookie = session::clear_cookie(crate::serve::urls::behind_tls(&headers));
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }

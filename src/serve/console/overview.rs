@@ -11,12 +11,13 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 
-use super::page::{age, csrf_field, encoded, layout};
+use super::page::{age, csrf_field, layout};
 use super::session::Session;
 use crate::load::LoadError;
 use crate::load::runs::{self, RunRecord};
 use crate::load::staged::StagedSource;
 use crate::serve::state::{Pipeline, Service};
+use crate::serve::urls::encoded;
 
 /// Runs in a pipeline's chart.
 const CHART_RUNS: i64 = 30;

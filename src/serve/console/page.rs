@@ -172,11 +172,6 @@ pub(super) fn age(stored: &str) -> String {
     }
 }
 
-/// A path segment or query value, percent-encoded.
-pub fn encoded(value: &str) -> String {
-    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,13 +13,13 @@ use maud::{Markup, html};
 
 use super::changes::{ChangeFilter, changes_page, changes_section, rejections_section};
 use super::page::{
-    LoggedIn, TokenForm, csrf_field, csrf_refused, encoded, layout, loaded, not_found, problem,
-    unavailable,
+    LoggedIn, TokenForm, csrf_field, csrf_refused, layout, loaded, not_found, problem, unavailable,
 };
 use super::session::Session;
 use crate::load::plans::{self, ChangeList, PlanRecord};
 use crate::report::RunReport;
 use crate::serve::state::{Service, StartRefused};
+use crate::serve::urls::encoded;
 
 fn plan_path(plan: &PlanRecord) -> String {
     format!("/plans/{}/{}", encoded(&plan.pipeline), plan.id)

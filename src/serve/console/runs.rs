@@ -11,10 +11,11 @@ use maud::html;
 use serde::Deserialize;
 
 use super::changes::{ChangeFilter, changes_page, changes_section, rejections_section};
-use super::page::{LoggedIn, encoded, layout, loaded, not_found, unavailable};
+use super::page::{LoggedIn, layout, loaded, not_found, unavailable};
 use crate::load::plans::{self, ChangeList};
 use crate::load::runs;
 use crate::serve::state::Service;
+use crate::serve::urls::encoded;
 
 /// Runs a history page lists.
 const RUNS_PER_PAGE: i64 = 50;

@@ -1,6 +1,6 @@
 //! The console's browser sessions: a random id in a cookie (`HttpOnly`, `SameSite=Strict`,
 //! `Secure` behind TLS) and, per session, a CSRF token every form carries back. The API keeps
-//! its bearer tokens (`serve::http`); a cookie never authorises an API call.
+//! its bearer tokens (`serve::auth`); a cookie never authorises an API call.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -106,24 +106,6 @@ pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .map(|(_, v)| v.trim_matches('"'))
 }
 
-/// Whether the browser reached the service over TLS: through a reverse proxy that says so
-/// (`X-Forwarded-Proto: https`, or RFC 7239 `Forwarded: proto=https`). The service itself
-/// speaks plain HTTP.
-pub fn behind_tls(headers: &HeaderMap) -> bool {
-    let says = |name: &str, https: fn(&str) -> bool| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(https)
-    };
-    says("x-forwarded-proto", |v| {
-        v.trim().eq_ignore_ascii_case("https")
-    }) || says("forwarded", |v| {
-        v.split([';', ','])
-            .any(|p| p.trim().eq_ignore_ascii_case("proto=https"))
-    })
-}
-
 /// The `Set-Cookie` value of a new session (`id`), valid for `seconds`.
 pub fn set_cookie(id: &str, seconds: u64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
@@ -145,6 +127,7 @@ pub fn clear_cookie(secure: bool) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serve::urls::behind_tls;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

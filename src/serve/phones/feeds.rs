@@ -223,12 +223,12 @@ fn feed_url(headers: &HeaderMap, pipeline: &str, format: &str, token: Option<&st
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
-    let scheme = if crate::serve::console::session::behind_tls(headers) {
+    let scheme = if crate::serve::urls::behind_tls(headers) {
         "https"
     } else {
         "http"
     };
-    use crate::serve::console::page::encoded as segment;
+    use crate::serve::urls::encoded as segment;
     let mut url = format!(
         "{scheme}://{host}/phonebook/{}/{}",
         segment(pipeline),
@@ -486,7 +486,7 @@ async fn cisco(
         let mut url = format!("{base}?page={p}");
         if let Some(q) = &query.q {
             url.push_str("&q=");
-            url.push_str(&crate::serve::console::page::encoded(q));
+            url.push_str(&crate::serve::urls::encoded(q));
         }
         url
     };
