@@ -273,7 +273,6 @@ fn etag(config: &PhonebookConfig, run: i64, query: &FeedQuery) -> String {
     format!("\"r{run}-{hash:016x}\"")
 }
 
-/// The columns a feed reads, in [`entry_of`]'s order, by last name then first name.
 /// The feed's query in each order.
 fn sort_sql(sort: FeedSort) -> &'static str {
     match sort {
@@ -282,6 +281,7 @@ fn sort_sql(sort: FeedSort) -> &'static str {
     }
 }
 
+/// The columns a feed reads, in [`entry_of`]'s order, by last name then first name.
 const FEED_BY_LAST_NAME_SQL: &str = "SELECT first_name, last_name, e_mail, department, site, \
      extension, mobile_number, home_number, fax_number, origin FROM contacts \
      ORDER BY lower(coalesce(last_name, first_name, '')), lower(coalesce(first_name, '')), id";
