@@ -244,58 +244,139 @@ fn a_request_body_is_not_read_before_the_login_is_checked() {
     drop(held);
 }
 
-#[test]
-fn logins_are_throttled_per_address_and_per_user_with_retry_after_and_logged() {
-    let ws = Workspace::new("");
-    demo(&ws);
-    let s = serve(&ws, &["demo"], 1);
-    let attempt = |source: &str, user: &str, password: &str| {
-        let body = serde_json::json!({ "username": user, "password": password }).to_string();
-        request_from(
-            &s.base,
-            source,
-            &format!(
-                "POST /api/login HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\n\
-                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            ),
-        )
-    };
-    for _ in 0..10 {
-        assert_eq!(attempt("127.0.0.1", "admin", "guess").0, 401);
-    }
-    let (status, head, body) = attempt("127.0.0.1", "admin", PASSWORD);
-    assert_eq!(status, 429, "{body}");
-    let retry: u64 = head
-        .lines()
+/// One login from `source` (a loopback address standing for a client): (status, head, body).
+fn login_from(base: &str, source: &str, user: &str, password: &str) -> (u16, String, String) {
+    let body = serde_json::json!({ "username": user, "password": password }).to_string();
+    request_from(
+        base,
+        source,
+        &format!(
+            "POST /api/login HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+fn retry_after(head: &str) -> u64 {
+    head.lines()
         .find_map(|l| l.strip_prefix("retry-after: "))
         .unwrap_or_else(|| panic!("{head}"))
         .trim()
         .parse()
-        .unwrap();
-    assert!((1..=6).contains(&retry), "{retry}");
-    assert!(body.contains("client address"), "{body}");
-    // Another address may still try, until the user's own allowance (30 a minute) runs out.
-    assert_eq!(attempt("127.0.0.2", "admin", PASSWORD).0, 200);
-    let mut statuses = Vec::new();
-    for i in 0..40 {
-        statuses.push(attempt(&format!("127.0.3.{}", i + 1), "admin", "guess").0);
-    }
-    // 30 a minute for the user, 11 taken above; one may have come back meanwhile.
-    let refused = statuses.iter().filter(|s| **s == 401).count();
-    assert!((19..=21).contains(&refused), "{statuses:?}");
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 429).count(),
-        40 - refused,
-        "{statuses:?}"
+        .unwrap()
+}
+
+#[test]
+fn logins_are_throttled_per_address_and_per_user_name_at_that_address_and_logged() {
+    let ws = Workspace::new("");
+    demo(&ws);
+    let s = serve_with(
+        &ws,
+        &["demo"],
+        1,
+        "127.0.0.1:0",
+        "[limits]\nlogin_attempts_per_minute_per_user = 3\n",
     );
+    for _ in 0..3 {
+        assert_eq!(login_from(&s.base, "127.0.0.1", "admin", "guess").0, 401);
+    }
+    // Three wrong passwords for admin from this address: admin is refused here, even with
+    // the right password, before it is compared.
+    let (status, head, body) = login_from(&s.base, "127.0.0.1", "admin", PASSWORD);
+    assert_eq!(status, 429, "{body}");
+    assert!((1..=20).contains(&retry_after(&head)), "{head}");
+    assert!(body.contains("user name from this address"), "{body}");
+    // Other names from the same address are not refused; the address's own allowance (10 a
+    // minute, right or wrong) ends them: 4 attempts so far, 6 more.
+    for i in 0..6 {
+        let name = format!("guest{i}");
+        assert_eq!(
+            login_from(&s.base, "127.0.0.1", &name, "guess").0,
+            401,
+            "{name}"
+        );
+    }
+    let (status, head, body) = login_from(&s.base, "127.0.0.1", "operator", "guess");
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("client address"), "{body}");
+    assert!((1..=6).contains(&retry_after(&head)), "{head}");
+    // Another address with the right password gets in.
+    assert_eq!(login_from(&s.base, "127.0.0.2", "admin", PASSWORD).0, 200);
     s.log_with(&[
         "a login was refused",
         "user=admin",
         "client=127.0.0.1",
         "a login was throttled",
-        "by=\"user\"",
+        "by=\"user name from this address\"",
+        "by=\"client address\"",
     ]);
+}
+
+/// Hardening 3: 40 wrong passwords for the configured user from four other addresses, and
+/// the administrator's right password from a fresh address was answered 429.
+#[test]
+fn strangers_guessing_the_administrators_password_cannot_lock_the_administrator_out() {
+    let ws = Workspace::new("");
+    demo(&ws);
+    let s = serve(&ws, &["demo"], 1);
+    for i in 1..=4 {
+        for _ in 0..10 {
+            let status = login_from(&s.base, &format!("127.0.5.{i}"), "admin", "guess").0;
+            assert!(status == 401 || status == 429, "{status}");
+        }
+    }
+    let (status, _, body) = login_from(&s.base, "127.0.5.9", "admin", PASSWORD);
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn a_user_name_guessed_from_many_addresses_is_answered_slowly_but_the_owner_gets_in() {
+    let ws = Workspace::new("");
+    demo(&ws);
+    let limits = "[limits]\nlogin_slowdown_after_failures_per_minute = 10\n";
+    let s = serve_with(&ws, &["demo"], 1, "127.0.0.1:0", limits);
+    for i in 1..=4 {
+        for _ in 0..3 {
+            let status = login_from(&s.base, &format!("127.0.7.{i}"), "admin", "guess").0;
+            assert_eq!(status, 401);
+        }
+    }
+    // 12 wrong passwords for admin from everywhere, 10 allowed: answers for admin now wait
+    // 1 s first, right or wrong, and are never refused for it.
+    let started = Instant::now();
+    let (status, _, body) = login_from(&s.base, "127.0.7.9", "admin", PASSWORD);
+    assert_eq!(status, 200, "{body}");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+    s.log_with(&[
+        "a login was slowed: this user name is being guessed",
+        "user=admin",
+    ]);
+}
+
+/// Hardening 3: after failures for several made-up names, a fresh address got 429 for
+/// `root`, `operator` and `Admin` but 401 for `admin`: the throttle told the configured name.
+#[test]
+fn the_login_throttle_answers_known_and_unknown_user_names_alike() {
+    let ws = Workspace::new("");
+    demo(&ws);
+    let s = serve(&ws, &["demo"], 1);
+    let names = ["root", "operator", "Admin", "admin"];
+    for (i, name) in names.iter().enumerate() {
+        for j in 0..10 {
+            login_from(
+                &s.base,
+                &format!("127.0.6.{}", i * 10 + j + 1),
+                name,
+                "guess",
+            );
+        }
+    }
+    for name in names {
+        let (status, _, body) = login_from(&s.base, "127.0.6.99", name, "guess");
+        assert_eq!(status, 401, "{name}: {body}");
+    }
 }
 
 #[test]
@@ -401,7 +482,8 @@ fn every_answer_carries_the_security_headers_and_every_error_is_json() {
     let (status, _, body) = request_from(
         &s.base,
         "127.0.0.1",
-        "POST /api/login HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\nContent-Length: 9\r\n\r\n{\"user\": ",
+        "POST /api/login HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: 9\r\n\r\n{\"user\": ",
     );
     assert_eq!(status, 400, "{body}");
     assert!(
@@ -524,4 +606,34 @@ fn two_pipelines_with_the_same_name_are_refused_at_start() {
         stderr.contains("demo.toml and again.toml are both pipeline \"demo\""),
         "{stderr}"
     );
+}
+
+/// Hardening 3: the logged-out overview showed the host's name.
+#[test]
+fn the_logged_out_overview_shows_each_pipelines_health_and_nothing_of_the_host() {
+    let ws = Workspace::new("");
+    demo(&ws);
+    let s = serve(&ws, &["demo"], 1);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(!host.is_empty());
+    let (status, _, page) = get_from(&s.base, "127.0.0.1", "/", "");
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("health:") && page.contains("<h2>demo</h2>"),
+        "{page}"
+    );
+    assert!(!page.contains(&host), "the host's name {host:?} in {page}");
+    assert!(!page.contains("pipeline(s)"), "{page}");
+    // Logged in, the host is shown.
+    let (status, _, page) = get_from(
+        &s.base,
+        "127.0.0.1",
+        "/",
+        "Authorization: Bearer static-token\r\n",
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(&host), "{page}");
 }

@@ -106,7 +106,15 @@ fn login_with_a_password_of_special_characters_starts_runs_and_wrong_credentials
     );
     // Credentials in the query string are not read: the body is what counts.
     let query = format!("{}/api/login?username=admin&password=x", s.base);
-    assert_eq!(http("POST", &query, &[], "").0, 400);
+    let json = [("Content-Type", "application/json")];
+    assert_eq!(http("POST", &query, &json, "").0, 400);
+    // A login is JSON: a text/plain body (what a cross-site form can send) is refused.
+    let body = r#"{"username": "admin", "password": "x"}"#;
+    let plain = [("Content-Type", "text/plain")];
+    assert_eq!(
+        http("POST", &format!("{}/api/login", s.base), &plain, body).0,
+        415
+    );
     assert_eq!(
         http("POST", &run_url, &[("Authorization", "Bearer made-up")], ""),
         (401, unauthorized.into())

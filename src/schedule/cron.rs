@@ -398,6 +398,27 @@ mod tests {
         }
     }
 
+    /// Hardening 3: `MON-5` was accepted as Monday to Thursday; Quartz 2.3.2 refuses it.
+    #[test]
+    fn a_range_of_a_name_and_a_number_is_refused_as_quartz_refuses_it() {
+        for (expression, token) in [
+            ("0 0 ? * MON-5", "MON-5"),
+            ("0 0 ? * 2-FRI", "2-FRI"),
+            ("0 0 1 JAN-6 ?", "JAN-6"),
+            ("0 0 ? * MON-5/2", "MON-5/2"),
+        ] {
+            let error = CronExpr::parse(expression).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("has \"{token}\""))
+                    && error.contains("two names or two numbers"),
+                "{expression}: {error}"
+            );
+        }
+        assert!(CronExpr::parse("0 0 ? * MON-FRI").is_ok());
+        assert!(CronExpr::parse("0 0 ? * 2-6").is_ok());
+        assert!(CronExpr::parse("0 0 1 JAN-JUN ?").is_ok());
+    }
+
     #[test]
     fn full_day_and_month_names_are_refused_with_the_spelling_that_is_accepted() {
         let cases = [

@@ -277,6 +277,15 @@ fn element_of(spec: FieldSpec, token: &str, base: &str, step: u32) -> Result<Ele
         });
     }
     if let Some((a, b)) = base.split_once('-') {
+        // `MON-5`: Quartz 2.3.2 refuses a range of a name and a number.
+        let named = |v: &str| v.bytes().any(|c| c.is_ascii_alphabetic());
+        if named(a) != named(b) {
+            return Err(refusal(
+                spec,
+                token,
+                "a range is written with two names or two numbers, not one of each",
+            ));
+        }
         // `22-2`: a range that wraps around the end of the field.
         let (from, to) = (value_of(spec, a)?, value_of(spec, b)?);
         return Ok(Element {

@@ -48,9 +48,16 @@ pub struct Limits {
     /// it), right or wrong.
     #[serde(default = "default_login_attempts_per_minute")]
     pub login_attempts_per_minute: u32,
-    /// Login attempts one user name may get per minute from all addresses together.
+    /// Wrong passwords one user name may get per minute from one client address (429 with
+    /// Retry-After beyond it, for that name at that address only). Every name has its own,
+    /// configured or not, so the answers do not tell which names exist.
     #[serde(default = "default_login_attempts_per_minute_per_user")]
     pub login_attempts_per_minute_per_user: u32,
+    /// Wrong passwords one user name may get per minute from all addresses together before
+    /// every answer for that name waits 1 s: guessing from many addresses is slowed, and the
+    /// owner, with the right password, still gets in.
+    #[serde(default = "default_login_slowdown_after_failures_per_minute")]
+    pub login_slowdown_after_failures_per_minute: u32,
     /// The largest sample XML the console accepts for an ad-hoc dry run, in bytes (413
     /// beyond it; the upload is refused as it arrives, never stored whole first).
     #[serde(default = "default_max_upload_bytes")]
@@ -104,6 +111,9 @@ fn default_login_attempts_per_minute() -> u32 {
     10
 }
 fn default_login_attempts_per_minute_per_user() -> u32 {
+    5
+}
+fn default_login_slowdown_after_failures_per_minute() -> u32 {
     30
 }
 fn default_max_upload_bytes() -> usize {
@@ -129,6 +139,8 @@ impl Default for Limits {
             max_header_bytes: default_max_header_bytes(),
             login_attempts_per_minute: default_login_attempts_per_minute(),
             login_attempts_per_minute_per_user: default_login_attempts_per_minute_per_user(),
+            login_slowdown_after_failures_per_minute:
+                default_login_slowdown_after_failures_per_minute(),
             max_upload_bytes: default_max_upload_bytes(),
             max_browser_sessions: default_max_browser_sessions(),
             max_phonebook_streams: default_max_phonebook_streams(),
@@ -163,12 +175,33 @@ impl Limits {
                 u64::from(self.login_attempts_per_minute_per_user),
             ),
             (
+                "login_slowdown_after_failures_per_minute",
+                u64::from(self.login_slowdown_after_failures_per_minute),
+            ),
+            (
                 "phone_auth_failures_per_minute",
                 u64::from(self.phone_auth_failures_per_minute),
             ),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("[limits] {key} = 0: it must be at least 1"));
+        }
+        for (key, value) in [
+            (
+                "login_attempts_per_minute_per_user",
+                self.login_attempts_per_minute_per_user,
+            ),
+            (
+                "login_slowdown_after_failures_per_minute",
+                self.login_slowdown_after_failures_per_minute,
+            ),
+        ] {
+            if value < 2 {
+                return Err(format!(
+                    "[limits] {key} = {value}: it must be at least 2 (the attempt after that many \
+                     wrong passwords is the one refused or slowed)"
+                ));
+            }
         }
         if self.max_header_bytes < 1024 {
             return Err(format!(

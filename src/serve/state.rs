@@ -147,10 +147,7 @@ impl Service {
         let ldap = crate::serve::phones::ldap::resolve(config.ldap.as_ref(), &names)?;
         let browser_sessions =
             BrowserSessions::new(config.limits.max_browser_sessions, auth.session_minutes);
-        let login_throttle = LoginThrottle::new(
-            &config.limits,
-            auth.login.as_ref().map(|(user, _)| user.as_str()),
-        );
+        let login_throttle = LoginThrottle::new(&config.limits);
         Ok(Service {
             pipelines,
             clock,

@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::secrets::{constant_time_eq, random_hex};
 use crate::serve::answers::{error, unauthorized};
 use crate::serve::state::Service;
+use crate::serve::throttle::{Exhausted, SLOWDOWN};
 
 type Shared = State<Arc<Service>>;
 
@@ -36,10 +37,18 @@ struct Login {
     password: String,
 }
 
-/// `POST /api/login` with `{"username": ..., "password": ...}`: a bearer token for the write
-/// endpoints. Wrong credentials get 401 and nothing else; too many attempts from one address
-/// or for one user get 429 with `Retry-After`, before the password is compared.
+/// `POST /api/login` with `{"username": ..., "password": ...}` as `application/json` (415
+/// otherwise: a cross-site form can only send text/plain, urlencoded or multipart bodies): a
+/// bearer token for the write endpoints. Wrong credentials get 401 and nothing else; too many
+/// attempts from one address, or for one user name from one address, get 429 with
+/// `Retry-After`, before the password is compared.
 pub async fn login(State(service): Shared, request: Request) -> Response {
+    if !is_json(request.headers()) {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a login is a JSON body: send Content-Type: application/json",
+        );
+    }
     let client = crate::serve::connections::client_of(request.extensions());
     let address = client.map(|c| c.ip()).unwrap_or([0, 0, 0, 0].into());
     let bytes = match axum::body::to_bytes(request.into_body(), LOGIN_BODY_BYTES).await {
@@ -57,7 +66,7 @@ pub async fn login(State(service): Shared, request: Request) -> Response {
             "the body must be {\"username\": \"...\", \"password\": \"...\"}",
         );
     };
-    if let Err(refused) = verify_login(&service, address, &login.username, &login.password) {
+    if let Err(refused) = verify_login(&service, address, &login.username, &login.password).await {
         return match refused {
             LoginRefused::Throttled { by, seconds } => {
                 let mut response = error(
@@ -97,25 +106,33 @@ pub enum LoginRefused {
     Wrong,
 }
 
-/// Checks a login (the API's and the console's): throttled per client address and per user
-/// before the password is compared, both compared in constant time, every refusal logged.
-pub fn verify_login(
+/// Checks a login (the API's and the console's): throttled per client address, and per
+/// user name at that address, before the password is compared (a name guessed from
+/// everywhere is answered [`SLOWDOWN`] later, never refused); user name and password compared
+/// in constant time; every refusal logged.
+pub async fn verify_login(
     service: &Service,
     address: std::net::IpAddr,
     username: &str,
     password: &str,
 ) -> Result<(), LoginRefused> {
     let shown_user = crate::redact::printable(username, 64);
-    if let Err(throttled) = service.login_throttle.attempt(address, username) {
+    let throttle = &service.login_throttle;
+    if let Err(throttled) = throttle.attempt(address, username) {
         let by = match throttled.by {
-            crate::serve::throttle::Exhausted::Address => "client address",
-            crate::serve::throttle::Exhausted::User => "user",
+            Exhausted::Address => "client address",
+            Exhausted::User => "user name from this address",
         };
         tracing::warn!(user = %shown_user, client = %address, by, "a login was throttled");
         let seconds = throttled.retry_after.as_secs_f64().ceil().max(1.0) as u64;
         return Err(LoginRefused::Throttled { by, seconds });
     }
+    if throttle.slowed(username) {
+        tracing::warn!(user = %shown_user, client = %address, "a login was slowed: this user name is being guessed");
+        tokio::time::sleep(SLOWDOWN).await;
+    }
     let Some((user, expected)) = &service.auth.login else {
+        throttle.failed(address, username);
         tracing::warn!(user = %shown_user, client = %address, "a login was refused: no login is configured");
         return Err(LoginRefused::Wrong);
     };
@@ -123,10 +140,20 @@ pub fn verify_login(
     let user_ok = constant_time_eq(username.as_bytes(), user.as_bytes());
     let password_ok = constant_time_eq(password.as_bytes(), expected.as_bytes());
     if !(user_ok & password_ok) {
+        throttle.failed(address, username);
         tracing::warn!(user = %shown_user, client = %address, "a login was refused: wrong user name or password");
         return Err(LoginRefused::Wrong);
     }
     Ok(())
+}
+
+/// Whether the request says its body is JSON (`application/json`, with parameters or not).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// The token of an `Authorization: Bearer TOKEN` header (the scheme in any case, RFC 9110).
@@ -165,6 +192,27 @@ fn random_token() -> Result<String, getrandom::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hardening 3: a `text/plain` body (what a cross-site form can send) got a token.
+    #[test]
+    fn only_a_json_body_is_a_login() {
+        let headers = |value: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, value.parse().unwrap());
+            h
+        };
+        assert!(is_json(&headers("application/json")));
+        assert!(is_json(&headers("Application/JSON; charset=utf-8")));
+        for other in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/jsonp",
+        ] {
+            assert!(!is_json(&headers(other)), "{other}");
+        }
+        assert!(!is_json(&HeaderMap::new()));
+    }
 
     #[test]
     fn the_bearer_scheme_is_read_in_any_case() {

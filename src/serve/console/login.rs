@@ -57,7 +57,7 @@ pub(super) async fn login(
     let address = crate::serve::connections::client_of(&extensions)
         .map(|c| c.ip())
         .unwrap_or([0, 0, 0, 0].into());
-    if let Err(refused) = verify_login(&service, address, &form.username, &form.password) {
+    if let Err(refused) = verify_login(&service, address, &form.username, &form.password).await {
         let (status, message) = match refused {
             LoginRefused::Throttled { by, seconds } => (
                 StatusCode::TOO_MANY_REQUESTS,

@@ -67,8 +67,10 @@ pub async fn page(State(service): State<Arc<Service>>, headers: HeaderMap) -> Re
         });
     }
     let body = html! {
-        p.host { (service.host) " · " (service.pipelines.len()) " pipeline(s)" }
-        @if !full {
+        // Logged out, only each pipeline's health: not even the host's name.
+        @if full {
+            p.host { (service.host) " · " (service.pipelines.len()) " pipeline(s)" }
+        } @else {
             p { a href="/login" { "Log in" } " to see the directory, runs and plans." }
         }
         @for s in &sections { (s) }
