@@ -280,6 +280,31 @@ fn a_pbx_finds_callers_by_any_spelling_of_their_number_as_runs_change_the_table(
 /// Password guessing against a PBX endpoint: wrong credentials count against the client
 /// address; once its allowance is spent it is answered 429 with Retry-After, whatever it
 /// presents, while a request without credentials costs nothing.
+/// Hardening 3: a name with a line break (`Ext<b> One\r\nX-Injected: 1`) reached a PBX that
+/// reads one line as two; escape, vertical tab and delete reached it as they were.
+#[test]
+fn a_callers_name_reaches_the_pbx_as_one_line_of_printable_text() {
+    let ws = Workspace::new("");
+    ws.write(
+        "directory.csv",
+        format!(
+            "{DIRECTORY}4,205,\"Ext<b> One\r\nX-Injected: 1\",\"\u{1b}[31mRed\u{b}\u{7f}\",,,,ext@example.com\n"
+        ),
+    );
+    ws.write("source.xml", source(&[]));
+    write_pipeline(&ws, "BE");
+    let s = serve_with(&ws, &["demo"], 1, "127.0.0.1:0", LOOKUPS);
+    let report = run_demo(&s.base);
+    assert_eq!(report["status"], "succeeded", "{report}");
+    let (status, _, body) = lookup(&s.base, "205");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, "Ext<b> One X-Injected: 1 [31mRed");
+    assert!(!body.chars().any(char::is_control), "{body:?}");
+    let (status, json) = lookup_json(&s.base, "205");
+    assert_eq!(status, 200);
+    assert_eq!(json["name"], "Ext<b> One X-Injected: 1 [31mRed");
+}
+
 #[test]
 fn an_address_guessing_credentials_is_throttled_and_told_when_to_come_back() {
     let ws = Workspace::new("");

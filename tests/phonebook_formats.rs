@@ -390,3 +390,98 @@ fn format_names_round_trip_and_control_characters_never_reach_an_xml_feed() {
     let tree = parse(std::str::from_utf8(&out).unwrap());
     assert_eq!(tree.one("DirectoryEntry").one("Name").text, "Bell");
 }
+
+/// Writes `entries` in `format`, the feed's text.
+fn written_of(entries: &[Entry], format: Format) -> String {
+    let mut out = Vec::new();
+    let mut feed = FeedWriter::begin(&mut out, format, NameStyle::FirstLast).unwrap();
+    for e in entries {
+        feed.entry(e).unwrap();
+    }
+    feed.finish().unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+/// Hardening 3: cells starting with `=`, `+`, `-`, `@` are run by spreadsheets
+/// (`=HYPERLINK(...)`, `+cmd|' /C calc'!A0`): the CSV feed neutralises them with a leading
+/// `'`, and leaves numbers in the number columns as they are.
+#[test]
+fn the_csv_feed_neutralises_formulas_and_keeps_numbers_as_they_are() {
+    let mut evil = entry(
+        Some("=HYPERLINK(\"http://evil.example\",\"Click\")"),
+        Some("+cmd|' /C calc'!A0"),
+        vec![
+            number(NumberKind::Work, "+32 2 555 01 00"),
+            number(NumberKind::Mobile, "=1+1"),
+            number(NumberKind::Home, "-2 555 01 01"),
+        ],
+    );
+    evil.e_mail = Some("@SUM(A1:A9)".into());
+    evil.department = Some("-2+3+cmd|' /C calc'!A0".into());
+    let text = written_of(&[evil], Format::Csv);
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let row = reader.records().next().unwrap().unwrap();
+    assert_eq!(
+        &row[0],
+        "'=HYPERLINK(\"http://evil.example\",\"Click\") +cmd|' /C calc'!A0"
+    );
+    assert_eq!(&row[1], "'=HYPERLINK(\"http://evil.example\",\"Click\")");
+    assert_eq!(&row[2], "'+cmd|' /C calc'!A0");
+    assert_eq!(&row[3], "+32 2 555 01 00", "a number stays a number");
+    assert_eq!(
+        &row[4], "'=1+1",
+        "a formula in a number column is neutralised too"
+    );
+    assert_eq!(&row[5], "-2 555 01 01");
+    assert_eq!(&row[7], "'@SUM(A1:A9)");
+    assert_eq!(&row[8], "'-2+3+cmd|' /C calc'!A0");
+    // Only the CSV feed: an XML feed shows the name as it is.
+    assert!(
+        written_of(
+            &[entry(
+                Some("=A1"),
+                None,
+                vec![number(NumberKind::Work, "1")]
+            )],
+            Format::Yealink
+        )
+        .contains("<Name>=A1</Name>")
+    );
+}
+
+/// Hardening 3: control characters and line breaks were dropped by the XML feeds but reached
+/// phones through the CSV feed; one rule for every format: a value is one line of printable
+/// text.
+#[test]
+fn every_feed_writes_names_as_one_line_of_printable_text() {
+    let injected = entry(
+        Some("Ext<b> One\r\nX-Injected: 1"),
+        Some("\u{1b}[31mRed\u{b}\u{7f}"),
+        vec![number(NumberKind::Work, "205\r\n")],
+    );
+    let text = written_of(std::slice::from_ref(&injected), Format::Csv);
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let row = reader.records().next().unwrap().unwrap();
+    assert_eq!(&row[0], "Ext<b> One X-Injected: 1 [31mRed");
+    assert_eq!(&row[3], "205");
+    for format in [
+        Format::Yealink,
+        Format::Snom,
+        Format::Grandstream,
+        Format::Polycom,
+        Format::Vcard,
+    ] {
+        let text = written_of(std::slice::from_ref(&injected), format);
+        assert!(text.contains("X-Injected: 1"), "{format:?}: {text}");
+        assert!(
+            !text.contains("One\r\nX")
+                && !text.contains("One\nX")
+                && !text.contains('\u{1b}')
+                && !text.contains('\u{7f}')
+                && !text.contains('\u{b}'),
+            "{format:?}: {text:?}"
+        );
+    }
+    let lines = cisco_lines(&injected, NameStyle::FirstLast);
+    assert_eq!(lines[0].name, "Ext<b> One X-Injected: 1 [31mRed");
+}

@@ -13,7 +13,7 @@ use std::io::{self, Write};
 
 use serde::Deserialize;
 
-pub use text::{fold_vcard_line, vcard_text, xml_text};
+pub use text::{csv_cell, fold_vcard_line, one_line, vcard_text, xml_text};
 
 /// The kinds of number a phonebook lists, in the order phones show them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -111,16 +111,62 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// The name as `style` writes it; the e-mail address (or "?") when there is no name.
+    /// The name as `style` writes it; the e-mail address (or "?") when there is no name. One
+    /// line of printable text ([`one_line`]), whatever the stored names hold.
     pub fn display_name(&self, style: NameStyle) -> String {
         let first = self.first_name.as_deref().filter(|s| !s.is_empty());
         let last = self.last_name.as_deref().filter(|s| !s.is_empty());
-        match (first, last, style) {
+        let name = match (first, last, style) {
             (Some(f), Some(l), NameStyle::FirstLast) => format!("{f} {l}"),
             (Some(f), Some(l), NameStyle::LastFirst) => format!("{l}, {f}"),
             (Some(one), None, _) | (None, Some(one), _) => one.to_owned(),
             (None, None, _) => self.e_mail.clone().unwrap_or_else(|| "?".to_owned()),
+        };
+        match one_line(&name) {
+            std::borrow::Cow::Borrowed(_) => name,
+            std::borrow::Cow::Owned(cleaned) => cleaned,
         }
+    }
+
+    /// The entry with every value one line of printable text ([`one_line`]): what every
+    /// phone format writes.
+    pub fn printable(&self) -> std::borrow::Cow<'_, Entry> {
+        let clean = |v: &Option<String>| {
+            v.as_deref()
+                .is_none_or(|v| matches!(one_line(v), std::borrow::Cow::Borrowed(_)))
+        };
+        let all_clean = [
+            &self.first_name,
+            &self.last_name,
+            &self.e_mail,
+            &self.department,
+            &self.site,
+        ]
+        .into_iter()
+        .all(clean)
+            && self
+                .numbers
+                .iter()
+                .all(|n| matches!(one_line(&n.value), std::borrow::Cow::Borrowed(_)));
+        if all_clean {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let line = |v: &Option<String>| v.as_deref().map(|v| one_line(v).into_owned());
+        std::borrow::Cow::Owned(Entry {
+            first_name: line(&self.first_name),
+            last_name: line(&self.last_name),
+            e_mail: line(&self.e_mail),
+            department: line(&self.department),
+            site: line(&self.site),
+            numbers: self
+                .numbers
+                .iter()
+                .map(|n| Number {
+                    kind: n.kind,
+                    value: one_line(&n.value).into_owned(),
+                })
+                .collect(),
+        })
     }
 }
 
@@ -219,6 +265,7 @@ impl<W: Write> FeedWriter<W> {
         if entry.numbers.is_empty() {
             return Ok(());
         }
+        let entry = &*entry.printable();
         let name = entry.display_name(self.style);
         match self.format {
             Format::Yealink | Format::Fanvil => self.put(&yealink_entry(entry, &name))?,
@@ -410,8 +457,20 @@ fn vcard_entry(entry: &Entry, name: &str) -> String {
     card
 }
 
-/// A CSV record in [`CSV_HEADER`]'s order.
+/// A CSV record in [`CSV_HEADER`]'s order, every cell one a spreadsheet opens as text
+/// ([`csv_cell`]; the four number columns keep numbers as they are).
 fn csv_record(entry: &Entry, name: String) -> [String; 10] {
+    let record = csv_values(entry, name);
+    let mut i = 0;
+    record.map(|cell| {
+        let number = (3..=6).contains(&i);
+        i += 1;
+        csv_cell(cell, number)
+    })
+}
+
+/// The values of a CSV record, in [`CSV_HEADER`]'s order.
+fn csv_values(entry: &Entry, name: String) -> [String; 10] {
     let number = |kind: NumberKind| {
         entry
             .numbers
@@ -447,6 +506,7 @@ pub struct CiscoLine {
 
 /// The Cisco lines of `entry`: one per number; with several numbers, each name says which.
 pub fn cisco_lines(entry: &Entry, style: NameStyle) -> Vec<CiscoLine> {
+    let entry = &*entry.printable();
     let name = entry.display_name(style);
     let several = entry.numbers.len() > 1;
     entry

@@ -1,7 +1,58 @@
-//! Values made safe for each format: XML text and attribute values, vCard text values and
-//! vCard line folding (RFC 6350, section 3.2).
+//! Values made safe for each format: one line of printable text for everything that reaches
+//! a phone or a PBX ([`one_line`]), XML text and attribute values, vCard text values and
+//! vCard line folding (RFC 6350, section 3.2), and CSV cells a spreadsheet will not run
+//! ([`csv_cell`]).
 
 use std::borrow::Cow;
+
+/// Whether `c` breaks a line or is not printable: control characters (C0 with TAB, CR, LF,
+/// ESC; DEL; C1 with NEL) and the Unicode line and paragraph separators.
+fn breaks_a_line(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// The one rule for every value that reaches a phone or a PBX (feeds, caller-ID lookup, LDAP
+/// directory): one line of printable text. Each run of control characters and line breaks
+/// becomes one space (none when a space is already there) (`Ext One\r\nX-Injected: 1` is `Ext One X-Injected: 1`: a PBX reading one
+/// line gets one), and the ends are trimmed of them. Accents, emoji and right-to-left text
+/// stay as they are.
+pub fn one_line(value: &str) -> Cow<'_, str> {
+    if !value.chars().any(breaks_a_line) {
+        return Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut gap = false;
+    for c in value.chars() {
+        if breaks_a_line(c) {
+            gap = true;
+            continue;
+        }
+        if gap && !out.is_empty() && !out.ends_with(' ') && c != ' ' {
+            out.push(' ');
+        }
+        gap = false;
+        out.push(c);
+    }
+    Cow::Owned(out)
+}
+
+/// A CSV cell a spreadsheet opens as text: a cell starting with `=`, `+`, `-` or `@` (or a tab
+/// or CR, which [`one_line`] already removed) is a formula to Excel, LibreOffice and Google
+/// Sheets (`=HYPERLINK(...)`, `+cmd|' /C calc'!A0`), so it gets a leading `'` (OWASP's CSV
+/// injection advice). `number` cells holding only what a phone number is written with
+/// (digits, spaces, `+ - ( ) . /`) stay as they are: `+32 475 11 11 11` is a number.
+pub fn csv_cell(value: String, number: bool) -> String {
+    let phone = |v: &str| {
+        v.chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '+' | '-' | '(' | ')' | '.' | '/'))
+    };
+    match value.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') if !(number && phone(&value)) => {
+            format!("'{value}")
+        }
+        _ => value,
+    }
+}
 
 /// Whether XML 1.0 allows `c` in a document (the `Char` production).
 fn xml_char(c: char) -> bool {
@@ -74,6 +125,46 @@ pub fn fold_vcard_line(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hardening 3: control characters and line breaks reached PBXes and phones through the
+    /// CSV feed, the caller-ID lookup's plain-text name and LDAP values.
+    #[test]
+    fn a_value_for_phones_is_one_line_of_printable_text() {
+        assert_eq!(
+            one_line("Ext<b> One\r\nX-Injected: 1"),
+            "Ext<b> One X-Injected: 1"
+        );
+        assert_eq!(one_line("\u{1b}[31mRed\u{7}\u{b}\u{7f}"), "[31mRed");
+        assert_eq!(one_line("a\u{85}b\u{2028}c\u{2029}d\te"), "a b c d e");
+        assert_eq!(one_line("\r\n  Anna \n"), "  Anna ");
+        assert!(matches!(one_line("Élodie Dupré 😀 שלום"), Cow::Borrowed(_)));
+    }
+
+    /// Hardening 3: cells starting with `=`, `+`, `-`, `@` are run by spreadsheets.
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_get_a_leading_quote_but_numbers_stay() {
+        for formula in [
+            "=HYPERLINK(\"http://x\",\"y\")",
+            "+cmd|' /C calc'!A0",
+            "-2+3+cmd|' /C calc'!A0",
+            "@SUM(A1)",
+        ] {
+            assert_eq!(csv_cell(formula.into(), false), format!("'{formula}"));
+            assert_eq!(
+                csv_cell(formula.into(), true),
+                format!("'{formula}"),
+                "a formula in a number column"
+            );
+        }
+        assert_eq!(
+            csv_cell("+32 475 11 11 11".into(), true),
+            "+32 475 11 11 11"
+        );
+        assert_eq!(csv_cell("-".into(), true), "-");
+        assert_eq!(csv_cell("+32 475".into(), false), "'+32 475");
+        assert_eq!(csv_cell("Anna".into(), false), "Anna");
+        assert_eq!(csv_cell(String::new(), false), "");
+    }
 
     #[test]
     fn xml_text_escapes_markup_and_drops_what_xml_forbids() {

@@ -315,9 +315,10 @@ impl ContactRow {
                     vals: if types_only {
                         Vec::new()
                     } else {
+                        // One line of printable text, as every phone-facing value is.
                         values
                             .into_iter()
-                            .map(|v| v.into_owned().into_bytes())
+                            .map(|v| crate::phonebook::one_line(&v).into_owned().into_bytes())
                             .collect()
                     },
                 })
@@ -575,6 +576,42 @@ mod tests {
             numbers: &plan,
         };
         row.matches(&filter(text), &style)
+    }
+
+    /// Hardening 3: LDAP values carried ESC, VT, DEL and CR LF to the phones as they were.
+    #[test]
+    fn every_value_an_entry_answers_is_one_line_of_printable_text() {
+        let row = ContactRow {
+            first_name: Some("Ext<b> One\r\nX-Injected: 1".into()),
+            last_name: Some("\u{1b}[31mRed\u{b}\u{7f}".into()),
+            department: Some("Sales\nDept".into()),
+            ..anna()
+        };
+        let plan = NumberPlan::new(Some("BE")).unwrap();
+        let style = EntryStyle {
+            name_style: NameStyle::FirstLast,
+            organization: Some("Example"),
+            numbers: &plan,
+        };
+        let attributes = row.attributes(&Wanted::of(&[]), false, &style);
+        let value = |name: &str| {
+            let attribute = attributes.iter().find(|a| a.atype == name).unwrap();
+            String::from_utf8(attribute.vals[0].clone()).unwrap()
+        };
+        assert_eq!(value("cn"), "Ext<b> One X-Injected: 1 [31mRed");
+        assert_eq!(value("givenName"), "Ext<b> One X-Injected: 1");
+        assert_eq!(value("sn"), "[31mRed");
+        assert_eq!(value("ou"), "Sales Dept");
+        for attribute in &attributes {
+            for v in &attribute.vals {
+                let text = String::from_utf8(v.clone()).unwrap();
+                assert!(
+                    !text.chars().any(char::is_control),
+                    "{}: {text:?}",
+                    attribute.atype
+                );
+            }
+        }
     }
 
     #[test]
