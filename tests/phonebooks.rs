@@ -277,6 +277,41 @@ fn phones_get_their_feeds_with_access_checked_etags_gzip_and_paging() {
     );
 }
 
+/// Hardening 3: two pipelines whose last changing runs had the same number gave the same
+/// ETag, so a phone polling one feed got 304 for a directory it never had.
+#[test]
+fn an_etag_of_one_pipelines_feed_never_validates_another_pipelines_feed() {
+    let ws = Workspace::new("");
+    std::fs::copy(repo("samples/external-contacts.xml"), ws.path("source.xml")).unwrap();
+    let source = ws.path("source.xml").display().to_string();
+    pipeline(&ws, "demo", &source, "0 0 1 1 ?", "0 0 1 1 ?");
+    pipeline(&ws, "other", &source, "0 0 1 1 ?", "0 0 1 1 ?");
+    let feeds = format!(
+        "[[phonebooks]]\npipeline = \"demo\"\nformat = \"vcard\"\ntoken = \"{TOKEN}\"\n\
+         [[phonebooks]]\npipeline = \"other\"\nformat = \"vcard\"\ntoken = \"{TOKEN}\"\n"
+    );
+    let s = serve_with(&ws, &["demo", "other"], 1, "127.0.0.1:0", &feeds);
+    run_demo(&s.base);
+    let (status, head, _) = get(&s.base, &format!("/phonebook/demo/vcard/{TOKEN}"), "");
+    assert_eq!(status, 200, "{head}");
+    let demo_tag = header(&head, "etag").unwrap().to_owned();
+    // The same feed polled again: 304.
+    let (status, _, _) = get(
+        &s.base,
+        &format!("/phonebook/demo/vcard/{TOKEN}"),
+        &format!("If-None-Match: {demo_tag}\r\n"),
+    );
+    assert_eq!(status, 304);
+    // The other pipeline's feed, polled with demo's ETag: its own directory, 200.
+    let (status, head, _) = get(
+        &s.base,
+        &format!("/phonebook/other/vcard/{TOKEN}"),
+        &format!("If-None-Match: {demo_tag}\r\n"),
+    );
+    assert_eq!(status, 200, "{head}");
+    assert_ne!(header(&head, "etag").unwrap(), demo_tag);
+}
+
 #[test]
 fn a_feed_anyone_could_read_is_refused_at_start_with_what_to_set() {
     let ws = Workspace::new("");

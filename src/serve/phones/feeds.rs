@@ -164,7 +164,7 @@ async fn answer(
         Ok(run) => run,
         Err(_) => return bare(StatusCode::SERVICE_UNAVAILABLE),
     };
-    let etag = etag(&feed.config, landed, &query);
+    let etag = etag(&feed.config, store.url(), &landed, &query);
     if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -242,22 +242,44 @@ fn feed_url(headers: &HeaderMap, pipeline: &str, format: &str, token: Option<&st
 }
 
 /// The last run that changed the merged table (0 before any): the ETag's content part.
-async fn last_change(store: &Store) -> Result<i64, LoadError> {
-    on_pool!(store, |pool| sqlx::query_scalar::<_, Option<i64>>(
-        "SELECT max(id) FROM runs WHERE status = 'succeeded' AND inserted + updated + deleted > 0"
-    )
-    .fetch_one(pool)
-    .await
-    .map(Option::unwrap_or_default)
-    .map_err(|e| store.error(e)))
+/// The last run that changed the merged table: its id and when it started (0 and "" before
+/// any). With the database it is in, it names one state of one table: two databases (or
+/// pipelines) whose last changing runs have the same number started at other times.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct LastChange {
+    run: i64,
+    started_at: String,
 }
 
-/// `"r{run}-{settings}"`: changes when a run changes the table or the feed's settings (or
-/// the Cisco page asked for), not with the clock.
-fn etag(config: &PhonebookConfig, run: i64, query: &FeedQuery) -> String {
-    // What the feed shows, never its secrets.
+async fn last_change(store: &Store) -> Result<LastChange, LoadError> {
+    let row: Option<(i64, String)> = on_pool!(store, |pool| sqlx::query_as(
+        "SELECT id, started_at FROM runs WHERE status = 'succeeded' \
+         AND inserted + updated + deleted > 0 ORDER BY id DESC LIMIT 1"
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| store.error(e)))?;
+    Ok(row
+        .map(|(run, started_at)| LastChange { run, started_at })
+        .unwrap_or_default())
+}
+
+/// `"r{run}-{hash}"`: changes when a run changes the table or the feed's settings (or the
+/// Cisco page asked for), not with the clock; the hash also covers the pipeline, the
+/// database and when the run started, so a phone polling one feed never gets `304` for
+/// another pipeline's or database's directory.
+fn etag(
+    config: &PhonebookConfig,
+    database: &str,
+    landed: &LastChange,
+    query: &FeedQuery,
+) -> String {
+    // What the feed shows, never its secrets (the database URL is the masked one).
     let settings = format!(
-        "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}|{}",
+        "{}|{}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}|{}",
+        config.pipeline,
+        database,
+        landed.started_at,
         config.format.name(),
         config.numbers,
         config.name_style,
@@ -270,7 +292,7 @@ fn etag(config: &PhonebookConfig, run: i64, query: &FeedQuery) -> String {
         query.q.as_deref().unwrap_or("")
     );
     let hash = xxhash_rust::xxh3::xxh3_64(settings.as_bytes());
-    format!("\"r{run}-{hash:016x}\"")
+    format!("\"r{}-{hash:016x}\"", landed.run)
 }
 
 /// The feed's query in each order.
@@ -544,10 +566,43 @@ mod tests {
         let c =
             config("pipeline = \"p\"\nformat = \"vcard\"\ntoken = \"0123456789abcdef\"").unwrap();
         let q = FeedQuery::default();
-        assert_eq!(etag(&c, 7, &q), etag(&c, 7, &q));
-        assert_ne!(etag(&c, 7, &q), etag(&c, 8, &q));
+        let run = |run: i64, started_at: &str| LastChange {
+            run,
+            started_at: started_at.into(),
+        };
+        let seven = run(7, "2026-12-07T10:00:00.000Z");
+        let db = "sqlite://a.db";
+        assert_eq!(etag(&c, db, &seven, &q), etag(&c, db, &seven, &q));
+        assert_ne!(
+            etag(&c, db, &seven, &q),
+            etag(&c, db, &run(8, "2026-12-07T11:00:00.000Z"), &q)
+        );
         let mut other = c.clone();
         other.name_style = NameStyle::LastFirst;
-        assert_ne!(etag(&c, 7, &q), etag(&other, 7, &q));
+        assert_ne!(etag(&c, db, &seven, &q), etag(&other, db, &seven, &q));
+    }
+
+    /// Hardening 3: two pipelines (or two databases) whose last changing runs had the same
+    /// number gave the same ETag, so a phone polling one feed got 304 for a directory it
+    /// never had.
+    #[test]
+    fn the_etag_names_the_pipeline_and_the_database_as_well_as_the_run() {
+        let c =
+            config("pipeline = \"p\"\nformat = \"vcard\"\ntoken = \"0123456789abcdef\"").unwrap();
+        let q = FeedQuery::default();
+        let seven = LastChange {
+            run: 7,
+            started_at: "2026-12-07T10:00:00.000Z".into(),
+        };
+        let mut other_pipeline = c.clone();
+        other_pipeline.pipeline = "q".into();
+        let tag = etag(&c, "sqlite://a.db", &seven, &q);
+        assert_ne!(tag, etag(&other_pipeline, "sqlite://a.db", &seven, &q));
+        assert_ne!(tag, etag(&c, "sqlite://b.db", &seven, &q));
+        let same_number_elsewhere = LastChange {
+            started_at: "2026-12-07T10:00:00.001Z".into(),
+            ..seven.clone()
+        };
+        assert_ne!(tag, etag(&c, "sqlite://a.db", &same_number_elsewhere, &q));
     }
 }
