@@ -487,6 +487,58 @@ fn a_sample_over_max_upload_bytes_or_without_its_token_is_refused_and_stores_not
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// Hardening 3: an upload whose body paused past `body_idle_timeout_secs` was answered 500,
+/// where the README says 408.
+#[test]
+fn an_upload_that_pauses_past_the_body_idle_timeout_is_answered_408_and_stores_nothing() {
+    let ws = Workspace::new("");
+    pipeline(
+        &ws,
+        "demo",
+        &common::service::samples(),
+        "0 0 1 1 ?",
+        "0 0 1 1 ?",
+    );
+    let s = common::service::serve_with(
+        &ws,
+        &["demo"],
+        1,
+        "127.0.0.1:0",
+        "[limits]\nbody_idle_timeout_secs = 1\n",
+    );
+    let cookie = session_cookie(&s.base);
+    let csrf = csrf_token(&s.base, &cookie);
+    let boundary = "ucm-test-boundary";
+    let head_of_body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"sample\"; filename=\"s.xml\"\r\n\
+         Content-Type: application/xml\r\n\r\n<contacts>"
+    );
+    let address = s.base.strip_prefix("http://").unwrap();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    use std::io::{Read as _, Write as _};
+    write!(
+        stream,
+        "POST /pipelines/demo/upload HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\n\
+         Cookie: {cookie}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\
+         Content-Length: 100000\r\n\r\n{head_of_body}"
+    )
+    .unwrap();
+    // Then nothing, for longer than the body idle timeout.
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_idle_timeout_secs"), "{answer}");
+    assert_eq!(
+        get_auth(&format!("{}/api/plans", s.base), BEARER).1,
+        serde_json::json!([]),
+        "nothing was stored"
+    );
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();

@@ -342,6 +342,18 @@ pub async fn upload(
     let refuse =
         |status, message: String| problem(status, Some(&session), "Upload refused", &message);
     let failed = |e: axum::extract::multipart::MultipartError| {
+        if paused_too_long(&e) {
+            return problem(
+                StatusCode::REQUEST_TIMEOUT,
+                Some(&session),
+                "Upload refused",
+                &format!(
+                    "The upload paused longer than {} s ([limits] body_idle_timeout_secs); \
+                     nothing was stored. Try again.",
+                    service.limits.body_idle_timeout_secs
+                ),
+            );
+        }
         let status = e.status();
         let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
             format!(
@@ -430,4 +442,17 @@ pub async fn upload(
     let path = file.into_temp_path();
     let report = finished(&name, service.start_sample_dry_run(pipeline, path)).await;
     dry_run_answer(&session, &name, report)
+}
+
+/// Whether an upload failed because its body paused longer than `body_idle_timeout_secs`
+/// (the connection's `TimeoutBody`, somewhere in the error's causes).
+fn paused_too_long(e: &axum::extract::multipart::MultipartError) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
