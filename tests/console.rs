@@ -539,6 +539,50 @@ fn an_upload_that_pauses_past_the_body_idle_timeout_is_answered_408_and_stores_n
     );
 }
 
+/// Hardening 3: a sample dry run that a guard would refuse was answered 422 "stored no plan";
+/// its plan is stored and shown for approval, as a refused run's is.
+#[test]
+fn a_sample_a_guard_would_refuse_leads_to_its_plan_awaiting_approval() {
+    let ws = Workspace::new("");
+    pipeline(
+        &ws,
+        "demo",
+        &common::service::samples(),
+        "0 0 1 1 ?",
+        "0 0 1 1 ?",
+    );
+    let s = common::service::serve_with(&ws, &["demo"], 1, "127.0.0.1:0", "");
+    common::service::run_demo(&s.base);
+    let cookie = session_cookie(&s.base);
+    let csrf = csrf_token(&s.base, &cookie);
+    // One contact: the dry run would delete every other external contact.
+    let sample = b"<contacts><contact><e_mail>solo@example.com</e_mail></contact></contacts>";
+    let (status, head, page) = upload(&s.base, &cookie, &csrf, sample);
+    assert_eq!(status, 303, "{head}\n{page}");
+    let location = head
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .expect("a redirect to the plan")
+        .trim()
+        .to_owned();
+    assert!(location.starts_with("/plans/demo/"), "{location}");
+    let (status, _, page) = exchange(
+        &s.base,
+        format!(
+            "GET {location} HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("max_delete_ratio"),
+        "the guard's reason: {page}"
+    );
+    assert!(page.contains("Approve"), "{page}");
+    let plans = get_auth(&format!("{}/api/plans", s.base), BEARER).1;
+    assert_eq!(plans[0]["status"], "awaiting_approval", "{plans}");
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();

@@ -197,6 +197,34 @@ fn a_discarded_plan_cannot_be_applied() {
     );
 }
 
+/// Hardening 3: a dry run that a guard would refuse stored no plan (the console answered a
+/// sample dry run 422 "stored no plan"), while a refused run stores its plan everywhere else.
+#[test]
+fn a_dry_run_a_guard_would_refuse_stores_its_plan_for_approval() {
+    let ws = Workspace::new("[merge]\nmax_delete_ratio = 0.1\n");
+    let before = seeded(&ws);
+    let refused = ws.import_fails("second.xml", &["--dry-run"]);
+    assert_eq!(refused["status"], "refused");
+    let id = refused["plan_id"]
+        .as_i64()
+        .expect("a refused dry run stores a plan");
+    assert_eq!(ws.export(), before);
+    let listed = json(&ws.ok(&["plans", "--format", "json"]));
+    let plan = &listed.as_array().unwrap()[0];
+    assert_eq!(plan["id"], id);
+    assert_eq!(plan["status"], "awaiting_approval");
+    assert!(
+        plan["reason"]
+            .as_str()
+            .unwrap()
+            .contains("more than max_delete_ratio = 0.1"),
+        "{plan}"
+    );
+    let report = apply(&ws, id);
+    assert_eq!(report["status"], "succeeded", "{report}");
+    assert_eq!(report["deleted"], 1);
+}
+
 #[test]
 fn a_run_a_guard_refused_leaves_a_plan_awaiting_approval_and_applying_it_overrides_the_guard() {
     let ws = Workspace::new("[merge]\nmax_delete_ratio = 0.1\n");

@@ -83,7 +83,9 @@ pub async fn execute(
                 ));
             }
             report.error = Some(message.clone());
-            if report.status == RunStatus::Refused && !request.dry_run {
+            // A refused run, dry or not, leaves its plan for review (ucm apply, the console's
+            // Approve): the same run computed with the guards aside.
+            if report.status == RunStatus::Refused {
                 report.plan_id = plan_for_refused(store, &contract, &request, &message).await;
             }
             match runs::record(store, &report).await {
