@@ -577,7 +577,8 @@ fn start_tls_and_ldaps_carry_the_bind_and_every_limit_holds() {
     let (cert, key) = certificate(&probe);
     let (_ws, s) = loaded(&ldap_toml(&format!(
         "listen_tls = \"127.0.0.1:0\"\ntls_certificate = \"{cert}\"\ntls_key = \"{key}\"\n\
-         max_connections = 3\nidle_timeout_secs = 2\nmax_request_bytes = 1024\nsize_limit = 4\n"
+         max_connections = 3\nidle_timeout_secs = 2\nmax_request_bytes = 1024\nsize_limit = 4\n\
+         require_tls = false\n"
     )));
     let (plain, tls) = (ldap_url(&s, "ldap"), ldap_url(&s, "ldaps"));
     let with_ca = |args: &[&str]| {
@@ -687,6 +688,136 @@ fn start_tls_and_ldaps_carry_the_bind_and_every_limit_holds() {
     let (_, metrics) = http("GET", &format!("{}/metrics", s.base), &[], "");
     assert!(
         metrics.contains("ucm_ldap_requests_total{op=\"connect\",result=\"busy\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// Hardening 3: with a certificate configured, a password bind in clear was accepted on the
+/// plain listener and the session then read entries in clear. Now simple binds and contact
+/// searches before StartTLS are answered 13 (confidentialityRequired), as OpenLDAP's
+/// `security simple_bind=` does; the root DSE still tells a client StartTLS is there.
+#[test]
+fn a_password_is_never_sent_in_clear_when_the_directory_has_a_certificate() {
+    if !clients_present() {
+        return;
+    }
+    let probe = Workspace::new("");
+    let (cert, key) = certificate(&probe);
+    let (_ws, s) = loaded(&ldap_toml(&format!(
+        "tls_certificate = \"{cert}\"\ntls_key = \"{key}\"\nanonymous = true\n"
+    )));
+    let plain = ldap_url(&s, "ldap");
+    // A bind with a password, in clear: refused before the password is looked at.
+    let (code, entries, _) = ldapsearch(
+        &plain,
+        Some((BIND_DN, PASSWORD)),
+        BASE,
+        &[],
+        "(givenName=anna)",
+        &["cn"],
+    );
+    assert_eq!((code, entries.len()), (13, 0));
+    // Anonymous in clear: the root DSE (it says StartTLS is there), but no contacts.
+    let (code, entries, _) = ldapsearch(
+        &plain,
+        None,
+        "",
+        &["-s", "base"],
+        "(objectClass=*)",
+        &["supportedExtension"],
+    );
+    assert_eq!(code, 0);
+    assert!(
+        entries[0]["supportedExtension"].contains(&"1.3.6.1.4.1.1466.20037".to_owned()),
+        "{entries:?}"
+    );
+    let (code, entries, _) = ldapsearch(&plain, None, BASE, &[], "(givenName=anna)", &["cn"]);
+    assert_eq!((code, entries.len()), (13, 0));
+    // After StartTLS, the same bind and search.
+    let out = Command::new("ldapsearch")
+        .env("LDAPTLS_CACERT", &cert)
+        .env("LDAPTLS_REQCERT", "demand")
+        .args([
+            "-x", "-LLL", "-ZZ", "-H", &plain, "-D", BIND_DN, "-w", PASSWORD,
+        ])
+        .args(["-b", BASE, "(givenName=anna)", "cn"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("cn: Anna Peeters"),
+        "{out:?}"
+    );
+    let (_, metrics) = http("GET", &format!("{}/metrics", s.base), &[], "");
+    assert!(
+        metrics
+            .contains("ucm_ldap_requests_total{op=\"bind\",result=\"confidentiality_required\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// Hardening 3: one address could take every LDAP connection (8 of 8), and another address's
+/// bind was told "busy".
+#[test]
+fn one_address_cannot_take_every_ldap_connection() {
+    if !clients_present() {
+        return;
+    }
+    let (_ws, s) = loaded(&ldap_toml(
+        "max_connections = 8\nmax_connections_per_client = 3\n",
+    ));
+    let plain = ldap_url(&s, "ldap");
+    let address: std::net::SocketAddr = plain.strip_prefix("ldap://").unwrap().parse().unwrap();
+    let from = |source: &str| {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let local: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
+        socket.bind(&local.into()).unwrap();
+        socket.connect(&address.into()).unwrap();
+        let stream: TcpStream = socket.into();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+    };
+    let held: Vec<TcpStream> = (0..3).map(|_| from("127.0.0.2")).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The fourth from that address is told "busy" and closed.
+    let mut fourth = from("127.0.0.2");
+    let mut notice = Vec::new();
+    fourth.read_to_end(&mut notice).unwrap();
+    assert!(
+        notice.windows(22).any(|w| w == b"1.3.6.1.4.1.1466.20036"),
+        "{notice:?}"
+    );
+    // Another address binds and searches.
+    let (code, entries, _) = ldapsearch(
+        &plain,
+        Some((BIND_DN, PASSWORD)),
+        BASE,
+        &[],
+        "(givenName=anna)",
+        &["cn"],
+    );
+    assert_eq!(
+        (code, names(&entries)),
+        (0, vec!["Anna Peeters".to_owned()])
+    );
+    // A place is given back when a connection closes.
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut again = from("127.0.0.2");
+    again
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buffer = [0u8; 64];
+    assert!(
+        matches!(again.read(&mut buffer), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut),
+        "no notice: the connection stays open"
+    );
+    let (_, metrics) = http("GET", &format!("{}/metrics", s.base), &[], "");
+    assert!(
+        metrics.contains("ucm_ldap_requests_total{op=\"connect\",result=\"busy_client\"} 1"),
         "{metrics}"
     );
 }

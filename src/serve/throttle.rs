@@ -206,7 +206,7 @@ impl FailureThrottle {
 }
 
 /// The key an address is counted under: IPv4 as it is, IPv6 by its /64.
-fn client_key(address: IpAddr) -> IpAddr {
+pub fn client_key(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V4(_) => address,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

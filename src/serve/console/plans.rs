@@ -341,30 +341,7 @@ pub async fn upload(
 ) -> Response {
     let refuse =
         |status, message: String| problem(status, Some(&session), "Upload refused", &message);
-    let failed = |e: axum::extract::multipart::MultipartError| {
-        if paused_too_long(&e) {
-            return problem(
-                StatusCode::REQUEST_TIMEOUT,
-                Some(&session),
-                "Upload refused",
-                &format!(
-                    "The upload paused longer than {} s ([limits] body_idle_timeout_secs); \
-                     nothing was stored. Try again.",
-                    service.limits.body_idle_timeout_secs
-                ),
-            );
-        }
-        let status = e.status();
-        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            format!(
-                "The sample is larger than {} bytes ([limits] max_upload_bytes); nothing was stored.",
-                service.limits.max_upload_bytes
-            )
-        } else {
-            format!("The upload failed: {}", e.body_text())
-        };
-        problem(status, Some(&session), "Upload refused", &message)
-    };
+    let failed = |e| upload_failed(&service, &session, e);
     // The token comes first, so nothing is written for a forged form.
     let token = match multipart.next_field().await {
         Ok(Some(field)) if field.name() == Some("csrf") => match field.text().await {
@@ -442,6 +419,37 @@ pub async fn upload(
     let path = file.into_temp_path();
     let report = finished(&name, service.start_sample_dry_run(pipeline, path)).await;
     dry_run_answer(&session, &name, report)
+}
+
+/// The page of an upload that failed as it arrived: 408 when its body paused too long, 413
+/// when it was too large, otherwise multipart's own status and reason.
+fn upload_failed(
+    service: &Service,
+    session: &Session,
+    e: axum::extract::multipart::MultipartError,
+) -> Response {
+    if paused_too_long(&e) {
+        return problem(
+            StatusCode::REQUEST_TIMEOUT,
+            Some(session),
+            "Upload refused",
+            &format!(
+                "The upload paused longer than {} s ([limits] body_idle_timeout_secs); \
+                 nothing was stored. Try again.",
+                service.limits.body_idle_timeout_secs
+            ),
+        );
+    }
+    let status = e.status();
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!(
+            "The sample is larger than {} bytes ([limits] max_upload_bytes); nothing was stored.",
+            service.limits.max_upload_bytes
+        )
+    } else {
+        format!("The upload failed: {}", e.body_text())
+    };
+    problem(status, Some(session), "Upload refused", &message)
 }
 
 /// Whether an upload failed because its body paused longer than `body_idle_timeout_secs`

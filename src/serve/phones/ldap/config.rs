@@ -79,6 +79,17 @@ pub struct LdapConfig {
     /// Open LDAP connections at most; one more is told "busy" and closed.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Open LDAP connections one client address may hold (IPv6 counted by its /64); one more
+    /// is told "busy" and closed, so one address cannot take every place. Phones behind one
+    /// NAT share an address: raise it for large sites behind one.
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// With a certificate: refuse simple binds (confidentialityRequired, 13) and searches of
+    /// contacts on a connection that has not started TLS (StartTLS, or the LDAPS listener),
+    /// so passwords and the directory never cross the network in clear. Default: true when
+    /// a certificate is configured; `false` allows them in clear (a trusted network only).
+    #[serde(default)]
+    pub require_tls: Option<bool>,
     /// A connection that sends nothing (or reads nothing we send) for this long, in seconds,
     /// is closed.
     #[serde(default = "default_idle_timeout_secs")]
@@ -98,6 +109,9 @@ fn default_time_limit_secs() -> u32 {
 fn default_max_connections() -> usize {
     256
 }
+fn default_max_connections_per_client() -> usize {
+    64
+}
 fn default_idle_timeout_secs() -> u64 {
     120
 }
@@ -115,6 +129,8 @@ pub struct LdapSettings {
     pub bind: Option<(Dn, String)>,
     pub allow: Vec<ipnet::IpNet>,
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// Simple binds and contact searches only over TLS (`require_tls`, resolved).
+    pub require_tls: bool,
 }
 
 impl std::fmt::Debug for LdapSettings {
@@ -170,22 +186,7 @@ impl LdapConfig {
             }
         }
         let allow = crate::serve::phones::access::parse_networks(at, &self.allow)?;
-        if self.size_limit == 0 || self.time_limit_secs == 0 {
-            return Err(format!(
-                "{at} size_limit and time_limit_secs must be at least 1"
-            ));
-        }
-        if self.max_connections == 0 || self.idle_timeout_secs == 0 {
-            return Err(format!(
-                "{at} max_connections and idle_timeout_secs must be at least 1"
-            ));
-        }
-        if self.max_request_bytes < 512 {
-            return Err(format!(
-                "{at} max_request_bytes = {}: at least 512 (a bind or a search is a few hundred bytes)",
-                self.max_request_bytes
-            ));
-        }
+        self.check_limits(at)?;
         let tls = match (&self.tls_certificate, &self.tls_key) {
             (Some(cert), Some(key)) => Some(server_tls(cert, key)?),
             (None, None) => None,
@@ -198,6 +199,11 @@ impl LdapConfig {
         if self.listen_tls.is_some() && tls.is_none() {
             return Err(format!("{at} listen_tls needs tls_certificate and tls_key"));
         }
+        if self.require_tls == Some(true) && tls.is_none() {
+            return Err(format!(
+                "{at} require_tls = true needs tls_certificate and tls_key"
+            ));
+        }
         if let Some(listen) = &self.listen
             && tls.is_none()
             && !self.allow_plain_on_network
@@ -209,13 +215,40 @@ impl LdapConfig {
                  tls_key, listen on 127.0.0.1, or set allow_plain_on_network = true"
             ));
         }
+        let require_tls = self.require_tls.unwrap_or(tls.is_some());
         Ok(LdapSettings {
             config: self.clone(),
             base,
             bind,
             allow,
             tls,
+            require_tls,
         })
+    }
+
+    /// Refuses limits that would switch a protection off.
+    fn check_limits(&self, at: &str) -> Result<(), String> {
+        if self.size_limit == 0 || self.time_limit_secs == 0 {
+            return Err(format!(
+                "{at} size_limit and time_limit_secs must be at least 1"
+            ));
+        }
+        if self.max_connections == 0
+            || self.max_connections_per_client == 0
+            || self.idle_timeout_secs == 0
+        {
+            return Err(format!(
+                "{at} max_connections, max_connections_per_client and idle_timeout_secs must \
+                 be at least 1"
+            ));
+        }
+        if self.max_request_bytes < 512 {
+            return Err(format!(
+                "{at} max_request_bytes = {}: at least 512 (a bind or a search is a few hundred bytes)",
+                self.max_request_bytes
+            ));
+        }
+        Ok(())
     }
 }
 

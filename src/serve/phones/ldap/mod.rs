@@ -15,6 +15,7 @@
 
 mod codec;
 mod config;
+pub mod dn;
 pub mod entry;
 mod operations;
 mod reads;

@@ -208,6 +208,15 @@ pub(super) fn bind(
         // contacts are only shown when `anonymous = true` (else searches answer 50).
         return (LdapResultCode::Success, String::new());
     }
+    if settings.require_tls && !session.tls {
+        // RFC 4513 §5.1.2 and OpenLDAP's `security simple_bind=`: no password in clear.
+        return (
+            LdapResultCode::ConfidentialityRequired,
+            "start TLS first (StartTLS, or ldaps://): this directory takes passwords over \
+             TLS only ([ldap] require_tls)"
+                .into(),
+        );
+    }
     if password.is_empty() {
         // RFC 4513 §5.1.2: an unauthenticated bind (a DN and no password) is refused.
         return (

@@ -8,7 +8,7 @@ use ldap3_proto::proto::{LdapFilter, LdapResultCode, LdapSearchScope};
 use super::config::{LdapConfig, LdapSettings};
 use super::entry::{self, ContactRow, EntryStyle};
 use super::search::{self, Cursor};
-use super::session::{Session, may_read};
+use super::session::{Session, may_read, needs_tls};
 use super::tree::{Reach, listed, reach};
 use crate::serve::state::Service;
 
@@ -73,6 +73,9 @@ pub(super) async fn compare(
     attribute: &str,
     value: String,
 ) -> Result<bool, (LdapResultCode, String)> {
+    if let Some(refusal) = needs_tls(settings, session) {
+        return Err(refusal);
+    }
     if !may_read(settings, session) {
         return Err((
             LdapResultCode::InsufficentAccessRights,

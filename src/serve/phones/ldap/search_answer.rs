@@ -10,7 +10,7 @@ use super::config::LdapSettings;
 use super::entry::{ContactRow, Wanted, escape_rdn_value};
 use super::reads::{contact_by_uid, directory_store, style_of};
 use super::search::{self, Cursor, Found};
-use super::session::{Session, code_name, entry_message, may_read, result};
+use super::session::{Session, code_name, entry_message, may_read, needs_tls, result};
 use super::tree::{
     Reach, container_attributes, fixed_matches, listed, paging, reach, root_dse, selected,
 };
@@ -44,6 +44,9 @@ pub(super) async fn search_answers(
         let mut answers = fixed_entry(msgid, String::new(), root_dse(settings), request);
         answers.push(done(LdapResultCode::Success, "", Vec::new()));
         return answers;
+    }
+    if let Some((code, message)) = needs_tls(settings, session) {
+        return vec![done(code, &message, Vec::new())];
     }
     if !may_read(settings, session) {
         return vec![done(

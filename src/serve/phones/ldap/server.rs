@@ -1,7 +1,7 @@
 //! The listeners (plain and LDAPS) and each connection: TLS, the idle timeout, the connection
 //! limit, StartTLS, and the loop that reads a message and writes its answers.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use super::config::LdapSettings;
 use super::operations::answer;
 use super::session::{Bound, Next, Session, disconnection};
 use crate::serve::state::Service;
+use crate::serve::throttle::client_key;
 
 /// Binds the listeners `[ldap]` asks for and serves them until `stop`; logs where.
 pub async fn listen(
@@ -25,7 +26,13 @@ pub async fn listen(
         return Ok(Vec::new());
     };
     let settings = Arc::new(settings);
-    let open = Arc::new(tokio::sync::Semaphore::new(settings.config.max_connections));
+    let open = Places {
+        all: Arc::new(tokio::sync::Semaphore::new(settings.config.max_connections)),
+        per_client: Arc::new(ClientPlaces {
+            held: std::sync::Mutex::default(),
+            limit: settings.config.max_connections_per_client,
+        }),
+    };
     let mut tasks = Vec::new();
     for (address, tls_now) in [
         (settings.config.listen.clone(), false),
@@ -48,7 +55,7 @@ pub async fn listen(
             Arc::clone(&settings),
             listener,
             tls_now,
-            Arc::clone(&open),
+            open.clone(),
             stop.clone(),
         )));
     }
@@ -60,7 +67,7 @@ async fn accept_loop(
     settings: Arc<LdapSettings>,
     listener: tokio::net::TcpListener,
     tls_now: bool,
-    open: Arc<tokio::sync::Semaphore>,
+    open: Places,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -82,22 +89,82 @@ async fn accept_loop(
             continue;
         }
         let _ = stream.set_nodelay(true);
-        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
+        let Some(client_place) = open.per_client.take(peer.ip()) else {
+            service.metrics.ldap("connect", "busy_client");
+            tell_busy(stream, "too many open connections from this address");
+            continue;
+        };
+        let Ok(permit) = Arc::clone(&open.all).try_acquire_owned() else {
             service.metrics.ldap("connect", "busy");
-            tokio::spawn(async move {
-                let mut connection: Connection =
-                    Framed::new(Box::new(stream), GuardedCodec::new(1024));
-                let notice = disconnection(LdapResultCode::Busy, "too many open connections");
-                let _ = tokio::time::timeout(Duration::from_secs(5), connection.send(notice)).await;
-            });
+            tell_busy(stream, "too many open connections");
             continue;
         };
         let (service, settings, stop) = (Arc::clone(&service), Arc::clone(&settings), stop.clone());
         tokio::spawn(async move {
             serve_connection(service, settings, stream, peer, tls_now, stop).await;
-            drop(permit);
+            drop((permit, client_place));
         });
     }
+}
+
+/// The places connections hold: `max_connections` in all, `max_connections_per_client` for
+/// each client address.
+#[derive(Clone)]
+struct Places {
+    all: Arc<tokio::sync::Semaphore>,
+    per_client: Arc<ClientPlaces>,
+}
+
+/// Connections held per client address (IPv6 by its /64), at most `limit` each.
+struct ClientPlaces {
+    held: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+    limit: usize,
+}
+
+impl ClientPlaces {
+    /// A place for a connection from `ip`, given back when dropped; None when it holds its
+    /// limit.
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<ClientPlace> {
+        let key = client_key(ip);
+        let mut held = self.held.lock().expect("no poisoning");
+        let count = held.entry(key).or_insert(0);
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(ClientPlace {
+            places: Arc::clone(self),
+            key,
+        })
+    }
+}
+
+/// One connection's place in its client's count.
+struct ClientPlace {
+    places: Arc<ClientPlaces>,
+    key: IpAddr,
+}
+
+impl Drop for ClientPlace {
+    fn drop(&mut self) {
+        let mut held = self.places.held.lock().expect("no poisoning");
+        if let Some(count) = held.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Tells a connection there is no place for it (a notice of disconnection, `busy`), then
+/// closes it.
+fn tell_busy(stream: tokio::net::TcpStream, message: &'static str) {
+    tokio::spawn(async move {
+        let mut connection: Connection = Framed::new(Box::new(stream), GuardedCodec::new(1024));
+        let notice = disconnection(LdapResultCode::Busy, message);
+        let _ = tokio::time::timeout(Duration::from_secs(5), connection.send(notice)).await;
+    });
 }
 
 async fn serve_connection(

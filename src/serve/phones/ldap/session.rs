@@ -101,3 +101,19 @@ pub(super) fn entry_message(
         LdapOp::SearchResultEntry(LdapSearchResultEntry { dn, attributes }),
     )
 }
+
+/// Why the session may not read contacts yet: TLS is required and not started
+/// (confidentialityRequired, 13).
+pub(super) fn needs_tls(
+    settings: &LdapSettings,
+    session: &Session,
+) -> Option<(LdapResultCode, String)> {
+    (settings.require_tls && !session.tls).then(|| {
+        (
+            LdapResultCode::ConfidentialityRequired,
+            "start TLS first (StartTLS, or ldaps://): this directory answers over TLS only \
+             ([ldap] require_tls)"
+                .to_owned(),
+        )
+    })
+}
