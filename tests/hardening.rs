@@ -7,7 +7,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::Workspace;
@@ -18,16 +18,7 @@ use common::service::{
 
 /// A connection to `base` from the loopback address `source` (e.g. "127.0.0.2").
 fn connect_from(base: &str, source: &str) -> TcpStream {
-    let target: SocketAddr = base.strip_prefix("http://").unwrap().parse().unwrap();
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    let from: SocketAddr = format!("{source}:0").parse().unwrap();
-    socket.bind(&from.into()).unwrap();
-    socket.connect(&target.into()).unwrap();
-    let stream: TcpStream = socket.into();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    stream
+    common::service::connect_from(base.strip_prefix("http://").unwrap(), source)
 }
 
 /// One request on a fresh connection from `source`: (status, head, body).

@@ -767,19 +767,8 @@ fn one_address_cannot_take_every_ldap_connection() {
         "max_connections = 8\nmax_connections_per_client = 3\n",
     ));
     let plain = ldap_url(&s, "ldap");
-    let address: std::net::SocketAddr = plain.strip_prefix("ldap://").unwrap().parse().unwrap();
-    let from = |source: &str| {
-        let socket =
-            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        let local: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
-        socket.bind(&local.into()).unwrap();
-        socket.connect(&address.into()).unwrap();
-        let stream: TcpStream = socket.into();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        stream
-    };
+    let address = plain.strip_prefix("ldap://").unwrap();
+    let from = |source: &str| common::service::connect_from(address, source);
     let held: Vec<TcpStream> = (0..3).map(|_| from("127.0.0.2")).collect();
     std::thread::sleep(Duration::from_millis(300));
     // The fourth from that address is told "busy" and closed.

@@ -385,3 +385,18 @@ pub fn exchange(base: &str, request: &[u8]) -> (u16, String, String) {
     let (status, head, body) = exchange_bytes(base, request);
     (status, head, String::from_utf8_lossy(&body).into_owned())
 }
+
+/// A TCP connection to `address` (`host:port`) from the loopback address `source` (e.g.
+/// "127.0.0.2", standing for another client), reads timing out after 30 s.
+pub fn connect_from(address: &str, source: &str) -> TcpStream {
+    let target: std::net::SocketAddr = address.parse().unwrap();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
+    socket.bind(&from.into()).unwrap();
+    socket.connect(&target.into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+}
