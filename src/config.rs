@@ -98,6 +98,28 @@ pub struct AuthConfig {
     pub token_file: Option<PathBuf>,
 }
 
+/// A password of `section`: in clear (`password`, `password_env`, `password_file`) or as a
+/// hash (`password_hash`, a PHC string of Argon2); at most one of them.
+pub fn read_password(
+    section: &str,
+    inline: &Option<String>,
+    env: &Option<String>,
+    file: &Option<PathBuf>,
+    hash: &Option<String>,
+) -> Result<Option<crate::secrets::Password>, String> {
+    let clear = read_secret(section, "password", inline, env, file)?;
+    match (clear, hash) {
+        (Some(_), Some(_)) => Err(format!(
+            "{section} sets both a password and password_hash: keep one"
+        )),
+        (Some(clear), None) => Ok(Some(crate::secrets::Password::Clear(clear))),
+        (None, Some(hash)) => crate::secrets::Password::hashed(hash)
+            .map(Some)
+            .map_err(|why| format!("{section} password_hash {why}")),
+        (None, None) => Ok(None),
+    }
+}
+
 /// A secret given inline, read from an environment variable (`WHAT_env`) or from a file
 /// (`WHAT_file`, without its final newline); at most one of the three.
 pub fn read_secret(

@@ -628,3 +628,92 @@ fn the_logged_out_overview_shows_each_pipelines_health_and_nothing_of_the_host()
     assert_eq!(status, 200, "{page}");
     assert!(page.contains(&host), "{page}");
 }
+
+/// Hardening 3: passwords in the service config only in clear (or env/file). `ucm
+/// hash-password` makes an Argon2 hash; `password_hash` takes it for [auth] and the phones'
+/// basic auth (a feed here), and the right password logs in while a wrong one does not.
+#[test]
+fn a_password_hash_from_ucm_hash_password_lets_the_right_password_in() {
+    let ws = Workspace::new("");
+    demo(&ws);
+    let mut hasher = std::process::Command::new(common::BIN)
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    hasher
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .unwrap();
+    let out = hasher.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
+    let feed = format!(
+        "[[phonebooks]]\npipeline = \"demo\"\nformat = \"csv\"\nusername = \"phone\"\n\
+         password_hash = \"{hash}\"\n"
+    );
+    let s = common::service::serve_authenticated(
+        &ws,
+        &["demo"],
+        1,
+        "127.0.0.1:0",
+        &format!("password_hash = \"{hash}\"\n"),
+        &feed,
+        None,
+    );
+    assert_eq!(login_from(&s.base, "127.0.0.1", "admin", PASSWORD).0, 200);
+    assert_eq!(login_from(&s.base, "127.0.0.1", "admin", "not it").0, 401);
+    assert_eq!(login_from(&s.base, "127.0.0.1", "admin", PASSWORD).0, 200);
+    use base64::Engine as _;
+    let basic = |password: &str| {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("phone:{password}"));
+        format!("Authorization: Basic {encoded}\r\n")
+    };
+    assert_eq!(
+        get_from(
+            &s.base,
+            "127.0.0.1",
+            "/phonebook/demo/csv",
+            &basic(PASSWORD)
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        get_from(&s.base, "127.0.0.1", "/phonebook/demo/csv", &basic("nope")).0,
+        401
+    );
+}
+
+#[test]
+fn a_password_and_a_password_hash_together_are_refused_at_start() {
+    let ws = Workspace::new("");
+    demo(&ws);
+    ws.write(
+        "service.toml",
+        "pipelines = [\"demo.toml\"]\n[auth]\nusername = \"admin\"\npassword = \"x\"\n\
+         password_hash = \"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA\"\n",
+    );
+    let out = ws.ucm(&["serve", "--service", "service.toml"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("sets both a password and password_hash"),
+        "{stderr}"
+    );
+    ws.write(
+        "service.toml",
+        "pipelines = [\"demo.toml\"]\n[auth]\nusername = \"admin\"\npassword_hash = \"secret\"\n",
+    );
+    let out = ws.ucm(&["serve", "--service", "service.toml"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("password_hash is not a PHC string"),
+        "{stderr}"
+    );
+}

@@ -756,6 +756,42 @@ fn a_password_is_never_sent_in_clear_when_the_directory_has_a_certificate() {
     );
 }
 
+/// Hardening 3: the bind password may be an Argon2 hash (`password_hash`, PHC string) instead
+/// of clear text in the config; the right password binds, a wrong one is 49.
+#[test]
+fn a_bind_password_given_as_an_argon2_hash_binds_with_the_right_password() {
+    if !clients_present() {
+        return;
+    }
+    let hash = ucm::secrets::hash_password(PASSWORD).unwrap();
+    let (_ws, s) = loaded(&format!(
+        "[ldap]\nlisten = \"127.0.0.1:0\"\nbase_dn = \"{BASE}\"\npipeline = \"demo\"\n\
+         bind_dn = \"{BIND_DN}\"\npassword_hash = \"{hash}\"\n"
+    ));
+    let plain = ldap_url(&s, "ldap");
+    let (code, entries, _) = ldapsearch(
+        &plain,
+        Some((BIND_DN, PASSWORD)),
+        BASE,
+        &[],
+        "(givenName=anna)",
+        &["cn"],
+    );
+    assert_eq!(
+        (code, names(&entries)),
+        (0, vec!["Anna Peeters".to_owned()])
+    );
+    let (code, ..) = ldapsearch(
+        &plain,
+        Some((BIND_DN, "wrong")),
+        BASE,
+        &[],
+        "(givenName=anna)",
+        &["cn"],
+    );
+    assert_eq!(code, 49);
+}
+
 /// Hardening 3: one address could take every LDAP connection (8 of 8), and another address's
 /// bind was told "busy".
 #[test]

@@ -146,6 +146,11 @@ pub enum Command {
         #[arg(long, value_name = "ZONE")]
         tz: Option<String>,
     },
+    /// Print an Argon2 hash of a password (a PHC string) for the service config's
+    /// `password_hash` ([auth], [[phonebooks]], [[lookups]], [ldap]). The password is read from
+    /// standard input: typed without echo on a terminal, or piped (`printf '%s' "$PW" | ucm
+    /// hash-password`); the hash is printed on standard output.
+    HashPassword,
     /// Write seeded synthetic test data: an external XML and optionally a directory CSV.
     Generate {
         /// Number of external contacts.

@@ -68,6 +68,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Contacts(command) => service::contacts(command).await,
         Command::Profile(command) => service::profile(command).await,
         Command::Cluster(command) => service::cluster(command).await,
+        Command::HashPassword => tools::hash_password(),
         Command::Cron {
             expression,
             count,

@@ -1,5 +1,6 @@
 //! Commands that need no pipeline: `cron` (explains a schedule and lists its next fire
-//! times) and `generate` (writes sample data).
+//! times), `hash-password` (a password hash for the service config) and `generate` (writes
+//! sample data).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -36,5 +37,31 @@ pub fn generate(
         generate::write_csv(spec, csv)
             .with_context(|| format!("cannot write {}", csv.display()))?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ucm hash-password`: reads a password from standard input (without echo on a terminal) and
+/// prints its Argon2id hash.
+pub fn hash_password() -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal as _;
+    let password = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("password: ").context("cannot read the password")?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        line.strip_suffix('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+            .unwrap_or(&line)
+            .to_owned()
+    };
+    if password.is_empty() {
+        anyhow::bail!("the password is empty: give one on standard input");
+    }
+    println!(
+        "{}",
+        crate::secrets::hash_password(&password).map_err(anyhow::Error::msg)?
+    );
     Ok(ExitCode::SUCCESS)
 }

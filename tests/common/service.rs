@@ -109,12 +109,27 @@ pub fn serve_in(
     extra: &str,
     open_files: Option<u64>,
 ) -> Serve {
+    let auth = "password_env = \"UCM_TEST_ADMIN_PASSWORD\"\n";
+    serve_authenticated(ws, pipelines, speed, listen, auth, extra, open_files)
+}
+
+/// [`serve_in`] with `password` the `[auth]` lines that give admin's password (e.g.
+/// `password_hash = "..."`); the static token is always `static-token`.
+pub fn serve_authenticated(
+    ws: &Workspace,
+    pipelines: &[&str],
+    speed: u32,
+    listen: &str,
+    password: &str,
+    extra: &str,
+    open_files: Option<u64>,
+) -> Serve {
     let list: Vec<String> = pipelines.iter().map(|p| format!("\"{p}.toml\"")).collect();
     ws.write(
         "service.toml",
         format!(
             "listen = \"{listen}\"\npipelines = [{}]\n[auth]\nusername = \"admin\"\n\
-             password_env = \"UCM_TEST_ADMIN_PASSWORD\"\ntoken = \"static-token\"\n{extra}",
+             {password}token = \"static-token\"\n{extra}",
             list.join(", ")
         ),
     );

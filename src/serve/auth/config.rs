@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::secrets::Password;
+
 /// Credentials for the write endpoints: a user name and password for `POST /api/login`,
 /// and/or a static bearer token. Each secret inline, from an environment variable (`*_env`)
 /// or from a file (`*_file`). Without any, the write endpoints refuse every request.
@@ -15,6 +17,8 @@ pub struct ServiceAuth {
     pub password: Option<String>,
     pub password_env: Option<String>,
     pub password_file: Option<PathBuf>,
+    /// The password as an Argon2 hash (PHC string, `ucm hash-password`), instead of in clear.
+    pub password_hash: Option<String>,
     pub token: Option<String>,
     pub token_env: Option<String>,
     pub token_file: Option<PathBuf>,
@@ -26,7 +30,7 @@ pub struct ServiceAuth {
 /// The secrets, read.
 #[derive(Clone, Default)]
 pub struct ResolvedAuth {
-    pub login: Option<(String, String)>,
+    pub login: Option<(String, Password)>,
     pub token: Option<String>,
     pub session_minutes: u64,
 }
@@ -48,12 +52,12 @@ fn default_session_minutes() -> u64 {
 
 impl ServiceAuth {
     pub fn resolve(&self) -> Result<ResolvedAuth, String> {
-        let password = crate::config::read_secret(
+        let password = crate::config::read_password(
             "[auth]",
-            "password",
             &self.password,
             &self.password_env,
             &self.password_file,
+            &self.password_hash,
         )?;
         let token = crate::config::read_secret(
             "[auth]",
@@ -65,7 +69,7 @@ impl ServiceAuth {
         let login = match (&self.username, password) {
             (Some(user), Some(password)) => Some((user.clone(), password)),
             (None, None) => None,
-            _ => return Err("[auth] needs both username and a password (password, password_env or password_file)".into()),
+            _ => return Err("[auth] needs both username and a password (password, password_env, password_file or password_hash)".into()),
         };
         Ok(ResolvedAuth {
             login,

@@ -14,6 +14,7 @@ pub struct AccessSettings<'c> {
     pub password: &'c Option<String>,
     pub password_env: &'c Option<String>,
     pub password_file: &'c Option<PathBuf>,
+    pub password_hash: &'c Option<String>,
     pub token: &'c Option<String>,
     pub token_env: &'c Option<String>,
     pub token_file: &'c Option<PathBuf>,
@@ -23,7 +24,7 @@ pub struct AccessSettings<'c> {
 /// Who may reach an endpoint: its secrets read and networks parsed.
 #[derive(Clone)]
 pub struct PhoneAccess {
-    login: Option<(String, String)>,
+    login: Option<(String, crate::secrets::Password)>,
     token: Option<String>,
     allow: Vec<ipnet::IpNet>,
 }
@@ -74,12 +75,12 @@ impl PhoneAccess {
         what: &str,
         settings: AccessSettings<'_>,
     ) -> Result<PhoneAccess, String> {
-        let password = crate::config::read_secret(
+        let password = crate::config::read_password(
             at,
-            "password",
             settings.password,
             settings.password_env,
             settings.password_file,
+            settings.password_hash,
         )?;
         let token = crate::config::read_secret(
             at,
@@ -139,7 +140,7 @@ impl PhoneAccess {
             (&self.login, basic(headers))
         {
             let user_ok = constant_time_eq(given_user.as_bytes(), user.as_bytes());
-            let password_ok = constant_time_eq(given_password.as_bytes(), password.as_bytes());
+            let password_ok = password.matches(&given_password);
             if user_ok & password_ok {
                 return Ok(());
             }

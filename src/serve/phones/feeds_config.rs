@@ -42,6 +42,9 @@ pub struct PhonebookConfig {
     pub password: Option<String>,
     pub password_env: Option<String>,
     pub password_file: Option<PathBuf>,
+    /// The password as an Argon2 hash (PHC string, `ucm hash-password`), instead of in clear.
+    #[serde(default)]
+    pub password_hash: Option<String>,
     /// A token phones put in the URL: `/phonebook/{pipeline}/{format}/{token}`.
     pub token: Option<String>,
     pub token_env: Option<String>,
@@ -99,6 +102,7 @@ impl PhonebookConfig {
                 password: &self.password,
                 password_env: &self.password_env,
                 password_file: &self.password_file,
+                password_hash: &self.password_hash,
                 token: &self.token,
                 token_env: &self.token_env,
                 token_file: &self.token_file,

@@ -62,6 +62,10 @@ pub struct LdapConfig {
     pub password: Option<String>,
     pub password_env: Option<String>,
     pub password_file: Option<PathBuf>,
+    /// The bind password as an Argon2 hash (PHC string, `ucm hash-password`), instead of in
+    /// clear.
+    #[serde(default)]
+    pub password_hash: Option<String>,
     /// The server certificate chain and private key (PEM): StartTLS on `listen`, LDAPS on
     /// `listen_tls`.
     #[serde(default)]
@@ -126,7 +130,7 @@ pub struct LdapSettings {
     /// `base_dn`, parsed.
     pub base: Dn,
     /// The bind DN (parsed) and its password.
-    pub bind: Option<(Dn, String)>,
+    pub bind: Option<(Dn, crate::secrets::Password)>,
     pub allow: Vec<ipnet::IpNet>,
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     /// Simple binds and contact searches only over TLS (`require_tls`, resolved).
@@ -151,15 +155,16 @@ impl LdapConfig {
                     self.base_dn
                 )
             })?;
-        let password = crate::config::read_secret(
+        let password = crate::config::read_password(
             at,
-            "password",
             &self.password,
             &self.password_env,
             &self.password_file,
+            &self.password_hash,
         )?;
         let bind = match (&self.bind_dn, password) {
-            (Some(dn), Some(password)) if !password.is_empty() => {
+            (Some(dn), Some(password)) if !matches!(&password, crate::secrets::Password::Clear(p) if p.is_empty()) =>
+            {
                 let parsed = parse_dn(dn)
                     .filter(|d| !d.is_empty())
                     .ok_or_else(|| format!("{at} bind_dn = {dn:?} is not a DN"))?;
@@ -169,7 +174,7 @@ impl LdapConfig {
             _ => {
                 return Err(format!(
                     "{at} a bind needs both bind_dn and a password that is not empty \
-                     (password, password_env or password_file)"
+                     (password, password_env, password_file or password_hash)"
                 ));
             }
         };

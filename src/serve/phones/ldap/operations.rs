@@ -188,7 +188,6 @@ pub(super) fn bind(
     dn: &str,
     cred: &LdapBindCred,
 ) -> (LdapResultCode, String) {
-    use crate::secrets::constant_time_eq;
     // RFC 4511 §4.2.1: a bind that fails leaves the connection anonymous.
     session.bound = Bound::Anonymous;
     if version != 3 {
@@ -236,7 +235,7 @@ pub(super) fn bind(
     }
     let right = settings.bind.as_ref().is_some_and(|(bind_dn, expected)| {
         let dn_ok = parse_dn(dn).is_some_and(|given| given == *bind_dn);
-        let password_ok = constant_time_eq(password.as_bytes(), expected.as_bytes());
+        let password_ok = expected.matches(password);
         dn_ok & password_ok
     });
     if right {
