@@ -88,10 +88,21 @@ pub fn empty_values() -> FieldValues {
     Default::default()
 }
 
-/// Cleans a raw value as the merge rules say: leading and trailing whitespace is trimmed and an
-/// empty value is NULL. Everything else is kept as given.
+/// XML's whitespace (space, tab, CR, LF): the only characters trimmed from a value's ends.
+/// Other spaces (no-break, ideographic, em, ...) are data and survive the import.
+pub fn is_xml_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
+}
+
+/// `value` without XML whitespace at its ends ([`is_xml_space`]).
+pub fn trim_xml_space(value: &str) -> &str {
+    value.trim_matches(is_xml_space)
+}
+
+/// Cleans a raw value as the merge rules say: leading and trailing whitespace (space, tab,
+/// CR, LF) is trimmed and an empty value is NULL. Everything else is kept as given.
 pub fn clean_value(raw: String) -> Option<String> {
-    let trimmed = raw.trim();
+    let trimmed = trim_xml_space(&raw);
     if trimmed.is_empty() {
         None
     } else if trimmed.len() == raw.len() {
@@ -152,5 +163,12 @@ mod tests {
         assert_eq!(clean_value(" \t\n ".into()), None);
         assert_eq!(clean_value(String::new()), None);
         assert_eq!(clean_value(" a  b ".into()), Some("a  b".into()));
+        // Hardening 3: no-break, ideographic and em spaces at the ends were trimmed; only XML's
+        // whitespace is, the others are data.
+        assert_eq!(
+            clean_value(" \u{a0}Anna\u{3000}\u{2003} \n".into()),
+            Some("\u{a0}Anna\u{3000}\u{2003}".into())
+        );
+        assert_eq!(clean_value("\u{a0}".into()), Some("\u{a0}".into()));
     }
 }

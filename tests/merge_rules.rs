@@ -48,6 +48,28 @@ fn values_are_trimmed_and_empty_values_are_null() {
     assert_eq!(row["office"], Value::Null);
 }
 
+/// Hardening 3: no-break, ideographic and em spaces at a value's ends were trimmed; XML's
+/// whitespace is only space, tab, CR and LF, so the others are data and survive the import
+/// (through the full reader and the fast path for plain records alike).
+#[test]
+fn spaces_other_than_xml_whitespace_survive_the_import() {
+    let ws = workspace("id,e_mail\n");
+    ws.write(
+        "x.xml",
+        contacts_xml(&[&[
+            ("e_mail", " y@example.com "),
+            ("first_name", "\u{a0}Yara\u{a0}"),
+            ("last_name", " \u{3000}Ideo\u{2003} "),
+            ("site", "\u{a0}"),
+        ]]),
+    );
+    ws.import("x.xml", &[]);
+    let row = ws.row("y@example.com");
+    assert_eq!(row["first_name"], "\u{a0}Yara\u{a0}");
+    assert_eq!(row["last_name"], "\u{3000}Ideo\u{2003}");
+    assert_eq!(row["site"], "\u{a0}");
+}
+
 #[test]
 fn e_mail_keys_match_case_insensitively() {
     let ws = workspace(DIRECTORY);

@@ -265,7 +265,7 @@ impl<'s, 'd> ContactReader<'s, 'd> {
                 {
                     // Trimmed, and empty is NULL, as `fields::clean_value` says; the value is
                     // copied into the contact's one string, and the buffer is reused.
-                    let value = self.text.trim();
+                    let value = crate::fields::trim_xml_space(&self.text);
                     if !value.is_empty() {
                         record.contact.push(field, value);
                     }

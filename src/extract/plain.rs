@@ -209,7 +209,7 @@ impl<'s> PlainRecords<'s> {
             }
             if let Some(field) = child.field {
                 // Trimmed, and empty is NULL, as the full reader does.
-                let value = text.trim();
+                let value = crate::fields::trim_xml_space(text);
                 if !value.is_empty() {
                     contact.push(field, value);
                 }

@@ -82,7 +82,7 @@ impl MergePolicy {
 /// fields (`extension`, `mobile_number`, `fax_number`, `home_number`) keep only their digits and
 /// a leading `+`; other fields are compared exactly after trimming. `None` when nothing is left.
 pub fn normalise_key(field: Field, value: &str) -> Option<String> {
-    let value = value.trim();
+    let value = crate::fields::trim_xml_space(value);
     let key = match field.name() {
         "e_mail" => value.to_lowercase(),
         "extension" | "mobile_number" | "fax_number" | "home_number" => {
