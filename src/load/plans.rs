@@ -153,9 +153,11 @@ impl ChangeList {
 }
 
 /// What a plan's computation learns last (source_sha256, inserted, updated, deleted, report,
-/// run_id, then the plan's id). Both backends.
+/// run_id, status, reason, then the plan's id): a dry run a guard would refuse learns only at
+/// the end that its plan awaits approval. Both backends.
 pub const COMPLETE_PLAN_SQL: &str = "UPDATE plans SET source_sha256 = $1, inserted = $2, \
-     updated = $3, deleted = $4, report = $5, run_id = $6 WHERE id = $7";
+     updated = $3, deleted = $4, report = $5, run_id = $6, status = $7, reason = $8 \
+     WHERE id = $9";
 
 /// The plans of `pipeline`, newest first (expired ones are pruned first).
 pub async fn list(store: &Store, pipeline: &str, now: &str) -> Result<Vec<PlanRecord>, LoadError> {

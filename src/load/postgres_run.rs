@@ -541,6 +541,8 @@ impl PgRun {
                 .bind(p.deleted)
                 .bind(&p.report)
                 .bind(p.run_id)
+                .bind(&p.status)
+                .bind(&p.reason)
                 .bind(p.id)
                 .execute(&mut *self.tx)
                 .await

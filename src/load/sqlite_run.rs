@@ -518,6 +518,8 @@ impl SqliteRun {
                 p.deleted,
                 p.report,
                 p.run_id,
+                p.status,
+                p.reason,
                 p.id
             ],
         )?;

@@ -62,9 +62,17 @@ pub async fn execute(
     {
         tracing::warn!("could not prune expired plans: {e}");
     }
+    // A dry run a guard would refuse has its plan stored already; other refused runs get
+    // theirs computed below.
+    let (result, stored_plan) = match result {
+        Ok(Landed::Refused { plan, reason }) => (Err(RunFailure::Refused(reason)), Some(plan)),
+        other => (other, None),
+    };
     match result {
         Ok(Landed::Run(run_id)) => report.run_id = Some(run_id),
-        Ok(Landed::Plan(_)) => unreachable!("only the plan of a refused run is not recorded"),
+        Ok(Landed::Plan(_) | Landed::Refused { .. }) => {
+            unreachable!("only the plan of a refused run is not recorded")
+        }
         Err(failure) => {
             report.status = match failure {
                 RunFailure::Refused(_) => RunStatus::Refused,
@@ -84,9 +92,12 @@ pub async fn execute(
             }
             report.error = Some(message.clone());
             // A refused run, dry or not, leaves its plan for review (ucm apply, the console's
-            // Approve): the same run computed with the guards aside.
+            // Approve): a dry run's own, otherwise the same run computed with the guards aside.
             if report.status == RunStatus::Refused {
-                report.plan_id = plan_for_refused(store, &contract, &request, &message).await;
+                report.plan_id = match stored_plan {
+                    Some(plan) => Some(plan),
+                    None => plan_for_refused(store, &contract, &request, &message).await,
+                };
             }
             match runs::record(store, &report).await {
                 Ok(id) => report.run_id = Some(id),
@@ -152,7 +163,8 @@ async fn plan_for_refused(
             );
             Some(id)
         }
-        Ok((Ok(Landed::Run(_)), _)) => None,
+        // Computed with the guards aside (force): neither can happen.
+        Ok((Ok(Landed::Run(_) | Landed::Refused { .. }), _)) => None,
         Ok((Err(e), _)) => {
             tracing::error!("could not compute the plan of the refused run: {e}");
             None

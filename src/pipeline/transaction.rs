@@ -26,6 +26,9 @@ pub(super) enum Landed {
     /// The plan of a refused run was computed and stored (the refused run is recorded by
     /// [`super::execute`]).
     Plan(i64),
+    /// A dry run a guard would refuse: the plan it computed is stored as the refused run's,
+    /// awaiting approval (the refused run is recorded by [`super::execute`]).
+    Refused { plan: i64, reason: String },
 }
 
 /// Where the changes go while the source streams: into a dry run's plan, or applied (the
@@ -93,12 +96,23 @@ pub(super) fn run_in_transaction(
     report.rejected = outcome.rejected;
     report.rejections = std::mem::take(&mut outcome.rejections);
     report.unchanged = outcome.unchanged;
-    if !request.force {
-        check_guards(request, &outcome)?;
-    }
-    match to.plan {
-        Some(sink) => land_plan(run, sink, &outcome, report, clock, plan),
-        None => land_run(run, to.change_log, &outcome, report, clock),
+    let refusal = if request.force {
+        Ok(())
+    } else {
+        check_guards(request, &outcome)
+    };
+    match (to.plan, refusal) {
+        // A dry run a guard would refuse has computed the refused run's plan already.
+        (Some(mut sink), Err(RunFailure::Refused(reason))) => {
+            sink.refuse(&reason);
+            match land_plan(run, sink, &outcome, report, clock)? {
+                Landed::Plan(plan) => Ok(Landed::Refused { plan, reason }),
+                landed => Ok(landed),
+            }
+        }
+        (_, Err(failure)) => Err(failure),
+        (Some(sink), Ok(())) => land_plan(run, sink, &outcome, report, clock),
+        (None, Ok(())) => land_run(run, to.change_log, &outcome, report, clock),
     }
 }
 
@@ -294,7 +308,6 @@ fn land_plan(
     outcome: &ParseOutcome,
     report: &mut RunReport,
     clock: &Instant,
-    plan: Option<&NewPlan>,
 ) -> Result<Landed, RunFailure> {
     for &id in &outcome.deletions {
         let change = run.describe(&Op::Delete { id })?;
@@ -307,8 +320,7 @@ fn land_plan(
     report.status = RunStatus::DryRun;
     report.duration_ms = clock.elapsed().as_millis() as u64;
     report.finished_at = crate::load::now();
-    let refused_run = plan.is_some_and(|p| p.refused_because.is_some());
-    let run_id = if refused_run {
+    let run_id = if sink.is_refused() {
         None
     } else {
         Some(run.record_run(report)?)

@@ -299,6 +299,17 @@ impl PlanSink {
         Ok(())
     }
 
+    /// The plan is that of a run a guard refused (`reason`): it awaits approval.
+    pub fn refuse(&mut self, reason: &str) {
+        self.record.status = "awaiting_approval".to_owned();
+        self.record.reason = Some(reason.to_owned());
+    }
+
+    /// Whether the plan is that of a refused run (its run is recorded by whoever ran it).
+    pub fn is_refused(&self) -> bool {
+        self.record.reason.is_some()
+    }
+
     /// Rows the plan inserts, updates and deletes.
     pub fn counts(&self) -> (u64, u64, u64) {
         (
