@@ -127,6 +127,9 @@ def module_files():
 def expand_use(tree):
     """`a::{b, c::{d, e as f}}` -> [("a","b"), ("a","c","d"), ("a","c","e")] (aliases dropped;
     each with the name it binds)."""
+    # `x as y` becomes `x@y` before spaces go (`@` is in no Rust path), so a name that merely
+    # contains "as" (`mask_url`, `Base`) is never read as an alias.
+    tree = re.sub(r"\s+as\s+", "@", tree)
     tree = re.sub(r"\s+", "", tree)
     results = []
 
@@ -150,10 +153,8 @@ def expand_use(tree):
                 walk(prefix + head, part[brace + 1:part.rfind("}")])
             else:
                 alias = None
-                if "as" in part and re.search(r"\bas\b", part.replace("as", " as ")):
-                    m = re.match(r"(.*?)as(\w+)$", part)
-                    if m and m.group(1).endswith(tuple("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_*")):
-                        part, alias = m.group(1), m.group(2)
+                if "@" in part:
+                    part, alias = part.split("@", 1)
                 segs = prefix + [s for s in part.split("::") if s]
                 if segs and segs[-1] == "self":
                     segs = segs[:-1]
