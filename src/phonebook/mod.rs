@@ -13,7 +13,9 @@ use std::io::{self, Write};
 
 use serde::Deserialize;
 
-pub use text::{csv_cell, fold_vcard_line, one_line, vcard_text, xml_text};
+pub use text::{
+    csv_cell, fold_vcard_line, into_one_line, is_one_line, one_line, vcard_text, xml_text,
+};
 
 /// The kinds of number a phonebook lists, in the order phones show them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -122,19 +124,13 @@ impl Entry {
             (Some(one), None, _) | (None, Some(one), _) => one.to_owned(),
             (None, None, _) => self.e_mail.clone().unwrap_or_else(|| "?".to_owned()),
         };
-        match one_line(&name) {
-            std::borrow::Cow::Borrowed(_) => name,
-            std::borrow::Cow::Owned(cleaned) => cleaned,
-        }
+        into_one_line(name)
     }
 
     /// The entry with every value one line of printable text ([`one_line`]): what every
     /// phone format writes.
     pub fn printable(&self) -> std::borrow::Cow<'_, Entry> {
-        let clean = |v: &Option<String>| {
-            v.as_deref()
-                .is_none_or(|v| matches!(one_line(v), std::borrow::Cow::Borrowed(_)))
-        };
+        let clean = |v: &Option<String>| v.as_deref().is_none_or(is_one_line);
         let all_clean = [
             &self.first_name,
             &self.last_name,
@@ -144,10 +140,7 @@ impl Entry {
         ]
         .into_iter()
         .all(clean)
-            && self
-                .numbers
-                .iter()
-                .all(|n| matches!(one_line(&n.value), std::borrow::Cow::Borrowed(_)));
+            && self.numbers.iter().all(|n| is_one_line(&n.value));
         if all_clean {
             return std::borrow::Cow::Borrowed(self);
         }
@@ -460,13 +453,8 @@ fn vcard_entry(entry: &Entry, name: &str) -> String {
 /// A CSV record in [`CSV_HEADER`]'s order, every cell one a spreadsheet opens as text
 /// ([`csv_cell`]; the four number columns keep numbers as they are).
 fn csv_record(entry: &Entry, name: String) -> [String; 10] {
-    let record = csv_values(entry, name);
-    let mut i = 0;
-    record.map(|cell| {
-        let number = (3..=6).contains(&i);
-        i += 1;
-        csv_cell(cell, number)
-    })
+    let mut values = csv_values(entry, name);
+    std::array::from_fn(|i| csv_cell(std::mem::take(&mut values[i]), (3..=6).contains(&i)))
 }
 
 /// The values of a CSV record, in [`CSV_HEADER`]'s order.

@@ -17,7 +17,7 @@ fn breaks_a_line(c: char) -> bool {
 /// line gets one), and the ends are trimmed of them. Accents, emoji and right-to-left text
 /// stay as they are.
 pub fn one_line(value: &str) -> Cow<'_, str> {
-    if !value.chars().any(breaks_a_line) {
+    if is_one_line(value) {
         return Cow::Borrowed(value);
     }
     let mut out = String::with_capacity(value.len());
@@ -34,6 +34,19 @@ pub fn one_line(value: &str) -> Cow<'_, str> {
         out.push(c);
     }
     Cow::Owned(out)
+}
+
+/// Whether `value` is one line of printable text already ([`one_line`] would keep it).
+pub fn is_one_line(value: &str) -> bool {
+    !value.chars().any(breaks_a_line)
+}
+
+/// [`one_line`] of an owned value: the value itself when it is one line already.
+pub fn into_one_line(value: String) -> String {
+    match one_line(&value) {
+        Cow::Borrowed(_) => value,
+        Cow::Owned(cleaned) => cleaned,
+    }
 }
 
 /// A CSV cell a spreadsheet opens as text: a cell starting with `=`, `+`, `-` or `@` (or a tab

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 
 use super::request::{Progress, RunFailure, Table};
-use crate::extract::{Contract, ExtractError, ReadError};
+use crate::extract::{Contract, ExtractError, ReadError, Summary};
 use crate::load::contacts::compare;
 use crate::load::{ExistingRows, Op};
 use crate::numbers::NumberPlan;
@@ -165,10 +165,7 @@ pub(super) fn parse_and_merge(
     for arriving in arrived.drain(..) {
         out.merge(&mut merger, arriving);
     }
-    let mut outcome = finish(existing, merger, &mut out)?;
-    outcome.contacts_read = summary.contacts;
-    outcome.sha256 = summary.sha256;
-    Ok(outcome)
+    finish(existing, merger, &mut out, summary)
 }
 
 /// After the last contact: the directory rows the merge left (each compared with the table),
@@ -177,6 +174,7 @@ fn finish(
     mut existing: ExistingRows,
     mut merger: Merger<'_>,
     out: &mut Batches<'_>,
+    summary: Summary,
 ) -> Result<ParseOutcome, RunFailure> {
     let (rejected, rejections) = (merger.rejected, std::mem::take(&mut merger.rejections));
     let (directory_rows, mut index) = merger.finish();
@@ -193,14 +191,14 @@ fn finish(
     let mut deletions: Vec<i64> = existing.leftovers().chain(external).collect();
     deletions.sort_unstable();
     Ok(ParseOutcome {
-        contacts_read: 0,
+        contacts_read: summary.contacts,
         rejected,
         rejections,
         unchanged: out.unchanged,
         deletions,
         external_deletions,
         external_rows_before,
-        sha256: String::new(),
+        sha256: summary.sha256,
     })
 }
 

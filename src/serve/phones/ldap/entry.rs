@@ -227,7 +227,7 @@ impl ContactRow {
                         // One line of printable text, as every phone-facing value is.
                         values
                             .into_iter()
-                            .map(|v| crate::phonebook::one_line(&v).into_owned().into_bytes())
+                            .map(|v| crate::phonebook::into_one_line(v.into_owned()).into_bytes())
                             .collect()
                     },
                 })
