@@ -9,6 +9,11 @@
 //! Prints searches, entries, errors (anything but success or sizeLimitExceeded, or no
 //! answer), p50, p99 and max latency.
 //!
+//! With UCM_BENCH_ABUSIVE=N, N more connections (from the same address) send unindexed
+//! searches (`(|(cn=*zzqx*)(telephoneNumber=*9999999*))`, each reading the whole table) back
+//! to back for the whole window: an abusive or misconfigured client; the line says how many
+//! were answered and how many told busy.
+//!
 //! Run by `benches/ldap.sh`, which builds the directory and starts the service:
 //!   cargo bench --bench ldap_load -- HOST:PORT BIND_DN PASSWORD BASE [CLIENTS] [SECONDS] [PAUSE_MS]
 
@@ -71,6 +76,103 @@ struct Window {
     pause: Duration,
 }
 
+/// A connection to `address` bound as `bind_dn`; None when it cannot connect or send.
+async fn bound(
+    address: &str,
+    bind_dn: String,
+    password: String,
+) -> Option<Framed<tokio::net::TcpStream, LdapCodec>> {
+    let stream = tokio::net::TcpStream::connect(address).await.ok()?;
+    let _ = stream.set_nodelay(true);
+    let mut connection = Framed::new(stream, LdapCodec::default());
+    let bind = LdapMsg {
+        msgid: 1,
+        op: LdapOp::BindRequest(LdapBindRequest {
+            version: 3,
+            dn: bind_dn,
+            cred: LdapBindCred::Simple(password),
+        }),
+        ctrl: Vec::new(),
+    };
+    connection.send(bind).await.ok()?;
+    match connection.next().await {
+        Some(Ok(LdapMsg {
+            op: LdapOp::BindResponse(r),
+            ..
+        })) if r.res.code == LdapResultCode::Success => Some(connection),
+        other => panic!("the bind failed: {other:?}"),
+    }
+}
+
+/// What an abusive client got: unindexed searches answered, and told busy.
+#[derive(Default)]
+struct Abuse {
+    answered: u64,
+    busy: u64,
+}
+
+/// A client sending unindexed searches (a substring in the middle of names and numbers: no
+/// index answers it, each reads the whole table) back to back until `until`.
+async fn abusive(directory: Directory, until: Instant) -> Abuse {
+    let mut abuse = Abuse::default();
+    let Some(mut connection) = bound(&directory.address, directory.bind_dn, directory.password).await
+    else {
+        return abuse;
+    };
+    let any = |attribute: &str, middle: &str| {
+        LdapFilter::Substring(
+            attribute.to_owned(),
+            LdapSubstringFilter {
+                initial: None,
+                any: vec![middle.to_owned()],
+                final_: None,
+            },
+        )
+    };
+    let mut msgid = 1;
+    while Instant::now() < until {
+        msgid += 1;
+        let request = LdapMsg {
+            msgid,
+            op: LdapOp::SearchRequest(LdapSearchRequest {
+                base: directory.base.clone(),
+                scope: LdapSearchScope::Subtree,
+                aliases: LdapDerefAliases::Never,
+                sizelimit: 50,
+                timelimit: 10,
+                typesonly: false,
+                filter: LdapFilter::Or(vec![any("cn", "zzqx"), any("telephoneNumber", "9999999")]),
+                attrs: vec!["cn".to_owned()],
+            }),
+            ctrl: Vec::new(),
+        };
+        if connection.send(request).await.is_err() {
+            return abuse;
+        }
+        loop {
+            match connection.next().await {
+                Some(Ok(LdapMsg {
+                    op: LdapOp::SearchResultDone(done),
+                    ..
+                })) => {
+                    if done.code == LdapResultCode::Busy {
+                        abuse.busy += 1;
+                        // A client told busy comes back a little later, as ldapsearch in a
+                        // shell loop would.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    } else {
+                        abuse.answered += 1;
+                    }
+                    break;
+                }
+                Some(Ok(_)) => {}
+                _ => return abuse,
+            }
+        }
+    }
+    abuse
+}
+
 async fn client(directory: Directory, start: usize, window: Window) -> Tally {
     let Directory {
         address,
@@ -88,32 +190,10 @@ async fn client(directory: Directory, start: usize, window: Window) -> Tally {
         entries: 0,
         errors: 0,
     };
-    let Ok(stream) = tokio::net::TcpStream::connect(&address).await else {
+    let Some(mut connection) = bound(&address, bind_dn, password).await else {
         tally.errors += 1;
         return tally;
     };
-    let _ = stream.set_nodelay(true);
-    let mut connection = Framed::new(stream, LdapCodec::default());
-    let bind = LdapMsg {
-        msgid: 1,
-        op: LdapOp::BindRequest(LdapBindRequest {
-            version: 3,
-            dn: bind_dn,
-            cred: LdapBindCred::Simple(password),
-        }),
-        ctrl: Vec::new(),
-    };
-    if connection.send(bind).await.is_err() {
-        tally.errors += 1;
-        return tally;
-    }
-    match connection.next().await {
-        Some(Ok(LdapMsg {
-            op: LdapOp::BindResponse(r),
-            ..
-        })) if r.res.code == LdapResultCode::Success => {}
-        other => panic!("the bind failed: {other:?}"),
-    }
     let mut msgid = 1;
     let mut word = start;
     while Instant::now() < until {
@@ -196,12 +276,14 @@ fn main() {
     let clients: usize = rest.first().map_or(50, |c| c.parse().expect("CLIENTS"));
     let seconds: u64 = rest.get(1).map_or(20, |s| s.parse().expect("SECONDS"));
     let pause = Duration::from_millis(rest.get(2).map_or(100, |p| p.parse().expect("PAUSE_MS")));
+    let abusive_clients: usize = std::env::var("UCM_BENCH_ABUSIVE")
+        .map_or(0, |n| n.parse().expect("UCM_BENCH_ABUSIVE: a number of connections"));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    let tallies = runtime.block_on(async {
+    let (tallies, abuse) = runtime.block_on(async {
         let count_from = Instant::now() + Duration::from_secs(2);
         let until = count_from + Duration::from_secs(seconds);
         let directory = Directory {
@@ -215,6 +297,9 @@ fn main() {
             until,
             pause,
         };
+        let abusers: Vec<_> = (0..abusive_clients)
+            .map(|_| tokio::spawn(abusive(directory.clone(), until)))
+            .collect();
         let tasks: Vec<_> = (0..clients)
             .map(|i| tokio::spawn(client(directory.clone(), i, window)))
             .collect();
@@ -222,7 +307,13 @@ fn main() {
         for task in tasks {
             tallies.push(task.await.unwrap());
         }
-        tallies
+        let mut abuse = Abuse::default();
+        for task in abusers {
+            let one = task.await.unwrap();
+            abuse.answered += one.answered;
+            abuse.busy += one.busy;
+        }
+        (tallies, abuse)
     });
     let mut micros: Vec<u64> = tallies
         .iter()
@@ -237,8 +328,17 @@ fn main() {
             .map_or(0.0, |&m| m as f64 / 1000.0)
     };
     println!(
-        "== {clients} clients typing for {seconds} s, {} ms between keystrokes",
-        pause.as_millis()
+        "== {clients} clients typing for {seconds} s, {} ms between keystrokes{}",
+        pause.as_millis(),
+        if abusive_clients > 0 {
+            format!(
+                "; one address sending unindexed searches on {abusive_clients} connections \
+                 ({} answered, {} told busy)",
+                abuse.answered, abuse.busy
+            )
+        } else {
+            String::new()
+        }
     );
     println!(
         "  searches {} ({:.0}/s)  entries {} ({:.1} a search)  errors {errors}  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",

@@ -22,20 +22,8 @@ db=${UCM_BENCH_POSTGRES_URL:-sqlite://$WORK/ucm.db}
 bench_load "$contacts" 11 "$db" '[lookup]
 default_region = "BE"'
 
-query() {
-  case "$db" in
-    sqlite://*) sqlite3 "${db#sqlite://}" "$1" ;;
-    *) psql "$db" -X -q -A -t -c "$1" ;;
-  esac
-}
-echo "number index: $(query "SELECT count(*) FROM contact_numbers") keys"
-# 2,000 known numbers in four spellings, 500 unknown ones (no generated number starts 046).
-query "SELECT mobile_number FROM contacts WHERE mobile_number LIKE '+32 47%' ORDER BY random() LIMIT 2000" |
-  awk '{ n = $2 $3; s = NR % 4;
-         if (s == 0) print $0; else if (s == 1) print "0" substr(n, 1, 3) " " substr(n, 4, 2) " " substr(n, 6, 2) " " substr(n, 8);
-         else if (s == 2) print "0032" n; else print n }' > "$WORK/numbers.txt"
-for i in $(seq 500); do printf '046%07d\n' "$i"; done >> "$WORK/numbers.txt"
-shuf --random-source=<(yes) "$WORK/numbers.txt" -o "$WORK/numbers.txt"
+echo "number index: $(bench_query "SELECT count(*) FROM contact_numbers") keys"
+bench_numbers "$WORK/numbers.txt"
 
 cat > "$WORK/service.toml" <<TOML
 listen = "127.0.0.1:0"

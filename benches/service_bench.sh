@@ -57,3 +57,24 @@ bench_serve() {
 
 # The service's peak resident memory so far, in MiB.
 bench_peak() { awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$server/status"; }
+
+# bench_query SQL: runs SQL on $db (SQLite or PostgreSQL), one row a line.
+bench_query() {
+  case "$db" in
+    sqlite://*) sqlite3 "${db#sqlite://}" "$1" ;;
+    *) psql "$db" -X -q -A -t -c "$1" ;;
+  esac
+}
+
+# bench_numbers FILE: the numbers a PBX asks the lookup (benches/lookup_load.rs), shuffled:
+# 2,000 of the table's mobile numbers, each in one of four spellings (+32 47x xxxxxx as
+# stored, 047x xx xx xx, 0032..., the national number alone), and 500 numbers no contact has
+# (no generated number starts 046).
+bench_numbers() {
+  bench_query "SELECT mobile_number FROM contacts WHERE mobile_number LIKE '+32 47%' ORDER BY random() LIMIT 2000" |
+    awk '{ n = $2 $3; s = NR % 4;
+           if (s == 0) print $0; else if (s == 1) print "0" substr(n, 1, 3) " " substr(n, 4, 2) " " substr(n, 6, 2) " " substr(n, 8);
+           else if (s == 2) print "0032" n; else print n }' > "$1"
+  for i in $(seq 500); do printf '046%07d\n' "$i"; done >> "$1"
+  shuf --random-source=<(yes) "$1" -o "$1"
+}

@@ -372,3 +372,81 @@ fn a_phone_that_stops_reading_holds_its_place_only_until_the_idle_timeout() {
     let metrics = http("GET", &format!("{}/metrics", s.base), &[], "").1;
     assert!(metrics.contains("reason=\"phonebook_busy\""), "{metrics}");
 }
+
+/// Hardening 3: a phone reading a large feed at 150 kB/s for 12 s was cut with "read nothing
+/// for 3 s": the service pulls the next chunk only when the socket takes more, which the
+/// kernel allows in bursts seconds apart. Idle means no progress: a client that took bytes
+/// within the window (as the socket's send queue shows) is not idle, however slow.
+#[test]
+fn a_phone_reading_a_large_feed_slowly_but_steadily_is_not_cut() {
+    let ws = Workspace::new("");
+    let source = common::service::generated(&ws, 60_000);
+    pipeline(&ws, "demo", &source, "0 0 1 1 ?", "0 0 1 1 ?");
+    let feeds = "[limits]\nbody_idle_timeout_secs = 3\n\
+                 [[phonebooks]]\npipeline = \"demo\"\nformat = \"yealink\"\nallow = [\"127.0.0.0/8\"]\n";
+    let s = serve_with(&ws, &["demo"], 1, "127.0.0.1:0", feeds);
+    run_demo(&s.base);
+    use std::io::{Read as _, Write as _};
+    let mut phone = std::net::TcpStream::connect(s.base.trim_start_matches("http://")).unwrap();
+    phone
+        .write_all(b"GET /phonebook/demo/yealink HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    // 15 kB every 100 ms for 12 s, then the rest as fast as it comes.
+    let mut answer = Vec::new();
+    let mut buffer = vec![0u8; 15_000];
+    let slow_until = std::time::Instant::now() + std::time::Duration::from_secs(12);
+    while std::time::Instant::now() < slow_until {
+        let n = phone.read(&mut buffer).unwrap();
+        assert!(n > 0, "the feed ended after {} bytes", answer.len());
+        answer.extend_from_slice(&buffer[..n]);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(answer.len() > 1_000_000, "{} bytes in 12 s", answer.len());
+    phone.read_to_end(&mut answer).unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.trim_end().ends_with("0") && text.contains("</YealinkIPPhoneDirectory>"),
+        "the feed was cut after {} bytes",
+        answer.len()
+    );
+    let log = s.log.lock().unwrap().clone();
+    assert!(!log.contains("a phonebook feed ended early"), "{log}");
+}
+
+/// Hardening 3: two phones searching the Cisco feed kept every other phone out (20 of 20 got
+/// 503): each search read the whole table while holding one of the feed places. A search now
+/// reads the name and number indexes in the contact search's lane and holds no feed place;
+/// a page of the whole feed still reads the table, in a feed place.
+#[test]
+fn a_cisco_search_is_answered_from_the_indexes_without_a_feed_place() {
+    let ws = Workspace::new("");
+    let source = common::service::generated(&ws, 60_000);
+    pipeline(&ws, "demo", &source, "0 0 1 1 ?", "0 0 1 1 ?");
+    let feeds = "[limits]\nmax_phonebook_streams = 1\n\
+                 [[phonebooks]]\npipeline = \"demo\"\nformat = \"yealink\"\nallow = [\"127.0.0.0/8\"]\n\
+                 [[phonebooks]]\npipeline = \"demo\"\nformat = \"cisco\"\nallow = [\"127.0.0.0/8\"]\n";
+    let s = serve_with(&ws, &["demo"], 1, "127.0.0.1:0", feeds);
+    run_demo(&s.base);
+    // A phone holds the only feed place (it asks for the feed and does not read it).
+    use std::io::Write as _;
+    let mut holding = std::net::TcpStream::connect(s.base.trim_start_matches("http://")).unwrap();
+    holding
+        .write_all(b"GET /phonebook/demo/yealink HTTP/1.1\r\nHost: ucm\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let (status, _, _) = get(&s.base, "/phonebook/demo/cisco", "");
+    assert_eq!(status, 503, "a page of the whole feed needs a feed place");
+    // Searches are answered meanwhile: names (any case) and numbers, paged.
+    for q in ["PEETERS", "jan", "%2B32%20475"] {
+        let (status, _, body) = get(&s.base, &format!("/phonebook/demo/cisco?q={q}"), "");
+        assert_eq!(status, 200, "{q}");
+        let page = String::from_utf8(body).unwrap();
+        assert_eq!(page.matches("<DirectoryEntry>").count(), 32, "{q}: {page}");
+        assert!(page.contains("<Name>Next</Name>"), "{q}: {page}");
+    }
+    let (_, _, body) = get(&s.base, "/phonebook/demo/cisco?q=peeters&page=2", "");
+    let page = String::from_utf8(body).unwrap();
+    assert!(page.contains("<Prompt>Page 2 of "), "{page}");
+    assert!(page.to_lowercase().matches("peeters").count() >= 32, "{page}");
+    drop(holding);
+}

@@ -268,7 +268,7 @@ impl<W: Write> FeedWriter<W> {
             Format::Vcard => self.put(&vcard_entry(entry, &name))?,
             Format::Csv => {
                 if let Sink::Csv(csv) = &mut self.sink {
-                    csv.write_record(&csv_record(entry, name))
+                    csv.write_record(csv_record(entry, name))
                         .map_err(io::Error::other)?;
                 }
             }

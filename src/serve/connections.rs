@@ -28,6 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tower::ServiceExt as _;
 use tower_http::timeout::TimeoutBody;
 
+use super::delivery::MeteredStream;
 use super::limits::Limits;
 
 /// Descriptors kept for databases, sources and logs when the connection limit is derived
@@ -206,6 +207,7 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
+        let (stream, delivery) = MeteredStream::new(stream);
         let body_idle = limits.body_idle_timeout();
         let service =
             app.clone()
@@ -214,6 +216,7 @@ pub async fn serve(
                     let mut request = request
                         .map(|body| axum::body::Body::new(TimeoutBody::new(body_idle, body)));
                     request.extensions_mut().insert(ConnectInfo(peer));
+                    request.extensions_mut().insert(Arc::clone(&delivery));
                     request
                 });
         let connection =

@@ -24,6 +24,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod connections;
+pub mod delivery;
 pub mod console;
 pub mod limits;
 pub mod metrics;

@@ -112,6 +112,9 @@ pub struct Service {
     pub search_lane: tokio::sync::Semaphore,
     /// Phonebook feeds being streamed (`[limits] max_phonebook_streams`).
     pub phonebook_lane: Arc<tokio::sync::Semaphore>,
+    /// Cisco pages of the whole feed (they read the table) being written: one fewer than
+    /// the phonebook places (at least one), so they never take the last one from feeds.
+    pub cisco_page_lane: Arc<tokio::sync::Semaphore>,
     /// The LDAP directory's settings, when it is on.
     pub ldap: Option<LdapSettings>,
 }
@@ -172,6 +175,9 @@ impl Service {
             search_lane: tokio::sync::Semaphore::new(crate::load::POOL_CONNECTIONS as usize - 1),
             phonebook_lane: Arc::new(tokio::sync::Semaphore::new(
                 config.limits.max_phonebook_streams,
+            )),
+            cisco_page_lane: Arc::new(tokio::sync::Semaphore::new(
+                config.limits.max_phonebook_streams.saturating_sub(1).max(1),
             )),
             ldap,
         })

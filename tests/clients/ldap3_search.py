@@ -3,11 +3,12 @@
 BER code), as softphones and integration scripts use it.
 
     ldap3_search.py URL BASE FILTER [--bind DN] [--password-env NAME | --password TEXT] [--attrs a,b]
-                    [--size N] [--page N] [--start-tls CA_FILE]
+                    [--size N] [--page N] [--start-tls CA_FILE] [--source ADDRESS]
 
 Binds (simple, or anonymous without --bind), searches the subtree, and prints one JSON
 object: {"bind": code, "result": code, "entries": [{"dn": ..., "attributes": {...}}]}.
-With --page, the search is paged (RFC 2696) until the server returns an empty cookie.
+With --page, the search is paged (RFC 2696) until the server returns an empty cookie; with
+--source, the connection is made from that local address (e.g. 127.0.0.2: another client).
 """
 
 import argparse
@@ -30,6 +31,7 @@ def main():
     parser.add_argument("--size", type=int, default=0)
     parser.add_argument("--page", type=int, default=0)
     parser.add_argument("--start-tls")
+    parser.add_argument("--source")
     args = parser.parse_args()
 
     tls = None
@@ -43,6 +45,7 @@ def main():
         password=password,
         raise_exceptions=False,
         receive_timeout=20,
+        source_address=args.source,
     )
     connection.open()
     if args.start_tls:
@@ -64,6 +67,7 @@ def main():
             controls=controls,
         )
         out["result"] = connection.result["result"]
+        out["message"] = connection.result.get("message", "")
         for item in connection.response or []:
             if item.get("type") != "searchResEntry":
                 continue

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod ldap;
 pub mod service;
 
 use std::path::{Path, PathBuf};

@@ -15,15 +15,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use sqlx::Row;
 
 use super::admission::admit;
-use super::feeds_config::{FeedSort, PhonebookConfig};
+use super::cisco::cisco;
+use super::feed_rows::{entry_of, sort_sql};
+use super::feeds_config::PhonebookConfig;
 use crate::load::{LoadError, Store, on_pool};
-use crate::phonebook::{
-    CISCO_PAGE_ENTRIES, CiscoPage, Entry, FeedWriter, Format, Number, NumberKind, cisco_lines,
-    write_cisco_page, write_cisco_search,
-};
+use crate::phonebook::{FeedWriter, Format, write_cisco_search};
+use crate::serve::delivery::Delivery;
 use crate::serve::state::Service;
 
 #[derive(Deserialize, Default)]
@@ -172,28 +171,22 @@ async fn answer(
     {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
     }
-    // Each feed being written holds a database connection: a bounded number at once.
-    let Ok(permit) = Arc::clone(&service.phonebook_lane).try_acquire_owned() else {
-        service.metrics.refused("phonebook_busy");
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "5")],
-        )
-            .into_response();
-    };
     let body = if feed.config.format == Format::Cisco {
-        let page = cisco(&store, &feed.config, &query, &base).await;
-        drop(permit);
-        match page {
+        match cisco_page(service, &store, &feed.config, &query, &base).await {
             Ok(out) => Body::from(out),
-            Err(_) => return bare(StatusCode::SERVICE_UNAVAILABLE),
+            Err(refused) => return refused,
         }
     } else {
+        // Each feed being written holds a database connection: a bounded number at once.
+        let Ok(permit) = Arc::clone(&service.phonebook_lane).try_acquire_owned() else {
+            return busy(service);
+        };
         stream(
             store,
             feed.config.clone(),
             permit,
             service.limits.body_idle_timeout(),
+            extensions.get::<Arc<Delivery>>().cloned(),
         )
     };
     (
@@ -209,6 +202,46 @@ async fn answer(
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
         body,
+    )
+        .into_response()
+}
+
+/// A Cisco page, or the answer refusing it. A search reads index ranges, in the lane the
+/// contact search uses; a page of the whole feed reads the table, in a phonebook place, and
+/// never the last one: feeds keep a place whatever Cisco phones do.
+async fn cisco_page(
+    service: &Service,
+    store: &Store,
+    config: &PhonebookConfig,
+    query: &FeedQuery,
+    base: &str,
+) -> Result<Vec<u8>, Response> {
+    let searching = query.q.as_deref().is_some_and(|q| !q.trim().is_empty());
+    let _places = if searching {
+        let Ok(lane) = service.search_lane.acquire().await else {
+            return Err(bare(StatusCode::SERVICE_UNAVAILABLE));
+        };
+        (Some(lane), None)
+    } else {
+        let Ok(browse) = Arc::clone(&service.cisco_page_lane).try_acquire_owned() else {
+            return Err(busy(service));
+        };
+        let Ok(place) = Arc::clone(&service.phonebook_lane).try_acquire_owned() else {
+            return Err(busy(service));
+        };
+        (None, Some((browse, place)))
+    };
+    cisco(store, config, query.page, query.q.as_deref(), base)
+        .await
+        .map_err(|_| bare(StatusCode::SERVICE_UNAVAILABLE))
+}
+
+/// Every phonebook place is taken: 503, try again in a few seconds.
+fn busy(service: &Service) -> Response {
+    service.metrics.refused("phonebook_busy");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "5")],
     )
         .into_response()
 }
@@ -241,7 +274,6 @@ fn feed_url(headers: &HeaderMap, pipeline: &str, format: &str, token: Option<&st
     url
 }
 
-/// The last run that changed the merged table (0 before any): the ETag's content part.
 /// The last run that changed the merged table: its id and when it started (0 and "" before
 /// any). With the database it is in, it names one state of one table: two databases (or
 /// pipelines) whose last changing runs have the same number started at other times.
@@ -295,69 +327,6 @@ fn etag(
     format!("\"r{}-{hash:016x}\"", landed.run)
 }
 
-/// The feed's query in each order.
-fn sort_sql(sort: FeedSort) -> &'static str {
-    match sort {
-        FeedSort::LastName => FEED_BY_LAST_NAME_SQL,
-        FeedSort::FirstName => FEED_BY_FIRST_NAME_SQL,
-    }
-}
-
-/// The columns a feed reads, in [`entry_of`]'s order, by last name then first name.
-const FEED_BY_LAST_NAME_SQL: &str = "SELECT first_name, last_name, e_mail, department, site, \
-     extension, mobile_number, home_number, fax_number, origin FROM contacts \
-     ORDER BY lower(coalesce(last_name, first_name, '')), lower(coalesce(first_name, '')), id";
-/// The same by first name then last name.
-const FEED_BY_FIRST_NAME_SQL: &str = "SELECT first_name, last_name, e_mail, department, site, \
-     extension, mobile_number, home_number, fax_number, origin FROM contacts \
-     ORDER BY lower(coalesce(first_name, last_name, '')), lower(coalesce(last_name, '')), id";
-
-/// A row as the feed lists it, or None when the feed leaves it out.
-fn entry_of<R: Row>(row: &R, config: &PhonebookConfig) -> Result<Option<Entry>, sqlx::Error>
-where
-    usize: sqlx::ColumnIndex<R>,
-    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
-    let text = |i: usize| -> Result<Option<String>, sqlx::Error> {
-        Ok(row
-            .try_get::<Option<String>, _>(i)?
-            .filter(|v| !v.trim().is_empty()))
-    };
-    let origin: String = row.try_get(9)?;
-    let site = text(4)?;
-    let department = text(3)?;
-    let wanted = |list: &[String], value: &Option<String>| {
-        list.is_empty() || value.as_ref().is_some_and(|v| list.contains(v))
-    };
-    if !(config.origins.is_empty() || config.origins.contains(&origin))
-        || !wanted(&config.sites, &site)
-        || !wanted(&config.departments, &department)
-    {
-        return Ok(None);
-    }
-    let mut numbers = Vec::new();
-    for kind in &config.numbers {
-        let column = match kind {
-            NumberKind::Work => 5,
-            NumberKind::Mobile => 6,
-            NumberKind::Home => 7,
-            NumberKind::Fax => 8,
-        };
-        if let Some(value) = text(column)? {
-            numbers.push(Number { kind: *kind, value });
-        }
-    }
-    Ok(Some(Entry {
-        first_name: text(0)?,
-        last_name: text(1)?,
-        e_mail: text(2)?,
-        department,
-        site,
-        numbers,
-    }))
-}
-
 /// Bytes written before a chunk is sent to the client.
 const CHUNK_BYTES: usize = 64 * 1024;
 
@@ -384,13 +353,15 @@ impl Chunks {
 /// The feed as a body: a task reads the table row by row and sends 64 KiB chunks through a
 /// channel of four, so memory holds a few chunks whatever the size of the directory. A
 /// database error ends the body early (the client sees a truncated answer, never a wrong one);
-/// so does a client that takes no chunk for `idle` (its place in the lane, `permit`, and its
-/// database connection are freed).
+/// so does a client that is idle for `idle` (its place in the lane, `permit`, and its
+/// database connection are freed): idle is taking nothing, neither a chunk nor, as its
+/// connection's `delivery` shows, a byte of what was written to it.
 fn stream(
     store: Store,
     config: PhonebookConfig,
     permit: tokio::sync::OwnedSemaphorePermit,
     idle: std::time::Duration,
+    delivery: Option<Arc<Delivery>>,
 ) -> Body {
     let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
     let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -411,16 +382,7 @@ fn stream(
                     }
                     if chunks.0.lock().expect("no poisoning").len() >= CHUNK_BYTES {
                         let chunk = Ok(Bytes::from(chunks.take()));
-                        match tokio::time::timeout(idle, sender.send(chunk)).await {
-                            Ok(Ok(())) => {}
-                            Ok(Err(_)) => return Err("the client went away".to_owned()),
-                            Err(_) => {
-                                return Err(format!(
-                                    "the client read nothing for {} s (body_idle_timeout_secs)",
-                                    idle.as_secs()
-                                ));
-                            }
-                        }
+                        send_while_taken(&sender, chunk, idle, delivery.as_deref()).await?;
                     }
                 }
                 Ok::<(), String>(())
@@ -432,10 +394,7 @@ fn stream(
         let result = match result {
             Ok(()) => {
                 let last = Ok(Bytes::from(chunks.take()));
-                match tokio::time::timeout(idle, sender.send(last)).await {
-                    Ok(_) => Ok(()),
-                    Err(_) => Err("the client stopped reading at the end".to_owned()),
-                }
+                send_while_taken(&sender, last, idle, delivery.as_deref()).await
             }
             Err(why) => Err(why),
         };
@@ -464,72 +423,34 @@ fn stream(
     )
 }
 
-/// A Cisco page: the lines of the feed (matching `q`), page `page` of 32, with Prev/Next
-/// soft keys to the neighbouring pages. Reads the rows in order and keeps only the page.
-async fn cisco(
-    store: &Store,
-    config: &PhonebookConfig,
-    query: &FeedQuery,
-    base: &str,
-) -> Result<Vec<u8>, String> {
-    let page = query.page.unwrap_or(1).max(1);
-    let needle = query
-        .q
-        .as_deref()
-        .map(crate::directory::fold_case)
-        .filter(|q| !q.is_empty());
-    let first = (page - 1) * CISCO_PAGE_ENTRIES;
-    let mut lines = Vec::new();
-    let mut total = 0usize;
-    on_pool!(store, |pool| {
-        use futures_util::TryStreamExt as _;
-        let mut rows = sqlx::query(sort_sql(config.sort)).fetch(pool);
-        while let Some(row) = rows.try_next().await.map_err(|e| e.to_string())? {
-            let Some(entry) = entry_of(&row, config).map_err(|e| e.to_string())? else {
-                continue;
-            };
-            for line in cisco_lines(&entry, config.name_style) {
-                if needle
-                    .as_ref()
-                    .is_some_and(|n| !crate::directory::fold_case(&line.name).contains(n))
-                {
-                    continue;
+/// Sends `chunk` into the feed's channel, waiting as long as the client makes progress: Err
+/// when it went away, or took nothing (no chunk, no byte of its connection's `delivery`)
+/// for `idle`.
+async fn send_while_taken(
+    sender: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    chunk: std::io::Result<Bytes>,
+    idle: std::time::Duration,
+    delivery: Option<&Delivery>,
+) -> Result<(), String> {
+    let mut taken = delivery.and_then(Delivery::taken);
+    let send = sender.send(chunk);
+    tokio::pin!(send);
+    loop {
+        match tokio::time::timeout(idle, &mut send).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(_)) => return Err("the client went away".to_owned()),
+            Err(_) => {
+                let now = delivery.and_then(Delivery::taken);
+                if now.is_none() || now <= taken {
+                    return Err(format!(
+                        "the client read nothing for {} s (body_idle_timeout_secs)",
+                        idle.as_secs()
+                    ));
                 }
-                if total >= first && lines.len() < CISCO_PAGE_ENTRIES {
-                    lines.push(line);
-                }
-                total += 1;
+                taken = now;
             }
         }
-        Ok::<(), String>(())
-    })?;
-    let pages = total.div_ceil(CISCO_PAGE_ENTRIES).max(1);
-    let link = |p: usize| {
-        let mut url = format!("{base}?page={p}");
-        if let Some(q) = &query.q {
-            url.push_str("&q=");
-            url.push_str(&crate::serve::urls::encoded(q));
-        }
-        url
-    };
-    let previous = (page > 1).then(|| link(page - 1));
-    let next = (page < pages).then(|| link(page + 1));
-    let search = format!("{base}/search");
-    let prompt = format!("Page {page} of {pages}");
-    let mut out = Vec::new();
-    write_cisco_page(
-        &mut out,
-        &CiscoPage {
-            title: &config.title,
-            prompt: &prompt,
-            lines: &lines,
-            previous_url: previous.as_deref(),
-            next_url: next.as_deref(),
-            search_url: Some(&search),
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(out)
+    }
 }
 
 #[cfg(test)]

@@ -88,6 +88,17 @@ pub struct LdapConfig {
     /// NAT share an address: raise it for large sites behind one.
     #[serde(default = "default_max_connections_per_client")]
     pub max_connections_per_client: usize,
+    /// Unindexed searches running at once: a filter no index answers (`(cn=*ann*)`,
+    /// `(!(ou=sales))`, a number's middle digits) that has not found its entries in the
+    /// table's first 1,024 rows reads on in one of these places; one more waits for a place
+    /// until its time limit, then is answered busy (51). Typed-ahead searches, lookups and
+    /// the API's search never wait for them.
+    #[serde(default = "default_max_unindexed_searches")]
+    pub max_unindexed_searches: usize,
+    /// Unindexed searches one client address may run at once (IPv6 by its /64); one more
+    /// is answered busy (51) at once.
+    #[serde(default = "default_max_unindexed_searches_per_client")]
+    pub max_unindexed_searches_per_client: usize,
     /// With a certificate: refuse simple binds (confidentialityRequired, 13) and searches of
     /// contacts on a connection that has not started TLS (StartTLS, or the LDAPS listener),
     /// so passwords and the directory never cross the network in clear. Default: true when
@@ -116,6 +127,12 @@ fn default_max_connections() -> usize {
 fn default_max_connections_per_client() -> usize {
     64
 }
+fn default_max_unindexed_searches() -> usize {
+    1
+}
+fn default_max_unindexed_searches_per_client() -> usize {
+    1
+}
 fn default_idle_timeout_secs() -> u64 {
     120
 }
@@ -135,6 +152,8 @@ pub struct LdapSettings {
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     /// Simple binds and contact searches only over TLS (`require_tls`, resolved).
     pub require_tls: bool,
+    /// The places of unindexed searches (`max_unindexed_searches`, `..._per_client`).
+    pub scans: super::places::ScanBudget,
 }
 
 impl std::fmt::Debug for LdapSettings {
@@ -228,6 +247,10 @@ impl LdapConfig {
             allow,
             tls,
             require_tls,
+            scans: super::places::ScanBudget::new(
+                self.max_unindexed_searches,
+                self.max_unindexed_searches_per_client,
+            ),
         })
     }
 
@@ -240,11 +263,13 @@ impl LdapConfig {
         }
         if self.max_connections == 0
             || self.max_connections_per_client == 0
+            || self.max_unindexed_searches == 0
+            || self.max_unindexed_searches_per_client == 0
             || self.idle_timeout_secs == 0
         {
             return Err(format!(
-                "{at} max_connections, max_connections_per_client and idle_timeout_secs must \
-                 be at least 1"
+                "{at} max_connections, max_connections_per_client, max_unindexed_searches, \
+                 max_unindexed_searches_per_client and idle_timeout_secs must be at least 1"
             ));
         }
         if self.max_request_bytes < 512 {

@@ -18,6 +18,7 @@ mod config;
 pub mod dn;
 pub mod entry;
 mod operations;
+mod places;
 mod reads;
 pub mod search;
 mod search_answer;

@@ -50,16 +50,12 @@ pub(super) async fn contact_by_uid(
 ) -> Result<Option<ContactRow>, crate::load::LoadError> {
     let plan = search::plan(&LdapFilter::Equality("uid".into(), uid.to_owned()), style);
     let keep = |row: &ContactRow| listed(&settings.config, row) && row.uid() == uid;
-    let found = search::find(
-        store,
-        &plan,
-        Cursor::start(&plan, 0),
-        1,
+    let bounds = search::Bounds {
+        want: 1,
         deadline,
-        style,
-        keep,
-    )
-    .await?;
+        scan_rows: None,
+    };
+    let found = search::find(store, &plan, Cursor::start(&plan, 0), bounds, style, keep).await?;
     Ok(found.rows.into_iter().next())
 }
 

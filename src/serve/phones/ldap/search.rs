@@ -274,25 +274,55 @@ pub struct Found {
     pub more: Option<Cursor>,
     /// The deadline came before the search was done.
     pub timed_out: bool,
+    /// The scan read its rows in the lane without finding its entries: `more` is where it
+    /// goes on, as unindexed work ([`Bounds::scan_rows`]).
+    pub unindexed: bool,
+}
+
+impl Found {
+    /// These rows, then what a search going on from where these stopped found.
+    pub fn followed_by(mut self, more: Found) -> Found {
+        self.rows.extend(more.rows);
+        Found {
+            rows: self.rows,
+            more: more.more,
+            timed_out: more.timed_out,
+            unindexed: more.unindexed,
+        }
+    }
+}
+
+/// How far [`find`] goes: `want` rows, until `deadline`; a scan of the table reads at most
+/// `scan_rows` rows (when given) before it stops as [`Found::unindexed`].
+#[derive(Clone, Copy, Debug)]
+pub struct Bounds {
+    pub want: usize,
+    pub deadline: Instant,
+    pub scan_rows: Option<usize>,
 }
 
 /// Rows read at once from an arm.
 const BATCH: usize = 256;
 
-/// The first `want` rows after `from` that `keep` keeps, read along `plan`.
+/// The first `bounds.want` rows after `from` that `keep` keeps, read along `plan`.
 pub async fn find(
     store: &Store,
     plan: &Plan,
     from: Cursor,
-    want: usize,
-    deadline: Instant,
+    bounds: Bounds,
     style: &EntryStyle<'_>,
     keep: impl Fn(&ContactRow) -> bool,
 ) -> Result<Found, LoadError> {
+    let Bounds {
+        want,
+        deadline,
+        scan_rows,
+    } = bounds;
     let Some(arms) = plan.arms() else {
         return Ok(Found::default());
     };
     let mut found = Found::default();
+    let mut scanned = 0;
     let mut cursor = from;
     while cursor.arm < arms.len() {
         if Instant::now() >= deadline {
@@ -308,7 +338,15 @@ pub async fn find(
         };
         let batch = read_batch(store, arm, &cursor, size).await?;
         let exhausted = batch.len() < size;
-        for (row, key, rank) in batch {
+        let kept = if arm.is_none() {
+            // A scan checks every row of the table against the filter (number keys parsed,
+            // substrings searched): on a blocking thread, not the runtime's workers that
+            // answer everyone else.
+            on_blocking(|| batch.iter().map(|(row, ..)| keep(row)).collect())
+        } else {
+            batch.iter().map(|(row, ..)| keep(row)).collect::<Vec<bool>>()
+        };
+        for ((row, key, rank), kept) in batch.into_iter().zip(kept) {
             let here = Cursor {
                 arm: cursor.arm,
                 key,
@@ -324,7 +362,7 @@ pub async fn find(
                         && arm.key_of(&row, style).as_deref() == Some(here.key.as_str())
                 }
             };
-            if first_sight && keep(&row) {
+            if first_sight && kept {
                 if found.rows.len() == want {
                     // One more matches: the next page starts after the row before it.
                     found.more = Some(cursor);
@@ -336,9 +374,25 @@ pub async fn find(
         }
         if exhausted {
             cursor = Cursor::start(plan, cursor.arm + 1);
+        } else if arm.is_none() {
+            scanned += size;
+            if scan_rows.is_some_and(|most| scanned >= most) {
+                found.more = Some(cursor);
+                found.unindexed = true;
+                return Ok(found);
+            }
         }
     }
     Ok(found)
+}
+
+/// Runs CPU-bound `work` off the runtime's worker threads (`block_in_place`: the worker's
+/// other tasks move to another) on a multi-threaded runtime, as `ucm serve`'s is.
+fn on_blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
 }
 
 /// The statement reading `size` rows of `arm` (the table, when None) after `cursor`: each
@@ -595,12 +649,16 @@ mod tests {
         let store = Store::open(&url).await.unwrap();
         let plan = NumberPlan::new(None).unwrap();
         let style = style(&plan);
+        let bounds = Bounds {
+            want: 10,
+            deadline: Instant::now(),
+            scan_rows: None,
+        };
         let found = find(
             &store,
             &Plan::Scan,
             Cursor::start(&Plan::Scan, 0),
-            10,
-            Instant::now(),
+            bounds,
             &style,
             |_| true,
         )

@@ -9,7 +9,8 @@ use ldap3_proto::proto::{LdapMsg, LdapOp, LdapResultCode, LdapSearchRequest};
 use super::config::LdapSettings;
 use super::entry::{ContactRow, Wanted, escape_rdn_value};
 use super::reads::{contact_by_uid, directory_store, style_of};
-use super::search::{self, Cursor, Found};
+use super::places::NoScanPlace;
+use super::search::{self, Bounds, Cursor, Found};
 use super::session::{Session, code_name, entry_message, may_read, needs_tls, result};
 use super::tree::{
     Reach, container_attributes, fixed_matches, listed, paging, reach, root_dse, selected,
@@ -107,6 +108,7 @@ pub(super) async fn search_answers(
             from_cookie,
             want,
             deadline,
+            peer: session.peer.ip(),
         };
         found = match contact_entries(service, settings, read, msgid, &mut answers).await {
             Ok(found) => found,
@@ -215,10 +217,32 @@ struct Read<'r> {
     from_cookie: Option<Cursor>,
     want: usize,
     deadline: Instant,
+    /// The client's address (unindexed searches are counted per address).
+    peer: std::net::IpAddr,
+}
+
+/// Rows a scan of the table reads in the search lane. A filter no index answers that matches
+/// most contacts (`(objectClass=*)`, a first digit) has its entries by then; one that has not
+/// is unindexed work (`(cn=*ann*)` reads the whole table for a few entries) and reads on in
+/// a place of the unindexed searches' budget, never holding the lane.
+const SCAN_ROWS_IN_LANE: usize = 1024;
+
+/// Why an unindexed search is answered busy, in words a phone's administrator acts on.
+fn refused_scan(refused: NoScanPlace, per_client: usize) -> String {
+    match refused {
+        NoScanPlace::Client => format!(
+            "this address runs {per_client} unindexed search(es) already (a filter no index \
+             answers reads every contact): wait for it, or search by the start of a name or \
+             number"
+        ),
+        NoScanPlace::All => "the directory is busy with unindexed searches (filters no index \
+             answers): try again, or search by the start of a name or number"
+            .into(),
+    }
 }
 
 /// Reads the contacts a search reaches (in the search lane, shared with the contact
-/// search) and adds their entries to `answers`.
+/// search, then an unindexed search's place when it turns out to be one) and adds their entries to `answers`.
 async fn contact_entries(
     service: &Service,
     settings: &LdapSettings,
@@ -232,12 +256,13 @@ async fn contact_entries(
         from_cookie,
         want,
         deadline,
+        peer,
     } = read;
     let config = &settings.config;
     let store = directory_store(service, settings)?;
     let style = style_of(config, &store);
     let lane = tokio::time::timeout_at(deadline.into(), service.search_lane.acquire()).await;
-    let Ok(Ok(_lane)) = lane else {
+    let Ok(Ok(lane)) = lane else {
         return Err((
             LdapResultCode::Busy,
             "the directory is busy: try again".into(),
@@ -262,9 +287,33 @@ async fn contact_entries(
             let from = from_cookie.unwrap_or_else(|| Cursor::start(&plan, 0));
             let keep =
                 |row: &ContactRow| listed(config, row) && row.matches(&request.filter, &style);
-            search::find(&store, &plan, from, want, deadline, &style, keep)
-                .await
-                .map(Some)
+            let bounds = Bounds {
+                want,
+                deadline,
+                scan_rows: Some(SCAN_ROWS_IN_LANE),
+            };
+            let found = search::find(&store, &plan, from, bounds, &style, &keep).await;
+            drop(lane);
+            match found {
+                // Unindexed: the rest of the table is read in a place of its own budget.
+                Ok(found) if found.unindexed => {
+                    let place = settings.scans.take(peer, deadline).await;
+                    let _place = place.map_err(|refused| {
+                        let per_client = config.max_unindexed_searches_per_client;
+                        (LdapResultCode::Busy, refused_scan(refused, per_client))
+                    })?;
+                    let rest = Bounds {
+                        want: want - found.rows.len(),
+                        scan_rows: None,
+                        ..bounds
+                    };
+                    let from = found.more.clone().expect("an unindexed stop says where");
+                    search::find(&store, &plan, from, rest, &style, &keep)
+                        .await
+                        .map(|more| Some(found.followed_by(more)))
+                }
+                found => found.map(Some),
+            }
         }
     };
     let found = match found {

@@ -1,7 +1,7 @@
 //! The listeners (plain and LDAPS) and each connection: TLS, the idle timeout, the connection
 //! limit, StartTLS, and the loop that reads a message and writes its answers.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,9 +13,9 @@ use tokio_util::codec::Framed;
 use super::codec::{Connection, GuardedCodec, Io};
 use super::config::LdapSettings;
 use super::operations::answer;
+use super::places::ClientPlaces;
 use super::session::{Bound, Next, Session, disconnection};
 use crate::serve::state::Service;
-use crate::serve::throttle::client_key;
 
 /// Binds the listeners `[ldap]` asks for and serves them until `stop`; logs where.
 pub async fn listen(
@@ -28,10 +28,7 @@ pub async fn listen(
     let settings = Arc::new(settings);
     let open = Places {
         all: Arc::new(tokio::sync::Semaphore::new(settings.config.max_connections)),
-        per_client: Arc::new(ClientPlaces {
-            held: std::sync::Mutex::default(),
-            limit: settings.config.max_connections_per_client,
-        }),
+        per_client: Arc::new(ClientPlaces::new(settings.config.max_connections_per_client)),
     };
     let mut tasks = Vec::new();
     for (address, tls_now) in [
@@ -113,48 +110,6 @@ async fn accept_loop(
 struct Places {
     all: Arc<tokio::sync::Semaphore>,
     per_client: Arc<ClientPlaces>,
-}
-
-/// Connections held per client address (IPv6 by its /64), at most `limit` each.
-struct ClientPlaces {
-    held: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
-    limit: usize,
-}
-
-impl ClientPlaces {
-    /// A place for a connection from `ip`, given back when dropped; None when it holds its
-    /// limit.
-    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<ClientPlace> {
-        let key = client_key(ip);
-        let mut held = self.held.lock().expect("no poisoning");
-        let count = held.entry(key).or_insert(0);
-        if *count >= self.limit {
-            return None;
-        }
-        *count += 1;
-        Some(ClientPlace {
-            places: Arc::clone(self),
-            key,
-        })
-    }
-}
-
-/// One connection's place in its client's count.
-struct ClientPlace {
-    places: Arc<ClientPlaces>,
-    key: IpAddr,
-}
-
-impl Drop for ClientPlace {
-    fn drop(&mut self) {
-        let mut held = self.places.held.lock().expect("no poisoning");
-        if let Some(count) = held.get_mut(&self.key) {
-            *count -= 1;
-            if *count == 0 {
-                held.remove(&self.key);
-            }
-        }
-    }
 }
 
 /// Tells a connection there is no place for it (a notice of disconnection, `busy`), then
