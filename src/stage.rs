@@ -279,13 +279,14 @@ pub async fn sample_dry_run(
     contract: Arc<Contract>,
     config: &PipelineConfig,
     source: &Path,
+    progress: Arc<dyn pipeline::Progress>,
 ) -> Result<RunReport, StageError> {
     let options = MergeOptions {
         dry_run: true,
         force: false,
     };
     let request = run_request(config, "import", source.to_owned(), options)?;
-    Ok(pipeline::execute(store, contract, request, Arc::new(pipeline::NoProgress)).await)
+    Ok(pipeline::execute(store, contract, request, progress).await)
 }
 
 /// The merge stage: merges the staged source with the directory and loads it (`command` =

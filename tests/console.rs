@@ -7,7 +7,8 @@
 mod common;
 
 use common::browser::{browser, chromedriver, path, screenshot, text};
-use common::service::{PASSWORD, exchange, get_auth, http, pipeline, serve};
+use common::console_forms::{csrf_token, follow, session_cookie, upload};
+use common::service::{PASSWORD, get_auth, http, pipeline, serve};
 use common::{Workspace, repo};
 use fantoccini::{Client, Locator};
 
@@ -80,6 +81,25 @@ async fn click(client: &Client, css: &str) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// Waits until a started run's page (it reloads itself while the run goes on) has led to
+/// what the run made, or shows why it failed.
+async fn until_the_run_ended(client: &Client) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while path(client).await.contains("/started/")
+        && html(client).await.contains("http-equiv=\"refresh\"")
+    {
+        if std::time::Instant::now() > deadline {
+            panic!("the run page never led on: {}", html(client).await);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    client
+        .wait()
+        .for_element(Locator::Css("main h1"))
+        .await
+        .unwrap();
 }
 
 async fn count(client: &Client, css: &str) -> usize {
@@ -248,6 +268,7 @@ async fn an_administrator_reviews_approves_discards_and_uploads_in_a_real_browse
         .await
         .unwrap();
     click(&client, "button.approve").await;
+    until_the_run_ended(&client).await;
     let run_page = path(&client).await;
     assert!(run_page.starts_with("/runs/demo/"), "{run_page}");
     assert!(text(&client, "h1").await.starts_with("Run #"));
@@ -275,6 +296,7 @@ async fn an_administrator_reviews_approves_discards_and_uploads_in_a_real_browse
     std::fs::copy(repo("samples/external-contacts.xml"), ws.path("source.xml")).unwrap();
     client.goto(&format!("{base}/plans")).await.unwrap();
     click(&client, "form.inline button").await;
+    until_the_run_ended(&client).await;
     let dry_plan = path(&client).await;
     assert!(dry_plan.starts_with("/plans/demo/"), "{dry_plan}");
     assert_eq!(count(&client, "table.change.insert").await, 1);
@@ -302,6 +324,7 @@ async fn an_administrator_reviews_approves_discards_and_uploads_in_a_real_browse
         .unwrap();
     screenshot(&client, "console-upload").await;
     click(&client, "form.upload button").await;
+    until_the_run_ended(&client).await;
     let uploaded = path(&client).await;
     assert!(uploaded.starts_with("/plans/demo/"), "{uploaded}");
     let page = html(&client).await;
@@ -321,6 +344,7 @@ async fn an_administrator_reviews_approves_discards_and_uploads_in_a_real_browse
         .await
         .unwrap();
     click(&client, "form.upload button").await;
+    until_the_run_ended(&client).await;
     assert!(text(&client, "h1").await.contains("Dry run failed"));
     let problem = text(&client, "p.problem").await;
     assert!(
@@ -375,70 +399,6 @@ async fn an_administrator_reviews_approves_discards_and_uploads_in_a_real_browse
     client.close().await.unwrap();
 }
 
-/// Logs in through the console's form; the session cookie (`ucm_session=...`).
-fn session_cookie(base: &str) -> String {
-    let form = format!(
-        "username=admin&password={}",
-        percent_encoding::utf8_percent_encode(PASSWORD, percent_encoding::NON_ALPHANUMERIC)
-    );
-    let (status, head, _) = exchange(
-        base,
-        format!(
-            "POST /login HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\n\
-             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
-            form.len()
-        )
-        .as_bytes(),
-    );
-    assert_eq!(status, 303, "{head}");
-    let cookie = head
-        .lines()
-        .find_map(|l| l.strip_prefix("set-cookie: "))
-        .expect("a session cookie");
-    assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
-        "{cookie}"
-    );
-    cookie.split(';').next().unwrap().to_owned()
-}
-
-/// The CSRF token of the session's forms.
-fn csrf_token(base: &str, cookie: &str) -> String {
-    let (status, _, page) = exchange(
-        base,
-        format!(
-            "GET /plans HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    assert_eq!(status, 200, "{page}");
-    let marker = "name=\"csrf\" value=\"";
-    let at = page.find(marker).expect("a form") + marker.len();
-    page[at..at + 64].to_owned()
-}
-
-/// Posts `sample` to the upload form with CSRF token `csrf`.
-fn upload(base: &str, cookie: &str, csrf: &str, sample: &[u8]) -> (u16, String, String) {
-    let boundary = "ucm-test-boundary";
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n\
-         --{boundary}\r\nContent-Disposition: form-data; name=\"sample\"; filename=\"s.xml\"\r\n\
-         Content-Type: application/xml\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(sample);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let mut request = format!(
-        "POST /pipelines/demo/upload HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\n\
-         Cookie: {cookie}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\
-         Content-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(&body);
-    exchange(base, &request)
-}
-
 #[test]
 fn a_sample_over_max_upload_bytes_or_without_its_token_is_refused_and_stores_nothing() {
     let ws = Workspace::new("");
@@ -475,9 +435,12 @@ fn a_sample_over_max_upload_bytes_or_without_its_token_is_refused_and_stores_not
     assert_eq!(status, 403, "{page}");
     assert_eq!(plans(), serde_json::json!([]), "nothing was stored");
 
-    let (status, head, _) = upload(&s.base, &cookie, &csrf, &small);
-    assert_eq!(status, 303, "{head}");
-    assert!(head.contains("location: /plans/demo/"), "{head}");
+    let answer = upload(&s.base, &cookie, &csrf, &small);
+    assert_eq!(answer.0, 303, "{}", answer.1);
+    assert!(answer.1.contains("location: /runs/demo/started/"), "{}", answer.1);
+    let (status, _, page, at) = follow(&s.base, &cookie, answer);
+    assert_eq!(status, 200, "{page}");
+    assert!(at.starts_with("/plans/demo/"), "{at}");
     assert_eq!(plans().as_array().unwrap().len(), 1);
     // The uploaded files are gone once their dry runs ended.
     let left: Vec<_> = walk(&uploads)
@@ -557,22 +520,10 @@ fn a_sample_a_guard_would_refuse_leads_to_its_plan_awaiting_approval() {
     let csrf = csrf_token(&s.base, &cookie);
     // One contact: the dry run would delete every other external contact.
     let sample = b"<contacts><contact><e_mail>solo@example.com</e_mail></contact></contacts>";
-    let (status, head, page) = upload(&s.base, &cookie, &csrf, sample);
-    assert_eq!(status, 303, "{head}\n{page}");
-    let location = head
-        .lines()
-        .find_map(|l| l.strip_prefix("location: "))
-        .expect("a redirect to the plan")
-        .trim()
-        .to_owned();
+    let answer = upload(&s.base, &cookie, &csrf, sample);
+    assert_eq!(answer.0, 303, "{}\n{}", answer.1, answer.2);
+    let (status, _, page, location) = follow(&s.base, &cookie, answer);
     assert!(location.starts_with("/plans/demo/"), "{location}");
-    let (status, _, page) = exchange(
-        &s.base,
-        format!(
-            "GET {location} HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"
-        )
-        .as_bytes(),
-    );
     assert_eq!(status, 200, "{page}");
     assert!(
         page.contains("max_delete_ratio"),

@@ -138,3 +138,105 @@ fn a_dry_run_over_http_stores_a_plan_that_can_be_discarded_once() {
         404
     );
 }
+
+/// A source that sends half of `body`, then waits for `go` before the rest (later requests get
+/// it all at once): a run that is deterministically under way.
+fn held_source(body: Vec<u8>) -> (String, std::sync::mpsc::Sender<()>) {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/contacts.xml", listener.local_addr().unwrap());
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { return };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read_exact(&mut byte).is_ok() {
+                head.push(byte[0]);
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n",
+                body.len()
+            );
+            let half = body.len() / 2;
+            let _ = stream.write_all(&body[..half]);
+            let _ = stream.flush();
+            if n == 0 {
+                let _ = wait.recv_timeout(std::time::Duration::from_secs(60));
+            }
+            let _ = stream.write_all(&body[half..]);
+        }
+    });
+    (url, go)
+}
+
+/// Hardening 3: Approve, Dry run now and Upload held the browser's request for the whole run.
+/// Now the form is answered at once with the run's page, which shows its phase and the bytes
+/// read while it goes (reloading itself), then leads to the plan; `GET /api/runs/s{n}` shows
+/// the same, and `POST /api/pipelines/{name}/run?wait=false` answers 202 with where to follow.
+#[test]
+fn a_dry_run_from_the_console_answers_at_once_and_its_page_shows_progress_until_its_plan() {
+    use common::console_forms::{csrf_token, follow, get_page, location, session_cookie};
+    let ws = Workspace::new("");
+    let (url, go) = held_source(std::fs::read(samples()).unwrap());
+    pipeline(&ws, "demo", &url, "0 0 1 1 ?", "0 0 1 1 ?");
+    let s = serve(&ws, &["demo"], 1);
+    let cookie = session_cookie(&s.base);
+    let csrf = csrf_token(&s.base, &cookie);
+    let form = format!("csrf={csrf}");
+    let answer = exchange(
+        &s.base,
+        format!(
+            "POST /pipelines/demo/dry-run HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\n\
+             Cookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\n\r\n{form}",
+            form.len()
+        )
+        .as_bytes(),
+    );
+    // Answered while the source is still half sent.
+    assert_eq!(answer.0, 303, "{}", answer.1);
+    let page_path = location(&answer.1).unwrap();
+    assert!(page_path.starts_with("/runs/demo/started/"), "{page_path}");
+    let started = format!("s{}", page_path.rsplit('/').next().unwrap());
+    let progress = eventually(30, "the download under way", || {
+        let (_, run) = get_auth(&format!("{}/api/runs/{started}", s.base), "Bearer static-token");
+        (run["phase"] == "downloading the source" && run["bytes_downloaded"].as_u64() > Some(0))
+            .then_some(run)
+    });
+    assert_eq!(progress["running"], true, "{progress}");
+    assert_eq!(progress["what"], "dry run", "{progress}");
+    let (status, _, page) = get_page(&s.base, &cookie, &page_path);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("http-equiv=\"refresh\""), "{page}");
+    assert!(page.contains("downloading the source"), "{page}");
+    // The rest of the source arrives: the page leads to the plan.
+    go.send(()).unwrap();
+    let again = (303, format!("location: {page_path}"), String::new());
+    let (status, _, plan_page, at) = follow(&s.base, &cookie, again);
+    assert_eq!(status, 200, "{plan_page}");
+    assert!(at.starts_with("/plans/demo/"), "{at}");
+    let (_, done) = get_auth(&format!("{}/api/runs/{started}", s.base), "Bearer static-token");
+    assert_eq!((done["running"].as_bool(), done["status"].as_str()), (Some(false), Some("dry_run")), "{done}");
+    assert!(done["contacts_read"].as_u64() > Some(0), "{done}");
+    assert_eq!(format!("/plans/demo/{}", done["plan_id"]), at);
+
+    // The API: 202 at once, then the run's outcome at the address it gave.
+    let (status, text) = http(
+        "POST",
+        &format!("{}/api/pipelines/demo/run?wait=false", s.base),
+        &[("Authorization", "Bearer static-token")],
+        "",
+    );
+    assert_eq!(status, 202, "{text}");
+    let accepted: Value = serde_json::from_str(&text).unwrap();
+    let follow_at = format!("{}{}", s.base, accepted["progress"].as_str().unwrap());
+    let ended = eventually(60, "the API's run to end", || {
+        let (_, run) = get_auth(&follow_at, "Bearer static-token");
+        (run["running"] == false).then_some(run)
+    });
+    assert_eq!(ended["status"], "succeeded", "{ended}");
+    assert!(ended["run_id"].as_i64().is_some(), "{ended}");
+}

@@ -140,6 +140,9 @@ pub(super) fn parse_and_merge(
                     None => merging.insert(ready()?),
                 };
                 accepted += 1;
+                if accepted.is_multiple_of(1024) {
+                    progress.contacts(accepted);
+                }
                 if accepted == ESTIMATE_AFTER {
                     // Size the key index from the contacts a byte so far, once.
                     let bytes = parsed.load(Ordering::Relaxed);
@@ -157,6 +160,7 @@ pub(super) fn parse_and_merge(
             },
         )
         .map_err(|e| read_failure(source, e))?;
+    progress.contacts(accepted);
     progress.finish();
     let (existing, mut merger) = match merging {
         Some(merging) => merging,

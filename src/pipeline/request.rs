@@ -36,6 +36,9 @@ pub trait Progress: Send + Sync {
     fn start(&self, total: u64);
     /// `bytes` of it have been parsed.
     fn advance(&self, bytes: u64);
+    /// `read` contacts have been read and validated so far (told every 1,024, and at the
+    /// end).
+    fn contacts(&self, _read: u64) {}
     fn finish(&self);
 }
 

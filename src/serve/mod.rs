@@ -33,6 +33,7 @@ mod process;
 pub mod router;
 pub mod runs;
 pub mod scheduler;
+pub mod started;
 pub mod state;
 pub mod status;
 pub mod throttle;

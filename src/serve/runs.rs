@@ -8,9 +8,10 @@ use std::sync::Arc;
 use tokio::sync::oneshot::Receiver;
 
 use super::state::{Loaded, Pipeline, Service, Stage, StartRefused};
-use crate::extract::fetch::Silent;
+use super::started::{Phase, StartedRun};
+use crate::extract::fetch::{DownloadProgress, Silent};
 use crate::load::runs;
-use crate::pipeline::NoProgress;
+use crate::pipeline::{NoProgress, Progress};
 use crate::report::{RunReport, RunStatus};
 use crate::stage::{self, MergeOptions};
 
@@ -23,10 +24,13 @@ impl Service {
         self: &Arc<Self>,
         pipeline: &Arc<Pipeline>,
         dry_run: bool,
+        watch: Arc<StartedRun>,
     ) -> Result<Receiver<RunReport>, StartRefused> {
+        let progress = Arc::clone(&watch);
         self.start_task(
             pipeline,
             "run started over HTTP finished",
+            watch,
             move |pipeline| async move {
                 let Ok(loaded) = &pipeline.loaded else {
                     return None;
@@ -40,8 +44,8 @@ impl Service {
                     Arc::clone(&loaded.contract),
                     &loaded.config,
                     options,
-                    Arc::new(Silent),
-                    Arc::new(NoProgress),
+                    Arc::clone(&progress) as Arc<dyn DownloadProgress>,
+                    progress as Arc<dyn Progress>,
                 )
                 .await;
                 Some(match outcome {
@@ -59,14 +63,18 @@ impl Service {
         self: &Arc<Self>,
         pipeline: &Arc<Pipeline>,
         plan: i64,
+        watch: Arc<StartedRun>,
     ) -> Result<Receiver<RunReport>, StartRefused> {
+        let progress = Arc::clone(&watch);
         self.start_task(
             pipeline,
             "plan applied over HTTP",
+            watch,
             move |pipeline| async move {
                 let Ok(loaded) = &pipeline.loaded else {
                     return None;
                 };
+                progress.set_phase(Phase::Applying);
                 let policy = loaded.config.merge_policy().ok()?;
                 let request = crate::plan::ApplyRequest {
                     pipeline: pipeline.name.clone(),
@@ -84,10 +92,13 @@ impl Service {
         self: &Arc<Self>,
         pipeline: &Arc<Pipeline>,
         sample: tempfile::TempPath,
+        watch: Arc<StartedRun>,
     ) -> Result<Receiver<RunReport>, StartRefused> {
+        let progress = Arc::clone(&watch);
         self.start_task(
             pipeline,
             "sample dry run finished",
+            watch,
             move |pipeline| async move {
                 let Ok(loaded) = &pipeline.loaded else {
                     return None;
@@ -97,6 +108,7 @@ impl Service {
                     Arc::clone(&loaded.contract),
                     &loaded.config,
                     &sample,
+                    progress,
                 )
                 .await;
                 drop(sample);
@@ -109,32 +121,40 @@ impl Service {
     }
 
     /// Runs `work` for a loaded `pipeline` on a task of its own, holding the pipeline's run
-    /// guard; its report is counted, logged as `what` and sent to the receiver returned.
+    /// guard; its report is counted, logged as `what`, sent to the receiver returned and kept
+    /// as `watch`'s outcome (as is a refusal to start).
     fn start_task<Work, Done>(
         self: &Arc<Self>,
         pipeline: &Arc<Pipeline>,
         what: &'static str,
+        watch: Arc<StartedRun>,
         work: Work,
     ) -> Result<Receiver<RunReport>, StartRefused>
     where
         Work: FnOnce(Arc<Pipeline>) -> Done + Send + 'static,
         Done: std::future::Future<Output = Option<RunReport>> + Send,
     {
+        let refused = |refused: StartRefused| {
+            watch.end(Err(refused.message(&watch.pipeline)));
+            refused
+        };
         if pipeline.loaded.is_err() {
-            return Err(StartRefused::NotLoaded);
+            return Err(refused(StartRefused::NotLoaded));
         }
         let running = Arc::clone(&pipeline.busy)
             .try_lock_owned()
-            .map_err(|_| StartRefused::Running)?;
+            .map_err(|_| refused(StartRefused::Running))?;
         let (report_tx, report_rx) = tokio::sync::oneshot::channel();
         let (service, pipeline) = (Arc::clone(self), Arc::clone(pipeline));
         let handle = tokio::spawn(async move {
             let _running = running;
             let name = pipeline.name.clone();
             let Some(report) = work(pipeline).await else {
+                watch.end(Err(format!("pipeline {name} is not loaded")));
                 return;
             };
             service.count(&report);
+            watch.end(Ok(report.clone()));
             tracing::info!(
                 pipeline = %name,
                 status = report.status.as_str(),

@@ -112,6 +112,8 @@ pub struct Service {
     pub search_lane: tokio::sync::Semaphore,
     /// Phonebook feeds being streamed (`[limits] max_phonebook_streams`).
     pub phonebook_lane: Arc<tokio::sync::Semaphore>,
+    /// Runs started over HTTP, as they go (`s{n}`: the console's run pages, `/api/runs/s{n}`).
+    pub started: super::started::StartedRuns,
     /// Cisco pages of the whole feed (they read the table) being written: one fewer than
     /// the phonebook places (at least one), so they never take the last one from feeds.
     pub cisco_page_lane: Arc<tokio::sync::Semaphore>,
@@ -124,6 +126,18 @@ pub struct Service {
 pub enum StartRefused {
     NotLoaded,
     Running,
+}
+
+impl StartRefused {
+    /// The refusal in words, for `pipeline`.
+    pub fn message(self, pipeline: &str) -> String {
+        match self {
+            StartRefused::NotLoaded => format!("Pipeline {pipeline} is not loaded."),
+            StartRefused::Running => {
+                format!("Pipeline {pipeline} is running; try again when it has finished.")
+            }
+        }
+    }
 }
 
 impl Service {
@@ -176,6 +190,7 @@ impl Service {
             phonebook_lane: Arc::new(tokio::sync::Semaphore::new(
                 config.limits.max_phonebook_streams,
             )),
+            started: Default::default(),
             cisco_page_lane: Arc::new(tokio::sync::Semaphore::new(
                 config.limits.max_phonebook_streams.saturating_sub(1).max(1),
             )),

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod console_forms;
 pub mod ldap;
 pub mod service;
 

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::load::plans;
 use crate::serve::answers::{answer_task, error};
+use crate::serve::started::Asked;
 use crate::serve::state::Service;
 
 /// Changes a page holds at most.
@@ -104,7 +105,8 @@ pub async fn apply(
     let Some(pipeline) = service.pipeline(&name) else {
         return error(StatusCode::NOT_FOUND, format!("no pipeline {name}"));
     };
-    answer_task(&name, service.start_apply(pipeline, id)).await
+    let watch = service.started.begin(&name, Asked::Apply(id));
+    answer_task(&name, service.start_apply(pipeline, id, watch)).await
 }
 
 /// `POST /api/pipelines/{name}/plans/{id}/discard`.

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::load::{Store, runs};
 use crate::serve::answers::{answer_task, error};
 use crate::serve::auth::authorized;
+use crate::serve::started::{Asked, KEPT, StartedRuns};
 use crate::serve::state::Service;
 use crate::serve::status::{describe, shown_report, stores};
 
@@ -106,12 +107,36 @@ pub struct RunQuery {
     pub pipeline: Option<String>,
 }
 
+/// `GET /api/runs/{id}`: run `id` as recorded, or, for `s{n}`, a run started over HTTP as it
+/// goes (phase, bytes and contacts read), then its outcome with the run's id.
 pub async fn one_run(
     State(service): Shared,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     Query(q): Query<RunQuery>,
 ) -> Response {
+    if let Some(started) = StartedRuns::parse_id(&id) {
+        return match service.started.get(started) {
+            Some(run) => {
+                let mut shown = run.to_json();
+                if !authorized(&service, &headers) {
+                    // As a recorded run's: statuses only without a login.
+                    shown.as_object_mut().map(|o| o.remove("error"));
+                }
+                Json(shown).into_response()
+            }
+            None => error(
+                StatusCode::NOT_FOUND,
+                format!("no started run {id} (the service keeps the last {KEPT})"),
+            ),
+        };
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no run {id}: a run is a number, a started run s and a number"),
+        );
+    };
     let full = authorized(&service, &headers);
     let stores: Vec<&Store> = match &q.pipeline {
         Some(name) => match service.pipeline(name).map(|p| &p.loaded) {
@@ -132,11 +157,19 @@ pub async fn one_run(
 pub struct StartQuery {
     #[serde(default)]
     pub dry_run: bool,
+    /// false: answer 202 at once with the started run's name (`s{n}`), whose progress
+    /// `GET /api/runs/s{n}` shows.
+    #[serde(default = "wait_for_the_report")]
+    pub wait: bool,
+}
+
+fn wait_for_the_report() -> bool {
+    true
 }
 
 /// `POST /api/pipelines/{name}/run`: starts the run on a task of its own and answers with
-/// its report when it ends. A client that goes away does not stop it: it is recorded and
-/// counted all the same.
+/// its report when it ends (or, with `wait=false`, 202 and where to follow it at once). A
+/// client that goes away does not stop it: it is recorded and counted all the same.
 pub async fn start_run(
     State(service): Shared,
     Path(name): Path<String>,
@@ -145,5 +178,19 @@ pub async fn start_run(
     let Some(pipeline) = service.pipeline(&name) else {
         return error(StatusCode::NOT_FOUND, format!("no pipeline {name}"));
     };
-    answer_task(&name, service.start_run(pipeline, q.dry_run)).await
+    let asked = if q.dry_run { Asked::DryRun } else { Asked::Run };
+    let watch = service.started.begin(&name, asked);
+    let id = watch.id;
+    let started = service.start_run(pipeline, q.dry_run, watch);
+    if q.wait || started.is_err() {
+        return answer_task(&name, started).await;
+    }
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({
+            "started": format!("s{id}"),
+            "progress": format!("/api/runs/s{id}"),
+        })),
+    )
+        .into_response()
 }

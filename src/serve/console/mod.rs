@@ -1,7 +1,8 @@
 //! The console: the pages an administrator runs the directory from, at `/` and below.
 //! Overview (per pipeline: contacts by origin, the staged source, last success, next fires,
 //! health, plans awaiting approval), Runs (the history and each run's diff), Plans (a plan's
-//! diff with Approve and Discard, Dry run now, a sample upload), Contacts (search, and each
+//! diff with Approve and Discard, Dry run now, a sample upload; each of these answers at once
+//! with the run's page, which shows its progress, then leads to its result), Contacts (search, and each
 //! contact's fields with where each value came from).
 //!
 //! Everything but the overview's health needs a browser session (`session`); every form
@@ -16,6 +17,7 @@ pub mod page;
 mod plans;
 mod runs;
 pub mod session;
+mod started;
 
 use std::sync::Arc;
 
@@ -34,6 +36,7 @@ pub fn pages() -> Router<Arc<Service>> {
         .route("/logout", post(login::logout))
         .route("/runs", get(runs::list))
         .route("/runs/{pipeline}/{id}", get(runs::one))
+        .route("/runs/{pipeline}/started/{id}", get(started::page))
         .route("/plans", get(plans::list))
         .route("/plans/{pipeline}/{id}", get(plans::one))
         .route("/plans/{pipeline}/{id}/discard", post(plans::discard))
@@ -41,9 +44,10 @@ pub fn pages() -> Router<Arc<Service>> {
         .route("/contact", get(contacts::one))
 }
 
-/// The forms that start work lasting as long as a run (approve, dry run now, upload): no
-/// request timeout, like `POST /api/pipelines/{name}/run`. The upload's body is bounded by
-/// `[limits] max_upload_bytes`.
+/// The forms that start work lasting as long as a run (approve, dry run now, upload): each
+/// answers at once with the run's page (`started`), which shows its progress and then its
+/// result. No request timeout: an upload's body may take long to arrive (bounded by
+/// `[limits] max_upload_bytes` and `body_idle_timeout_secs`).
 pub fn actions(max_upload_bytes: usize) -> Router<Arc<Service>> {
     Router::new()
         .route("/plans/{pipeline}/{id}/approve", post(plans::approve))

@@ -78,11 +78,25 @@ pub(super) struct TokenForm {
 
 /// Every page: the navigation (with the logout form when logged in), the title, the body.
 pub(super) fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
+    refreshing_layout(title, session, body, None)
+}
+
+/// [`layout`], reloaded by the browser every `refresh` seconds when given (a meta refresh:
+/// the console runs no script).
+pub(super) fn refreshing_layout(
+    title: &str,
+    session: Option<&Session>,
+    body: Markup,
+    refresh: Option<u32>,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
+                @if let Some(seconds) = refresh {
+                    meta http-equiv="refresh" content=(seconds);
+                }
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · ucm" }
                 link rel="stylesheet" href="/console.css";

@@ -16,8 +16,10 @@ use super::page::{
     LoggedIn, TokenForm, csrf_field, csrf_refused, layout, loaded, not_found, problem, unavailable,
 };
 use super::session::Session;
+use super::started::started_path;
 use crate::load::plans::{self, ChangeList, PlanRecord};
 use crate::report::RunReport;
+use crate::serve::started::{Asked, StartedRun};
 use crate::serve::state::{Service, StartRefused};
 use crate::serve::urls::encoded;
 
@@ -189,24 +191,9 @@ fn decision_forms(session: &Session, plan: &PlanRecord) -> Markup {
     }
 }
 
-/// Waits for a run or an apply started for a form, and says why one could not start.
-async fn finished(
-    name: &str,
-    started: Result<tokio::sync::oneshot::Receiver<RunReport>, StartRefused>,
-) -> Result<RunReport, String> {
-    let receiver = started.map_err(|refused| match refused {
-        StartRefused::NotLoaded => format!("Pipeline {name} is not loaded."),
-        StartRefused::Running => {
-            format!("Pipeline {name} is running; try again when it has finished.")
-        }
-    })?;
-    receiver
-        .await
-        .map_err(|_| "The run ended without a report: see the service log.".to_owned())
-}
-
-/// `POST /plans/{pipeline}/{id}/approve`: applies the plan (as `ucm apply`); on success, the
-/// run that applied it; otherwise the plan again with the reason.
+/// `POST /plans/{pipeline}/{id}/approve`: starts the apply of the plan (as `ucm apply`) and
+/// answers at once with the run's page (its progress, then the run that applied it, or the
+/// reason it was not); the plan again with the reason when it cannot start.
 pub async fn approve(
     State(service): State<Arc<Service>>,
     LoggedIn(session): LoggedIn,
@@ -220,20 +207,10 @@ pub async fn approve(
         return not_found(&session, &format!("No pipeline {name}."));
     };
     tracing::info!(user = %session.user, pipeline = %name, plan = id, "plan approved in the console");
-    let outcome = match finished(&name, service.start_apply(pipeline, id)).await {
-        Ok(report) if report.status.is_success() => {
-            let run = report.run_id.unwrap_or_default();
-            return Redirect::to(&format!("/runs/{}/{run}", encoded(&name))).into_response();
-        }
-        Ok(report) => (
-            StatusCode::CONFLICT,
-            format!(
-                "Not applied ({}): {}",
-                report.status.as_str(),
-                report.error.unwrap_or_default()
-            ),
-        ),
-        Err(message) => (StatusCode::CONFLICT, message),
+    let watch = service.started.begin(&name, Asked::Apply(id));
+    let outcome = match service.start_apply(pipeline, id, Arc::clone(&watch)) {
+        Ok(_) => return Redirect::to(&started_path(&watch)).into_response(),
+        Err(refused) => (StatusCode::CONFLICT, refused.message(&name)),
     };
     plan_page(
         &service,
@@ -285,27 +262,21 @@ pub async fn discard(
     }
 }
 
-/// Where a dry run's form leads: its plan, or a page saying why there is none.
-fn dry_run_answer(session: &Session, name: &str, report: Result<RunReport, String>) -> Response {
-    match report {
-        Ok(report) => match report.plan_id {
-            Some(plan) => Redirect::to(&format!("/plans/{}/{plan}", encoded(name))).into_response(),
-            None => problem(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(session),
-                "Dry run failed",
-                &format!(
-                    "The dry run {} and stored no plan: {}",
-                    report.status.as_str(),
-                    report.error.as_deref().unwrap_or("see the service log")
-                ),
-            ),
-        },
-        Err(message) => problem(
+/// The answer to a form that started `watch` (or was refused): the run's page, where its
+/// progress and then its plan show.
+fn started_answer(
+    session: &Session,
+    name: &str,
+    watch: &StartedRun,
+    started: Result<tokio::sync::oneshot::Receiver<RunReport>, StartRefused>,
+) -> Response {
+    match started {
+        Ok(_) => Redirect::to(&started_path(watch)).into_response(),
+        Err(refused) => problem(
             StatusCode::CONFLICT,
             Some(session),
             "Dry run not started",
-            &message,
+            &refused.message(name),
         ),
     }
 }
@@ -324,8 +295,9 @@ pub async fn dry_run_now(
         return not_found(&session, &format!("No pipeline {name}."));
     };
     tracing::info!(user = %session.user, pipeline = %name, "dry run started in the console");
-    let report = finished(&name, service.start_run(pipeline, true)).await;
-    dry_run_answer(&session, &name, report)
+    let watch = service.started.begin(&name, Asked::DryRun);
+    let started = service.start_run(pipeline, true, Arc::clone(&watch));
+    started_answer(&session, &name, &watch, started)
 }
 
 /// `POST /pipelines/{pipeline}/upload` (multipart: `csrf` first, then the `sample` file):
@@ -417,8 +389,9 @@ pub async fn upload(
     }
     tracing::info!(user = %session.user, pipeline = %name, file = %shown, bytes = size, "sample uploaded in the console");
     let path = file.into_temp_path();
-    let report = finished(&name, service.start_sample_dry_run(pipeline, path)).await;
-    dry_run_answer(&session, &name, report)
+    let watch = service.started.begin(&name, Asked::Sample(shown));
+    let started = service.start_sample_dry_run(pipeline, path, Arc::clone(&watch));
+    started_answer(&session, &name, &watch, started)
 }
 
 /// The page of an upload that failed as it arrived: 408 when its body paused too long, 413
