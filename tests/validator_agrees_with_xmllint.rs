@@ -260,9 +260,11 @@ fn mutated_documents_get_the_same_verdict_from_ucm_and_xmllint() {
 
 /// Start tags, processing instructions and element names built from the XML 1.0 and
 /// Namespaces in XML 1.0 productions (Attribute, AttValue, Reference, PI, PITarget, QName,
-/// NSAttName and the namespace constraints), each placed where the schema allows no
-/// attributes (the root, a record, a field, an empty field) or, for PIs, before, inside and
-/// after the root and inside a value.
+/// NSAttName, NameStartChar and NameChar beyond ASCII, and the namespace constraints), each
+/// placed where the schema allows no attributes (the root, a record, a field, an empty field)
+/// or, for PIs and CDATA sections, before, inside and after the root and inside a value;
+/// `xsi:type` naming the declared type and others; values whose edges are XML whitespace or
+/// other spaces at the schema's maxLength.
 fn constructed_documents() -> Vec<(String, String)> {
     const XSI: &str = "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"";
     let attributes: Vec<String> = [
@@ -323,6 +325,17 @@ fn constructed_documents() -> Vec<(String, String)> {
         "a:b:c=\"1\"",
         "xmlns:a=\"urn:x\" xmlns:b=\"urn:x\" a:x=\"1\" b:x=\"2\"",
         "xsi:noNamespaceSchemaLocation=\"c.xsd\"",
+        // Names beyond ASCII: only NameStartChars may come first (hardening 3: these were
+        // schema errors where libxml2 finds the document malformed).
+        "\u{d7}a=\"1\"",
+        "\u{b7}a=\"1\"",
+        "\u{301}a=\"1\"",
+        "\u{a0}a=\"1\"",
+        "a\u{b7}=\"1\"",
+        "a\u{d7}=\"1\"",
+        "\u{e9}t\u{e9}=\"1\"",
+        "\u{2070}a=\"1\"",
+        "a\u{203f}=\"1\"",
     ]
     .iter()
     .map(|a| a.to_string())
@@ -331,6 +344,14 @@ fn constructed_documents() -> Vec<(String, String)> {
             "xsi:noNamespaceSchemaLocation=\"c.xsd\"",
             "xsi:schemaLocation=\"urn:x c.xsd\"",
             "xsi:type=\"x\"",
+            // xsi:type may name the element's own declared type (fields: fieldValue) only.
+            "xsi:type=\"fieldValue\"",
+            "xsi:type=\" fieldValue\"",
+            "xsi:type=\"fieldvalue\"",
+            "xsi:type=\"xs:string\" xmlns:xs=\"http://www.w3.org/2001/XMLSchema\"",
+            "xsi:type=\"p:fieldValue\"",
+            "xsi:type=\"p:fieldValue\" xmlns:p=\"urn:x\"",
+            "xsi:type=\"\"",
             "xsi:noNamespaceSchemaLocation=\"a<b\"",
             "xsi:noNamespaceSchemaLocation=\"a&b\"",
             "xsi:noNamespaceSchemaLocation=\"&#1;\"",
@@ -367,6 +388,12 @@ fn constructed_documents() -> Vec<(String, String)> {
         "<?x\ty?>",
         "<?-a?>",
         "<?a.b?>",
+        "<?\u{d7}?>",
+        "<?\u{b7}a?>",
+        "<?\u{301}a?>",
+        "<?\u{a0}a?>",
+        "<?a\u{b7}?>",
+        "<?\u{e9}?>",
     ];
     let elements = [
         "<p:contact xmlns:p=\"urn:x\"><e_mail>a</e_mail></p:contact>",
@@ -378,6 +405,25 @@ fn constructed_documents() -> Vec<(String, String)> {
         "<contact><1a/></contact>",
         "<contact xmlns=\"\"><e_mail xmlns=\"\">a</e_mail></contact>",
         "<contact xmlns:p=\"urn:x\"><e_mail p:a=\"1\">a</e_mail></contact><contact><e_mail p:a=\"1\">a</e_mail></contact>",
+        "<\u{d7}/>",
+        "<\u{b7}a/>",
+        "<contact><e_mail>a</e_mail><a\u{b7}/></contact>",
+        "<contact><\u{301}e/></contact>",
+    ];
+    // CDATA sections: outside the root (not well-formed, even empty), in element-only content
+    // (a schema error, even empty), in a value (text).
+    let cdata = ["<![CDATA[]]>", "<![CDATA[ ]]>", "<![CDATA[x]]>", "<![CDATA[\n]]>"];
+    // Spaces at a value's edges: only XML's (space, tab, CR, LF) are whitespace; a no-break,
+    // ideographic or em space is a character, counted by maxLength (255).
+    let long = "a".repeat(254);
+    let edges = [
+        format!("{long}a"),
+        format!(" {long}a"),
+        format!("{long}a "),
+        format!("\u{a0}{long}a"),
+        format!("{long}a\u{3000}"),
+        format!("\u{2003}{long}"),
+        format!("\u{a0}{long}"),
     ];
     let contact = "<contact><e_mail>a</e_mail></contact>";
     let mut out = Vec::new();
@@ -419,6 +465,25 @@ fn constructed_documents() -> Vec<(String, String)> {
     }
     for e in elements {
         out.push((format!("element {e}"), format!("<contacts>{e}</contacts>")));
+    }
+    for c in cdata {
+        out.push((format!("before {c:?}"), format!("{c}<contacts>{contact}</contacts>")));
+        out.push((format!("after {c:?}"), format!("<contacts>{contact}</contacts>{c}")));
+        out.push((format!("in root {c:?}"), format!("<contacts>{c}{contact}</contacts>")));
+        out.push((
+            format!("in record {c:?}"),
+            format!("<contacts><contact>{c}<e_mail>a</e_mail></contact></contacts>"),
+        ));
+        out.push((
+            format!("in value {c:?}"),
+            format!("<contacts><contact><e_mail>a{c}b</e_mail></contact></contacts>"),
+        ));
+    }
+    for (i, value) in edges.iter().enumerate() {
+        out.push((
+            format!("value edge {i}"),
+            format!("<contacts><contact><e_mail>{value}</e_mail></contact></contacts>"),
+        ));
     }
     out.into_iter()
         .map(|(name, body)| (name, format!("<?xml version=\"1.0\"?>\n{body}\n")))

@@ -17,12 +17,13 @@ impl<'s, 'd> ContactReader<'s, 'd> {
     /// error on the same tag (as libxml2 does); then attributes the schema does not allow
     /// are schema errors. Returns false after a well-formedness error.
     pub(super) fn check_start_tag(&mut self, e: &BytesStart<'_>, at: Position) -> bool {
+        self.xsi_type = None;
         let name = e.name();
         let name = name.as_ref();
         let raw = e.attributes_raw();
         let plain_name = !name.contains(&b':');
         if plain_name && raw.iter().all(|b| b.is_ascii_whitespace()) {
-            if !syntax::is_name(name) {
+            if !syntax::is_name(name, self.encoding) {
                 let n = String::from_utf8_lossy(name).into_owned();
                 self.fatal(
                     at,
@@ -51,12 +52,12 @@ impl<'s, 'd> ContactReader<'s, 'd> {
     /// attributes or a prefix; returns the schema errors (attributes not allowed).
     pub(super) fn check_names(&mut self, name: &[u8], raw: &[u8]) -> Result<Vec<String>, String> {
         let shown = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        if !syntax::is_name(name) {
+        if !syntax::is_name(name, self.encoding) {
             return Err(format!("\"{}\" is not an XML name", shown(name)));
         }
         let depth = self.stack.len();
         let mut attributes = Vec::new();
-        for attr in syntax::attributes(raw)? {
+        for attr in syntax::attributes(raw, self.encoding)? {
             let value = syntax::attribute_value(attr.value, self.encoding)
                 .map_err(|why| format!("attribute {}: {why}", shown(attr.name)))?;
             if attr.name == b"xmlns" {
@@ -65,7 +66,7 @@ impl<'s, 'd> ContactReader<'s, 'd> {
                 namespaces::split_qname(attr.name)?;
                 self.namespaces.declare(prefix, value.as_bytes(), depth)?;
             } else {
-                attributes.push(attr.name);
+                attributes.push((attr.name, value));
             }
         }
         let (prefix, _) = namespaces::split_qname(name)?;
@@ -76,7 +77,7 @@ impl<'s, 'd> ContactReader<'s, 'd> {
         }
         let mut expanded: Vec<(&[u8], &[u8])> = Vec::new();
         let mut not_allowed = Vec::new();
-        for attr in attributes {
+        for (attr, value) in attributes {
             let (prefix, local) = namespaces::split_qname(attr)?;
             let ns = match prefix {
                 None => &b""[..],
@@ -100,7 +101,23 @@ impl<'s, 'd> ContactReader<'s, 'd> {
                 ));
             }
             expanded.push((ns, local));
-            if !(ns == namespaces::XSI_NS
+            if ns == namespaces::XSI_NS && local == b"type" {
+                // Checked against the element's declaration once it is known.
+                // As libxml2: no whitespace around the name.
+                let (type_prefix, type_local) = namespaces::split_qname(value.as_bytes())
+                    .map_err(|why| format!("xsi:type=\"{value}\": {why}"))?;
+                let type_ns = self.namespaces.resolve(type_prefix.unwrap_or_default());
+                match type_ns {
+                    Some(type_ns) => {
+                        let resolved = (type_ns.to_vec(), type_local.to_vec(), value.to_string());
+                        self.xsi_type = Some(resolved);
+                    }
+                    None => not_allowed.push(format!(
+                        "xsi:type=\"{value}\" on <{}>: its prefix is not declared",
+                        shown(name)
+                    )),
+                }
+            } else if !(ns == namespaces::XSI_NS
                 && matches!(local, b"schemaLocation" | b"noNamespaceSchemaLocation"))
             {
                 not_allowed.push(format!(
@@ -212,6 +229,7 @@ impl<'s, 'd> ContactReader<'s, 'd> {
     }
 
     pub(super) fn push(&mut self, decl: ElementId, at: Position) {
+        let xsi_type = self.xsi_type.take();
         let state = match &self.schema.decl(decl).content {
             Content::Simple(_) => {
                 self.text.clear();
@@ -224,6 +242,21 @@ impl<'s, 'd> ContactReader<'s, 'd> {
                 errors_before: self.errors.len(),
                 contact: ExternalContact::empty(at.line),
             });
+        }
+        if let Some((ns, local, written)) = xsi_type {
+            // Only the declared type itself: the schema derives no types from it.
+            let declared = self.schema.decl(decl).type_name.as_ref();
+            if declared.is_none_or(|(d_ns, d_local)| {
+                d_ns.as_bytes() != ns.as_slice() || d_local.as_bytes() != local.as_slice()
+            }) {
+                let element = &self.schema.decl(decl).name;
+                let allowed = match declared {
+                    Some((_, d_local)) => format!("only its declared type {d_local} may be named"),
+                    None => "its type is anonymous and cannot be named".to_owned(),
+                };
+                let message = format!("xsi:type=\"{written}\" is not allowed on <{element}>: {allowed}");
+                self.error_at(at, message);
+            }
         }
         self.stack.push(Frame::Element {
             decl,

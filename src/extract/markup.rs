@@ -59,7 +59,7 @@ impl<'s, 'd> ContactReader<'s, 'd> {
         p: &quick_xml::events::BytesPI<'_>,
     ) {
         let target = p.target();
-        if !syntax::is_name(target) {
+        if !syntax::is_name(target, self.encoding) {
             let t = String::from_utf8_lossy(target).into_owned();
             self.fatal(
                 at,
@@ -172,6 +172,34 @@ impl<'s, 'd> ContactReader<'s, 'd> {
             None => self.fatal(
                 at,
                 "character data is not allowed outside the root element".into(),
+            ),
+        }
+    }
+
+    /// A CDATA section (its content from `base`, the section at `at`): text of a simple
+    /// element's value; outside the root element it is not well-formed, and in element-only
+    /// content it is a schema error even when empty or blank (a CDATA section is never
+    /// ignorable whitespace), as libxml2 finds.
+    pub(super) fn cdata_event(&mut self, base: u64, at: Position, bytes: &[u8]) {
+        match self.stack.last() {
+            Some(Frame::Element {
+                state: State::Simple,
+                ..
+            })
+            | Some(Frame::Skip) => self.text_event(base, bytes),
+            Some(Frame::Element { decl, .. }) => {
+                let name = self.schema.decl(*decl).name.clone();
+                self.error_at(
+                    at,
+                    format!(
+                        "a CDATA section is not allowed directly inside <{name}>: it holds elements only"
+                    ),
+                );
+            }
+            None => self.fatal(
+                at,
+                "not well-formed XML: a CDATA section is not allowed outside the root element"
+                    .into(),
             ),
         }
     }

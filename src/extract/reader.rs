@@ -241,6 +241,9 @@ pub struct ContactReader<'s, 'd> {
     pub(super) record: Option<OpenRecord>,
     pub(super) text: String,
     pub(super) namespaces: Scopes,
+    /// The `xsi:type` of the start tag being read, resolved (namespace, local name) and as
+    /// written, until its element's declaration is known ([`Self::push`] checks it).
+    pub(super) xsi_type: Option<(Vec<u8>, Vec<u8>, String)>,
     pub(super) errors: Vec<DocumentError>,
     pub(super) max_errors: usize,
     pub(super) contacts: u64,
@@ -347,6 +350,7 @@ impl<'s, 'd> ContactReader<'s, 'd> {
             record: None,
             text: String::with_capacity(256),
             namespaces: Scopes::default(),
+            xsi_type: None,
             errors,
             max_errors: max_errors.max(1),
             contacts: 0,
@@ -573,7 +577,7 @@ impl<'s, 'd> ContactReader<'s, 'd> {
                 self.lines.advance(start, &t);
             }
             Event::CData(c) => {
-                self.text_event(start + 9, &c);
+                self.cdata_event(start + 9, at, &c);
                 self.lines.advance(start + 9, &c);
             }
             Event::GeneralRef(r) => self.reference(at, &r),

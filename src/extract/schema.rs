@@ -56,6 +56,10 @@ pub enum Content {
 #[derive(Clone, Debug)]
 pub struct ElementDecl {
     pub name: String,
+    /// The type the declaration names (`type="fieldValue"`: no namespace, as the schema has
+    /// no target namespace; `xs:string`: the XML Schema namespace), None for an inline type:
+    /// the one an instance's `xsi:type` may name.
+    pub type_name: Option<(String, String)>,
     pub min_occurs: u32,
     /// `None` is `unbounded`.
     pub max_occurs: Option<u32>,

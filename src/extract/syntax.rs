@@ -4,16 +4,43 @@
 
 use crate::extract::encoding::{self, Encoding};
 
-/// Whether `bytes` is an XML `Name` (ASCII rules exactly; any non-ASCII UTF-8 accepted).
-pub fn is_name(bytes: &[u8]) -> bool {
-    let Some((&first, rest)) = bytes.split_first() else {
+/// Whether `bytes` (in the document's `encoding`) is an XML `Name`: productions 4, 4a and 5
+/// of XML 1.0 (fifth edition), as libxml2 reads them. `×`, NBSP and other punctuation are no
+/// name characters; `·`, combining marks and digits may follow the first character only.
+pub fn is_name(bytes: &[u8], encoding: Encoding) -> bool {
+    if bytes.is_ascii() {
+        let Some((&first, rest)) = bytes.split_first() else {
+            return false;
+        };
+        let start = |b: u8| b.is_ascii_alphabetic() || b == b'_' || b == b':';
+        return start(first)
+            && rest
+                .iter()
+                .all(|&b| start(b) || b.is_ascii_digit() || b == b'.' || b == b'-');
+    }
+    let mut text = String::new();
+    if encoding::decode_into(bytes, encoding, &mut text).is_err() {
         return false;
-    };
-    let start = |b: u8| b.is_ascii_alphabetic() || b == b'_' || b == b':' || b >= 0x80;
-    start(first)
-        && rest
-            .iter()
-            .all(|&b| start(b) || b.is_ascii_digit() || b == b'.' || b == b'-')
+    }
+    let mut chars = text.chars();
+    chars.next().is_some_and(is_name_start_char) && chars.all(is_name_char)
+}
+
+/// XML 1.0's NameStartChar (production 4).
+fn is_name_start_char(c: char) -> bool {
+    matches!(c,
+        ':' | 'A'..='Z' | '_' | 'a'..='z'
+        | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{2FF}'
+        | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}' | '\u{200C}'..='\u{200D}'
+        | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}' | '\u{3001}'..='\u{D7FF}'
+        | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}' | '\u{10000}'..='\u{EFFFF}')
+}
+
+/// XML 1.0's NameChar (production 4a).
+fn is_name_char(c: char) -> bool {
+    is_name_start_char(c)
+        || matches!(c,
+            '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
 }
 
 /// Checks an XML declaration's content (`xml version="1.0" encoding="..." standalone="..."`,
@@ -77,7 +104,7 @@ pub struct RawAttribute<'a> {
 /// Splits what follows an element's name in its start tag into attributes:
 /// `(S Name S? '=' S? AttValue)* S?`. Names are checked to be XML names and to appear once;
 /// values are only delimited here (see [`attribute_value`]).
-pub fn attributes(raw: &[u8]) -> Result<Vec<RawAttribute<'_>>, String> {
+pub fn attributes(raw: &[u8], encoding: Encoding) -> Result<Vec<RawAttribute<'_>>, String> {
     let mut out: Vec<RawAttribute<'_>> = Vec::new();
     let mut rest = raw;
     loop {
@@ -94,7 +121,7 @@ pub fn attributes(raw: &[u8]) -> Result<Vec<RawAttribute<'_>>, String> {
             .unwrap_or(trimmed.len());
         let (name, after) = trimmed.split_at(name_len);
         let shown = String::from_utf8_lossy(name);
-        if !is_name(name) {
+        if !is_name(name, encoding) {
             return Err(format!("\"{shown}\" is not a valid attribute name"));
         }
         let after = trim_start(after)
@@ -178,7 +205,7 @@ fn resolve_reference(name: &str) -> Result<char, String> {
         "amp" => Ok('&'),
         "apos" => Ok('\''),
         "quot" => Ok('"'),
-        _ if is_name(name.as_bytes()) => Err(format!(
+        _ if is_name(name.as_bytes(), Encoding::Utf8) => Err(format!(
             "entity reference &{name}; is not defined: only &lt; &gt; &amp; &apos; &quot; and \
              character references (&#...;) are accepted"
         )),
@@ -242,18 +269,22 @@ mod tests {
 
     #[test]
     fn names_follow_the_xml_rules() {
-        assert!(
-            is_name(b"e_mail")
-                && is_name(b"xsi:type")
-                && is_name(b"a-b.c")
-                && is_name("é".as_bytes())
-        );
-        assert!(!is_name(b"") && !is_name(b"1a") && !is_name(b"x/ml") && !is_name(b"-a"));
+        let name = |n: &str| is_name(n.as_bytes(), Encoding::Utf8);
+        assert!(name("e_mail") && name("xsi:type") && name("a-b.c") && name("é") && name("a·"));
+        assert!(!name("") && !name("1a") && !name("x/ml") && !name("-a"));
+        // Hardening 3: a first character that is no NameStartChar was taken for a name
+        // (then a schema error) where libxml2 finds the document malformed.
+        for not_a_name in ["×", "·a", "\u{301}a", "\u{a0}a", "a×"] {
+            assert!(!name(not_a_name), "{not_a_name:?}");
+        }
+        // A Latin-1 document's names are read in Latin-1: é is 0xE9, × is 0xD7.
+        assert!(is_name(b"\xe9t\xe9", Encoding::Latin1));
+        assert!(!is_name(b"\xd7", Encoding::Latin1));
     }
 
     #[test]
     fn attributes_follow_the_attribute_production() {
-        let attrs = attributes(b" a=\"1\"\tb = '2' \n").unwrap();
+        let attrs = attributes(b" a=\"1\"\tb = '2' \n", Encoding::Utf8).unwrap();
         assert_eq!(
             attrs,
             [
@@ -267,7 +298,7 @@ mod tests {
                 }
             ]
         );
-        assert!(attributes(b"").unwrap().is_empty());
+        assert!(attributes(b"", Encoding::Utf8).unwrap().is_empty());
         for bad in [
             &b" a"[..],
             b" a=1",
@@ -278,7 +309,7 @@ mod tests {
             b" =\"1\"",
             b" a\x01=\"1\"",
         ] {
-            assert!(attributes(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(attributes(bad, Encoding::Utf8).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }
 

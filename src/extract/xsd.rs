@@ -361,8 +361,13 @@ impl<'a> Compiler<'a> {
                 }
             }
         }
+        let type_name = n.attr("type").map(|qname| match self.builtin(qname) {
+            Some(builtin) => (XSD_NS.to_owned(), builtin.to_owned()),
+            None => (String::new(), qname.rsplit(':').next().unwrap_or(qname).to_owned()),
+        });
         self.elements.push(ElementDecl {
             name,
+            type_name,
             min_occurs,
             max_occurs,
             content,
