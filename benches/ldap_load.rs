@@ -115,7 +115,8 @@ struct Abuse {
 /// index answers it, each reads the whole table) back to back until `until`.
 async fn abusive(directory: Directory, until: Instant) -> Abuse {
     let mut abuse = Abuse::default();
-    let Some(mut connection) = bound(&directory.address, directory.bind_dn, directory.password).await
+    let Some(mut connection) =
+        bound(&directory.address, directory.bind_dn, directory.password).await
     else {
         return abuse;
     };
@@ -276,8 +277,10 @@ fn main() {
     let clients: usize = rest.first().map_or(50, |c| c.parse().expect("CLIENTS"));
     let seconds: u64 = rest.get(1).map_or(20, |s| s.parse().expect("SECONDS"));
     let pause = Duration::from_millis(rest.get(2).map_or(100, |p| p.parse().expect("PAUSE_MS")));
-    let abusive_clients: usize = std::env::var("UCM_BENCH_ABUSIVE")
-        .map_or(0, |n| n.parse().expect("UCM_BENCH_ABUSIVE: a number of connections"));
+    let abusive_clients: usize = std::env::var("UCM_BENCH_ABUSIVE").map_or(0, |n| {
+        n.parse()
+            .expect("UCM_BENCH_ABUSIVE: a number of connections")
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -5,6 +5,7 @@
 //! (match and merge), [`load`] (atomic database writes); [`pipeline`] runs them together and
 //! [`report`] describes what a run did.
 
+pub mod blocking;
 pub mod cli;
 pub mod cluster;
 pub mod config;

@@ -52,10 +52,13 @@ impl Password {
                 if cached.is_some_and(|known| constant_time_eq(&known, &digest)) {
                     return true;
                 }
-                let right = PasswordHash::new(phc).is_ok_and(|hash| {
-                    Argon2::default()
-                        .verify_password(given.as_bytes(), &hash)
-                        .is_ok()
+                // Tens of milliseconds of CPU: not on a worker thread of the service's runtime.
+                let right = crate::blocking::off_the_runtime(|| {
+                    PasswordHash::new(phc).is_ok_and(|hash| {
+                        Argon2::default()
+                            .verify_password(given.as_bytes(), &hash)
+                            .is_ok()
+                    })
                 });
                 if right {
                     *verified.lock().expect("no poisoning") = Some(digest);

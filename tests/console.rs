@@ -437,7 +437,11 @@ fn a_sample_over_max_upload_bytes_or_without_its_token_is_refused_and_stores_not
 
     let answer = upload(&s.base, &cookie, &csrf, &small);
     assert_eq!(answer.0, 303, "{}", answer.1);
-    assert!(answer.1.contains("location: /runs/demo/started/"), "{}", answer.1);
+    assert!(
+        answer.1.contains("location: /runs/demo/started/"),
+        "{}",
+        answer.1
+    );
     let (status, _, page, at) = follow(&s.base, &cookie, answer);
     assert_eq!(status, 200, "{page}");
     assert!(at.starts_with("/plans/demo/"), "{at}");

@@ -13,9 +13,9 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::service::{PASSWORD, http, run_demo};
-use common::ldap::*;
 use common::Workspace;
+use common::ldap::*;
+use common::service::{PASSWORD, http, run_demo};
 
 #[test]
 fn desk_phones_search_the_merged_directory_with_ldapsearch() {

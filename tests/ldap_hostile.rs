@@ -225,7 +225,11 @@ fn unindexed_searches_from_one_address_wait_for_their_own_places() {
             "--source",
             "127.0.0.2",
         ]);
-        assert_eq!((&other["bind"], &other["result"]), (&0.into(), &0.into()), "{other}");
+        assert_eq!(
+            (&other["bind"], &other["result"]),
+            (&0.into(), &0.into()),
+            "{other}"
+        );
         for searcher in flood {
             let (code, entries, ldif) = searcher.join().unwrap();
             assert!(code == 0 || code == 51, "{code}: {ldif}");
@@ -238,7 +242,10 @@ fn unindexed_searches_from_one_address_wait_for_their_own_places() {
             break;
         }
     }
-    assert!(busy.is_some(), "six unindexed searches at once from one address all ran");
+    assert!(
+        busy.is_some(),
+        "six unindexed searches at once from one address all ran"
+    );
     let (_, metrics) = http("GET", &format!("{}/metrics", s.base), &[], "");
     assert!(
         metrics.contains("ucm_ldap_requests_total{op=\"search\",result=\"busy\"}"),

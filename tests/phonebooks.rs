@@ -389,7 +389,9 @@ fn a_phone_reading_a_large_feed_slowly_but_steadily_is_not_cut() {
     use std::io::{Read as _, Write as _};
     let mut phone = std::net::TcpStream::connect(s.base.trim_start_matches("http://")).unwrap();
     phone
-        .write_all(b"GET /phonebook/demo/yealink HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\n\r\n")
+        .write_all(
+            b"GET /phonebook/demo/yealink HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\n\r\n",
+        )
         .unwrap();
     // 15 kB every 100 ms for 12 s, then the rest as fast as it comes.
     let mut answer = Vec::new();
@@ -447,6 +449,9 @@ fn a_cisco_search_is_answered_from_the_indexes_without_a_feed_place() {
     let (_, _, body) = get(&s.base, "/phonebook/demo/cisco?q=peeters&page=2", "");
     let page = String::from_utf8(body).unwrap();
     assert!(page.contains("<Prompt>Page 2 of "), "{page}");
-    assert!(page.to_lowercase().matches("peeters").count() >= 32, "{page}");
+    assert!(
+        page.to_lowercase().matches("peeters").count() >= 32,
+        "{page}"
+    );
     drop(holding);
 }

@@ -202,7 +202,10 @@ fn a_dry_run_from_the_console_answers_at_once_and_its_page_shows_progress_until_
     assert!(page_path.starts_with("/runs/demo/started/"), "{page_path}");
     let started = format!("s{}", page_path.rsplit('/').next().unwrap());
     let progress = eventually(30, "the download under way", || {
-        let (_, run) = get_auth(&format!("{}/api/runs/{started}", s.base), "Bearer static-token");
+        let (_, run) = get_auth(
+            &format!("{}/api/runs/{started}", s.base),
+            "Bearer static-token",
+        );
         (run["phase"] == "downloading the source" && run["bytes_downloaded"].as_u64() > Some(0))
             .then_some(run)
     });
@@ -218,8 +221,15 @@ fn a_dry_run_from_the_console_answers_at_once_and_its_page_shows_progress_until_
     let (status, _, plan_page, at) = follow(&s.base, &cookie, again);
     assert_eq!(status, 200, "{plan_page}");
     assert!(at.starts_with("/plans/demo/"), "{at}");
-    let (_, done) = get_auth(&format!("{}/api/runs/{started}", s.base), "Bearer static-token");
-    assert_eq!((done["running"].as_bool(), done["status"].as_str()), (Some(false), Some("dry_run")), "{done}");
+    let (_, done) = get_auth(
+        &format!("{}/api/runs/{started}", s.base),
+        "Bearer static-token",
+    );
+    assert_eq!(
+        (done["running"].as_bool(), done["status"].as_str()),
+        (Some(false), Some("dry_run")),
+        "{done}"
+    );
     assert!(done["contacts_read"].as_u64() > Some(0), "{done}");
     assert_eq!(format!("/plans/demo/{}", done["plan_id"]), at);
 

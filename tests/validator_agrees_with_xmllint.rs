@@ -412,7 +412,12 @@ fn constructed_documents() -> Vec<(String, String)> {
     ];
     // CDATA sections: outside the root (not well-formed, even empty), in element-only content
     // (a schema error, even empty), in a value (text).
-    let cdata = ["<![CDATA[]]>", "<![CDATA[ ]]>", "<![CDATA[x]]>", "<![CDATA[\n]]>"];
+    let cdata = [
+        "<![CDATA[]]>",
+        "<![CDATA[ ]]>",
+        "<![CDATA[x]]>",
+        "<![CDATA[\n]]>",
+    ];
     // Spaces at a value's edges: only XML's (space, tab, CR, LF) are whitespace; a no-break,
     // ideographic or em space is a character, counted by maxLength (255).
     let long = "a".repeat(254);
@@ -467,9 +472,18 @@ fn constructed_documents() -> Vec<(String, String)> {
         out.push((format!("element {e}"), format!("<contacts>{e}</contacts>")));
     }
     for c in cdata {
-        out.push((format!("before {c:?}"), format!("{c}<contacts>{contact}</contacts>")));
-        out.push((format!("after {c:?}"), format!("<contacts>{contact}</contacts>{c}")));
-        out.push((format!("in root {c:?}"), format!("<contacts>{c}{contact}</contacts>")));
+        out.push((
+            format!("before {c:?}"),
+            format!("{c}<contacts>{contact}</contacts>"),
+        ));
+        out.push((
+            format!("after {c:?}"),
+            format!("<contacts>{contact}</contacts>{c}"),
+        ));
+        out.push((
+            format!("in root {c:?}"),
+            format!("<contacts>{c}{contact}</contacts>"),
+        ));
         out.push((
             format!("in record {c:?}"),
             format!("<contacts><contact>{c}<e_mail>a</e_mail></contact></contacts>"),

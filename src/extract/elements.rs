@@ -254,7 +254,8 @@ impl<'s, 'd> ContactReader<'s, 'd> {
                     Some((_, d_local)) => format!("only its declared type {d_local} may be named"),
                     None => "its type is anonymous and cannot be named".to_owned(),
                 };
-                let message = format!("xsi:type=\"{written}\" is not allowed on <{element}>: {allowed}");
+                let message =
+                    format!("xsi:type=\"{written}\" is not allowed on <{element}>: {allowed}");
                 self.error_at(at, message);
             }
         }

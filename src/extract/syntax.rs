@@ -309,7 +309,11 @@ mod tests {
             b" =\"1\"",
             b" a\x01=\"1\"",
         ] {
-            assert!(attributes(bad, Encoding::Utf8).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                attributes(bad, Encoding::Utf8).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

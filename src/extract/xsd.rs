@@ -363,7 +363,10 @@ impl<'a> Compiler<'a> {
         }
         let type_name = n.attr("type").map(|qname| match self.builtin(qname) {
             Some(builtin) => (XSD_NS.to_owned(), builtin.to_owned()),
-            None => (String::new(), qname.rsplit(':').next().unwrap_or(qname).to_owned()),
+            None => (
+                String::new(),
+                qname.rsplit(':').next().unwrap_or(qname).to_owned(),
+            ),
         });
         self.elements.push(ElementDecl {
             name,

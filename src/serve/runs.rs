@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot::Receiver;
 
-use super::state::{Loaded, Pipeline, Service, Stage, StartRefused};
 use super::started::{Phase, StartedRun};
+use super::state::{Loaded, Pipeline, Service, Stage, StartRefused};
 use crate::extract::fetch::{DownloadProgress, Silent};
 use crate::load::runs;
 use crate::pipeline::{NoProgress, Progress};

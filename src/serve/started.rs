@@ -119,7 +119,10 @@ impl StartedRun {
     /// Bytes of the source read so far, and its size when known.
     pub fn read(&self) -> (u64, Option<u64>) {
         let total = self.total.load(Ordering::Relaxed);
-        (self.read.load(Ordering::Relaxed), (total > 0).then_some(total))
+        (
+            self.read.load(Ordering::Relaxed),
+            (total > 0).then_some(total),
+        )
     }
 
     pub fn downloaded(&self) -> u64 {
@@ -277,12 +280,20 @@ mod tests {
         Progress::contacts(&*run, 3);
         let shown = run.to_json();
         assert_eq!(shown["phase"], "reading and merging the contacts");
-        assert_eq!((shown["bytes_read"].as_u64(), shown["bytes_total"].as_u64()), (Some(40), Some(100)));
+        assert_eq!(
+            (shown["bytes_read"].as_u64(), shown["bytes_total"].as_u64()),
+            (Some(40), Some(100))
+        );
         assert_eq!(shown["contacts_read"], 3);
         assert_eq!(shown["running"], true);
-        run.end(Err("Pipeline demo is running; try again when it has finished.".into()));
+        run.end(Err(
+            "Pipeline demo is running; try again when it has finished.".into(),
+        ));
         let shown = runs.get(1).unwrap().to_json();
-        assert_eq!((shown["running"].as_bool(), shown["phase"].as_str()), (Some(false), Some("done")));
+        assert_eq!(
+            (shown["running"].as_bool(), shown["phase"].as_str()),
+            (Some(false), Some("done"))
+        );
         assert_eq!(StartedRuns::parse_id("s1"), Some(1));
         assert_eq!(StartedRuns::parse_id("1"), None);
     }

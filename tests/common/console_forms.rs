@@ -71,8 +71,10 @@ pub fn upload(base: &str, cookie: &str, csrf: &str, sample: &[u8]) -> (u16, Stri
 pub fn get_page(base: &str, cookie: &str, path: &str) -> (u16, String, String) {
     exchange(
         base,
-        format!("GET {path} HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n")
-            .as_bytes(),
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"
+        )
+        .as_bytes(),
     )
 }
 
@@ -102,7 +104,10 @@ pub fn follow(
             }
             _ => return (status, head, page, at),
         };
-        assert!(std::time::Instant::now() < deadline, "the run never ended: {page}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never ended: {page}"
+        );
         at = next;
         (status, head, page) = get_page(base, cookie, &at);
     }

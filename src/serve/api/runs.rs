@@ -133,8 +133,10 @@ pub async fn one_run(
     }
     let Ok(id) = id.parse::<i64>() else {
         return error(
-            StatusCode::NOT_FOUND,
-            format!("no run {id}: a run is a number, a started run s and a number"),
+            StatusCode::BAD_REQUEST,
+            format!(
+                "run id {id:?}: a run is a number (42), a run started over HTTP s and a number (s7)"
+            ),
         );
     };
     let full = authorized(&service, &headers);

@@ -122,7 +122,11 @@ fn progress(session: &Session, run: &StartedRun) -> Response {
             code { "GET /api/runs/s" (run.id) } "."
         }
     };
-    let title = format!("{} of {}", capitalised(&run.asked.to_string()), run.pipeline);
+    let title = format!(
+        "{} of {}",
+        capitalised(&run.asked.to_string()),
+        run.pipeline
+    );
     refreshing_layout(&title, Some(session), body, Some(1)).into_response()
 }
 

@@ -101,6 +101,10 @@ async fn cisco_search(
         .flat_map(|entry| cisco_lines(&entry, config.name_style))
         .collect();
     let total = all.len();
-    let lines = all.into_iter().skip(first).take(CISCO_PAGE_ENTRIES).collect();
+    let lines = all
+        .into_iter()
+        .skip(first)
+        .take(CISCO_PAGE_ENTRIES)
+        .collect();
     Ok((lines, total))
 }

@@ -25,7 +25,10 @@ const FEED_BY_FIRST_NAME_SQL: &str = "SELECT first_name, last_name, e_mail, depa
      ORDER BY lower(coalesce(first_name, last_name, '')), lower(coalesce(last_name, '')), id";
 
 /// A row as the feed lists it, or None when the feed leaves it out.
-pub(super) fn entry_of<R: Row>(row: &R, config: &PhonebookConfig) -> Result<Option<Entry>, sqlx::Error>
+pub(super) fn entry_of<R: Row>(
+    row: &R,
+    config: &PhonebookConfig,
+) -> Result<Option<Entry>, sqlx::Error>
 where
     usize: sqlx::ColumnIndex<R>,
     for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,

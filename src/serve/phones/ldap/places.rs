@@ -122,7 +122,10 @@ mod tests {
         let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
         let soon = || Instant::now() + Duration::from_millis(50);
         let held = budget.take(a, soon()).await.unwrap();
-        assert_eq!(budget.take(a, soon()).await.err(), Some(NoScanPlace::Client));
+        assert_eq!(
+            budget.take(a, soon()).await.err(),
+            Some(NoScanPlace::Client)
+        );
         assert_eq!(budget.take(b, soon()).await.err(), Some(NoScanPlace::All));
         drop(held);
         let _b = budget.take(b, soon()).await.unwrap();

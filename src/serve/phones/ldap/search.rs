@@ -342,9 +342,12 @@ pub async fn find(
             // A scan checks every row of the table against the filter (number keys parsed,
             // substrings searched): on a blocking thread, not the runtime's workers that
             // answer everyone else.
-            on_blocking(|| batch.iter().map(|(row, ..)| keep(row)).collect())
+            crate::blocking::off_the_runtime(|| batch.iter().map(|(row, ..)| keep(row)).collect())
         } else {
-            batch.iter().map(|(row, ..)| keep(row)).collect::<Vec<bool>>()
+            batch
+                .iter()
+                .map(|(row, ..)| keep(row))
+                .collect::<Vec<bool>>()
         };
         for ((row, key, rank), kept) in batch.into_iter().zip(kept) {
             let here = Cursor {
@@ -384,15 +387,6 @@ pub async fn find(
         }
     }
     Ok(found)
-}
-
-/// Runs CPU-bound `work` off the runtime's worker threads (`block_in_place`: the worker's
-/// other tasks move to another) on a multi-threaded runtime, as `ucm serve`'s is.
-fn on_blocking<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
-        _ => work(),
-    }
 }
 
 /// The statement reading `size` rows of `arm` (the table, when None) after `cursor`: each

@@ -8,8 +8,8 @@ use ldap3_proto::proto::{LdapMsg, LdapOp, LdapResultCode, LdapSearchRequest};
 
 use super::config::LdapSettings;
 use super::entry::{ContactRow, Wanted, escape_rdn_value};
-use super::reads::{contact_by_uid, directory_store, style_of};
 use super::places::NoScanPlace;
+use super::reads::{contact_by_uid, directory_store, style_of};
 use super::search::{self, Bounds, Cursor, Found};
 use super::session::{Session, code_name, entry_message, may_read, needs_tls, result};
 use super::tree::{

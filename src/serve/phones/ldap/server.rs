@@ -28,7 +28,9 @@ pub async fn listen(
     let settings = Arc::new(settings);
     let open = Places {
         all: Arc::new(tokio::sync::Semaphore::new(settings.config.max_connections)),
-        per_client: Arc::new(ClientPlaces::new(settings.config.max_connections_per_client)),
+        per_client: Arc::new(ClientPlaces::new(
+            settings.config.max_connections_per_client,
+        )),
     };
     let mut tasks = Vec::new();
     for (address, tls_now) in [
