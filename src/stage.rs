@@ -178,7 +178,12 @@ pub async fn fetch_stage(
         }
         Ok(None) => report.status = RunStatus::Unchanged,
         Ok(Some(candidate)) => {
-            let target = pipeline_dir(config).join(format!("source-{}.xml", candidate.sha256));
+            let name = format!(
+                "source-{}.{}",
+                candidate.sha256,
+                contract.kind().extension()
+            );
+            let target = pipeline_dir(config).join(name);
             let details = report.fetch.as_mut().expect("fetch reports have details");
             // The new copy gets a name of its own, so the previous one stays intact until the
             // metadata points at the new one.

@@ -135,6 +135,31 @@ async fn serve(
                     .into_response()
             }
         }
+        "contacts.csv" => {
+            // An Outlook export behind basic auth, with an ETag.
+            let expected = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("admin:{PASSWORD}"))
+            );
+            if headers
+                .get(header::AUTHORIZATION)
+                .is_none_or(|v| v.as_bytes() != expected.as_bytes())
+            {
+                return StatusCode::UNAUTHORIZED.into_response();
+            }
+            if headers
+                .get(header::IF_NONE_MATCH)
+                .is_some_and(|v| v == "\"csv1\"")
+            {
+                return StatusCode::NOT_MODIFIED.into_response();
+            }
+            (
+                [(header::ETAG, "\"csv1\"")],
+                "First Name,Last Name,E-mail Address,Mobile Phone\r\n\
+                 Anna,Peeters,a@ext.example,+32 475 11 11 11\r\nBob,,c@ext.example,\r\n",
+            )
+                .into_response()
+        }
         "bearer.xml" => {
             if headers
                 .get(header::AUTHORIZATION)
@@ -809,4 +834,37 @@ fn the_data_dir_option_moves_the_staged_files() {
     assert!(path.starts_with("elsewhere/default/db-"), "{path}");
     assert!(ws.path(path).exists());
     assert!(!ws.path("ucm-data").exists());
+}
+
+/// Issue 25: a CSV source is fetched like XML: basic auth, staged under its own extension,
+/// validated through its mapping before it is staged, an unchanged ETag gets 304 and no work.
+#[test]
+fn a_csv_export_over_http_with_basic_auth_is_staged_and_a_304_changes_nothing() {
+    let (base, server, _) = start_server();
+    let ws = workspace(
+        &format!("{base}/contacts.csv"),
+        "kind = \"csv\"\npreset = \"outlook-csv\"\n[source.auth]\nusername = \"admin\"\n\
+         password_file = \"password.txt\"",
+    );
+    ws.write("password.txt", format!("{PASSWORD}\n"));
+    let report = json(&ws.ok(&["run", "--format", "json"]));
+    assert_eq!(report["status"], "succeeded", "{report}");
+    assert_eq!(report["contacts_read"], 2, "{report}");
+    let staged = json(&ws.ok(&["staged", "--format", "json"]));
+    assert!(
+        staged["path"].as_str().unwrap().ends_with(".csv"),
+        "{staged}"
+    );
+    let rows = ws.rows();
+    let anna = rows
+        .iter()
+        .find(|r| r["e_mail"] == "a@ext.example")
+        .unwrap();
+    assert_eq!(anna["mobile_number"], "+32 475 11 11 11");
+    let before = ws.export();
+    let again = json(&ws.ok(&["fetch", "--format", "json"]));
+    assert_eq!(again["status"], "unchanged", "{again}");
+    assert_eq!(again["fetch"]["http_status"], 304, "{again}");
+    assert_eq!(ws.export(), before);
+    assert_eq!(server.hits("contacts.csv"), 2);
 }

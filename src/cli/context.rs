@@ -61,7 +61,8 @@ pub async fn open_pipeline(
     cli: &Cli,
     config: &PipelineConfig,
 ) -> anyhow::Result<(Store, Arc<Contract>)> {
-    let contract = Arc::new(load_contract(config.source.schema.as_deref())?);
+    let format = config.source.format().map_err(anyhow::Error::msg)?;
+    let contract = Arc::new(load_contract(config.source.schema.as_deref())?.with_source(format));
     let store = open_store(cli, config).await?;
     Ok((store, contract))
 }

@@ -23,11 +23,16 @@ pub fn validate(
     schema: Option<&Path>,
     max_errors: usize,
 ) -> anyhow::Result<ExitCode> {
-    let config_schema = match schema {
+    // With --schema, the file is ucm's XML; otherwise the pipeline's source says what it is.
+    let config = match schema {
         Some(_) => None,
-        None => load_config(cli)?.source.schema,
+        None => Some(load_config(cli)?),
     };
-    let contract = load_contract(schema.or(config_schema.as_deref()))?;
+    let source = config.as_ref().map(|c| &c.source);
+    let mut contract = load_contract(schema.or(source.and_then(|s| s.schema.as_deref())))?;
+    if let Some(source) = source {
+        contract = contract.with_source(source.format().map_err(anyhow::Error::msg)?);
+    }
     match contract.validate(file, max_errors) {
         Ok(v) => {
             if !cli.quiet {

@@ -42,6 +42,20 @@ pub struct Summary {
     pub sha256: String,
 }
 
+impl Summary {
+    /// The summary of a whole file read at once (`bytes`) that held `contacts`.
+    pub fn of_file(bytes: &[u8], contacts: u64) -> Summary {
+        Summary {
+            contacts,
+            bytes: bytes.len() as u64,
+            sha256: Sha256::digest(bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        }
+    }
+}
+
 /// Why reading stopped.
 #[derive(Debug)]
 pub enum ReadError<E> {

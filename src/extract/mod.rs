@@ -2,11 +2,13 @@
 //! streaming pass, and handing out one contact at a time.
 
 mod contract;
+pub mod csv_source;
 pub mod document;
 mod elements;
 pub mod encoding;
 pub mod fetch;
 pub mod local;
+pub mod mapping;
 mod markup;
 pub mod namespaces;
 mod plain;
@@ -14,9 +16,10 @@ pub mod position;
 pub mod reader;
 pub mod schema;
 pub mod syntax;
+pub mod vcard_source;
 mod xsd;
 
-pub use contract::{Contract, ExtractError};
+pub use contract::{Contract, ExtractError, SourceFormat};
 pub use document::{Document, ReadError, Summary};
 pub use reader::{ContactReader, DocumentError, ExternalContact, InvalidDocument, RecordLayout};
 pub use schema::{Schema, SchemaError};

@@ -330,7 +330,8 @@ async fn load_pipeline(path: &std::path::Path, host: &str) -> Result<Loaded, Str
     let contract = match &config.source.schema {
         Some(xsd) => Contract::load(xsd).map_err(|e| e.to_string())?,
         None => Contract::builtin(),
-    };
+    }
+    .with_source(config.source.format()?);
     let zone = time_zone(config.time_zone.as_deref())?;
     let mut schedules = Vec::new();
     for (stage, text) in [

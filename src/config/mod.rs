@@ -9,6 +9,9 @@ use serde::Deserialize;
 use crate::fields::{FIELD_COUNT, Field};
 use crate::transform::{MergePolicy, Priority};
 
+mod source;
+pub use source::{AuthConfig, SourceConfig, read_password, read_secret};
+
 /// The default config path, relative to the working directory.
 pub const DEFAULT_CONFIG: &str = "pipelines/default.toml";
 
@@ -47,141 +50,6 @@ pub struct PipelineConfig {
     /// the source in the same second. Never more than half the schedule's shortest interval.
     #[serde(default = "default_spread_secs")]
     pub spread_secs: u64,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SourceConfig {
-    /// Location of the external contacts XML: a path (relative to the working directory) or a
-    /// `file://` URL. Required by `ucm run`.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// The import cron (Quartz-style, five fields).
-    #[serde(default = "default_import_schedule")]
-    pub schedule: String,
-    /// The XSD the source must satisfy. Default: the `schemas/contacts.xsd` built into ucm.
-    #[serde(default)]
-    pub schema: Option<PathBuf>,
-    /// Seconds to wait for a connection to the source.
-    #[serde(default = "default_connect_timeout_secs")]
-    pub connect_timeout_secs: u64,
-    /// Seconds a download may go without receiving a byte before the try fails.
-    #[serde(default = "default_read_timeout_secs")]
-    pub read_timeout_secs: u64,
-    /// Largest source accepted, in bytes after decompression.
-    #[serde(default = "default_max_bytes")]
-    pub max_bytes: u64,
-    /// Attempts in all: connection errors, timeouts and 5xx are retried with exponential
-    /// backoff and jitter; 4xx are not.
-    #[serde(default = "default_tries")]
-    pub tries: u32,
-    /// First delay between tries, in milliseconds (it doubles each try).
-    #[serde(default = "default_backoff_ms")]
-    pub backoff_ms: u64,
-    /// Credentials for the source.
-    #[serde(default)]
-    pub auth: AuthConfig,
-}
-
-/// HTTP credentials: basic (`username` and a password) or a bearer token. Each secret can be
-/// given inline, read from an environment variable (`*_env`) or from a file (`*_file`, its
-/// content without the final newline), so it need not sit in the TOML.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct AuthConfig {
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub password_env: Option<String>,
-    pub password_file: Option<PathBuf>,
-    pub token: Option<String>,
-    pub token_env: Option<String>,
-    pub token_file: Option<PathBuf>,
-}
-
-/// A password of `section`: in clear (`password`, `password_env`, `password_file`) or as a
-/// hash (`password_hash`, a PHC string of Argon2); at most one of them.
-pub fn read_password(
-    section: &str,
-    inline: &Option<String>,
-    env: &Option<String>,
-    file: &Option<PathBuf>,
-    hash: &Option<String>,
-) -> Result<Option<crate::secrets::Password>, String> {
-    let clear = read_secret(section, "password", inline, env, file)?;
-    match (clear, hash) {
-        (Some(_), Some(_)) => Err(format!(
-            "{section} sets both a password and password_hash: keep one"
-        )),
-        (Some(clear), None) => Ok(Some(crate::secrets::Password::Clear(clear))),
-        (None, Some(hash)) => crate::secrets::Password::hashed(hash)
-            .map(Some)
-            .map_err(|why| format!("{section} password_hash {why}")),
-        (None, None) => Ok(None),
-    }
-}
-
-/// A secret given inline, read from an environment variable (`WHAT_env`) or from a file
-/// (`WHAT_file`, without its final newline); at most one of the three.
-pub fn read_secret(
-    section: &str,
-    what: &str,
-    inline: &Option<String>,
-    env: &Option<String>,
-    file: &Option<PathBuf>,
-) -> Result<Option<String>, String> {
-    let given = [inline.is_some(), env.is_some(), file.is_some()]
-        .iter()
-        .filter(|b| **b)
-        .count();
-    if given > 1 {
-        return Err(format!(
-            "{section} sets more than one of {what}, {what}_env, {what}_file"
-        ));
-    }
-    if let Some(v) = inline {
-        return Ok(Some(v.clone()));
-    }
-    if let Some(name) = env {
-        return std::env::var(name).map(Some).map_err(|_| {
-            format!("{section} {what}_env = \"{name}\" but that environment variable is not set")
-        });
-    }
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{section} cannot read {what}_file {}: {e}", path.display()))?;
-        let text = text.strip_suffix('\n').unwrap_or(&text);
-        return Ok(Some(text.strip_suffix('\r').unwrap_or(text).to_owned()));
-    }
-    Ok(None)
-}
-
-impl AuthConfig {
-    /// The credentials this section describes, reading secrets from the environment or files.
-    pub fn resolve(&self) -> Result<Option<crate::extract::fetch::Auth>, String> {
-        use crate::extract::fetch::Auth;
-        let password = read_secret(
-            "[source.auth]",
-            "password",
-            &self.password,
-            &self.password_env,
-            &self.password_file,
-        )?;
-        let token = read_secret(
-            "[source.auth]",
-            "token",
-            &self.token,
-            &self.token_env,
-            &self.token_file,
-        )?;
-        match (&self.username, password, token) {
-            (None, None, None) => Ok(None),
-            (Some(username), Some(password), None) => Ok(Some(Auth::Basic { username: username.clone(), password })),
-            (None, None, Some(token)) => Ok(Some(Auth::Bearer { token })),
-            (Some(_), None, None) => Err("[source.auth] has a username but no password (password, password_env or password_file)".into()),
-            (None, Some(_), None) => Err("[source.auth] has a password but no username".into()),
-            _ => Err("[source.auth] sets both basic credentials and a token: use one".into()),
-        }
-    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -276,9 +144,6 @@ fn default_lock_wait_secs() -> u64 {
 fn default_name() -> String {
     "default".into()
 }
-fn default_import_schedule() -> String {
-    "0 23 ? * *".into()
-}
 fn default_merge_schedule() -> String {
     "30 23 ? * *".into()
 }
@@ -297,42 +162,11 @@ fn default_run_changes_ttl_hours() -> u64 {
 fn default_max_delete_ratio() -> f64 {
     0.5
 }
-fn default_connect_timeout_secs() -> u64 {
-    10
-}
-fn default_read_timeout_secs() -> u64 {
-    30
-}
-fn default_max_bytes() -> u64 {
-    2 << 30
-}
-fn default_tries() -> u32 {
-    3
-}
-fn default_backoff_ms() -> u64 {
-    500
-}
 fn default_data_dir() -> PathBuf {
     "ucm-data".into()
 }
 fn default_database_url() -> String {
     "sqlite://ucm.db".into()
-}
-
-impl Default for SourceConfig {
-    fn default() -> Self {
-        SourceConfig {
-            url: None,
-            schedule: default_import_schedule(),
-            schema: None,
-            connect_timeout_secs: default_connect_timeout_secs(),
-            read_timeout_secs: default_read_timeout_secs(),
-            max_bytes: default_max_bytes(),
-            tries: default_tries(),
-            backoff_ms: default_backoff_ms(),
-            auth: AuthConfig::default(),
-        }
-    }
 }
 
 impl Default for MergeConfig {

@@ -1,0 +1,561 @@
+//! A CSV source (`kind = "csv"`): a file read as a stream of rows, mapped onto the 22 fields
+//! by its header and the pipeline's [`Mapping`], each value held to the schema's rules for
+//! its field (its length, the characters XML 1.0 allows), so a CSV lands exactly what the
+//! same contacts as XML would.
+//!
+//! - **Encoding**: a UTF-8 or UTF-16 byte-order mark decides; else UTF-8, or what
+//!   `[source.csv] encoding` names (windows-1252, iso-8859-1, utf-16le/be). Bytes that are
+//!   not UTF-8 are an error at their line and column (transcoding never replaces them
+//!   silently); other encodings are decoded as a stream (`encoding_rs_io`).
+//! - **Delimiter**: `,`, `;`, tab or `|`, the one the header uses most outside quotes, or
+//!   what `[source.csv] delimiter` says.
+//! - **Rows**: quoted fields with newlines and doubled quotes (the `csv` crate); a row with
+//!   more fields than the header is an error at its line; one with fewer reads the missing
+//!   ones as empty (Outlook writes such rows); a quote that never closes is an error at the
+//!   line where its field starts. Blank lines are skipped.
+//! - **Errors** are `file:line:column` (the column is the CSV column, from 1), and, as for
+//!   XML, a source with an error lands nothing.
+
+use std::io::Read;
+use std::path::Path;
+
+use super::document::{Document, ReadError, Summary};
+use super::encoding::is_xml_char;
+use super::mapping::{Mapping, phone_field};
+use super::reader::{DocumentError, ExternalContact, InvalidDocument};
+use super::schema::SimpleType;
+use crate::fields::{FIELD_COUNT, FIELD_NAMES, FieldValues, trim_xml_space};
+
+/// `[source.csv]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CsvConfig {
+    /// `"auto"` (the one of `,` `;` tab `|` the header uses most), or one of them.
+    #[serde(default = "auto")]
+    pub delimiter: String,
+    /// `"auto"` (a UTF-8 or UTF-16 byte-order mark, else UTF-8), or `"utf-8"`,
+    /// `"windows-1252"`, `"iso-8859-1"`, `"utf-16le"`, `"utf-16be"`.
+    #[serde(default = "auto")]
+    pub encoding: String,
+}
+
+use serde::Deserialize;
+
+fn auto() -> String {
+    "auto".into()
+}
+
+impl Default for CsvConfig {
+    fn default() -> CsvConfig {
+        CsvConfig {
+            delimiter: auto(),
+            encoding: auto(),
+        }
+    }
+}
+
+/// `[source.csv]`, checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct CsvOptions {
+    /// None: found from the header.
+    pub delimiter: Option<u8>,
+    /// None: from the byte-order mark, else UTF-8.
+    pub encoding: Option<&'static encoding_rs::Encoding>,
+}
+
+impl CsvConfig {
+    pub fn options(&self) -> Result<CsvOptions, String> {
+        let delimiter = match self.delimiter.as_str() {
+            "auto" => None,
+            "," => Some(b','),
+            ";" => Some(b';'),
+            "\t" | "tab" => Some(b'\t'),
+            "|" => Some(b'|'),
+            other => {
+                return Err(format!(
+                    "[source.csv] delimiter = {other:?}: use \"auto\", \",\", \";\", \"\\t\" or \"|\""
+                ));
+            }
+        };
+        let encoding = match self.encoding.to_ascii_lowercase().as_str() {
+            "auto" => None,
+            "utf-8" | "utf8" => Some(encoding_rs::UTF_8),
+            // WHATWG (and encoding_rs) read ISO-8859-1 as windows-1252, its superset.
+            "windows-1252" | "cp1252" | "iso-8859-1" | "latin1" => Some(encoding_rs::WINDOWS_1252),
+            "utf-16le" => Some(encoding_rs::UTF_16LE),
+            "utf-16be" => Some(encoding_rs::UTF_16BE),
+            other => {
+                return Err(format!(
+                    "[source.csv] encoding = {other:?}: use \"auto\", \"utf-8\", \"windows-1252\", \
+                     \"iso-8859-1\", \"utf-16le\" or \"utf-16be\""
+                ));
+            }
+        };
+        Ok(CsvOptions {
+            delimiter,
+            encoding,
+        })
+    }
+}
+
+/// What a CSV read checks each value against: the schema's rule for each field.
+pub struct CsvRules<'r> {
+    pub mapping: &'r Mapping,
+    pub options: CsvOptions,
+    pub field_types: &'r [Option<SimpleType>; FIELD_COUNT],
+}
+
+/// Reads the CSV file at `path`, calling `sink` with each valid contact in file order and
+/// `progress` with the bytes read so far. Stops at the first `max_errors` errors.
+pub fn read<E>(
+    path: &Path,
+    rules: &CsvRules<'_>,
+    max_errors: usize,
+    progress: &(dyn Fn(u64) + Sync),
+    mut sink: impl FnMut(ExternalContact) -> Result<(), E>,
+) -> Result<Summary, ReadError<E>> {
+    let doc = Document::open(path).map_err(ReadError::Open)?;
+    let file = path.display().to_string();
+    let bytes = doc.bytes();
+    let (encoding, body) = sniff_encoding(bytes, rules.options.encoding);
+    let mut errors = Errors {
+        file: &file,
+        found: Vec::new(),
+        max: max_errors.max(1),
+    };
+    if encoding == encoding_rs::UTF_8
+        && let Err(e) = std::str::from_utf8(body)
+    {
+        let (line, column) = line_and_column(body, e.valid_up_to());
+        errors.at(
+            line,
+            column,
+            "bytes that are not UTF-8: set [source.csv] encoding (e.g. \"windows-1252\" for an \
+             Excel export)"
+                .into(),
+        );
+        return Err(ReadError::Invalid(errors.into_invalid()));
+    }
+    let delimiter = rules
+        .options
+        .delimiter
+        .unwrap_or_else(|| sniff_delimiter(&first_line(body, encoding)));
+    let input: Box<dyn Read + '_> = if encoding == encoding_rs::UTF_8 {
+        Box::new(body)
+    } else {
+        Box::new(
+            encoding_rs_io::DecodeReaderBytesBuilder::new()
+                .encoding(Some(encoding))
+                .bom_sniffing(false)
+                .build(body),
+        )
+    };
+    let quotes = QuoteTracker::new(input, delimiter);
+    let mut csv = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .has_headers(false)
+        .from_reader(quotes);
+    let contacts = read_rows(&mut csv, rules, &mut errors, progress, &mut sink)?;
+    if !errors.full()
+        && let Some((line, column)) = csv.get_ref().open_quote()
+    {
+        errors.at(
+            line,
+            column,
+            "a quoted value never ends: its closing \" is missing".into(),
+        );
+    }
+    if !errors.found.is_empty() {
+        return Err(ReadError::Invalid(errors.into_invalid()));
+    }
+    progress(bytes.len() as u64);
+    Ok(Summary::of_file(bytes, contacts))
+}
+
+/// Reads the header, then each row as a contact for `sink`; problems go to `errors` (the
+/// caller refuses the file when there are any). Returns the contacts read.
+fn read_rows<R: Read, E>(
+    csv: &mut csv::Reader<R>,
+    rules: &CsvRules<'_>,
+    errors: &mut Errors<'_>,
+    progress: &(dyn Fn(u64) + Sync),
+    sink: &mut impl FnMut(ExternalContact) -> Result<(), E>,
+) -> Result<u64, ReadError<E>> {
+    let mut record = csv::ByteRecord::new();
+    let header = match csv.read_byte_record(&mut record) {
+        Ok(true) => record.clone(),
+        Ok(false) => {
+            let message = "the file is empty: a CSV source starts with its header row";
+            errors.at(1, 1, message.into());
+            return Ok(0);
+        }
+        Err(e) => {
+            errors.csv_failure(e);
+            return Ok(0);
+        }
+    };
+    let columns = match Columns::of_header(&header, rules.mapping) {
+        Ok(columns) => columns,
+        Err(message) => {
+            errors.at(1, 1, message);
+            return Ok(0);
+        }
+    };
+    let mut contacts = 0u64;
+    while !errors.full() {
+        match csv.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                errors.csv_failure(e);
+                break;
+            }
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() > header.len() {
+            let message = format!(
+                "the row has {} fields and the header {}: a delimiter inside a value must be \
+                 quoted",
+                record.len(),
+                header.len()
+            );
+            errors.at(line, header.len() as u64 + 1, message);
+        } else if !(record.len() == 1 && record[0].is_empty())
+            && let Some(values) = columns.values(&record, line, rules, errors)
+        {
+            contacts += 1;
+            sink(ExternalContact::from_values(line, values)).map_err(ReadError::Sink)?;
+            if contacts.is_multiple_of(1024) {
+                progress(record.position().map_or(0, |p| p.byte()));
+            }
+        }
+    }
+    Ok(contacts)
+}
+
+/// The errors found so far, at most `max`.
+struct Errors<'f> {
+    file: &'f str,
+    found: Vec<DocumentError>,
+    max: usize,
+}
+
+impl Errors<'_> {
+    fn at(&mut self, line: u64, column: u64, message: String) {
+        if !self.full() {
+            self.found.push(DocumentError {
+                file: self.file.to_owned(),
+                line,
+                column,
+                message,
+            });
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.found.len() >= self.max
+    }
+
+    /// A row the `csv` crate could not read (its reader's own error).
+    fn csv_failure(&mut self, e: csv::Error) {
+        let line = e.position().map_or(0, |p| p.line());
+        self.at(line, 1, format!("the row cannot be read: {e}"));
+    }
+
+    fn into_invalid(self) -> InvalidDocument {
+        InvalidDocument { errors: self.found }
+    }
+}
+
+/// Where each field is read from in the rows of one file.
+struct Columns {
+    /// The column of each field (and its header, for messages).
+    of_field: [Option<(usize, String)>; FIELD_COUNT],
+    /// Google's labelled phone pairs: (label column, value column).
+    phones: Vec<(usize, usize)>,
+    /// Whether a field is read from a pair when its own column is empty.
+    from_phones: [bool; FIELD_COUNT],
+}
+
+impl Columns {
+    fn of_header(header: &csv::ByteRecord, mapping: &Mapping) -> Result<Columns, String> {
+        let names: Vec<String> = header
+            .iter()
+            .map(|h| {
+                String::from_utf8_lossy(h)
+                    .trim()
+                    .trim_start_matches('\u{feff}')
+                    .to_owned()
+            })
+            .collect();
+        let find = |wanted: &str| names.iter().position(|n| n.eq_ignore_ascii_case(wanted));
+        let mut of_field: [Option<(usize, String)>; FIELD_COUNT] = Default::default();
+        for (i, candidates) in mapping.names.iter().enumerate() {
+            of_field[i] = candidates
+                .iter()
+                .find_map(|c| find(c).map(|at| (at, names[at].clone())));
+        }
+        let mut phones = Vec::new();
+        if mapping.preset.labelled_phones() {
+            for n in 1.. {
+                let label =
+                    find(&format!("Phone {n} - Label")).or(find(&format!("Phone {n} - Type")));
+                let (Some(label), Some(value)) = (label, find(&format!("Phone {n} - Value")))
+                else {
+                    break;
+                };
+                phones.push((label, value));
+            }
+        }
+        let from_phones = std::array::from_fn(|i| !phones.is_empty() && !mapping.overridden[i]);
+        if of_field.iter().all(Option::is_none) && phones.is_empty() {
+            let expected: Vec<String> = mapping
+                .names
+                .iter()
+                .flatten()
+                .take(4)
+                .map(|n| format!("{n:?}"))
+                .collect();
+            return Err(format!(
+                "no column of the header matches preset {} (it reads {}, ...): set [source] \
+                 preset, or name the columns in [source.mapping]",
+                mapping.preset.name(),
+                expected.join(", ")
+            ));
+        }
+        Ok(Columns {
+            of_field,
+            phones,
+            from_phones,
+        })
+    }
+
+    /// The row's values, each checked; None (errors recorded) when one breaks a rule.
+    fn values(
+        &self,
+        row: &csv::ByteRecord,
+        line: u64,
+        rules: &CsvRules<'_>,
+        errors: &mut Errors<'_>,
+    ) -> Option<FieldValues> {
+        let mut values: FieldValues = Default::default();
+        let mut ok = true;
+        let mut check = |i: usize, column: usize, shown: &str, raw: &[u8]| -> Option<String> {
+            let text = std::str::from_utf8(raw).ok()?;
+            let value = trim_xml_space(text);
+            if value.is_empty() {
+                return None;
+            }
+            let field = FIELD_NAMES[i];
+            if let Some(bad) = value.chars().find(|&c| !is_xml_char(c)) {
+                let message = format!(
+                    "{field} (column {shown:?}): character U+{:04X} is not allowed in XML 1.0",
+                    bad as u32
+                );
+                errors.at(line, column as u64 + 1, message);
+                ok = false;
+                return None;
+            }
+            if let Some(rule) = &rules.field_types[i]
+                && !rule.admits(value)
+            {
+                let chars = value.chars().count();
+                let limit = match (rule.min_length, rule.max_length) {
+                    (_, Some(max)) if chars > max => format!("at most {max}"),
+                    (Some(min), _) => format!("at least {min}"),
+                    _ => "another length".into(),
+                };
+                let message = format!(
+                    "value of {field} (column {shown:?}) is {chars} characters long; {limit} allowed"
+                );
+                errors.at(line, column as u64 + 1, message);
+                ok = false;
+                return None;
+            }
+            Some(value.to_owned())
+        };
+        for (i, at) in self.of_field.iter().enumerate() {
+            if let Some((column, shown)) = at
+                && let Some(raw) = row.get(*column)
+            {
+                values[i] = check(i, *column, shown, raw);
+            }
+        }
+        for &(label, value) in &self.phones {
+            let Some(field) = row
+                .get(label)
+                .and_then(|l| std::str::from_utf8(l).ok())
+                .and_then(phone_field)
+            else {
+                continue;
+            };
+            let i = field.index();
+            if values[i].is_none() && self.from_phones[i] {
+                // Google writes several numbers of one label in one cell, " ::: " between.
+                let raw = row.get(value).unwrap_or_default();
+                let first = raw.split(|&b| b == b':').next().unwrap_or_default();
+                values[i] = check(i, value, "Phone - Value", first);
+            }
+        }
+        ok.then_some(values)
+    }
+}
+
+/// The encoding of `bytes` and the bytes after its byte-order mark: a BOM decides, then the
+/// configured encoding, then UTF-8.
+fn sniff_encoding<'b>(
+    bytes: &'b [u8],
+    configured: Option<&'static encoding_rs::Encoding>,
+) -> (&'static encoding_rs::Encoding, &'b [u8]) {
+    match encoding_rs::Encoding::for_bom(bytes) {
+        Some((encoding, bom)) => (encoding, &bytes[bom..]),
+        None => (configured.unwrap_or(encoding_rs::UTF_8), bytes),
+    }
+}
+
+/// The first line of `body`, decoded (for the delimiter's sniffing).
+fn first_line(body: &[u8], encoding: &'static encoding_rs::Encoding) -> String {
+    let head = &body[..body.len().min(64 * 1024)];
+    let (text, _) = encoding.decode_without_bom_handling(head);
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+/// The delimiter the header uses most outside quotes (`,` when none).
+fn sniff_delimiter(header: &str) -> u8 {
+    let mut counts = [0usize; 4];
+    let mut quoted = false;
+    for c in header.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => counts[0] += 1,
+            ';' if !quoted => counts[1] += 1,
+            '\t' if !quoted => counts[2] += 1,
+            '|' if !quoted => counts[3] += 1,
+            _ => {}
+        }
+    }
+    let best = (0..4)
+        .max_by_key(|&i| (counts[i], usize::MAX - i))
+        .unwrap_or(0);
+    if counts[best] == 0 {
+        b','
+    } else {
+        [b',', b';', b'\t', b'|'][best]
+    }
+}
+
+/// Line and column (both from 1, the column in bytes) of byte `offset` of `bytes`.
+fn line_and_column(bytes: &[u8], offset: usize) -> (u64, u64) {
+    let before = &bytes[..offset];
+    let line = memchr::memchr_iter(b'\n', before).count() as u64 + 1;
+    let start = memchr::memrchr(b'\n', before).map_or(0, |i| i + 1);
+    (line, (offset - start) as u64 + 1)
+}
+
+/// A reader that watches the CSV text going to the parser and remembers whether it ended
+/// inside a quoted value, and where that value started (the `csv` crate reads an unclosed
+/// quote to the end of the file without complaint).
+struct QuoteTracker<R> {
+    inner: R,
+    delimiter: u8,
+    line: u64,
+    column: u64,
+    /// Whether the next byte starts a field.
+    field_start: bool,
+    /// Inside a quoted value: where it started; and whether the last byte was a quote.
+    open: Option<(u64, u64)>,
+    quote_seen: bool,
+}
+
+impl<R> QuoteTracker<R> {
+    fn new(inner: R, delimiter: u8) -> QuoteTracker<R> {
+        QuoteTracker {
+            inner,
+            delimiter,
+            line: 1,
+            column: 0,
+            field_start: true,
+            open: None,
+            quote_seen: false,
+        }
+    }
+
+    /// Where the quoted value the text ended in started, if it ended in one.
+    fn open_quote(&self) -> Option<(u64, u64)> {
+        self.open.filter(|_| !self.quote_seen)
+    }
+
+    fn watch(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.column += 1;
+            match self.open {
+                Some(_) if self.quote_seen => {
+                    // `""` is a quote inside the value; anything else closed it.
+                    self.quote_seen = false;
+                    if b != b'"' {
+                        self.open = None;
+                        self.field_start = b == self.delimiter || b == b'\n' || b == b'\r';
+                    }
+                }
+                Some(_) => self.quote_seen = b == b'"',
+                None if b == b'"' && self.field_start => {
+                    self.open = Some((self.line, self.column));
+                    self.field_start = false;
+                }
+                None => self.field_start = b == self.delimiter || b == b'\n' || b == b'\r',
+            }
+            if b == b'\n' {
+                self.line += 1;
+                self.column = 0;
+            }
+        }
+    }
+}
+
+impl<R: Read> Read for QuoteTracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.watch(&buf[..n]);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_chooses_the_delimiter() {
+        assert_eq!(sniff_delimiter("First Name;Last Name;\"a,b\""), b';');
+        assert_eq!(sniff_delimiter("a,b,c"), b',');
+        assert_eq!(sniff_delimiter("a\tb"), b'\t');
+        assert_eq!(sniff_delimiter("single"), b',');
+    }
+
+    #[test]
+    fn a_quote_that_never_closes_is_found_where_it_opened() {
+        let mut tracker = QuoteTracker::new(&b""[..], b',');
+        tracker.watch(b"a,b\n1,\"two\n\"\"three\"\"\n");
+        assert_eq!(tracker.open_quote(), Some((2, 3)));
+        let mut closed = QuoteTracker::new(&b""[..], b',');
+        closed.watch(b"a,b\n1,\"two \"\"x\"\"\"\n2,x\"y\n");
+        assert_eq!(closed.open_quote(), None);
+    }
+
+    #[test]
+    fn options_name_what_they_accept() {
+        let config = CsvConfig {
+            delimiter: "#".into(),
+            encoding: "auto".into(),
+        };
+        assert!(config.options().unwrap_err().contains("\";\""));
+        let excel = CsvConfig {
+            delimiter: ";".into(),
+            encoding: "windows-1252".into(),
+        };
+        let options = excel.options().unwrap();
+        assert_eq!(options.delimiter, Some(b';'));
+        assert_eq!(options.encoding, Some(encoding_rs::WINDOWS_1252));
+    }
+}
