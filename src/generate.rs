@@ -1,5 +1,6 @@
-//! Writes synthetic, seeded test data: an external contacts XML of N contacts and a directory
-//! CSV of M entries of which a given share match external contacts by e-mail.
+//! Writes synthetic, seeded test data: an external contacts XML of N contacts (and the same
+//! contacts as a CSV source, with `ucm export`'s column names, and as vCards 3.0), and a
+//! directory CSV of M entries of which a given share match external contacts by e-mail.
 
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -29,38 +30,122 @@ fn email(i: u64) -> String {
     format!("user{i}@example.com")
 }
 
-/// Writes the external contacts XML. External contact `i` has e-mail `user{i}@example.com`.
-pub fn write_xml(spec: &GenerateSpec, out: &Path) -> io::Result<()> {
+/// One generated external contact (its fax number is empty, its source "crm").
+struct Generated {
+    e_mail: String,
+    first: &'static str,
+    last: &'static str,
+    extension: u64,
+    mobile: String,
+    department: &'static str,
+    site: &'static str,
+    office: u16,
+}
+
+/// The external contacts of `spec`, in order: contact `i` has e-mail `user{i}@example.com`.
+fn contacts(spec: &GenerateSpec) -> impl Iterator<Item = Generated> {
     let mut rng = fastrand::Rng::with_seed(spec.seed);
+    (0..spec.contacts).map(move |i| {
+        let first = FIRST[rng.usize(..FIRST.len())];
+        let last = LAST[rng.usize(..LAST.len())];
+        let mobile = format!("+32 47{} {:06}", rng.u8(0..10), rng.u32(0..1_000_000));
+        Generated {
+            e_mail: email(i),
+            first,
+            last,
+            extension: 1000 + i % 9000,
+            mobile,
+            department: DEPARTMENTS[rng.usize(..DEPARTMENTS.len())],
+            site: SITES[rng.usize(..SITES.len())],
+            office: rng.u16(100..999),
+        }
+    })
+}
+
+/// Writes the external contacts XML.
+pub fn write_xml(spec: &GenerateSpec, out: &Path) -> io::Result<()> {
     let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(out)?);
     writeln!(w, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>")?;
     writeln!(w, "<contacts>")?;
-    for i in 0..spec.contacts {
-        let first = FIRST[rng.usize(..FIRST.len())];
-        let last = LAST[rng.usize(..LAST.len())];
+    for c in contacts(spec) {
         writeln!(w, "  <contact>")?;
-        writeln!(w, "    <e_mail>{}</e_mail>", email(i))?;
-        writeln!(w, "    <first_name>{first}</first_name>")?;
-        writeln!(w, "    <last_name>{last}</last_name>")?;
-        writeln!(w, "    <extension>{}</extension>", 1000 + i % 9000)?;
-        writeln!(
-            w,
-            "    <mobile_number>+32 47{} {:06}</mobile_number>",
-            rng.u8(0..10),
-            rng.u32(0..1_000_000)
-        )?;
+        writeln!(w, "    <e_mail>{}</e_mail>", c.e_mail)?;
+        writeln!(w, "    <first_name>{}</first_name>", c.first)?;
+        writeln!(w, "    <last_name>{}</last_name>", c.last)?;
+        writeln!(w, "    <extension>{}</extension>", c.extension)?;
+        writeln!(w, "    <mobile_number>{}</mobile_number>", c.mobile)?;
         writeln!(
             w,
             "    <department>{}</department>",
-            DEPARTMENTS[rng.usize(..DEPARTMENTS.len())].replace('&', "&amp;")
+            c.department.replace('&', "&amp;")
         )?;
-        writeln!(w, "    <site>{}</site>", SITES[rng.usize(..SITES.len())])?;
-        writeln!(w, "    <office>{}</office>", rng.u16(100..999))?;
+        writeln!(w, "    <site>{}</site>", c.site)?;
+        writeln!(w, "    <office>{}</office>", c.office)?;
         writeln!(w, "    <fax_number/>")?;
         writeln!(w, "    <source>crm</source>")?;
         writeln!(w, "  </contact>")?;
     }
     writeln!(w, "</contacts>")?;
+    w.flush()
+}
+
+/// Writes the same contacts as [`write_xml`] as a CSV source (`kind = "csv"`, the `ucm-csv`
+/// preset: `ucm export`'s column names).
+pub fn write_source_csv(spec: &GenerateSpec, out: &Path) -> io::Result<()> {
+    let mut w = csv::Writer::from_writer(BufWriter::with_capacity(
+        1 << 20,
+        std::fs::File::create(out)?,
+    ));
+    w.write_record([
+        "e_mail",
+        "first_name",
+        "last_name",
+        "extension",
+        "mobile_number",
+        "department",
+        "site",
+        "office",
+        "fax_number",
+        "source",
+    ])?;
+    for c in contacts(spec) {
+        w.write_record([
+            c.e_mail.as_str(),
+            c.first,
+            c.last,
+            &c.extension.to_string(),
+            &c.mobile,
+            c.department,
+            c.site,
+            &c.office.to_string(),
+            "",
+            "crm",
+        ])?;
+    }
+    w.flush()
+}
+
+/// Writes the same contacts as [`write_xml`] as vCards 3.0 (`kind = "vcard"`; the office and
+/// source are `X-OFFICE` and `X-SOURCE`, which the `vcard` preset leaves to a mapping).
+pub fn write_vcard(spec: &GenerateSpec, out: &Path) -> io::Result<()> {
+    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(out)?);
+    for c in contacts(spec) {
+        write!(
+            w,
+            "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:{first} {last}\r\nN:{last};{first};;;\r\n\
+             EMAIL;TYPE=INTERNET:{mail}\r\nTEL;TYPE=WORK:{ext}\r\nTEL;TYPE=CELL:{mobile}\r\n\
+             ORG:;{department}\r\nADR;TYPE=WORK:;;;{site};;;\r\nX-OFFICE:{office}\r\n\
+             X-SOURCE:crm\r\nEND:VCARD\r\n",
+            first = c.first,
+            last = c.last,
+            mail = c.e_mail,
+            ext = c.extension,
+            mobile = c.mobile,
+            department = c.department,
+            site = c.site,
+            office = c.office,
+        )?;
+    }
     w.flush()
 }
 

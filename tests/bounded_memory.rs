@@ -4,46 +4,8 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
-use common::{BIN, Workspace};
-
-/// Runs ucm (with the workspace's config) and returns its own peak resident memory in bytes;
-/// asserts it exits 0.
-fn run(ws: &Workspace, args: &[&str]) -> u64 {
-    let config = ws.path("pipeline.toml");
-    let mut full = vec!["-c", config.to_str().unwrap()];
-    full.extend_from_slice(args);
-    let (code, peak, stderr) = measured(ws, &full);
-    assert_eq!(code, 0, "{args:?}: {stderr}");
-    peak
-}
-
-/// Runs ucm with `args`; returns its exit code, its peak resident memory (from wait4 on its
-/// own pid) and its stderr.
-#[allow(clippy::zombie_processes)] // reaped by wait4, which std does not know about
-fn measured(ws: &Workspace, args: &[&str]) -> (i32, u64, String) {
-    let stderr = std::fs::File::create(ws.path("stderr.txt")).unwrap();
-    let child = Command::new(BIN)
-        .current_dir(ws.dir.path())
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: wait4 reaps our own child and writes into values we own.
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as libc::pid_t);
-    assert!(libc::WIFEXITED(status), "{args:?} did not exit normally");
-    let stderr = std::fs::read_to_string(ws.path("stderr.txt")).unwrap();
-    (
-        libc::WEXITSTATUS(status),
-        usage.ru_maxrss as u64 * 1024,
-        stderr,
-    )
-}
+use common::Workspace;
+use common::memory::{measured, run, write_repeated};
 
 #[test]
 fn memory_grows_only_by_the_key_index() {
@@ -144,15 +106,4 @@ fn hostile_documents_are_refused_in_bounded_memory() {
         // The files are 300 MB or more (deep.xml 45 MB); the parser never holds them.
         assert!(peak < 64 << 20, "{file} took {peak} bytes");
     }
-}
-
-fn write_repeated(ws: &Workspace, name: &str, head: &str, chunk: &str, times: usize, tail: &str) {
-    use std::io::Write;
-    let mut w = std::io::BufWriter::new(std::fs::File::create(ws.path(name)).unwrap());
-    w.write_all(head.as_bytes()).unwrap();
-    for _ in 0..times {
-        w.write_all(chunk.as_bytes()).unwrap();
-    }
-    w.write_all(tail.as_bytes()).unwrap();
-    w.flush().unwrap();
 }

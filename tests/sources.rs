@@ -157,7 +157,7 @@ fn a_broken_csv_is_refused_at_its_line_and_column_and_nothing_lands() {
     let report = ws.import_fails("bad.csv", &[]);
     let error = report["error"].as_str().unwrap_or_default();
     assert!(
-        error.contains("bad.csv:2:18: bytes that are not UTF-8"),
+        error.contains("bad.csv:2:2: bytes that are not UTF-8"),
         "{report}"
     );
     assert_eq!(ws.export(), before);
@@ -298,4 +298,34 @@ fn a_broken_vcard_file_is_refused_at_its_line_and_nothing_lands() {
         stderr.contains("[source.mapping] extension: \"TEL;WORK\" is not a vCard property"),
         "{stderr}"
     );
+}
+
+/// The same contacts (`ucm generate`'s) as XML, as a CSV source and as vCards land the same
+/// table: a CSV or a vCard file is no second-class source.
+#[test]
+fn the_same_contacts_land_alike_from_xml_csv_and_vcard() {
+    let xml = Workspace::new("");
+    xml.ok(&[
+        "generate",
+        "--contacts",
+        "2000",
+        "--seed",
+        "7",
+        "--xml",
+        "c.xml",
+        "--source-csv",
+        "c.csv",
+        "--vcard",
+        "c.vcf",
+    ]);
+    xml.import("c.xml", &[]);
+    let expected = xml.export();
+    let csv = csv_pipeline("");
+    std::fs::copy(xml.path("c.csv"), csv.path("c.csv")).unwrap();
+    assert_eq!(csv.import("c.csv", &[])["inserted"], 2000);
+    assert_eq!(csv.export(), expected, "CSV");
+    let vcard = vcard_pipeline("[source.mapping]\noffice = \"X-OFFICE\"\nsource = \"X-SOURCE\"");
+    std::fs::copy(xml.path("c.vcf"), vcard.path("c.vcf")).unwrap();
+    assert_eq!(vcard.import("c.vcf", &[])["inserted"], 2000);
+    assert_eq!(vcard.export(), expected, "vCard");
 }

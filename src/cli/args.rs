@@ -171,6 +171,14 @@ pub enum Command {
         /// Where to write the directory CSV.
         #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
+        /// Where to write the same external contacts as a CSV source (`kind = "csv"`, the
+        /// header `ucm export` writes).
+        #[arg(long, value_name = "FILE")]
+        source_csv: Option<PathBuf>,
+        /// Where to write the same external contacts as vCards 3.0 (`kind = "vcard"`; map
+        /// `office = "X-OFFICE"` and `source = "X-SOURCE"` to land every field).
+        #[arg(long, value_name = "FILE")]
+        vcard: Option<PathBuf>,
     },
 }
 

@@ -81,6 +81,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             seed,
             xml,
             csv,
+            source_csv,
+            vcard,
         } => {
             let spec = GenerateSpec {
                 contacts: *contacts,
@@ -88,7 +90,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 overlap: *overlap,
                 seed: *seed,
             };
-            tools::generate(&spec, xml, csv.as_ref())
+            let outputs = tools::GenerateOutputs {
+                xml,
+                directory_csv: csv.as_ref(),
+                source_csv: source_csv.as_ref(),
+                vcard: vcard.as_ref(),
+            };
+            tools::generate(&spec, outputs)
         }
     }
 }

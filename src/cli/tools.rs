@@ -26,16 +26,30 @@ pub fn cron(expression: &str, count: usize, tz: Option<&str>) -> anyhow::Result<
     Ok(ExitCode::SUCCESS)
 }
 
-/// `ucm generate`: sample contacts XML (and optionally a directory CSV).
-pub fn generate(
-    spec: &GenerateSpec,
-    xml: &Path,
-    csv: Option<&PathBuf>,
-) -> anyhow::Result<ExitCode> {
+/// Where `ucm generate` writes: the XML, and optionally the directory CSV and the same
+/// contacts as a CSV source and as vCards.
+pub struct GenerateOutputs<'o> {
+    pub xml: &'o Path,
+    pub directory_csv: Option<&'o PathBuf>,
+    pub source_csv: Option<&'o PathBuf>,
+    pub vcard: Option<&'o PathBuf>,
+}
+
+/// `ucm generate`: sample contacts XML (and optionally a directory CSV, the same contacts as
+/// a CSV source and as vCards).
+pub fn generate(spec: &GenerateSpec, out: GenerateOutputs<'_>) -> anyhow::Result<ExitCode> {
+    let xml = out.xml;
     generate::write_xml(spec, xml).with_context(|| format!("cannot write {}", xml.display()))?;
-    if let Some(csv) = csv {
-        generate::write_csv(spec, csv)
-            .with_context(|| format!("cannot write {}", csv.display()))?;
+    type Writer = fn(&GenerateSpec, &Path) -> std::io::Result<()>;
+    let extra: [(Option<&PathBuf>, Writer); 3] = [
+        (out.directory_csv, generate::write_csv),
+        (out.source_csv, generate::write_source_csv),
+        (out.vcard, generate::write_vcard),
+    ];
+    for (path, write) in extra {
+        if let Some(path) = path {
+            write(spec, path).with_context(|| format!("cannot write {}", path.display()))?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -18,11 +18,13 @@
 
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::document::{Document, ReadError, Summary};
 use super::encoding::is_xml_char;
+use super::located::LocatedErrors;
 use super::mapping::{Mapping, phone_field};
-use super::reader::{DocumentError, ExternalContact, InvalidDocument};
+use super::reader::ExternalContact;
 use super::schema::SimpleType;
 use crate::fields::{FIELD_COUNT, FIELD_NAMES, FieldValues, trim_xml_space};
 
@@ -118,37 +120,32 @@ pub fn read<E>(
     let file = path.display().to_string();
     let bytes = doc.bytes();
     let (encoding, body) = sniff_encoding(bytes, rules.options.encoding);
-    let mut errors = Errors {
-        file: &file,
-        found: Vec::new(),
-        max: max_errors.max(1),
-    };
-    if encoding == encoding_rs::UTF_8
-        && let Err(e) = std::str::from_utf8(body)
-    {
-        let (line, column) = line_and_column(body, e.valid_up_to());
-        errors.at(
-            line,
-            column,
-            "bytes that are not UTF-8: set [source.csv] encoding (e.g. \"windows-1252\" for an \
-             Excel export)"
-                .into(),
-        );
-        return Err(ReadError::Invalid(errors.into_invalid()));
-    }
+    let mut errors = LocatedErrors::new(file, max_errors);
     let delimiter = rules
         .options
         .delimiter
         .unwrap_or_else(|| sniff_delimiter(&first_line(body, encoding)));
+    // The file's bytes as they are read: what was read is released from memory behind.
+    let consumed = AtomicU64::new((bytes.len() - body.len()) as u64);
+    let released = AtomicU64::new(0);
+    let raw = Counting {
+        rest: body,
+        consumed: &consumed,
+    };
     let input: Box<dyn Read + '_> = if encoding == encoding_rs::UTF_8 {
-        Box::new(body)
+        Box::new(raw)
     } else {
         Box::new(
             encoding_rs_io::DecodeReaderBytesBuilder::new()
                 .encoding(Some(encoding))
                 .bom_sniffing(false)
-                .build(body),
+                .build(raw),
         )
+    };
+    let on_progress = |_decoded: u64| {
+        let at = consumed.load(Ordering::Relaxed);
+        progress(at);
+        doc.release_behind(&released, at);
     };
     let quotes = QuoteTracker::new(input, delimiter);
     let mut csv = csv::ReaderBuilder::new()
@@ -156,8 +153,9 @@ pub fn read<E>(
         .flexible(true)
         .has_headers(false)
         .from_reader(quotes);
-    let contacts = read_rows(&mut csv, rules, &mut errors, progress, &mut sink)?;
+    let contacts = read_rows(&mut csv, rules, &mut errors, &on_progress, &mut sink)?;
     if !errors.full()
+        && csv.get_ref().overlong.is_none()
         && let Some((line, column)) = csv.get_ref().open_quote()
     {
         errors.at(
@@ -166,24 +164,38 @@ pub fn read<E>(
             "a quoted value never ends: its closing \" is missing".into(),
         );
     }
-    if !errors.found.is_empty() {
+    if !errors.is_empty() {
         return Err(ReadError::Invalid(errors.into_invalid()));
     }
     progress(bytes.len() as u64);
-    Ok(Summary::of_file(bytes, contacts))
+    Ok(doc.summary(contacts))
+}
+
+/// The file's bytes as a reader that counts what it gave.
+struct Counting<'b> {
+    rest: &'b [u8],
+    consumed: &'b AtomicU64,
+}
+
+impl Read for Counting<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.rest.read(buf)?;
+        self.consumed.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 /// Reads the header, then each row as a contact for `sink`; problems go to `errors` (the
 /// caller refuses the file when there are any). Returns the contacts read.
 fn read_rows<R: Read, E>(
-    csv: &mut csv::Reader<R>,
+    csv: &mut csv::Reader<QuoteTracker<R>>,
     rules: &CsvRules<'_>,
-    errors: &mut Errors<'_>,
+    errors: &mut LocatedErrors,
     progress: &(dyn Fn(u64) + Sync),
     sink: &mut impl FnMut(ExternalContact) -> Result<(), E>,
 ) -> Result<u64, ReadError<E>> {
-    let mut record = csv::ByteRecord::new();
-    let header = match csv.read_byte_record(&mut record) {
+    let mut record = csv::StringRecord::new();
+    let header = match csv.read_record(&mut record) {
         Ok(true) => record.clone(),
         Ok(false) => {
             let message = "the file is empty: a CSV source starts with its header row";
@@ -191,7 +203,7 @@ fn read_rows<R: Read, E>(
             return Ok(0);
         }
         Err(e) => {
-            errors.csv_failure(e);
+            unreadable(errors, csv.get_ref(), e);
             return Ok(0);
         }
     };
@@ -204,11 +216,11 @@ fn read_rows<R: Read, E>(
     };
     let mut contacts = 0u64;
     while !errors.full() {
-        match csv.read_byte_record(&mut record) {
+        match csv.read_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
-                errors.csv_failure(e);
+                unreadable(errors, csv.get_ref(), e);
                 break;
             }
         }
@@ -234,37 +246,28 @@ fn read_rows<R: Read, E>(
     Ok(contacts)
 }
 
-/// The errors found so far, at most `max`.
-struct Errors<'f> {
-    file: &'f str,
-    found: Vec<DocumentError>,
-    max: usize,
+/// Records why the parser could not read on: a row over [`MAX_ROW_BYTES`] where it started,
+/// or the parser's own error.
+fn unreadable<R>(errors: &mut LocatedErrors, tracker: &QuoteTracker<R>, e: csv::Error) {
+    match tracker.overlong() {
+        Some((line, column, message)) => errors.at(line, column, message),
+        None => csv_failure(errors, e),
+    }
 }
 
-impl Errors<'_> {
-    fn at(&mut self, line: u64, column: u64, message: String) {
-        if !self.full() {
-            self.found.push(DocumentError {
-                file: self.file.to_owned(),
-                line,
-                column,
-                message,
-            });
-        }
-    }
-
-    fn full(&self) -> bool {
-        self.found.len() >= self.max
-    }
-
-    /// A row the `csv` crate could not read (its reader's own error).
-    fn csv_failure(&mut self, e: csv::Error) {
-        let line = e.position().map_or(0, |p| p.line());
-        self.at(line, 1, format!("the row cannot be read: {e}"));
-    }
-
-    fn into_invalid(self) -> InvalidDocument {
-        InvalidDocument { errors: self.found }
+/// A row the `csv` crate could not read: bytes that are not UTF-8 (in their CSV column), or
+/// its reader's own error.
+fn csv_failure(errors: &mut LocatedErrors, e: csv::Error) {
+    let line = e.position().map_or(0, |p| p.line());
+    match e.kind() {
+        csv::ErrorKind::Utf8 { err, .. } => errors.at(
+            line,
+            err.field() as u64 + 1,
+            "bytes that are not UTF-8: set [source.csv] encoding (e.g. \"windows-1252\" for an \
+             Excel export)"
+                .into(),
+        ),
+        _ => errors.at(line, 1, format!("the row cannot be read: {e}")),
     }
 }
 
@@ -279,15 +282,10 @@ struct Columns {
 }
 
 impl Columns {
-    fn of_header(header: &csv::ByteRecord, mapping: &Mapping) -> Result<Columns, String> {
+    fn of_header(header: &csv::StringRecord, mapping: &Mapping) -> Result<Columns, String> {
         let names: Vec<String> = header
             .iter()
-            .map(|h| {
-                String::from_utf8_lossy(h)
-                    .trim()
-                    .trim_start_matches('\u{feff}')
-                    .to_owned()
-            })
+            .map(|h| h.trim().trim_start_matches('\u{feff}').to_owned())
             .collect();
         let find = |wanted: &str| names.iter().position(|n| n.eq_ignore_ascii_case(wanted));
         let mut of_field: [Option<(usize, String)>; FIELD_COUNT] = Default::default();
@@ -334,15 +332,14 @@ impl Columns {
     /// The row's values, each checked; None (errors recorded) when one breaks a rule.
     fn values(
         &self,
-        row: &csv::ByteRecord,
+        row: &csv::StringRecord,
         line: u64,
         rules: &CsvRules<'_>,
-        errors: &mut Errors<'_>,
+        errors: &mut LocatedErrors,
     ) -> Option<FieldValues> {
         let mut values: FieldValues = Default::default();
         let mut ok = true;
-        let mut check = |i: usize, column: usize, shown: &str, raw: &[u8]| -> Option<String> {
-            let text = std::str::from_utf8(raw).ok()?;
+        let mut check = |i: usize, column: usize, shown: &str, text: &str| -> Option<String> {
             let value = trim_xml_space(text);
             if value.is_empty() {
                 return None;
@@ -383,18 +380,14 @@ impl Columns {
             }
         }
         for &(label, value) in &self.phones {
-            let Some(field) = row
-                .get(label)
-                .and_then(|l| std::str::from_utf8(l).ok())
-                .and_then(phone_field)
-            else {
+            let Some(field) = row.get(label).and_then(phone_field) else {
                 continue;
             };
             let i = field.index();
             if values[i].is_none() && self.from_phones[i] {
                 // Google writes several numbers of one label in one cell, " ::: " between.
-                let raw = row.get(value).unwrap_or_default();
-                let first = raw.split(|&b| b == b':').next().unwrap_or_default();
+                let cell = row.get(value).unwrap_or_default();
+                let first = cell.split(":::").next().unwrap_or_default();
                 values[i] = check(i, value, "Phone - Value", first);
             }
         }
@@ -445,14 +438,6 @@ fn sniff_delimiter(header: &str) -> u8 {
     }
 }
 
-/// Line and column (both from 1, the column in bytes) of byte `offset` of `bytes`.
-fn line_and_column(bytes: &[u8], offset: usize) -> (u64, u64) {
-    let before = &bytes[..offset];
-    let line = memchr::memchr_iter(b'\n', before).count() as u64 + 1;
-    let start = memchr::memrchr(b'\n', before).map_or(0, |i| i + 1);
-    (line, (offset - start) as u64 + 1)
-}
-
 /// A reader that watches the CSV text going to the parser and remembers whether it ended
 /// inside a quoted value, and where that value started (the `csv` crate reads an unclosed
 /// quote to the end of the file without complaint).
@@ -466,7 +451,17 @@ struct QuoteTracker<R> {
     /// Inside a quoted value: where it started; and whether the last byte was a quote.
     open: Option<(u64, u64)>,
     quote_seen: bool,
+    /// Bytes of the row being read, and the line it started on.
+    row_bytes: usize,
+    row_line: u64,
+    /// Set when a row grew past [`MAX_ROW_BYTES`]: its message (the parser stops there).
+    overlong: Option<String>,
 }
+
+/// The longest row read, in bytes: a row of 90 columns of 255 characters is under 100 KiB, so
+/// a longer one is a quote that never closes (or not a contacts export), refused before the
+/// parser holds it.
+const MAX_ROW_BYTES: usize = 1 << 20;
 
 impl<R> QuoteTracker<R> {
     fn new(inner: R, delimiter: u8) -> QuoteTracker<R> {
@@ -478,7 +473,17 @@ impl<R> QuoteTracker<R> {
             field_start: true,
             open: None,
             quote_seen: false,
+            row_bytes: 0,
+            row_line: 1,
+            overlong: None,
         }
+    }
+
+    /// Why reading stopped at a row longer than [`MAX_ROW_BYTES`], with where it started.
+    fn overlong(&self) -> Option<(u64, u64, String)> {
+        let message = self.overlong.clone()?;
+        let (line, column) = self.open.unwrap_or((self.row_line, 1));
+        Some((line, column, message))
     }
 
     /// Where the quoted value the text ended in started, if it ended in one.
@@ -505,9 +510,14 @@ impl<R> QuoteTracker<R> {
                 }
                 None => self.field_start = b == self.delimiter || b == b'\n' || b == b'\r',
             }
+            self.row_bytes += 1;
             if b == b'\n' {
                 self.line += 1;
                 self.column = 0;
+                if self.open.is_none() {
+                    self.row_bytes = 0;
+                    self.row_line = self.line;
+                }
             }
         }
     }
@@ -517,6 +527,14 @@ impl<R: Read> Read for QuoteTracker<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.watch(&buf[..n]);
+        if self.row_bytes > MAX_ROW_BYTES {
+            let message = match self.open {
+                Some(_) => "a quoted value runs on for over 1 MiB: its closing \" is missing",
+                None => "a row is longer than 1 MiB: this is not a contacts export",
+            };
+            self.overlong = Some(message.to_owned());
+            return Err(std::io::Error::other(message));
+        }
         Ok(n)
     }
 }

@@ -42,20 +42,6 @@ pub struct Summary {
     pub sha256: String,
 }
 
-impl Summary {
-    /// The summary of a whole file read at once (`bytes`) that held `contacts`.
-    pub fn of_file(bytes: &[u8], contacts: u64) -> Summary {
-        Summary {
-            contacts,
-            bytes: bytes.len() as u64,
-            sha256: Sha256::digest(bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-        }
-    }
-}
-
 /// Why reading stopped.
 #[derive(Debug)]
 pub enum ReadError<E> {
@@ -106,6 +92,38 @@ impl Document {
 
     pub fn is_empty(&self) -> bool {
         self.bytes().is_empty()
+    }
+
+    /// Releases the pages between `released` and `at` once they are [`RELEASE_STEP`] or more
+    /// (a reader that is not the XML reader calls it as it goes), moving `released` on.
+    pub fn release_behind(&self, released: &AtomicU64, at: u64) {
+        let from = released.load(Ordering::Relaxed);
+        if at >= from + RELEASE_STEP {
+            self.release(from, at);
+            released.store(at, Ordering::Relaxed);
+        }
+    }
+
+    /// The summary of the whole document, read by a reader that is not the XML reader and
+    /// found `contacts`: its sha256 computed a step at a time, each step's pages released
+    /// after it, so memory holds a step whatever the document's size.
+    pub fn summary(&self, contacts: u64) -> Summary {
+        let mut hasher = Sha256::new();
+        let bytes = self.bytes();
+        for (i, step) in bytes.chunks(RELEASE_STEP as usize).enumerate() {
+            hasher.update(step);
+            let from = i as u64 * RELEASE_STEP;
+            self.release(from, from + step.len() as u64);
+        }
+        Summary {
+            contacts,
+            bytes: self.len(),
+            sha256: hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        }
     }
 
     /// Drops mapped pages in `[from, to)` from this process's memory (they stay in the page

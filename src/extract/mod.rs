@@ -8,6 +8,7 @@ mod elements;
 pub mod encoding;
 pub mod fetch;
 pub mod local;
+mod located;
 pub mod mapping;
 mod markup;
 pub mod namespaces;

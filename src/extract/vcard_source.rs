@@ -21,8 +21,9 @@ use std::path::Path;
 
 use super::document::{Document, ReadError, Summary};
 use super::encoding::is_xml_char;
+use super::located::LocatedErrors;
 use super::mapping::Mapping;
-use super::reader::{DocumentError, ExternalContact, InvalidDocument};
+use super::reader::ExternalContact;
 use super::schema::SimpleType;
 use crate::fields::{FIELD_COUNT, FIELD_NAMES, FieldValues, trim_xml_space};
 
@@ -34,6 +35,13 @@ pub struct VcardRules<'r> {
 
 /// Properties whose values are binary blobs, skipped as they are read.
 const BLOBS: [&str; 4] = ["PHOTO", "LOGO", "SOUND", "KEY"];
+
+/// The longest property read (unfolded), in bytes: a contact's values are at most 255
+/// characters, so a longer one is not a contact's (its blob properties are skipped unread).
+const MAX_PROPERTY_BYTES: usize = 1 << 20;
+
+/// The most properties a card may have.
+const MAX_PROPERTIES: usize = 10_000;
 
 /// One property of a card: its name (upper case, without group), its parameters (names
 /// upper case; TYPE values upper case, one entry each), its value decoded to text, and the
@@ -57,19 +65,17 @@ pub fn read<E>(
     let doc = Document::open(path).map_err(ReadError::Open)?;
     let bytes = doc.bytes();
     let body = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-    let file = path.display().to_string();
-    let mut errors: Vec<DocumentError> = Vec::new();
-    let max = max_errors.max(1);
-    let fail = |errors: &mut Vec<DocumentError>, line: u64, message: String| {
-        if errors.len() < max {
-            errors.push(DocumentError {
-                file: file.clone(),
-                line,
-                column: 1,
-                message,
-            });
-        }
-    };
+    let mut errors = LocatedErrors::new(path.display().to_string(), max_errors);
+    // The mapping's sources, read once (the config was checked: none fails).
+    let sources: Vec<Vec<VcardSource>> = (rules.mapping.names.iter())
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| VcardSource::parse(n).ok())
+                .collect()
+        })
+        .collect();
+    let released = std::sync::atomic::AtomicU64::new(0);
     let mut card: Option<(u64, Vec<Property>)> = None;
     let mut contacts = 0u64;
     let mut lines = LogicalLines::new(body);
@@ -84,8 +90,8 @@ pub fn read<E>(
             Ok(Some(property)) => property,
             Ok(None) => continue,
             Err((line, message)) => {
-                fail(&mut errors, line, message);
-                if errors.len() >= max {
+                errors.at(line, 1, message);
+                if errors.full() {
                     break;
                 }
                 continue;
@@ -99,59 +105,69 @@ pub fn read<E>(
             ("BEGIN", Some((begun, _))) => {
                 let message =
                     format!("BEGIN:VCARD at line {begun} has no END:VCARD before this BEGIN");
-                fail(&mut errors, line, message);
+                errors.at(line, 1, message);
                 break;
             }
             ("END", Some(_)) if property.value.eq_ignore_ascii_case("VCARD") => {
                 let (begun, properties) = card.take().expect("in a card");
-                match values(&properties, rules) {
+                match values(&properties, &sources, rules) {
                     Ok(values) => {
                         contacts += 1;
                         let contact = ExternalContact::from_values(begun, values);
                         sink(contact).map_err(ReadError::Sink)?;
                         if contacts.is_multiple_of(1024) {
                             progress(lines.offset() as u64);
+                            doc.release_behind(&released, lines.offset() as u64);
                         }
                     }
-                    Err((at, message)) => fail(&mut errors, at, message),
+                    Err((at, message)) => errors.at(at, 1, message),
                 }
             }
-            (_, Some((_, properties))) => properties.push(property),
+            (_, Some((begun, properties))) => {
+                if properties.len() >= MAX_PROPERTIES {
+                    let message = format!(
+                        "the card that begins at line {begun} has more than {MAX_PROPERTIES} properties"
+                    );
+                    errors.at(line, 1, message);
+                    break;
+                }
+                properties.push(property);
+            }
             (name, None) => {
                 let message = format!("{name} outside BEGIN:VCARD ... END:VCARD");
-                fail(&mut errors, line, message);
+                errors.at(line, 1, message);
             }
         }
-        if errors.len() >= max {
+        if errors.full() {
             break;
         }
     }
     if let Some((begun, _)) = card
-        && errors.len() < max
+        && !errors.full()
     {
-        fail(
-            &mut errors,
-            begun,
-            "BEGIN:VCARD has no END:VCARD (the file ends inside the card)".into(),
-        );
+        let message = "BEGIN:VCARD has no END:VCARD (the file ends inside the card)";
+        errors.at(begun, 1, message.into());
     }
     if !errors.is_empty() {
-        return Err(ReadError::Invalid(InvalidDocument { errors }));
+        return Err(ReadError::Invalid(errors.into_invalid()));
     }
     progress(bytes.len() as u64);
-    Ok(Summary::of_file(bytes, contacts))
+    Ok(doc.summary(contacts))
 }
 
 /// The card's values by the mapping, each checked; Err at the first that breaks a rule.
-fn values(properties: &[Property], rules: &VcardRules<'_>) -> Result<FieldValues, (u64, String)> {
+fn values(
+    properties: &[Property],
+    sources: &[Vec<VcardSource>],
+    rules: &VcardRules<'_>,
+) -> Result<FieldValues, (u64, String)> {
     let mut values: FieldValues = Default::default();
-    for (i, sources) in rules.mapping.names.iter().enumerate() {
+    // FN stands in for the names only on a card without them (N).
+    let named = properties
+        .iter()
+        .any(|p| p.name == "N" && p.value.chars().any(|c| c != ';' && !c.is_whitespace()));
+    for (i, sources) in sources.iter().enumerate() {
         let found = sources.iter().find_map(|spec| {
-            let spec = VcardSource::parse(spec).ok()?;
-            // FN stands in for the names only on a card without them (N).
-            let named = properties
-                .iter()
-                .any(|p| p.name == "N" && !p.value.replace(';', "").trim().is_empty());
             if spec.property == "FN" && named {
                 return None;
             }
@@ -256,8 +272,18 @@ impl Iterator for LogicalLines<'_> {
                 .windows(16)
                 .any(|w| w == b"QUOTED-PRINTABLE")
         });
+        let too_long = || {
+            let message = "a property longer than 1 MiB: not a contact's value";
+            Some(Err((line, message.to_owned())))
+        };
+        if !blob && first.len() > MAX_PROPERTY_BYTES {
+            return too_long();
+        }
         let mut text = if blob { Vec::new() } else { first.to_vec() };
         loop {
+            if text.len() > MAX_PROPERTY_BYTES {
+                return too_long();
+            }
             if self.continues() {
                 let next = self.physical().expect("a continuation line");
                 if !blob {

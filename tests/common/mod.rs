@@ -9,6 +9,7 @@
 pub mod browser;
 pub mod console_forms;
 pub mod ldap;
+pub mod memory;
 pub mod service;
 
 use std::path::{Path, PathBuf};
