@@ -8,7 +8,10 @@
 #      after, as a fresh ucm import does);
 #   3. a second, unchanged `ucm import` of the same file against the fresh one;
 #   4. peak resident memory (GNU time) of each ucm run;
-#   5. a fresh `ucm import` into PostgreSQL against PostgreSQL's floor: `COPY contacts FROM`
+#   5. fresh imports of the same contacts as a CSV source and as vCards (`kind = "csv"`,
+#      `kind = "vcard"`: `ucm generate --source-csv/--vcard`) against the XML's fresh import,
+#      and their peak memory;
+#   6. a fresh `ucm import` into PostgreSQL against PostgreSQL's floor: `COPY contacts FROM`
 #      of the same merged rows and `COPY contact_numbers FROM` of the same keys (psql's \copy) into an empty table with the same indexes (the
 #      search indexes built after the copy in its transaction, as ucm does), on the same server. The server is a throwaway one (scripts/postgres.sh), or the one
 #      UCM_BENCH_POSTGRES_URL names (an administrator's URL); POSTGRES=0 leaves this out.
@@ -81,7 +84,11 @@ declare -A PEAK
 for n in "${SIZES[@]}"; do
   dir_entries=$(( n >= 1000000 ? 100000 : 5000 ))
   xml=$WORK/contacts-$n.xml; csv=$WORK/directory-$n.csv
-  "$UCM" generate --contacts "$n" --directory "$dir_entries" --overlap 0.3 --seed 42 --xml "$xml" --csv "$csv"
+  source_csv=$WORK/contacts-$n.csv; vcard=$WORK/contacts-$n.vcf
+  "$UCM" generate --contacts "$n" --directory "$dir_entries" --overlap 0.3 --seed 42 --xml "$xml" --csv "$csv" \
+    --source-csv "$source_csv" --vcard "$vcard"
+  printf '[source]\nkind = "csv"\n' > "$WORK/csv.toml"
+  printf '[source]\nkind = "vcard"\n[source.mapping]\noffice = "X-OFFICE"\nsource = "X-SOURCE"\n' > "$WORK/vcard.toml"
   bytes=$(stat -c %s "$xml")
   rm -f "$WORK"/*.times
   for run in $(seq "$RUNS"); do
@@ -91,6 +98,13 @@ for n in "${SIZES[@]}"; do
     "$UCM" -q --db "sqlite://$db" directory load "$csv"
     time_run "$WORK/fresh.times" "$UCM" -q --db "sqlite://$db" import "$xml"
     time_run "$WORK/again.times" "$UCM" -q --db "sqlite://$db" import "$xml"
+    for kind in csv vcard; do
+      kdb=$WORK/$kind-$n-$run.db
+      "$UCM" -q -c "$WORK/$kind.toml" --db "sqlite://$kdb" directory load "$csv"
+      file=$source_csv; [ "$kind" = vcard ] && file=$vcard
+      time_run "$WORK/$kind.times" "$UCM" -q -c "$WORK/$kind.toml" --db "sqlite://$kdb" import "$file"
+      rm -f "$kdb"*
+    done
   done
   # The floor: the same merged rows and number index keys, copied by SQLite itself into the
   # empty tables. Like a fresh ucm import (src/load/run.rs), it loads without the search
@@ -117,11 +131,18 @@ for n in "${SIZES[@]}"; do
   printf '  ucm import fresh  %7.2f s   SQLite floor (INSERT ... SELECT)   %7.2f s   ucm/floor   %s\n' "$f" "$fl" "$(ratio "$f" "$fl")"
   printf '  ucm import again  %7.2f s   (unchanged)                                     again/fresh %s\n' "$a" "$(ratio "$a" "$f")"
   printf '  peak memory       validate %d MiB, fresh import %d MiB, unchanged import %d MiB\n' $(( vm / 1024 )) $(( fm / 1024 )) $(( am / 1024 ))
+  c=$(median "$WORK/csv.times" 1); cm=$(median "$WORK/csv.times" 2)
+  vc=$(median "$WORK/vcard.times" 1); vcm=$(median "$WORK/vcard.times" 2)
+  printf '  CSV source fresh  %7.2f s   (%d MiB)   vCard source fresh %7.2f s (%d MiB)   csv/xml %s  vcard/xml %s\n' \
+    "$c" $(( cm / 1024 )) "$vc" $(( vcm / 1024 )) "$(ratio "$c" "$f")" "$(ratio "$vc" "$f")"
   if [ "$n" -ge 1000000 ]; then
     check "validate at least 3x faster than xmllint" "$(awk -v a="$x" -v b="$v" 'BEGIN {print (a >= 3 * b) ? 1 : 0}')"
     check "fresh import within 2x the SQLite floor" "$(awk -v a="$f" -v b="$fl" 'BEGIN {print (a <= 2 * b) ? 1 : 0}')"
     check "unchanged re-import at most 0.3x the fresh import" "$(awk -v a="$a" -v b="$f" 'BEGIN {print (a <= 0.3 * b) ? 1 : 0}')"
     check "peak memory at most 150 MB" "$(( PEAK[$n] * 1024 <= 150000000 ? 1 : 0 ))"
+    check "CSV source import no slower than XML's" "$(awk -v a="$c" -v b="$f" 'BEGIN {print (a <= b) ? 1 : 0}')"
+    check "vCard source import within 1.3x XML's" "$(awk -v a="$vc" -v b="$f" 'BEGIN {print (a <= 1.3 * b) ? 1 : 0}')"
+    check "CSV and vCard imports' peak memory at most 150 MB" "$(( (cm > vcm ? cm : vcm) * 1024 <= 150000000 ? 1 : 0 ))"
   fi
   if [ -n "$PG_ADMIN" ]; then
     rm -f "$WORK"/pg*.times

@@ -30,6 +30,9 @@ pub enum StageError {
     StagedFileMissing { pipeline: String, path: String },
     #[error("config: {0}")]
     Config(String),
+    /// The source could not be read (a preview's download).
+    #[error("{0}")]
+    Source(String),
     #[error(transparent)]
     Load(#[from] crate::load::LoadError),
 }
@@ -357,4 +360,36 @@ pub async fn fetch_and_merge(
     report.fetch = fetch_report.fetch;
     drop(candidate);
     Ok(report)
+}
+
+/// `ucm fetch --preview N`: downloads the source to a temporary file (nothing is staged or
+/// recorded) and reads its first `count` contacts as the pipeline maps them.
+pub async fn preview(
+    contract: Arc<Contract>,
+    config: &PipelineConfig,
+    count: usize,
+) -> Result<crate::extract::preview::Preview, StageError> {
+    let url = source_url(config)?;
+    let options = fetch_options(config, None).map_err(|e| StageError::Source(e.to_string()))?;
+    let dir = pipeline_dir(config);
+    let download = match fetch::fetch(&url, &dir, &options, Arc::new(fetch::Silent)).await {
+        Ok(Fetched::Downloaded(download)) => download,
+        Ok(Fetched::NotModified) => {
+            return Err(StageError::Source(format!(
+                "{url} answered 304 to an unconditional GET"
+            )));
+        }
+        Err(e) => return Err(StageError::Source(e.to_string())),
+    };
+    let path = download.file.path().to_owned();
+    let mut preview = tokio::task::spawn_blocking(move || contract.preview(&path, count))
+        .await
+        .map_err(|e| StageError::Source(format!("preview thread: {e}")))?;
+    if let Some(error) = &mut preview.error {
+        *error = error.replace(
+            &download.file.path().display().to_string(),
+            &fetch::mask_url(&url),
+        );
+    }
+    Ok(preview)
 }

@@ -140,7 +140,7 @@ fn a_broken_csv_is_refused_at_its_line_and_column_and_nothing_lands() {
         ),
         (
             format!("e_mail,first_name\nbob@example.com,{long}\n"),
-            "bad.csv:2:2: value of first_name (column \"first_name\") is 256 characters long; at most 255 allowed".to_owned(),
+            "bad.csv:2:2: first_name (column \"first_name\"): the value is 256 characters long; at most 255 allowed".to_owned(),
         ),
         (
             "e_mail,first_name\nbob@example.com,B\u{1}b\n".to_owned(),
@@ -328,4 +328,63 @@ fn the_same_contacts_land_alike_from_xml_csv_and_vcard() {
     std::fs::copy(xml.path("c.vcf"), vcard.path("c.vcf")).unwrap();
     assert_eq!(vcard.import("c.vcf", &[])["inserted"], 2000);
     assert_eq!(vcard.export(), expected, "vCard");
+}
+
+/// `ucm serve` runs a CSV pipeline as it runs an XML one: its scheduled or requested run
+/// fetches, stages and merges the export, and the phonebook feeds and search see the rows.
+#[test]
+fn ucm_serve_runs_a_csv_pipeline_and_its_contacts_are_searchable() {
+    let ws = Workspace::new("");
+    ws.write("outlook.csv", OUTLOOK);
+    let config = std::fs::read_to_string(ws.path("pipeline.toml")).unwrap();
+    let database = config[config.find("[database]").unwrap()..].to_owned();
+    ws.write(
+        "demo.toml",
+        format!(
+            "name = \"demo\"\nspread_secs = 0\n[source]\nkind = \"csv\"\npreset = \"outlook-csv\"\n\
+             url = \"{}\"\nschedule = \"0 0 1 1 ?\"\n[merge]\nschedule = \"0 0 1 1 ?\"\n{database}",
+            ws.path("outlook.csv").display()
+        ),
+    );
+    let s = common::service::serve(&ws, &["demo"], 1);
+    let report = common::service::run_demo(&s.base);
+    assert_eq!(report["status"], "succeeded", "{report}");
+    assert_eq!(report["inserted"], 2, "{report}");
+    let (status, found) = common::service::get_auth(
+        &format!("{}/api/contacts?q=elodie", s.base),
+        "Bearer static-token",
+    );
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found[0]["e_mail"], "elodie@example.com", "{found}");
+}
+
+/// `ucm fetch --preview N` shows a source's first contacts as mapped, each value with the
+/// column or property it comes from, and what no field reads; nothing is staged or recorded.
+/// Lines are counted right with Windows (CRLF) line ends.
+#[test]
+fn the_preview_shows_each_value_with_where_it_comes_from_and_lands_nothing() {
+    let ws = csv_pipeline("preset = \"outlook-csv\"\nurl = \"outlook.csv\"");
+    ws.write("outlook.csv", OUTLOOK);
+    let preview = ws.ok(&["fetch", "--preview", "2"]);
+    for shown in [
+        "contact 1 (line 2)",
+        "contact 2 (line 4)",
+        "<- column \"First Name\"",
+        "Account \"key\" manager",
+        "in the source, read by no field: \"Middle Name\", \"Title\", \"Notes\"",
+    ] {
+        assert!(preview.contains(shown), "{shown}:\n{preview}");
+    }
+    assert!(ws.rows().is_empty(), "a preview lands nothing");
+    let runs = ws.ok(&["runs", "--format", "json"]);
+    assert_eq!(runs.trim(), "[]", "a preview records no run");
+
+    let cards = vcard_pipeline("url = \"c.vcf\"");
+    cards.write(
+        "c.vcf",
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nN:Peeters;Anna;;;\r\nTEL;TYPE=CELL:0475\r\nNICKNAME:Annie\r\nEND:VCARD\r\n",
+    );
+    let preview = cards.ok(&["fetch", "--preview", "1"]);
+    assert!(preview.contains("<- TEL;TYPE=CELL"), "{preview}");
+    assert!(preview.contains("read by no field: NICKNAME"), "{preview}");
 }

@@ -63,6 +63,11 @@ pub enum Command {
     Fetch {
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
+        /// Print the first N contacts of the source as the pipeline maps them (each value
+        /// with the column, property or element it comes from, and what no field reads);
+        /// nothing is staged or recorded.
+        #[arg(long, value_name = "N")]
+        preview: Option<usize>,
     },
     /// The merge stage: merge the staged source with the directory and load the result.
     Merge {

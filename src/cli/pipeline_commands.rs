@@ -88,6 +88,20 @@ pub async fn fetch(cli: &Cli, format: ReportFormat) -> anyhow::Result<ExitCode> 
     print_report(&report, format)
 }
 
+/// `ucm fetch --preview N`: the source's first contacts as mapped; nothing is written.
+pub async fn preview(cli: &Cli, count: usize) -> anyhow::Result<ExitCode> {
+    let config = load_config(cli)?;
+    let format = config.source.format().map_err(anyhow::Error::msg)?;
+    let contract = load_contract(config.source.schema.as_deref())?.with_source(format);
+    let preview = stage::preview(std::sync::Arc::new(contract), &config, count.max(1)).await?;
+    print!("{}", preview.to_text());
+    Ok(if preview.error.is_some() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 /// `ucm merge`: the merge stage, from the staged source.
 pub async fn merge(cli: &Cli, options: &RunOptions) -> anyhow::Result<ExitCode> {
     check_run_options(options)?;

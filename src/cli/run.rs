@@ -53,7 +53,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             pipeline::load_directory(cli, file).await
         }
         Command::Import { file, options } => pipeline::import(cli, file.clone(), options).await,
-        Command::Fetch { format } => pipeline::fetch(cli, *format).await,
+        Command::Fetch { format, preview } => match preview {
+            Some(count) => pipeline::preview(cli, *count).await,
+            None => pipeline::fetch(cli, *format).await,
+        },
         Command::Merge { options } => pipeline::merge(cli, options).await,
         Command::Run { options } => pipeline::run(cli, options).await,
         Command::Apply { id, format } => pipeline::apply(cli, *id, *format).await,

@@ -83,6 +83,15 @@ impl Contract {
         self.source.kind
     }
 
+    /// The source's mapping (None for XML).
+    pub fn mapping(&self) -> Option<&Mapping> {
+        self.source.mapping.as_ref()
+    }
+
+    pub fn csv_options(&self) -> CsvOptions {
+        self.source.csv
+    }
+
     /// Loads the XSD at `path` and checks that ucm can enforce all of it.
     pub fn load(path: &Path) -> Result<Contract, SchemaError> {
         let schema = Schema::load(path)?;

@@ -26,7 +26,7 @@ use super::located::LocatedErrors;
 use super::mapping::{Mapping, phone_field};
 use super::reader::ExternalContact;
 use super::schema::SimpleType;
-use crate::fields::{FIELD_COUNT, FIELD_NAMES, FieldValues, trim_xml_space};
+use crate::fields::{FIELD_COUNT, FIELD_NAMES, Field, trim_xml_space};
 
 /// `[source.csv]`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -171,6 +171,67 @@ pub fn read<E>(
     Ok(doc.summary(contacts))
 }
 
+/// Where each field is read from in the CSV file at `path` (its header's column, or Google's
+/// labelled phone columns), and the header's columns no field reads: for `ucm fetch
+/// --preview`.
+pub fn header_sources(
+    path: &Path,
+    mapping: &Mapping,
+    options: CsvOptions,
+) -> ([Option<String>; FIELD_COUNT], Vec<String>) {
+    let mut from: [Option<String>; FIELD_COUNT] = Default::default();
+    let Ok(doc) = Document::open(path) else {
+        return (from, Vec::new());
+    };
+    let (encoding, body) = sniff_encoding(doc.bytes(), options.encoding);
+    let line = first_line(body, encoding);
+    let delimiter = options.delimiter.unwrap_or_else(|| sniff_delimiter(&line));
+    let mut csv = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .from_reader(line.as_bytes());
+    let mut header = csv::StringRecord::new();
+    if !csv.read_record(&mut header).unwrap_or(false) {
+        return (from, Vec::new());
+    }
+    let Ok(columns) = Columns::of_header(&header, mapping) else {
+        return (from, header.iter().map(|h| format!("{h:?}")).collect());
+    };
+    let mut used = vec![false; header.len()];
+    for (i, at) in columns.of_field.iter().enumerate() {
+        if let Some((column, name)) = at {
+            from[i] = Some(format!("column {name:?}"));
+            used[*column] = true;
+        }
+    }
+    for &(label, value) in &columns.phones {
+        used[label] = true;
+        used[value] = true;
+    }
+    if !columns.phones.is_empty() {
+        for (i, from) in from.iter_mut().enumerate() {
+            if columns.from_phones[i] && from.is_none() && is_phone_field(i) {
+                *from = Some("a \"Phone N - Value\" by its label".into());
+            }
+        }
+    }
+    let unmapped = header
+        .iter()
+        .zip(used)
+        .filter(|(_, used)| !used)
+        .map(|(h, _)| format!("{:?}", h.trim()))
+        .collect();
+    (from, unmapped)
+}
+
+/// Whether field `i` is one Google's labelled phones can fill.
+fn is_phone_field(i: usize) -> bool {
+    matches!(
+        FIELD_NAMES[i],
+        "extension" | "mobile_number" | "home_number" | "fax_number"
+    )
+}
+
 /// The file's bytes as a reader that counts what it gave.
 struct Counting<'b> {
     rest: &'b [u8],
@@ -203,7 +264,7 @@ fn read_rows<R: Read, E>(
             return Ok(0);
         }
         Err(e) => {
-            unreadable(errors, csv.get_ref(), e);
+            unreadable(errors, csv.get_mut(), e);
             return Ok(0);
         }
     };
@@ -220,11 +281,11 @@ fn read_rows<R: Read, E>(
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
-                unreadable(errors, csv.get_ref(), e);
+                unreadable(errors, csv.get_mut(), e);
                 break;
             }
         }
-        let line = record.position().map_or(0, |p| p.line());
+        let line = (record.position()).map_or(0, |p| csv.get_mut().line_of_record(p.byte()));
         if record.len() > header.len() {
             let message = format!(
                 "the row has {} fields and the header {}: a delimiter inside a value must be \
@@ -234,10 +295,10 @@ fn read_rows<R: Read, E>(
             );
             errors.at(line, header.len() as u64 + 1, message);
         } else if !(record.len() == 1 && record[0].is_empty())
-            && let Some(values) = columns.values(&record, line, rules, errors)
+            && let Some(contact) = columns.contact(&record, line, rules, errors)
         {
             contacts += 1;
-            sink(ExternalContact::from_values(line, values)).map_err(ReadError::Sink)?;
+            sink(contact).map_err(ReadError::Sink)?;
             if contacts.is_multiple_of(1024) {
                 progress(record.position().map_or(0, |p| p.byte()));
             }
@@ -248,17 +309,19 @@ fn read_rows<R: Read, E>(
 
 /// Records why the parser could not read on: a row over [`MAX_ROW_BYTES`] where it started,
 /// or the parser's own error.
-fn unreadable<R>(errors: &mut LocatedErrors, tracker: &QuoteTracker<R>, e: csv::Error) {
+fn unreadable<R>(errors: &mut LocatedErrors, tracker: &mut QuoteTracker<R>, e: csv::Error) {
     match tracker.overlong() {
         Some((line, column, message)) => errors.at(line, column, message),
-        None => csv_failure(errors, e),
+        None => {
+            let line = e.position().map_or(0, |p| tracker.line_of_record(p.byte()));
+            csv_failure(errors, e, line);
+        }
     }
 }
 
 /// A row the `csv` crate could not read: bytes that are not UTF-8 (in their CSV column), or
 /// its reader's own error.
-fn csv_failure(errors: &mut LocatedErrors, e: csv::Error) {
-    let line = e.position().map_or(0, |p| p.line());
+fn csv_failure(errors: &mut LocatedErrors, e: csv::Error, line: u64) {
     match e.kind() {
         csv::ErrorKind::Utf8 { err, .. } => errors.at(
             line,
@@ -329,54 +392,39 @@ impl Columns {
         })
     }
 
-    /// The row's values, each checked; None (errors recorded) when one breaks a rule.
-    fn values(
+    /// The row as a contact, each value checked; None (errors recorded) when one breaks a
+    /// rule. Values are copied once, into the contact.
+    fn contact(
         &self,
         row: &csv::StringRecord,
         line: u64,
         rules: &CsvRules<'_>,
         errors: &mut LocatedErrors,
-    ) -> Option<FieldValues> {
-        let mut values: FieldValues = Default::default();
+    ) -> Option<ExternalContact> {
+        let mut contact = ExternalContact::empty(line);
+        let mut filled = [false; FIELD_COUNT];
         let mut ok = true;
-        let mut check = |i: usize, column: usize, shown: &str, text: &str| -> Option<String> {
-            let value = trim_xml_space(text);
-            if value.is_empty() {
-                return None;
-            }
-            let field = FIELD_NAMES[i];
-            if let Some(bad) = value.chars().find(|&c| !is_xml_char(c)) {
-                let message = format!(
-                    "{field} (column {shown:?}): character U+{:04X} is not allowed in XML 1.0",
-                    bad as u32
-                );
-                errors.at(line, column as u64 + 1, message);
-                ok = false;
-                return None;
-            }
-            if let Some(rule) = &rules.field_types[i]
-                && !rule.admits(value)
-            {
-                let chars = value.chars().count();
-                let limit = match (rule.min_length, rule.max_length) {
-                    (_, Some(max)) if chars > max => format!("at most {max}"),
-                    (Some(min), _) => format!("at least {min}"),
-                    _ => "another length".into(),
-                };
-                let message = format!(
-                    "value of {field} (column {shown:?}) is {chars} characters long; {limit} allowed"
-                );
-                errors.at(line, column as u64 + 1, message);
-                ok = false;
-                return None;
-            }
-            Some(value.to_owned())
-        };
+        // Whether the field got a value.
+        let mut take =
+            |i: usize, column: usize, shown: &str, text: &str| match checked(i, text, rules) {
+                Ok(Some(value)) => {
+                    contact.push(Field::from_index(i), value);
+                    true
+                }
+                Ok(None) => false,
+                Err(why) => {
+                    let field = FIELD_NAMES[i];
+                    let message = format!("{field} (column {shown:?}): {why}");
+                    errors.at(line, column as u64 + 1, message);
+                    ok = false;
+                    false
+                }
+            };
         for (i, at) in self.of_field.iter().enumerate() {
             if let Some((column, shown)) = at
                 && let Some(raw) = row.get(*column)
             {
-                values[i] = check(i, *column, shown, raw);
+                filled[i] = take(i, *column, shown, raw);
             }
         }
         for &(label, value) in &self.phones {
@@ -384,15 +432,46 @@ impl Columns {
                 continue;
             };
             let i = field.index();
-            if values[i].is_none() && self.from_phones[i] {
+            if !filled[i] && self.from_phones[i] {
                 // Google writes several numbers of one label in one cell, " ::: " between.
                 let cell = row.get(value).unwrap_or_default();
                 let first = cell.split(":::").next().unwrap_or_default();
-                values[i] = check(i, value, "Phone - Value", first);
+                filled[i] = take(i, value, "Phone - Value", first);
             }
         }
-        ok.then_some(values)
+        drop(take);
+        contact.sort_fields();
+        ok.then_some(contact)
     }
+}
+
+/// `text` as field `i`'s value: trimmed of XML whitespace (None when empty), held to XML 1.0's
+/// characters and the schema's rule for the field; Err says what is wrong.
+fn checked<'t>(i: usize, text: &'t str, rules: &CsvRules<'_>) -> Result<Option<&'t str>, String> {
+    let value = trim_xml_space(text);
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if let Some(bad) = value.chars().find(|&c| !is_xml_char(c)) {
+        return Err(format!(
+            "character U+{:04X} is not allowed in XML 1.0",
+            bad as u32
+        ));
+    }
+    if let Some(rule) = &rules.field_types[i]
+        && !rule.admits(value)
+    {
+        let chars = value.chars().count();
+        let limit = match (rule.min_length, rule.max_length) {
+            (_, Some(max)) if chars > max => format!("at most {max}"),
+            (Some(min), _) => format!("at least {min}"),
+            _ => "another length".into(),
+        };
+        return Err(format!(
+            "the value is {chars} characters long; {limit} allowed"
+        ));
+    }
+    Ok(Some(value))
 }
 
 /// The encoding of `bytes` and the bytes after its byte-order mark: a BOM decides, then the
@@ -456,6 +535,12 @@ struct QuoteTracker<R> {
     row_line: u64,
     /// Set when a row grew past [`MAX_ROW_BYTES`]: its message (the parser stops there).
     overlong: Option<String>,
+    /// Bytes watched, where the lines the parser has not passed yet start, and how many it
+    /// has passed: a record's line from its byte offset (the `csv` crate's own line count
+    /// misses CRLF line ends).
+    seen: u64,
+    line_starts: std::collections::VecDeque<u64>,
+    lines_passed: u64,
 }
 
 /// The longest row read, in bytes: a row of 90 columns of 255 characters is under 100 KiB, so
@@ -476,7 +561,22 @@ impl<R> QuoteTracker<R> {
             row_bytes: 0,
             row_line: 1,
             overlong: None,
+            seen: 0,
+            line_starts: std::collections::VecDeque::new(),
+            lines_passed: 0,
         }
+    }
+
+    /// The line (from 1) of a record the parser says starts at offset `byte` of the text;
+    /// offsets asked for never go back. After a CRLF line end the parser's record starts at
+    /// the LF, one byte before its line.
+    fn line_of_record(&mut self, byte: u64) -> u64 {
+        let byte = byte + 1;
+        while self.line_starts.front().is_some_and(|&start| start <= byte) {
+            self.line_starts.pop_front();
+            self.lines_passed += 1;
+        }
+        self.lines_passed + 1
     }
 
     /// Why reading stopped at a row longer than [`MAX_ROW_BYTES`], with where it started.
@@ -511,7 +611,9 @@ impl<R> QuoteTracker<R> {
                 None => self.field_start = b == self.delimiter || b == b'\n' || b == b'\r',
             }
             self.row_bytes += 1;
+            self.seen += 1;
             if b == b'\n' {
+                self.line_starts.push_back(self.seen);
                 self.line += 1;
                 self.column = 0;
                 if self.open.is_none() {

@@ -14,6 +14,7 @@ mod markup;
 pub mod namespaces;
 mod plain;
 pub mod position;
+pub mod preview;
 pub mod reader;
 pub mod schema;
 pub mod syntax;

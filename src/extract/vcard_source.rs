@@ -549,6 +549,54 @@ fn component_index(property: &str, name: &str) -> Option<usize> {
     names.iter().position(|n| n.eq_ignore_ascii_case(name))
 }
 
+/// What each field reads in a vCard source (the mapping's properties), and the properties of
+/// the first `count` cards of the file at `path` that no field takes: for `ucm fetch
+/// --preview`.
+pub fn card_sources(
+    path: &Path,
+    mapping: &Mapping,
+    count: usize,
+) -> ([Option<String>; FIELD_COUNT], Vec<String>) {
+    let from = std::array::from_fn(|i| {
+        let names = &mapping.names[i];
+        (!names.is_empty()).then(|| names.join(" or "))
+    });
+    let sources: Vec<VcardSource> = (mapping.names.iter().flatten())
+        .filter_map(|n| VcardSource::parse(n).ok())
+        .collect();
+    let mut unmapped: Vec<String> = Vec::new();
+    let Ok(doc) = Document::open(path) else {
+        return (from, unmapped);
+    };
+    let mut cards = 0;
+    for logical in LogicalLines::new(doc.bytes()) {
+        let Ok((line, text)) = logical else { break };
+        let Ok(property) = parse_property(&text, line) else {
+            continue;
+        };
+        match property.name.as_str() {
+            "END" => {
+                cards += 1;
+                if cards >= count {
+                    break;
+                }
+            }
+            "BEGIN" | "VERSION" | "X-UCM-SKIPPED" => {}
+            name => {
+                let taken = sources.iter().any(|s| s.takes(name, &property.types));
+                let shown = match property.types.is_empty() {
+                    true => name.to_owned(),
+                    false => format!("{name};TYPE={}", property.types.join(",")),
+                };
+                if !taken && !unmapped.contains(&shown) {
+                    unmapped.push(shown);
+                }
+            }
+        }
+    }
+    (from, unmapped)
+}
+
 /// Checks every property a vCard mapping names.
 pub fn check_mapping(mapping: &Mapping) -> Result<(), String> {
     for (i, sources) in mapping.names.iter().enumerate() {
