@@ -439,7 +439,6 @@ impl Columns {
                 filled[i] = take(i, value, "Phone - Value", first);
             }
         }
-        drop(take);
         contact.sort_fields();
         ok.then_some(contact)
     }
