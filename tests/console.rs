@@ -554,3 +554,52 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         })
         .collect()
 }
+
+/// Issue 25: "Test the source" shows the source's first contacts as the pipeline maps them,
+/// each value with the column it comes from and what no field reads; nothing is staged or
+/// written.
+#[test]
+fn test_the_source_shows_the_first_contacts_as_mapped_and_lands_nothing() {
+    let ws = Workspace::new("");
+    ws.write(
+        "outlook.csv",
+        "First Name,Middle Name,Last Name,E-mail Address\r\nAnna,,Peeters,anna@example.com\r\n",
+    );
+    let config = std::fs::read_to_string(ws.path("pipeline.toml")).unwrap();
+    let database = config[config.find("[database]").unwrap()..].to_owned();
+    ws.write(
+        "demo.toml",
+        format!(
+            "name = \"demo\"\n[source]\nkind = \"csv\"\npreset = \"outlook-csv\"\nurl = \"{}\"\n\
+             schedule = \"0 0 1 1 ?\"\n[merge]\nschedule = \"0 0 1 1 ?\"\n{database}",
+            ws.path("outlook.csv").display()
+        ),
+    );
+    let s = serve(&ws, &["demo"], 1);
+    let cookie = session_cookie(&s.base);
+    let csrf = csrf_token(&s.base, &cookie);
+    let form = format!("csrf={csrf}");
+    let (status, _, page) = common::service::exchange(
+        &s.base,
+        format!(
+            "POST /pipelines/demo/test-source HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\n\
+             Cookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\n\r\n{form}",
+            form.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(status, 200, "{page}");
+    for shown in [
+        "Contact 1 (line 2)",
+        "Peeters",
+        "column &quot;Last Name&quot;",
+        "&quot;Middle Name&quot;",
+    ] {
+        assert!(page.contains(shown), "{shown}: {page}");
+    }
+    let (_, runs) = get_auth(&format!("{}/api/runs", s.base), BEARER);
+    assert_eq!(runs, serde_json::json!([]), "nothing was recorded");
+    let (_, _, overview) = common::console_forms::get_page(&s.base, &cookie, "/");
+    assert!(overview.contains("Test the source"), "{overview}");
+}

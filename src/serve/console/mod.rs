@@ -18,6 +18,7 @@ mod plans;
 mod runs;
 pub mod session;
 mod started;
+mod test_source;
 
 use std::sync::Arc;
 
@@ -52,6 +53,10 @@ pub fn actions(max_upload_bytes: usize) -> Router<Arc<Service>> {
     Router::new()
         .route("/plans/{pipeline}/{id}/approve", post(plans::approve))
         .route("/pipelines/{pipeline}/dry-run", post(plans::dry_run_now))
+        .route(
+            "/pipelines/{pipeline}/test-source",
+            post(test_source::test_source),
+        )
         .route(
             "/pipelines/{pipeline}/upload",
             post(plans::upload).layer(DefaultBodyLimit::max(max_upload_bytes)),

@@ -146,6 +146,10 @@ async fn pipeline_section(
                     (csrf_field(session))
                     button type="submit" { "Dry run now" }
                 }
+                form.inline.test-source method="post" action=(format!("/pipelines/{}/test-source", encoded(&p.name))) {
+                    (csrf_field(session))
+                    button type="submit" { "Test the source" }
+                }
             }
         }
     }
