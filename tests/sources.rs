@@ -388,3 +388,43 @@ fn the_preview_shows_each_value_with_where_it_comes_from_and_lands_nothing() {
     assert!(preview.contains("<- TEL;TYPE=CELL"), "{preview}");
     assert!(preview.contains("read by no field: NICKNAME"), "{preview}");
 }
+
+/// A dry run of a CSV and of a vCard source stores its plan, and applying the plan lands
+/// exactly what importing the same file lands (a twin workspace imports it for real).
+#[test]
+fn a_dry_run_of_a_csv_or_vcard_source_plans_and_applies_exactly_its_import() {
+    let csv_v1 = "e_mail,first_name,mobile_number\nann@example.com,Ann,0475 11 11 11\nbob@example.com,Bob,\n";
+    let csv_v2 = "e_mail,first_name,mobile_number\nann@example.com,Annie,0475 11 11 11\ncid@example.com,Cid,\n";
+    let vcf_v1 = "BEGIN:VCARD\nVERSION:3.0\nN:;Ann;;;\nEMAIL:ann@example.com\nEND:VCARD\n\
+                  BEGIN:VCARD\nVERSION:3.0\nN:;Bob;;;\nEMAIL:bob@example.com\nEND:VCARD\n";
+    let vcf_v2 = "BEGIN:VCARD\nVERSION:3.0\nN:;Annie;;;\nEMAIL:ann@example.com\nEND:VCARD\n\
+                  BEGIN:VCARD\nVERSION:3.0\nN:;Cid;;;\nEMAIL:cid@example.com\nEND:VCARD\n";
+    for (kind, first, second) in [("csv", csv_v1, csv_v2), ("vcard", vcf_v1, vcf_v2)] {
+        let workspace = || {
+            let ws = Workspace::new(&format!("[source]\nkind = \"{kind}\"\n"));
+            ws.write("first", first);
+            ws.write("second", second);
+            ws.import("first", &[]);
+            ws
+        };
+        let ws = workspace();
+        let dry = ws.import("second", &["--dry-run"]);
+        assert_eq!(dry["status"], "dry_run", "{kind}: {dry}");
+        let plan = dry["plan_id"].as_i64().expect("a dry run stores a plan");
+        let out = ws.ucm(&["apply", &plan.to_string(), "--format", "json"]);
+        let applied: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(applied["status"], "succeeded", "{kind}: {applied}");
+        assert_eq!(
+            (
+                &applied["inserted"],
+                &applied["updated"],
+                &applied["deleted"]
+            ),
+            (&1.into(), &1.into(), &1.into()),
+            "{kind}: {applied}"
+        );
+        let twin = workspace();
+        twin.import("second", &[]);
+        assert_eq!(ws.export(), twin.export(), "{kind}");
+    }
+}
