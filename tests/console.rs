@@ -7,7 +7,7 @@
 mod common;
 
 use common::browser::{browser, chromedriver, path, screenshot, text};
-use common::console_forms::{csrf_token, follow, session_cookie, upload};
+use common::console_forms::{csrf_token, follow, post_form, session_cookie, upload};
 use common::service::{PASSWORD, get_auth, http, pipeline, serve};
 use common::{Workspace, repo};
 use fantoccini::{Client, Locator};
@@ -578,17 +578,7 @@ fn test_the_source_shows_the_first_contacts_as_mapped_and_lands_nothing() {
     let s = serve(&ws, &["demo"], 1);
     let cookie = session_cookie(&s.base);
     let csrf = csrf_token(&s.base, &cookie);
-    let form = format!("csrf={csrf}");
-    let (status, _, page) = common::service::exchange(
-        &s.base,
-        format!(
-            "POST /pipelines/demo/test-source HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\n\
-             Cookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
-             Content-Length: {}\r\n\r\n{form}",
-            form.len()
-        )
-        .as_bytes(),
-    );
+    let (status, _, page) = post_form(&s.base, &cookie, &csrf, "/pipelines/demo/test-source");
     assert_eq!(status, 200, "{page}");
     for shown in [
         "Contact 1 (line 2)",

@@ -178,24 +178,16 @@ fn held_source(body: Vec<u8>) -> (String, std::sync::mpsc::Sender<()>) {
 /// the same, and `POST /api/pipelines/{name}/run?wait=false` answers 202 with where to follow.
 #[test]
 fn a_dry_run_from_the_console_answers_at_once_and_its_page_shows_progress_until_its_plan() {
-    use common::console_forms::{csrf_token, follow, get_page, location, session_cookie};
+    use common::console_forms::{
+        csrf_token, follow, get_page, location, post_form, session_cookie,
+    };
     let ws = Workspace::new("");
     let (url, go) = held_source(std::fs::read(samples()).unwrap());
     pipeline(&ws, "demo", &url, "0 0 1 1 ?", "0 0 1 1 ?");
     let s = serve(&ws, &["demo"], 1);
     let cookie = session_cookie(&s.base);
     let csrf = csrf_token(&s.base, &cookie);
-    let form = format!("csrf={csrf}");
-    let answer = exchange(
-        &s.base,
-        format!(
-            "POST /pipelines/demo/dry-run HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\n\
-             Cookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
-             Content-Length: {}\r\n\r\n{form}",
-            form.len()
-        )
-        .as_bytes(),
-    );
+    let answer = post_form(&s.base, &cookie, &csrf, "/pipelines/demo/dry-run");
     // Answered while the source is still half sent.
     assert_eq!(answer.0, 303, "{}", answer.1);
     let page_path = location(&answer.1).unwrap();

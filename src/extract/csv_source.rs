@@ -20,7 +20,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::document::{Document, ReadError, Summary};
+use super::document::{Document, Passed, ReadError, Summary};
 use super::encoding::is_xml_char;
 use super::located::LocatedErrors;
 use super::mapping::{Mapping, phone_field};
@@ -127,7 +127,7 @@ pub fn read<E>(
         .unwrap_or_else(|| sniff_delimiter(&first_line(body, encoding)));
     // The file's bytes as they are read: what was read is released from memory behind.
     let consumed = AtomicU64::new((bytes.len() - body.len()) as u64);
-    let released = AtomicU64::new(0);
+    let passed = std::sync::Mutex::new(Passed::new(&doc));
     let raw = Counting {
         rest: body,
         consumed: &consumed,
@@ -145,7 +145,7 @@ pub fn read<E>(
     let on_progress = |_decoded: u64| {
         let at = consumed.load(Ordering::Relaxed);
         progress(at);
-        doc.release_behind(&released, at);
+        passed.lock().expect("no poisoning").reach(at);
     };
     let quotes = QuoteTracker::new(input, delimiter);
     let mut csv = csv::ReaderBuilder::new()
@@ -168,7 +168,8 @@ pub fn read<E>(
         return Err(ReadError::Invalid(errors.into_invalid()));
     }
     progress(bytes.len() as u64);
-    Ok(doc.summary(contacts))
+    let passed = passed.into_inner().expect("no poisoning");
+    Ok(passed.summary(contacts))
 }
 
 /// Where each field is read from in the CSV file at `path` (its header's column, or Google's

@@ -94,38 +94,6 @@ impl Document {
         self.bytes().is_empty()
     }
 
-    /// Releases the pages between `released` and `at` once they are [`RELEASE_STEP`] or more
-    /// (a reader that is not the XML reader calls it as it goes), moving `released` on.
-    pub fn release_behind(&self, released: &AtomicU64, at: u64) {
-        let from = released.load(Ordering::Relaxed);
-        if at >= from + RELEASE_STEP {
-            self.release(from, at);
-            released.store(at, Ordering::Relaxed);
-        }
-    }
-
-    /// The summary of the whole document, read by a reader that is not the XML reader and
-    /// found `contacts`: its sha256 computed a step at a time, each step's pages released
-    /// after it, so memory holds a step whatever the document's size.
-    pub fn summary(&self, contacts: u64) -> Summary {
-        let mut hasher = Sha256::new();
-        let bytes = self.bytes();
-        for (i, step) in bytes.chunks(RELEASE_STEP as usize).enumerate() {
-            hasher.update(step);
-            let from = i as u64 * RELEASE_STEP;
-            self.release(from, from + step.len() as u64);
-        }
-        Summary {
-            contacts,
-            bytes: self.len(),
-            sha256: hasher
-                .finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-        }
-    }
-
     /// Drops mapped pages in `[from, to)` from this process's memory (they stay in the page
     /// cache and are read again if touched).
     fn release(&self, from: u64, to: u64) {
@@ -147,6 +115,52 @@ impl Document {
                     (to - from) as usize,
                 )
             };
+        }
+    }
+}
+
+/// What a reader that is not the XML reader has passed of a document it reads front to back:
+/// those bytes are hashed (sha256) and their pages released a step at a time, so each page is
+/// read once while it is resident and memory holds a step whatever the document's size.
+pub struct Passed<'d> {
+    doc: &'d Document,
+    done: u64,
+    hasher: Sha256,
+}
+
+impl<'d> Passed<'d> {
+    pub fn new(doc: &'d Document) -> Passed<'d> {
+        Passed {
+            doc,
+            done: 0,
+            hasher: Sha256::new(),
+        }
+    }
+
+    /// The reader has passed byte `at`.
+    pub fn reach(&mut self, at: u64) {
+        let at = at.min(self.doc.len());
+        if at >= self.done + RELEASE_STEP {
+            self.hasher
+                .update(&self.doc.bytes()[self.done as usize..at as usize]);
+            self.doc.release(self.done, at);
+            self.done = at;
+        }
+    }
+
+    /// The document's summary once the reader found `contacts` in all of it.
+    pub fn summary(mut self, contacts: u64) -> Summary {
+        self.hasher.update(&self.doc.bytes()[self.done as usize..]);
+        self.doc.release(self.done, self.doc.len());
+        Summary {
+            contacts,
+            bytes: self.doc.len(),
+            sha256: self
+                .hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
         }
     }
 }

@@ -19,7 +19,7 @@
 
 use std::path::Path;
 
-use super::document::{Document, ReadError, Summary};
+use super::document::{Document, Passed, ReadError, Summary};
 use super::encoding::is_xml_char;
 use super::located::LocatedErrors;
 use super::mapping::Mapping;
@@ -75,7 +75,7 @@ pub fn read<E>(
                 .collect()
         })
         .collect();
-    let released = std::sync::atomic::AtomicU64::new(0);
+    let mut passed = Passed::new(&doc);
     let mut card: Option<(u64, Vec<Property>)> = None;
     let mut contacts = 0u64;
     let mut lines = LogicalLines::new(body);
@@ -117,7 +117,7 @@ pub fn read<E>(
                         sink(contact).map_err(ReadError::Sink)?;
                         if contacts.is_multiple_of(1024) {
                             progress(lines.offset() as u64);
-                            doc.release_behind(&released, lines.offset() as u64);
+                            passed.reach(lines.offset() as u64);
                         }
                     }
                     Err((at, message)) => errors.at(at, 1, message),
@@ -152,7 +152,7 @@ pub fn read<E>(
         return Err(ReadError::Invalid(errors.into_invalid()));
     }
     progress(bytes.len() as u64);
-    Ok(doc.summary(contacts))
+    Ok(passed.summary(contacts))
 }
 
 /// The card's values by the mapping, each checked; Err at the first that breaks a rule.
@@ -258,20 +258,17 @@ impl Iterator for LogicalLines<'_> {
                 "a folded line (starting with a space) continues nothing".into(),
             )));
         }
-        let upper_start: Vec<u8> = first.iter().take(8).map(u8::to_ascii_uppercase).collect();
-        let blob = BLOBS.iter().any(|b| {
-            upper_start.starts_with(b.as_bytes())
-                || first.iter().position(|&c| c == b'.').is_some_and(|dot| {
-                    first[dot + 1..]
-                        .to_ascii_uppercase()
-                        .starts_with(b.as_bytes())
-                })
-        });
-        let quoted_printable = first.split(|&b| b == b':').next().is_some_and(|head| {
-            head.to_ascii_uppercase()
-                .windows(16)
-                .any(|w| w == b"QUOTED-PRINTABLE")
-        });
+        // The property's name and parameters: what comes before its value.
+        let head = &first[..value_start(first).unwrap_or(first.len())];
+        let name_end = head.iter().position(|&b| b == b';').unwrap_or(head.len());
+        let name = &head[..name_end];
+        let name = name.rsplit(|&b| b == b'.').next().unwrap_or(name);
+        let blob = BLOBS
+            .iter()
+            .any(|b| name.eq_ignore_ascii_case(b.as_bytes()));
+        let quoted_printable = head
+            .windows(16)
+            .any(|w| w.eq_ignore_ascii_case(b"QUOTED-PRINTABLE"));
         let too_long = || {
             let message = "a property longer than 1 MiB: not a contact's value";
             Some(Err((line, message.to_owned())))

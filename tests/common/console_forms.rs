@@ -78,6 +78,21 @@ pub fn get_page(base: &str, cookie: &str, path: &str) -> (u16, String, String) {
     )
 }
 
+/// A POST of a console form holding only the session's CSRF token `csrf` to `path`: status,
+/// head, body.
+pub fn post_form(base: &str, cookie: &str, csrf: &str, path: &str) -> (u16, String, String) {
+    let form = format!("csrf={csrf}");
+    exchange(
+        base,
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: ucm\r\nConnection: close\r\nCookie: {cookie}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        )
+        .as_bytes(),
+    )
+}
+
 /// The `location` of a redirect's head.
 pub fn location(head: &str) -> Option<String> {
     head.lines()
