@@ -1,8 +1,9 @@
 //! Secrets compared and made safely: constant-time equality for passwords, tokens and
 //! signatures (`subtle`), random tokens and nonces from the operating system's generator
-//! (`getrandom`), and configured passwords given in clear or as an Argon2 hash ([`Password`],
-//! `argon2`). Used by the service's logins and sessions, the phone endpoints, the LDAP
-//! directory and the cluster.
+//! (`getrandom`), configured passwords given in clear or as an Argon2 hash ([`Password`],
+//! `argon2`), and secrets read from the config, the environment or a file
+//! ([`read_secret`]). Used by the service's logins and sessions, the phone endpoints, the
+//! LDAP directory, the cluster and the sources.
 
 use std::sync::Mutex;
 
@@ -108,6 +109,41 @@ pub fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
     let mut buffer = vec![0u8; bytes];
     getrandom::fill(&mut buffer)?;
     Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A secret given inline, read from an environment variable (`WHAT_env`) or from a file
+/// (`WHAT_file`, without its final newline); at most one of the three.
+pub fn read_secret(
+    section: &str,
+    what: &str,
+    inline: &Option<String>,
+    env: &Option<String>,
+    file: &Option<std::path::PathBuf>,
+) -> Result<Option<String>, String> {
+    let given = [inline.is_some(), env.is_some(), file.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if given > 1 {
+        return Err(format!(
+            "{section} sets more than one of {what}, {what}_env, {what}_file"
+        ));
+    }
+    if let Some(v) = inline {
+        return Ok(Some(v.clone()));
+    }
+    if let Some(name) = env {
+        return std::env::var(name).map(Some).map_err(|_| {
+            format!("{section} {what}_env = \"{name}\" but that environment variable is not set")
+        });
+    }
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{section} cannot read {what}_file {}: {e}", path.display()))?;
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        return Ok(Some(text.strip_suffix('\r').unwrap_or(text).to_owned()));
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

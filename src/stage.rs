@@ -75,6 +75,7 @@ fn fetch_options(
         auth: s.auth.resolve().map_err(StageError::Config)?,
         etag: previous.and_then(|p| p.etag.clone()),
         last_modified: previous.and_then(|p| p.last_modified.clone()),
+        ldap: s.ldap_search(false).map_err(StageError::Config)?,
     })
 }
 
@@ -370,7 +371,10 @@ pub async fn preview(
     count: usize,
 ) -> Result<crate::extract::preview::Preview, StageError> {
     let url = source_url(config)?;
-    let options = fetch_options(config, None).map_err(|e| StageError::Source(e.to_string()))?;
+    let mut options =
+        fetch_options(config, None).map_err(|e| StageError::Source(e.to_string()))?;
+    // A preview shows what the source has that no field reads: every attribute.
+    options.ldap = (config.source.ldap_search(true)).map_err(StageError::Config)?;
     let dir = pipeline_dir(config);
     let download = match fetch::fetch(&url, &dir, &options, Arc::new(fetch::Silent)).await {
         Ok(Fetched::Downloaded(download)) => download,

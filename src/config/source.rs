@@ -7,23 +7,30 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub use crate::secrets::read_secret;
 use crate::extract::SourceFormat;
 use crate::extract::csv_source::CsvConfig;
+use crate::extract::ldap::config::LdapSourceConfig;
+use crate::extract::ldap::search::LdapSearch;
 use crate::extract::mapping::{Mapping, SourceKind};
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// What the source is: `"xml"` (ucm's contacts XML, the default) or `"csv"` (a CSV
-    /// export, read through `preset` and `[source.mapping]`).
+    /// What the source is: `"xml"` (ucm's contacts XML, the default), `"csv"` (a CSV
+    /// export), `"vcard"` (a file of vCards) or `"ldap"` (an LDAP directory or Active
+    /// Directory, `[source.ldap]`); all but XML read through `preset` and `[source.mapping]`.
     #[serde(default)]
     pub kind: SourceKind,
     /// Location of the external contacts: a path (relative to the working directory), a
-    /// `file://` or an `http(s)://` URL. Required by `ucm run`.
+    /// `file://` or an `http(s)://` URL; for an LDAP source `ldap://host` or
+    /// `ldaps://host`. Required by `ucm run`.
     #[serde(default)]
     pub url: Option<String>,
-    /// The mapping preset of a CSV source: `"ucm-csv"` (the header `ucm export` writes, the
-    /// default), `"outlook-csv"`, `"google-csv"` (README, "Sources", has each one's table).
+    /// The mapping preset: for CSV `"ucm-csv"` (the header `ucm export` writes, the
+    /// default), `"outlook-csv"`, `"google-csv"`; for vCard `"vcard"`; for LDAP
+    /// `"inetorgperson"` (the default) or `"active-directory"` (README, "Sources", has each
+    /// one's table).
     #[serde(default)]
     pub preset: Option<String>,
     /// `field = "column"`: where a field comes from, overriding the preset's column for it
@@ -33,6 +40,10 @@ pub struct SourceConfig {
     /// How a CSV source is written: `delimiter`, `encoding`.
     #[serde(default)]
     pub csv: CsvConfig,
+    /// Where and how an LDAP source (`kind = "ldap"`) is searched: `base_dn`, `filter`,
+    /// `scope`, `bind_dn` and its password, `start_tls`, `ca_file`, `page_size`.
+    #[serde(default)]
+    pub ldap: Option<LdapSourceConfig>,
     /// The import cron (Quartz-style, five fields).
     #[serde(default = "default_import_schedule")]
     pub schedule: String,
@@ -67,6 +78,18 @@ impl SourceConfig {
         if let (SourceKind::Vcard, Some(mapping)) = (self.kind, &mapping) {
             crate::extract::vcard_source::check_mapping(mapping)?;
         }
+        match (self.kind, &self.ldap) {
+            (SourceKind::Ldap, None) => {
+                return Err("kind = \"ldap\" needs [source.ldap] with at least base_dn".into());
+            }
+            (SourceKind::Ldap, Some(_)) | (_, None) => {}
+            (other, Some(_)) => {
+                return Err(format!(
+                    "[source.ldap] is for kind = \"ldap\"; this source is kind = \"{}\"",
+                    other.name()
+                ));
+            }
+        }
         if self.kind != SourceKind::Csv && self.csv != CsvConfig::default() {
             return Err(format!(
                 "[source.csv] is for kind = \"csv\"; this source is kind = \"{}\"",
@@ -78,6 +101,27 @@ impl SourceConfig {
             mapping,
             csv: self.csv.options()?,
         })
+    }
+}
+
+impl SourceConfig {
+    /// The LDAP search of an LDAP source (None for other kinds), asking for the attributes
+    /// the mapping reads, or for all of them (`all_attributes`, for a preview).
+    pub fn ldap_search(&self, all_attributes: bool) -> Result<Option<LdapSearch>, String> {
+        let (Some(section), SourceKind::Ldap) = (&self.ldap, self.kind) else {
+            return Ok(None);
+        };
+        let format = self.format()?;
+        let mapping = format.mapping.expect("an LDAP source has a mapping");
+        let attributes = if all_attributes {
+            vec!["*".to_owned()]
+        } else {
+            let mut names: Vec<String> = mapping.names.iter().flatten().cloned().collect();
+            names.sort_by_key(|n| n.to_ascii_lowercase());
+            names.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+            names
+        };
+        section.search(mapping.preset, attributes).map(Some)
     }
 }
 
@@ -116,41 +160,6 @@ pub fn read_password(
             .map_err(|why| format!("{section} password_hash {why}")),
         (None, None) => Ok(None),
     }
-}
-
-/// A secret given inline, read from an environment variable (`WHAT_env`) or from a file
-/// (`WHAT_file`, without its final newline); at most one of the three.
-pub fn read_secret(
-    section: &str,
-    what: &str,
-    inline: &Option<String>,
-    env: &Option<String>,
-    file: &Option<PathBuf>,
-) -> Result<Option<String>, String> {
-    let given = [inline.is_some(), env.is_some(), file.is_some()]
-        .iter()
-        .filter(|b| **b)
-        .count();
-    if given > 1 {
-        return Err(format!(
-            "{section} sets more than one of {what}, {what}_env, {what}_file"
-        ));
-    }
-    if let Some(v) = inline {
-        return Ok(Some(v.clone()));
-    }
-    if let Some(name) = env {
-        return std::env::var(name).map(Some).map_err(|_| {
-            format!("{section} {what}_env = \"{name}\" but that environment variable is not set")
-        });
-    }
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{section} cannot read {what}_file {}: {e}", path.display()))?;
-        let text = text.strip_suffix('\n').unwrap_or(&text);
-        return Ok(Some(text.strip_suffix('\r').unwrap_or(text).to_owned()));
-    }
-    Ok(None)
 }
 
 impl AuthConfig {
@@ -209,6 +218,7 @@ impl Default for SourceConfig {
             preset: None,
             mapping: BTreeMap::new(),
             csv: CsvConfig::default(),
+            ldap: None,
             schedule: default_import_schedule(),
             schema: None,
             connect_timeout_secs: default_connect_timeout_secs(),
@@ -245,6 +255,8 @@ mod tests {
             (SourceKind::Csv, Some(Preset::GoogleCsv)),
             (SourceKind::Csv, Some(Preset::UcmCsv)),
             (SourceKind::Vcard, Some(Preset::Vcard)),
+            (SourceKind::Ldap, Some(Preset::InetOrgPerson)),
+            (SourceKind::Ldap, Some(Preset::ActiveDirectory)),
         ] {
             assert!(
                 kinds.contains(&example),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::csv_source::{self, CsvOptions, CsvRules};
 use super::document::{self, Document, ReadError, Summary};
+use super::ldap::ldif::{self, LdifRules};
 use super::mapping::{Mapping, SourceKind};
 use super::reader::{ExternalContact, InvalidDocument, RecordLayout};
 use super::schema::{Content, Schema, SchemaError, SimpleType};
@@ -134,6 +135,13 @@ impl Contract {
                     field_types: &self.field_types,
                 };
                 vcard_source::read(path, &rules, max_errors, progress, sink)
+            }
+            (SourceKind::Ldap, Some(mapping)) => {
+                let rules = LdifRules {
+                    mapping,
+                    field_types: &self.field_types,
+                };
+                ldif::read(path, &rules, max_errors, progress, sink)
             }
             _ => {
                 let doc = Document::open(path).map_err(ReadError::Open)?;

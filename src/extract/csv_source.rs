@@ -21,12 +21,12 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::document::{Document, Passed, ReadError, Summary};
-use super::encoding::is_xml_char;
+use super::field_rules::checked;
 use super::located::LocatedErrors;
 use super::mapping::{Mapping, phone_field};
 use super::reader::ExternalContact;
 use super::schema::SimpleType;
-use crate::fields::{FIELD_COUNT, FIELD_NAMES, Field, trim_xml_space};
+use crate::fields::{FIELD_COUNT, FIELD_NAMES, Field};
 
 /// `[source.csv]`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -407,7 +407,7 @@ impl Columns {
         let mut ok = true;
         // Whether the field got a value.
         let mut take =
-            |i: usize, column: usize, shown: &str, text: &str| match checked(i, text, rules) {
+            |i: usize, column: usize, shown: &str, text: &str| match checked(i, text, rules.field_types) {
                 Ok(Some(value)) => {
                     contact.push(Field::from_index(i), value);
                     true
@@ -443,35 +443,6 @@ impl Columns {
         contact.sort_fields();
         ok.then_some(contact)
     }
-}
-
-/// `text` as field `i`'s value: trimmed of XML whitespace (None when empty), held to XML 1.0's
-/// characters and the schema's rule for the field; Err says what is wrong.
-fn checked<'t>(i: usize, text: &'t str, rules: &CsvRules<'_>) -> Result<Option<&'t str>, String> {
-    let value = trim_xml_space(text);
-    if value.is_empty() {
-        return Ok(None);
-    }
-    if let Some(bad) = value.chars().find(|&c| !is_xml_char(c)) {
-        return Err(format!(
-            "character U+{:04X} is not allowed in XML 1.0",
-            bad as u32
-        ));
-    }
-    if let Some(rule) = &rules.field_types[i]
-        && !rule.admits(value)
-    {
-        let chars = value.chars().count();
-        let limit = match (rule.min_length, rule.max_length) {
-            (_, Some(max)) if chars > max => format!("at most {max}"),
-            (Some(min), _) => format!("at least {min}"),
-            _ => "another length".into(),
-        };
-        return Err(format!(
-            "the value is {chars} characters long; {limit} allowed"
-        ));
-    }
-    Ok(Some(value))
 }
 
 /// The encoding of `bytes` and the bytes after its byte-order mark: a BOM decides, then the

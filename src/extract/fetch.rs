@@ -1,33 +1,21 @@
 //! Fetching the external source by URL (`http://`, `https://`, `file://` or a plain path) into
 //! a temporary file, streaming: the body never sits in memory. Conditional GET, retries with
 //! exponential backoff and jitter, timeouts, a size limit, gzip, and errors that say which URL
-//! (credentials masked), which status, how many bytes and which try.
+//! (credentials masked), which status, how many bytes and which try. An LDAP source's
+//! read (`super::ldap::search`) goes through the same tries and limits.
 
-use std::fmt;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use flate2::write::GzDecoder;
 
-/// Credentials for the source.
-#[derive(Clone)]
-pub enum Auth {
-    Basic { username: String, password: String },
-    Bearer { token: String },
-}
-
-impl fmt::Debug for Auth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Auth::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
-            Auth::Bearer { .. } => write!(f, "Bearer(***)"),
-        }
-    }
-}
+pub use super::download::{
+    Auth, Download, DownloadProgress, FetchError, FetchErrorKind, Fetched, Silent,
+};
+use super::download::Sink;
 
 /// How to fetch.
 #[derive(Clone, Debug)]
@@ -45,97 +33,8 @@ pub struct FetchOptions {
     /// Validators of the last staged copy, for a conditional GET.
     pub etag: Option<String>,
     pub last_modified: Option<String>,
-}
-
-/// Receives download progress.
-pub trait DownloadProgress: Send + Sync {
-    /// A try starts; `total` is the body's length when the server says it.
-    fn start(&self, total: Option<u64>);
-    fn advance(&self, bytes: u64);
-    fn finish(&self);
-}
-
-/// No progress display.
-pub struct Silent;
-
-impl DownloadProgress for Silent {
-    fn start(&self, _: Option<u64>) {}
-    fn advance(&self, _: u64) {}
-    fn finish(&self) {}
-}
-
-/// What a fetch produced.
-#[derive(Debug)]
-pub enum Fetched {
-    /// The server answered 304 Not Modified to the conditional GET.
-    NotModified,
-    /// The source, in a temporary file that is removed when dropped unless kept.
-    Downloaded(Download),
-}
-
-#[derive(Debug)]
-pub struct Download {
-    pub file: tempfile::NamedTempFile,
-    pub bytes: u64,
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
-    /// HTTP status of the successful try (none for files).
-    pub http_status: Option<u16>,
-    pub tries: u32,
-}
-
-/// Why a fetch failed.
-#[derive(Debug, thiserror::Error)]
-#[error("fetching {url} failed {}: {kind}", tries_text(*.attempt, *.tries))]
-pub struct FetchError {
-    /// The URL with any password masked.
-    pub url: String,
-    pub attempt: u32,
-    pub tries: u32,
-    pub kind: FetchErrorKind,
-}
-
-/// "on try 2 of 3", or "before the first try" for a URL or client that could not be set up.
-fn tries_text(attempt: u32, tries: u32) -> String {
-    if attempt == 0 {
-        "before the first try".into()
-    } else {
-        format!("on try {attempt} of {tries}")
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum FetchErrorKind {
-    #[error("invalid URL: {0}")]
-    InvalidUrl(String),
-    #[error("cannot connect: {0}")]
-    Connect(String),
-    #[error(
-        "timed out after {bytes} bytes (no data for the configured read timeout or connect timeout)"
-    )]
-    Timeout { bytes: u64 },
-    #[error("HTTP {status}, no body read{hint}")]
-    Status { status: String, hint: &'static str },
-    #[error("the connection broke after {bytes} bytes: {message}")]
-    Body { bytes: u64, message: String },
-    #[error("the source is larger than max_bytes = {max} bytes")]
-    TooLarge { max: u64 },
-    #[error("the gzip data is corrupt or truncated after {bytes} bytes: {message}")]
-    Gzip { bytes: u64, message: String },
-    #[error("{0}")]
-    Io(String),
-}
-
-impl FetchErrorKind {
-    fn retryable(&self) -> bool {
-        match self {
-            FetchErrorKind::Connect(_)
-            | FetchErrorKind::Timeout { .. }
-            | FetchErrorKind::Body { .. } => true,
-            FetchErrorKind::Status { status, .. } => status.starts_with('5'),
-            _ => false,
-        }
-    }
+    /// For an LDAP source (`ldap://`, `ldaps://`): the search, read into a staged LDIF file.
+    pub ldap: Option<crate::extract::ldap::search::LdapSearch>,
 }
 
 pub use crate::redact::mask_url;
@@ -167,30 +66,38 @@ pub async fn fetch(
         tries,
         kind,
     };
-    if !is_http(url) {
+    if !is_http(url) && options.ldap.is_none() {
         attempt.store(1, Ordering::Relaxed);
         return copy_local(local_path(url), dir, options, url.ends_with(".gz"))
             .await
             .map_err(|k| fail(k, 1));
     }
-    let parsed =
-        reqwest::Url::parse(url).map_err(|e| fail(FetchErrorKind::InvalidUrl(e.to_string()), 0))?;
-    let gzip = parsed.path().ends_with(".gz");
-    let client = reqwest::Client::builder()
-        .connect_timeout(options.connect_timeout)
-        .read_timeout(options.read_timeout)
-        .user_agent(concat!("ucm/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| fail(FetchErrorKind::Connect(e.to_string()), 0))?;
+    let mut http = None;
+    if options.ldap.is_none() {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| fail(FetchErrorKind::InvalidUrl(e.to_string()), 0))?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .read_timeout(options.read_timeout)
+            .user_agent(concat!("ucm/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| fail(FetchErrorKind::Connect(e.to_string()), 0))?;
+        http = Some((client, parsed));
+    }
     let one_try = || {
         let n = attempt.fetch_add(1, Ordering::Relaxed) + 1;
-        let client = client.clone();
-        let parsed = parsed.clone();
+        let http = http.clone();
         let progress = Arc::clone(&progress);
         async move {
-            download(&client, parsed, dir, options, gzip, &*progress)
-                .await
-                .map_err(|k| (k, n))
+            let fetched = match (&options.ldap, http) {
+                (Some(search), _) => read_directory(url, search, dir, options, &*progress).await,
+                (None, Some((client, parsed))) => {
+                    let gzip = parsed.path().ends_with(".gz");
+                    download(&client, parsed, dir, options, gzip, &*progress).await
+                }
+                (None, None) => unreachable!("an HTTP fetch has its client"),
+            };
+            fetched.map_err(|k| (k, n))
         }
     };
     let backoff = ExponentialBuilder::default()
@@ -216,6 +123,24 @@ pub async fn fetch(
         Ok(other) => Ok(other),
         Err((kind, n)) => Err(fail(kind, n)),
     }
+}
+
+/// One read of an LDAP source into a staged LDIF file.
+async fn read_directory(
+    url: &str,
+    search: &crate::extract::ldap::search::LdapSearch,
+    dir: &Path,
+    options: &FetchOptions,
+    progress: &dyn DownloadProgress,
+) -> Result<Fetched, FetchErrorKind> {
+    let limits = crate::extract::ldap::search::ReadLimits {
+        connect_timeout: options.connect_timeout,
+        read_timeout: options.read_timeout,
+        max_bytes: options.max_bytes,
+    };
+    crate::extract::ldap::search::read_directory(url, search, dir, &limits, progress)
+        .await
+        .map(Fetched::Downloaded)
 }
 
 fn header(response: &reqwest::Response, name: reqwest::header::HeaderName) -> Option<String> {
@@ -389,107 +314,6 @@ fn copy_file(
         http_status: None,
         tries: 1,
     }))
-}
-
-/// The temporary file being written, through a gzip decoder when the source is compressed,
-/// counting (decompressed) bytes against the limit.
-struct Sink {
-    out: SinkWriter,
-}
-
-enum SinkWriter {
-    Plain(Limited),
-    Gzip(Box<GzDecoder<Limited>>),
-}
-
-struct Limited {
-    file: io::BufWriter<tempfile::NamedTempFile>,
-    written: u64,
-    max: u64,
-}
-
-impl Write for Limited {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.written + buf.len() as u64 > self.max {
-            return Err(io::Error::new(io::ErrorKind::FileTooLarge, "max_bytes"));
-        }
-        self.written += buf.len() as u64;
-        self.file.write_all(buf)?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
-}
-
-impl Sink {
-    fn new(dir: &Path, max: u64, gzip: bool) -> Result<Sink, FetchErrorKind> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| FetchErrorKind::Io(format!("cannot create {}: {e}", dir.display())))?;
-        let file = tempfile::Builder::new()
-            .prefix(".download-")
-            .tempfile_in(dir)
-            .map_err(|e| {
-                FetchErrorKind::Io(format!(
-                    "cannot create a temporary file in {}: {e}",
-                    dir.display()
-                ))
-            })?;
-        let limited = Limited {
-            file: io::BufWriter::with_capacity(256 * 1024, file),
-            written: 0,
-            max,
-        };
-        let out = if gzip {
-            SinkWriter::Gzip(Box::new(GzDecoder::new(limited)))
-        } else {
-            SinkWriter::Plain(limited)
-        };
-        Ok(Sink { out })
-    }
-
-    fn error(&self, e: io::Error, received: u64) -> FetchErrorKind {
-        let max = match &self.out {
-            SinkWriter::Plain(l) => l.max,
-            SinkWriter::Gzip(g) => g.get_ref().max,
-        };
-        match e.kind() {
-            io::ErrorKind::FileTooLarge => FetchErrorKind::TooLarge { max },
-            _ if matches!(self.out, SinkWriter::Gzip(_)) => FetchErrorKind::Gzip {
-                bytes: received,
-                message: e.to_string(),
-            },
-            _ => FetchErrorKind::Io(format!("cannot write the download: {e}")),
-        }
-    }
-
-    fn write(&mut self, bytes: &[u8], received: u64) -> Result<(), FetchErrorKind> {
-        let result = match &mut self.out {
-            SinkWriter::Plain(w) => w.write_all(bytes),
-            SinkWriter::Gzip(w) => w.write_all(bytes),
-        };
-        result.map_err(|e| self.error(e, received))
-    }
-
-    fn finish(self, received: u64) -> Result<(tempfile::NamedTempFile, u64), FetchErrorKind> {
-        let limited = match self.out {
-            SinkWriter::Plain(l) => l,
-            SinkWriter::Gzip(g) => g.finish().map_err(|e| FetchErrorKind::Gzip {
-                bytes: received,
-                message: e.to_string(),
-            })?,
-        };
-        let written = limited.written;
-        let file = limited
-            .file
-            .into_inner()
-            .map_err(|e| FetchErrorKind::Io(format!("cannot write the download: {}", e.error())))?;
-        file.as_file()
-            .sync_all()
-            .map_err(|e| FetchErrorKind::Io(format!("cannot sync the download: {e}")))?;
-        Ok((file, written))
-    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ pub enum SourceKind {
     Csv,
     /// A file of vCards (2.1, 3.0, 4.0: a phone's, Nextcloud's or iCloud's export).
     Vcard,
+    /// An LDAP directory or Active Directory (`ldap://`, `ldaps://`), staged as LDIF.
+    Ldap,
 }
 
 impl SourceKind {
@@ -32,6 +34,7 @@ impl SourceKind {
             SourceKind::Xml => "xml",
             SourceKind::Csv => "csv",
             SourceKind::Vcard => "vcard",
+            SourceKind::Ldap => "ldap",
         }
     }
 
@@ -41,6 +44,7 @@ impl SourceKind {
             SourceKind::Xml => "xml",
             SourceKind::Csv => "csv",
             SourceKind::Vcard => "vcf",
+            SourceKind::Ldap => "ldif",
         }
     }
 
@@ -50,6 +54,7 @@ impl SourceKind {
             SourceKind::Xml => None,
             SourceKind::Csv => Some(Preset::UcmCsv),
             SourceKind::Vcard => Some(Preset::Vcard),
+            SourceKind::Ldap => Some(Preset::InetOrgPerson),
         }
     }
 }
@@ -65,15 +70,27 @@ pub enum Preset {
     GoogleCsv,
     /// vCard properties (`extract::vcard_source::VcardSource` reads each name).
     Vcard,
+    /// OpenLDAP's inetOrgPerson (RFC 2798) attributes.
+    InetOrgPerson,
+    /// Active Directory's user attributes (ipPhone, department, company, ...).
+    ActiveDirectory,
 }
 
 /// Every preset, by the name the config gives it.
-pub const PRESETS: [(&str, Preset); 4] = [
+pub const PRESETS: [(&str, Preset); 6] = [
     ("ucm-csv", Preset::UcmCsv),
     ("outlook-csv", Preset::OutlookCsv),
     ("google-csv", Preset::GoogleCsv),
     ("vcard", Preset::Vcard),
+    ("inetorgperson", Preset::InetOrgPerson),
+    ("active-directory", Preset::ActiveDirectory),
 ];
+
+/// Active Directory's people whose account is not disabled: users that are not computers
+/// (a computer account is a `user` too), without bit 2 (ACCOUNTDISABLE) of
+/// userAccountControl, tested with AD's bitwise-and matching rule (OpenLDAP knows it too).
+const ACTIVE_DIRECTORY_FILTER: &str = "(&(objectClass=user)(!(objectClass=computer))\
+(!(userAccountControl:1.2.840.113556.1.4.803:=2)))";
 
 impl Preset {
     pub fn parse(name: &str) -> Option<Preset> {
@@ -92,7 +109,17 @@ impl Preset {
     pub fn kind(self) -> SourceKind {
         match self {
             Preset::Vcard => SourceKind::Vcard,
+            Preset::InetOrgPerson | Preset::ActiveDirectory => SourceKind::Ldap,
             _ => SourceKind::Csv,
+        }
+    }
+
+    /// The LDAP filter a search uses when `[source.ldap]` names none (LDAP presets only).
+    pub fn ldap_filter(self) -> Option<&'static str> {
+        match self {
+            Preset::InetOrgPerson => Some("(objectClass=inetOrgPerson)"),
+            Preset::ActiveDirectory => Some(ACTIVE_DIRECTORY_FILTER),
+            _ => None,
         }
     }
 
@@ -138,6 +165,34 @@ impl Preset {
                 ("department", &["ORG.2"]),
                 ("user_1", &["ORG.1"]),
                 ("user_2", &["TITLE"]),
+            ],
+            Preset::InetOrgPerson => &[
+                ("extension", &["telephoneNumber"]),
+                ("first_name", &["givenName"]),
+                ("last_name", &["sn"]),
+                ("mobile_number", &["mobile"]),
+                ("fax_number", &["facsimileTelephoneNumber"]),
+                ("home_number", &["homePhone"]),
+                ("e_mail", &["mail"]),
+                ("site", &["l"]),
+                ("department", &["departmentNumber", "ou"]),
+                ("office", &["roomNumber"]),
+                ("user_1", &["o"]),
+                ("user_2", &["title"]),
+            ],
+            Preset::ActiveDirectory => &[
+                ("extension", &["ipPhone", "telephoneNumber"]),
+                ("first_name", &["givenName"]),
+                ("last_name", &["sn"]),
+                ("mobile_number", &["mobile"]),
+                ("fax_number", &["facsimileTelephoneNumber"]),
+                ("home_number", &["homePhone"]),
+                ("e_mail", &["mail"]),
+                ("site", &["l"]),
+                ("department", &["department"]),
+                ("office", &["physicalDeliveryOfficeName"]),
+                ("user_1", &["company"]),
+                ("user_2", &["title"]),
             ],
         };
         rows.iter()

@@ -4,9 +4,13 @@
 mod contract;
 pub mod csv_source;
 pub mod document;
+pub mod download;
 mod elements;
 pub mod encoding;
 pub mod fetch;
+mod field_rules;
+pub mod ldap;
+mod lines;
 pub mod local;
 mod located;
 pub mod mapping;

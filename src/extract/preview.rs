@@ -50,6 +50,9 @@ impl Contract {
             (SourceKind::Vcard, Some(mapping)) => {
                 super::vcard_source::card_sources(path, mapping, count)
             }
+            (SourceKind::Ldap, Some(mapping)) => {
+                super::ldap::ldif::entry_sources(path, mapping, count)
+            }
             _ => (
                 std::array::from_fn(|i| Some(format!("<{}>", FIELD_NAMES[i]))),
                 Vec::new(),

@@ -20,12 +20,13 @@
 use std::path::Path;
 
 use super::document::{Document, Passed, ReadError, Summary};
-use super::encoding::is_xml_char;
+use super::field_rules::checked;
+use super::lines::PhysicalLines;
 use super::located::LocatedErrors;
 use super::mapping::Mapping;
 use super::reader::ExternalContact;
 use super::schema::SimpleType;
-use crate::fields::{FIELD_COUNT, FIELD_NAMES, FieldValues, trim_xml_space};
+use crate::fields::{FIELD_COUNT, FIELD_NAMES, FieldValues};
 
 /// What a vCard read checks and maps each value by.
 pub struct VcardRules<'r> {
@@ -177,30 +178,11 @@ fn values(
                 .find_map(|p| spec.component(&p.value).map(|v| (p.line, v)))
         });
         let Some((line, raw)) = found else { continue };
-        let value = trim_xml_space(&raw);
-        if value.is_empty() {
-            continue;
-        }
-        let field = FIELD_NAMES[i];
-        if let Some(bad) = value.chars().find(|&c| !is_xml_char(c)) {
-            return Err((
-                line,
-                format!(
-                    "{field}: character U+{:04X} is not allowed in XML 1.0",
-                    bad as u32
-                ),
-            ));
-        }
-        if let Some(rule) = &rules.field_types[i]
-            && !rule.admits(value)
-        {
-            let chars = value.chars().count();
-            let max = rule.max_length.unwrap_or(chars);
-            return Err((
-                line,
-                format!("value of {field} is {chars} characters long; at most {max} allowed"),
-            ));
-        }
+        let value = match checked(i, &raw, rules.field_types) {
+            Ok(Some(value)) => value,
+            Ok(None) => continue,
+            Err(why) => return Err((line, format!("{}: {why}", FIELD_NAMES[i]))),
+        };
         values[i] = Some(value.to_owned());
     }
     Ok(values)
@@ -208,40 +190,26 @@ fn values(
 
 /// The file's logical lines: unfolded, with the line each starts on; blobs left out.
 struct LogicalLines<'b> {
-    rest: &'b [u8],
-    consumed: usize,
-    line: u64,
+    lines: PhysicalLines<'b>,
 }
 
 impl<'b> LogicalLines<'b> {
     fn new(body: &'b [u8]) -> LogicalLines<'b> {
         LogicalLines {
-            rest: body,
-            consumed: 0,
-            line: 0,
+            lines: PhysicalLines::new(body),
         }
     }
 
     fn offset(&self) -> usize {
-        self.consumed
+        self.lines.offset()
     }
 
-    /// The next physical line, without its line break.
     fn physical(&mut self) -> Option<&'b [u8]> {
-        if self.rest.is_empty() {
-            return None;
-        }
-        let end = memchr::memchr(b'\n', self.rest).unwrap_or(self.rest.len());
-        let line = &self.rest[..end];
-        let taken = (end + 1).min(self.rest.len());
-        self.rest = &self.rest[taken..];
-        self.consumed += taken;
-        self.line += 1;
-        Some(line.strip_suffix(b"\r").unwrap_or(line))
+        self.lines.next_line()
     }
 
     fn continues(&self) -> bool {
-        matches!(self.rest.first(), Some(b' ' | b'\t'))
+        matches!(self.lines.next_byte(), Some(b' ' | b'\t'))
     }
 }
 
@@ -250,7 +218,7 @@ impl Iterator for LogicalLines<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let first = self.physical()?;
-        let line = self.line;
+        let line = self.lines.line();
         if matches!(first.first(), Some(b' ' | b'\t')) && !first.iter().all(u8::is_ascii_whitespace)
         {
             return Some(Err((
@@ -286,7 +254,7 @@ impl Iterator for LogicalLines<'_> {
                 if !blob {
                     text.extend_from_slice(&next[1..]);
                 }
-            } else if quoted_printable && text.ends_with(b"=") && !self.rest.is_empty() {
+            } else if quoted_printable && text.ends_with(b"=") && self.lines.next_byte().is_some() {
                 // 2.1: a soft line break inside a quoted-printable value.
                 text.pop();
                 let next = self.physical().expect("a line follows");

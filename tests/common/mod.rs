@@ -11,6 +11,7 @@ pub mod console_forms;
 pub mod ldap;
 pub mod memory;
 pub mod service;
+pub mod slapd;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
