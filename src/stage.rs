@@ -76,6 +76,8 @@ fn fetch_options(
         etag: previous.and_then(|p| p.etag.clone()),
         last_modified: previous.and_then(|p| p.last_modified.clone()),
         ldap: s.ldap_search(false).map_err(StageError::Config)?,
+        carddav: s.kind == crate::extract::mapping::SourceKind::Carddav,
+        staged: previous.map(|p| PathBuf::from(&p.path)),
     })
 }
 
@@ -118,6 +120,10 @@ async fn download_and_validate(
         Ok(Fetched::NotModified) => {
             details.http_status = Some(304);
             details.unchanged_reason = Some("the server answered 304 Not Modified".into());
+            return Ok(None);
+        }
+        Ok(Fetched::Unchanged(reason)) => {
+            details.unchanged_reason = Some(reason);
             return Ok(None);
         }
         Ok(Fetched::Downloaded(d)) => d,
@@ -378,7 +384,7 @@ pub async fn preview(
     let dir = pipeline_dir(config);
     let download = match fetch::fetch(&url, &dir, &options, Arc::new(fetch::Silent)).await {
         Ok(Fetched::Downloaded(download)) => download,
-        Ok(Fetched::NotModified) => {
+        Ok(Fetched::NotModified | Fetched::Unchanged(_)) => {
             return Err(StageError::Source(format!(
                 "{url} answered 304 to an unconditional GET"
             )));

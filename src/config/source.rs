@@ -18,17 +18,18 @@ use crate::extract::mapping::{Mapping, SourceKind};
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// What the source is: `"xml"` (ucm's contacts XML, the default), `"csv"` (a CSV
-    /// export), `"vcard"` (a file of vCards) or `"ldap"` (an LDAP directory or Active
-    /// Directory, `[source.ldap]`); all but XML read through `preset` and `[source.mapping]`.
+    /// export), `"vcard"` (a file of vCards), `"ldap"` (an LDAP directory or Active
+    /// Directory, `[source.ldap]`) or `"carddav"` (a CardDAV address book, `url` its
+    /// collection's URL); all but XML read through `preset` and `[source.mapping]`.
     #[serde(default)]
     pub kind: SourceKind,
     /// Location of the external contacts: a path (relative to the working directory), a
     /// `file://` or an `http(s)://` URL; for an LDAP source `ldap://host` or
-    /// `ldaps://host`. Required by `ucm run`.
+    /// `ldaps://host`; for CardDAV the address book's `http(s)://` URL. Required by `ucm run`.
     #[serde(default)]
     pub url: Option<String>,
     /// The mapping preset: for CSV `"ucm-csv"` (the header `ucm export` writes, the
-    /// default), `"outlook-csv"`, `"google-csv"`; for vCard `"vcard"`; for LDAP
+    /// default), `"outlook-csv"`, `"google-csv"`; for vCard and CardDAV `"vcard"`; for LDAP
     /// `"inetorgperson"` (the default) or `"active-directory"` (README, "Sources", has each
     /// one's table).
     #[serde(default)]
@@ -75,7 +76,7 @@ impl SourceConfig {
     /// The source's kind and mapping, checked: Err says which key is wrong and what it may be.
     pub fn format(&self) -> Result<SourceFormat, String> {
         let mapping = Mapping::resolve(self.kind, self.preset.as_deref(), &self.mapping)?;
-        if let (SourceKind::Vcard, Some(mapping)) = (self.kind, &mapping) {
+        if let (SourceKind::Vcard | SourceKind::Carddav, Some(mapping)) = (self.kind, &mapping) {
             crate::extract::vcard_source::check_mapping(mapping)?;
         }
         match (self.kind, &self.ldap) {
@@ -90,6 +91,9 @@ impl SourceConfig {
                 ));
             }
         }
+        if let Some(url) = &self.url {
+            check_url_scheme(self.kind, url)?;
+        }
         if self.kind != SourceKind::Csv && self.csv != CsvConfig::default() {
             return Err(format!(
                 "[source.csv] is for kind = \"csv\"; this source is kind = \"{}\"",
@@ -101,6 +105,25 @@ impl SourceConfig {
             mapping,
             csv: self.csv.options()?,
         })
+    }
+}
+
+/// Whether `url` can be a source of `kind`: Err says which scheme the kind takes.
+fn check_url_scheme(kind: SourceKind, url: &str) -> Result<(), String> {
+    let ldap = url.starts_with("ldap://") || url.starts_with("ldaps://");
+    let http = url.starts_with("http://") || url.starts_with("https://");
+    let wrong = match kind {
+        SourceKind::Ldap => (!ldap).then_some("ldap:// or ldaps://"),
+        SourceKind::Carddav => (!http).then_some("http:// or https:// (the address book's URL)"),
+        _ => ldap.then_some("a path, file:// or http(s):// (kind = \"ldap\" reads ldap:// URLs)"),
+    };
+    match wrong {
+        Some(expected) => Err(format!(
+            "[source] url = {:?}: a {} source's url is {expected}",
+            crate::redact::mask_url(url),
+            kind.name()
+        )),
+        None => Ok(()),
     }
 }
 
@@ -257,6 +280,7 @@ mod tests {
             (SourceKind::Vcard, Some(Preset::Vcard)),
             (SourceKind::Ldap, Some(Preset::InetOrgPerson)),
             (SourceKind::Ldap, Some(Preset::ActiveDirectory)),
+            (SourceKind::Carddav, Some(Preset::Vcard)),
         ] {
             assert!(
                 kinds.contains(&example),
@@ -275,6 +299,12 @@ mod tests {
             "{refused}"
         );
         assert!(source("kind = \"ldif\"").is_err());
+        let carddav_on_a_file = source("kind = \"carddav\"\nurl = \"book.vcf\"").unwrap();
+        assert!(carddav_on_a_file.format().unwrap_err().contains("http:// or https://"));
+        let ldap_without_section = source("kind = \"ldap\"\nurl = \"ldap://dc1\"").unwrap();
+        assert!(ldap_without_section.format().unwrap_err().contains("[source.ldap]"));
+        let xml_at_ldap = source("url = \"ldaps://dc1\"").unwrap();
+        assert!(xml_at_ldap.format().unwrap_err().contains("kind = \"ldap\""));
         assert!(source("kind = \"csv\"\n[csv]\nquote = \"'\"").is_err());
         let bad_property = source("kind = \"vcard\"\n[mapping]\nextension = \"TEL;WORK\"").unwrap();
         assert!(

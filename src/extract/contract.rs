@@ -129,7 +129,7 @@ impl Contract {
                 };
                 csv_source::read(path, &rules, max_errors, progress, sink)
             }
-            (SourceKind::Vcard, Some(mapping)) => {
+            (SourceKind::Vcard | SourceKind::Carddav, Some(mapping)) => {
                 let rules = VcardRules {
                     mapping,
                     field_types: &self.field_types,

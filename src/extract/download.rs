@@ -47,6 +47,9 @@ impl DownloadProgress for Silent {
 pub enum Fetched {
     /// The server answered 304 Not Modified to the conditional GET.
     NotModified,
+    /// The source says nothing changed since the staged copy (a CardDAV address book's
+    /// sync-token or CTag): why.
+    Unchanged(String),
     /// The source, in a temporary file that is removed when dropped unless kept.
     Downloaded(Download),
 }
@@ -221,5 +224,24 @@ impl Sink {
             .sync_all()
             .map_err(|e| FetchErrorKind::Io(format!("cannot sync the download: {e}")))?;
         Ok((file, written))
+    }
+}
+
+/// The transport error's message with its causes; `url` (which reqwest quotes) masked.
+pub(crate) fn transport_error(e: &reqwest::Error, bytes: u64, url: &str) -> FetchErrorKind {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    let message = crate::redact::mask_in(&message, url);
+    if e.is_timeout() {
+        FetchErrorKind::Timeout { bytes }
+    } else if e.is_connect() {
+        FetchErrorKind::Connect(message)
+    } else {
+        FetchErrorKind::Body { bytes, message }
     }
 }

@@ -15,7 +15,8 @@ use backon::{ExponentialBuilder, Retryable};
 pub use super::download::{
     Auth, Download, DownloadProgress, FetchError, FetchErrorKind, Fetched, Silent,
 };
-use super::download::Sink;
+use super::carddav::{self, CarddavRead};
+use super::download::{Sink, transport_error};
 
 /// How to fetch.
 #[derive(Clone, Debug)]
@@ -35,6 +36,10 @@ pub struct FetchOptions {
     pub last_modified: Option<String>,
     /// For an LDAP source (`ldap://`, `ldaps://`): the search, read into a staged LDIF file.
     pub ldap: Option<crate::extract::ldap::search::LdapSearch>,
+    /// A CardDAV address book: synchronised (`etag` holds the staged copy's sync-token).
+    pub carddav: bool,
+    /// The last staged copy, whose unchanged parts a CardDAV read copies.
+    pub staged: Option<PathBuf>,
 }
 
 pub use crate::redact::mask_url;
@@ -91,6 +96,15 @@ pub async fn fetch(
         async move {
             let fetched = match (&options.ldap, http) {
                 (Some(search), _) => read_directory(url, search, dir, options, &*progress).await,
+                (None, Some((client, parsed))) if options.carddav => {
+                    let read = CarddavRead {
+                        auth: options.auth.as_ref(),
+                        token: options.etag.as_deref(),
+                        staged: options.staged.as_deref(),
+                        max_bytes: options.max_bytes,
+                    };
+                    carddav::sync(&client, parsed, dir, &read, &*progress).await
+                }
                 (None, Some((client, parsed))) => {
                     let gzip = parsed.path().ends_with(".gz");
                     download(&client, parsed, dir, options, gzip, &*progress).await
@@ -217,25 +231,6 @@ async fn download(
         http_status: Some(status.as_u16()),
         tries: 1,
     }))
-}
-
-/// The transport error's message with its causes; `url` (which reqwest quotes) masked.
-fn transport_error(e: &reqwest::Error, bytes: u64, url: &str) -> FetchErrorKind {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    let message = crate::redact::mask_in(&message, url);
-    if e.is_timeout() {
-        FetchErrorKind::Timeout { bytes }
-    } else if e.is_connect() {
-        FetchErrorKind::Connect(message)
-    } else {
-        FetchErrorKind::Body { bytes, message }
-    }
 }
 
 /// Copies a local source (a regular file: see [`super::local`]) on a blocking thread, so the

@@ -26,6 +26,8 @@ pub enum SourceKind {
     Vcard,
     /// An LDAP directory or Active Directory (`ldap://`, `ldaps://`), staged as LDIF.
     Ldap,
+    /// A CardDAV address book (Nextcloud, Radicale, SOGo, ...), staged as a vCard file.
+    Carddav,
 }
 
 impl SourceKind {
@@ -35,6 +37,7 @@ impl SourceKind {
             SourceKind::Csv => "csv",
             SourceKind::Vcard => "vcard",
             SourceKind::Ldap => "ldap",
+            SourceKind::Carddav => "carddav",
         }
     }
 
@@ -45,6 +48,7 @@ impl SourceKind {
             SourceKind::Csv => "csv",
             SourceKind::Vcard => "vcf",
             SourceKind::Ldap => "ldif",
+            SourceKind::Carddav => "vcf",
         }
     }
 
@@ -53,7 +57,7 @@ impl SourceKind {
         match self {
             SourceKind::Xml => None,
             SourceKind::Csv => Some(Preset::UcmCsv),
-            SourceKind::Vcard => Some(Preset::Vcard),
+            SourceKind::Vcard | SourceKind::Carddav => Some(Preset::Vcard),
             SourceKind::Ldap => Some(Preset::InetOrgPerson),
         }
     }
@@ -112,6 +116,11 @@ impl Preset {
             Preset::InetOrgPerson | Preset::ActiveDirectory => SourceKind::Ldap,
             _ => SourceKind::Csv,
         }
+    }
+
+    /// Whether the preset maps sources of `kind` (a vCard preset: files and CardDAV).
+    pub fn reads(self, kind: SourceKind) -> bool {
+        self.kind() == kind || (self.kind() == SourceKind::Vcard && kind == SourceKind::Carddav)
     }
 
     /// The LDAP filter a search uses when `[source.ldap]` names none (LDAP presets only).
@@ -267,7 +276,7 @@ impl Mapping {
                         known.join(", ")
                     )
                 })?;
-                if preset.kind() != kind {
+                if !preset.reads(kind) {
                     return Err(format!(
                         "[source] preset = {name:?} reads {} sources, and kind = {:?}",
                         preset.kind().name(),

@@ -2,6 +2,7 @@
 //! streaming pass, and handing out one contact at a time.
 
 mod contract;
+pub mod carddav;
 pub mod csv_source;
 pub mod document;
 pub mod download;

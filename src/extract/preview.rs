@@ -47,7 +47,7 @@ impl Contract {
             (SourceKind::Csv, Some(mapping)) => {
                 super::csv_source::header_sources(path, mapping, self.csv_options())
             }
-            (SourceKind::Vcard, Some(mapping)) => {
+            (SourceKind::Vcard | SourceKind::Carddav, Some(mapping)) => {
                 super::vcard_source::card_sources(path, mapping, count)
             }
             (SourceKind::Ldap, Some(mapping)) => {

@@ -10,6 +10,7 @@ pub mod browser;
 pub mod console_forms;
 pub mod ldap;
 pub mod memory;
+pub mod radicale;
 pub mod service;
 pub mod slapd;
 
@@ -355,4 +356,25 @@ pub fn on_store<T>(ws: &Workspace, work: impl AsyncFnOnce(&ucm::load::Store) -> 
         store.close().await;
         out
     })
+}
+
+/// Starts a test's server (`command`, its output to `log`) and waits up to 30 s until it
+/// accepts connections on 127.0.0.1:`port`; the log is shown if it never does.
+pub fn start_server(command: &mut Command, log: &Path, port: u16) -> std::process::Child {
+    let output = std::fs::File::create(log).unwrap();
+    let child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(output)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{command:?} did not start: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child
 }

@@ -8,7 +8,6 @@ use std::fmt::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use base64::Engine;
 
@@ -181,25 +180,11 @@ impl Slapd {
             "ldap://127.0.0.1:{}/ ldaps://127.0.0.1:{}/",
             self.port, self.tls_port
         );
-        let log = std::fs::File::create(self.dir.join("slapd.log")).unwrap();
-        let child = Command::new("/usr/sbin/slapd")
-            .arg("-f")
-            .arg(self.dir.join("slapd.conf"))
-            .args(["-h", &urls, "-d", "0"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "slapd did not start: {}",
-                std::fs::read_to_string(self.dir.join("slapd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut command = Command::new("/usr/sbin/slapd");
+        command.arg("-f").arg(self.dir.join("slapd.conf"));
+        command.args(["-h", &urls, "-d", "0"]);
+        let log = self.dir.join("slapd.log");
+        self.child = Some(super::start_server(&mut command, &log, self.port));
     }
 
     pub fn stop(&mut self) {
