@@ -106,3 +106,37 @@ fn a_wrong_password_or_a_url_that_is_not_an_address_book_changes_nothing_and_say
     assert_eq!(ws.ok(&["staged", "--format", "json"]), staged);
     assert_eq!(ws.export(), table);
 }
+
+/// `ucm serve` runs a CardDAV pipeline as it runs an XML one: a requested run reads the
+/// address book, stages it and merges it, and the search sees the rows.
+#[test]
+fn ucm_serve_runs_a_carddav_pipeline_and_its_contacts_are_searchable() {
+    if !radicale::present() {
+        return;
+    }
+    let ws = Workspace::new("");
+    let server = Radicale::start(ws.dir.path(), 30);
+    let config = std::fs::read_to_string(ws.path("pipeline.toml")).unwrap();
+    let database = config[config.find("[database]").unwrap()..].to_owned();
+    let source = carddav_config(&server.book_url(), PASSWORD)
+        .replace("tries = 1\n", "tries = 1\nschedule = \"0 0 1 1 ?\"\n");
+    ws.write(
+        "demo.toml",
+        format!(
+            "name = \"demo\"\nspread_secs = 0\n{source}\n[merge]\nschedule = \"0 0 1 1 ?\"\n{database}"
+        ),
+    );
+    let s = common::service::serve(&ws, &["demo"], 1);
+    let report = common::service::run_demo(&s.base);
+    assert_eq!(report["status"], "succeeded", "{report}");
+    assert_eq!(report["inserted"], 30, "{report}");
+    let (status, found) = common::service::get_auth(
+        &format!("{}/api/contacts?q=card2", s.base),
+        "Bearer static-token",
+    );
+    assert_eq!(status, 200, "{found}");
+    assert!(
+        found.as_array().unwrap().iter().any(|c| c["e_mail"] == "card2@example.com"),
+        "{found}"
+    );
+}

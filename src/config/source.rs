@@ -83,6 +83,11 @@ impl SourceConfig {
             (SourceKind::Ldap, None) => {
                 return Err("kind = \"ldap\" needs [source.ldap] with at least base_dn".into());
             }
+            (SourceKind::Ldap, Some(_)) if self.auth != AuthConfig::default() => {
+                return Err("[source.auth] is for http(s) sources; an LDAP source binds with \
+                            [source.ldap] bind_dn and its password"
+                    .into());
+            }
             (SourceKind::Ldap, Some(_)) | (_, None) => {}
             (other, Some(_)) => {
                 return Err(format!(
@@ -303,6 +308,11 @@ mod tests {
         assert!(carddav_on_a_file.format().unwrap_err().contains("http:// or https://"));
         let ldap_without_section = source("kind = \"ldap\"\nurl = \"ldap://dc1\"").unwrap();
         assert!(ldap_without_section.format().unwrap_err().contains("[source.ldap]"));
+        let ldap_with_auth = source(
+            "kind = \"ldap\"\n[ldap]\nbase_dn = \"dc=x\"\n[auth]\nusername = \"u\"\npassword = \"p\"",
+        )
+        .unwrap();
+        assert!(ldap_with_auth.format().unwrap_err().contains("bind_dn"));
         let xml_at_ldap = source("url = \"ldaps://dc1\"").unwrap();
         assert!(xml_at_ldap.format().unwrap_err().contains("kind = \"ldap\""));
         assert!(source("kind = \"csv\"\n[csv]\nquote = \"'\"").is_err());

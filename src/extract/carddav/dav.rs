@@ -59,6 +59,49 @@ impl DavRequest<'_> {
         depth: &str,
         body: String,
     ) -> Result<Multistatus, DavFailure> {
+        let mut answer = Vec::new();
+        self.request(method, url, depth, body, &mut answer).await?;
+        let mut out = Multistatus::default();
+        out.sync_token = for_each_response(&answer, |r| {
+            out.responses.push(r);
+            Ok(())
+        })
+        .map_err(|why| unreadable(url, why))?;
+        Ok(out)
+    }
+
+    /// As [`DavRequest::send`], the answer written to a temporary file in `dir` as it
+    /// arrives (a whole address book's cards), for [`for_each_response`].
+    pub async fn send_to_file(
+        &self,
+        method: &str,
+        url: &reqwest::Url,
+        depth: &str,
+        body: String,
+        dir: &std::path::Path,
+    ) -> Result<tempfile::NamedTempFile, DavFailure> {
+        let io = |e: std::io::Error| {
+            DavFailure::Fetch(FetchErrorKind::Io(format!("cannot write the answer of {url}: {e}")))
+        };
+        let file = tempfile::Builder::new()
+            .prefix(".carddav-")
+            .tempfile_in(dir)
+            .map_err(io)?;
+        let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
+        self.request(method, url, depth, body, &mut out).await?;
+        out.into_inner().map_err(|e| io(e.into_error()))
+    }
+
+    /// Sends the request and writes the answer's body to `out`; Err for a status other than
+    /// 2xx (with what to do), a body over `max_bytes`, or a broken connection.
+    async fn request(
+        &self,
+        method: &str,
+        url: &reqwest::Url,
+        depth: &str,
+        body: String,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<(), DavFailure> {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a WebDAV method");
         let mut request = self
             .client
@@ -74,41 +117,55 @@ impl DavRequest<'_> {
         let shown = url.as_str();
         let mut response = request.send().await.map_err(|e| transport_error(&e, 0, shown))?;
         let status = response.status();
-        let mut body = Vec::new();
+        let mut received = 0u64;
+        let mut error_body = Vec::new();
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| transport_error(&e, body.len() as u64, shown))?
+            .map_err(|e| transport_error(&e, received, shown))?
         {
-            body.extend_from_slice(&chunk);
-            if body.len() as u64 > self.max_bytes {
+            received += chunk.len() as u64;
+            if received > self.max_bytes {
                 return Err(FetchErrorKind::TooLarge { max: self.max_bytes }.into());
             }
-        }
-        if !status.is_success() {
-            let token_refused = status.as_u16() == 412
-                || (matches!(status.as_u16(), 403 | 409) && contains(&body, b"valid-sync-token"));
-            if token_refused {
-                return Err(DavFailure::TokenRefused);
+            if !status.is_success() {
+                // Enough of an error's body to find the precondition it names.
+                if error_body.len() < 64 * 1024 {
+                    error_body.extend_from_slice(&chunk);
+                }
+                continue;
             }
-            let hint = match status.as_u16() {
-                401 | 403 => ": check the credentials in [source.auth]",
-                404 => ": check source.url (the address book collection's URL)",
-                405 | 501 => ": the server does not speak CardDAV at this URL",
-                _ => "",
-            };
-            return Err(FetchErrorKind::Status {
-                status: status.to_string(),
-                hint,
-            }
-            .into());
+            out.write_all(&chunk).map_err(|e| {
+                DavFailure::Fetch(FetchErrorKind::Io(format!("cannot keep the answer of {shown}: {e}")))
+            })?;
         }
-        parse_multistatus(&body).map_err(|why| {
-            DavFailure::Fetch(FetchErrorKind::Refused(format!(
-                "{shown} answered with a multistatus ucm cannot read: {why}"
-            )))
-        })
+        if status.is_success() {
+            return Ok(());
+        }
+        let token_refused = status.as_u16() == 412
+            || (matches!(status.as_u16(), 403 | 409) && contains(&error_body, b"valid-sync-token"));
+        if token_refused {
+            return Err(DavFailure::TokenRefused);
+        }
+        let hint = match status.as_u16() {
+            401 | 403 => ": check the credentials in [source.auth]",
+            404 => ": check source.url (the address book collection's URL)",
+            405 | 501 => ": the server does not speak CardDAV at this URL",
+            _ => "",
+        };
+        Err(FetchErrorKind::Status {
+            status: status.to_string(),
+            hint,
+        }
+        .into())
     }
+}
+
+/// A multistatus ucm could not read, as the fetch's error.
+pub fn unreadable(url: &reqwest::Url, why: String) -> DavFailure {
+    DavFailure::Fetch(FetchErrorKind::Refused(format!(
+        "{url} answered with a multistatus ucm cannot read: {why}"
+    )))
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -120,11 +177,19 @@ fn escaped(text: &str) -> String {
     quick_xml::escape::escape(text).into_owned()
 }
 
-/// PROPFIND of the collection itself: its sync-token, CTag and resourcetype.
+/// PROPFIND of the collection itself: its resourcetype and sync-token.
 pub fn collection_properties() -> String {
     "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
+     <d:propfind xmlns:d=\"DAV:\"><d:prop><d:resourcetype/><d:sync-token/></d:prop></d:propfind>"
+        .into()
+}
+
+/// PROPFIND of the collection's CTag (a server without sync-tokens). Asked apart: a server
+/// computes each over the whole book.
+pub fn collection_ctag() -> String {
+    "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
      <d:propfind xmlns:d=\"DAV:\" xmlns:cs=\"http://calendarserver.org/ns/\">\
-     <d:prop><d:resourcetype/><d:sync-token/><cs:getctag/></d:prop></d:propfind>"
+     <d:prop><cs:getctag/></d:prop></d:propfind>"
         .into()
 }
 
@@ -143,6 +208,14 @@ pub fn sync_collection(token: &str) -> String {
          <d:sync-level>1</d:sync-level><d:prop><d:getetag/></d:prop></d:sync-collection>",
         escaped(token)
     )
+}
+
+/// addressbook-query of every card: their hrefs, ETags and cards (a full read).
+pub fn every_card() -> String {
+    "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
+     <c:addressbook-query xmlns:d=\"DAV:\" xmlns:c=\"urn:ietf:params:xml:ns:carddav\">\
+     <d:prop><d:getetag/><c:address-data/></d:prop></c:addressbook-query>"
+        .into()
 }
 
 /// addressbook-multiget of `hrefs`: their ETags and cards.
@@ -175,10 +248,14 @@ struct Current {
     propstat_status: Option<u16>,
 }
 
-/// Reads a multistatus body.
-pub fn parse_multistatus(body: &[u8]) -> Result<Multistatus, String> {
+/// Reads a multistatus body, handing each `<response>` to `each` as it ends; returns the
+/// answer's sync-token (a sync-collection's).
+pub fn for_each_response(
+    body: &[u8],
+    mut each: impl FnMut(DavResponse) -> Result<(), String>,
+) -> Result<Option<String>, String> {
     let mut reader = Reader::from_reader(body);
-    let mut out = Multistatus::default();
+    let mut sync_token = None;
     let mut path: Vec<Vec<u8>> = Vec::new();
     let mut text = String::new();
     let mut current: Option<Current> = None;
@@ -226,30 +303,33 @@ pub fn parse_multistatus(body: &[u8]) -> Result<Multistatus, String> {
             Event::End(_) => {
                 let name = path.pop().unwrap_or_default();
                 let parent = path.last().map(Vec::as_slice);
-                end_element(&name, parent, &mut text, &mut current, &mut out);
+                let ended = end_element(&name, parent, &mut text, &mut current, &mut sync_token);
+                if let Some(response) = ended {
+                    each(response)?;
+                }
             }
             Event::Eof => break,
             _ => {}
         }
         buf.clear();
     }
-    Ok(out)
+    Ok(sync_token)
 }
 
-/// What the end of element `name` (inside `parent`) completes.
+/// What the end of element `name` (inside `parent`) completes: a response, when it is one.
 fn end_element(
     name: &[u8],
     parent: Option<&[u8]>,
     text: &mut String,
     current: &mut Option<Current>,
-    out: &mut Multistatus,
-) {
+    sync_token: &mut Option<String>,
+) -> Option<DavResponse> {
     let value = std::mem::take(text);
     if name == b"sync-token" && parent == Some(b"multistatus".as_slice()) {
-        out.sync_token = Some(value.trim().to_owned());
-        return;
+        *sync_token = Some(value.trim().to_owned());
+        return None;
     }
-    let Some(c) = current.as_mut() else { return };
+    let c = current.as_mut()?;
     match (name, parent) {
         (b"href", Some(b"response")) => c.response.href = value.trim().to_owned(),
         (b"status", Some(b"response")) => c.response.status = status_code(&value),
@@ -270,17 +350,24 @@ fn end_element(
             }
             c.propstat_status = None;
         }
-        (b"response", _) => {
-            let done = current.take().expect("in a response");
-            out.responses.push(done.response);
-        }
+        (b"response", _) => return current.take().map(|done| done.response),
         _ => {}
     }
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_multistatus(body: &[u8]) -> Result<Multistatus, String> {
+        let mut out = Multistatus::default();
+        out.sync_token = for_each_response(body, |r| {
+            out.responses.push(r);
+            Ok(())
+        })?;
+        Ok(out)
+    }
 
     #[test]
     fn a_sync_answer_gives_changed_and_deleted_members_and_the_new_token() {

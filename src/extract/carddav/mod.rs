@@ -5,10 +5,12 @@
 //!
 //! A run asks the collection for its sync-token (RFC 6578) or CTag first: the same as the
 //! staged copy's means nothing changed, and nothing else is read. Otherwise it finds what
-//! changed: with a sync-token, the `sync-collection` report since the staged token (a token
-//! the server no longer knows: every member); without one, every member's ETag (PROPFIND),
-//! compared with the staged copy's. Only the cards that changed are read
-//! (`addressbook-multiget`, 100 at a time); the others are copied from the staged copy.
+//! changed: with a sync-token, the `sync-collection` report since the staged token; without
+//! one, every member's ETag (PROPFIND), compared with the staged copy's. Only the cards that
+//! changed are read (`addressbook-multiget`, 500 at a time); the others are copied from the
+//! staged copy. Without a staged copy (or when the server no longer knows its token), every
+//! card is read in one `addressbook-query`, its answer kept in a temporary file and read card
+//! by card (memory does not grow with the book).
 //! Decision record: docs/decisions/0015-ldap-and-carddav-sources.md.
 
 pub mod dav;
@@ -23,7 +25,7 @@ use crate::extract::document::Document;
 use crate::extract::download::{Auth, Download, DownloadProgress, FetchErrorKind, Fetched, Sink};
 
 /// Cards asked for in one addressbook-multiget.
-const MULTIGET_BATCH: usize = 100;
+const MULTIGET_BATCH: usize = 500;
 
 /// What a CardDAV read starts from: the credentials, the staged copy and its token.
 pub struct CarddavRead<'a> {
@@ -66,7 +68,13 @@ pub async fn sync(
              source.url to the address book collection's URL"
         )));
     };
-    let token = book.sync_token.clone().or(book.ctag.clone());
+    let token = match &book.sync_token {
+        Some(token) => Some(token.clone()),
+        None => {
+            let found = dav.send("PROPFIND", &url, "0", dav::collection_ctag()).await;
+            found.map_err(failure)?.responses.into_iter().find_map(|r| r.ctag)
+        }
+    };
     let previous = match read.staged.filter(|p| p.is_file()) {
         Some(path) => Some(Document::open(path).map_err(|e| {
             FetchErrorKind::Io(format!("cannot read the staged copy {}: {e}", path.display()))
@@ -80,47 +88,111 @@ pub async fn sync(
         return Ok(Fetched::Unchanged(format!("the address book's {which} is unchanged")));
     }
     let staged_cards = previous.as_ref().map(|d| staged::cards(d.bytes())).unwrap_or_default();
-    let known: HashMap<&str, &str> = staged_cards.iter().map(|c| (c.href, c.etag)).collect();
-    let collection = url.path().to_owned();
-    let (changes, new_token) =
-        changes(&dav, &url, &book, read.token.filter(|_| previous.is_some()), &known, &collection)
-            .await?;
     progress.start(None);
-    let mut sink = Sink::new(dir, read.max_bytes, false)?;
-    let mut written = 0u64;
-    let mut out = Vec::new();
-    let reread: HashSet<&str> = changes.to_read.iter().map(String::as_str).collect();
-    for card in &staged_cards {
-        if !changes.removed.contains(card.href) && !reread.contains(card.href) {
-            written += card.text.len() as u64;
-            sink.write(card.text, written)?;
+    let mut out = StagedOut {
+        sink: Sink::new(dir, read.max_bytes, false)?,
+        written: 0,
+        progress,
+    };
+    let since = read.token.filter(|_| previous.is_some());
+    let new_token = match changes(&dav, &url, &book, since, &staged_cards).await? {
+        Some((changes, new_token)) => {
+            let reread: HashSet<&str> = changes.to_read.iter().map(String::as_str).collect();
+            for card in &staged_cards {
+                if !changes.removed.contains(card.href) && !reread.contains(card.href) {
+                    out.write(card.text)?;
+                }
+            }
+            read_cards(&dav, &url, &changes.to_read, &mut out).await?;
+            new_token.or(token)
         }
-    }
-    for batch in changes.to_read.chunks(MULTIGET_BATCH) {
-        let body = dav::multiget(batch.iter().map(String::as_str));
-        let answer = dav.send("REPORT", &url, "1", body).await.map_err(failure)?;
-        out.clear();
-        for card in answer.responses {
-            let (Some(text), None | Some(200)) = (&card.address_data, card.status) else {
-                continue;
-            };
-            let etag = card.etag.as_deref().unwrap_or_default();
-            staged::write_card(&mut out, &card.href, etag, text).map_err(FetchErrorKind::Refused)?;
+        None => {
+            read_every_card(&dav, &url, dir, &mut out).await?;
+            token
         }
-        written += out.len() as u64;
-        sink.write(&out, written)?;
-        progress.advance(written);
-    }
+    };
     progress.finish();
-    let (file, bytes) = sink.finish(written)?;
+    let (file, bytes) = out.sink.finish(out.written)?;
     Ok(Fetched::Downloaded(Download {
         file,
         bytes,
-        etag: new_token.or(token),
+        etag: new_token,
         last_modified: None,
         http_status: Some(207),
         tries: 1,
     }))
+}
+
+/// The staged file being written.
+struct StagedOut<'p> {
+    sink: Sink,
+    written: u64,
+    progress: &'p dyn DownloadProgress,
+}
+
+impl StagedOut<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), FetchErrorKind> {
+        self.written += bytes.len() as u64;
+        self.sink.write(bytes, self.written)?;
+        self.progress.advance(self.written);
+        Ok(())
+    }
+
+    /// A card of an answer, unless the answer says it is gone.
+    fn card(&mut self, card: &DavResponse, buffer: &mut Vec<u8>) -> Result<(), FetchErrorKind> {
+        let (Some(text), None | Some(200)) = (&card.address_data, card.status) else {
+            return Ok(());
+        };
+        buffer.clear();
+        let etag = card.etag.as_deref().unwrap_or_default();
+        staged::write_card(buffer, &card.href, etag, text).map_err(FetchErrorKind::Refused)?;
+        self.write(buffer)
+    }
+}
+
+/// The cards at `hrefs`, by addressbook-multiget, [`MULTIGET_BATCH`] a request.
+async fn read_cards(
+    dav: &DavRequest<'_>,
+    url: &reqwest::Url,
+    hrefs: &[String],
+    out: &mut StagedOut<'_>,
+) -> Result<(), FetchErrorKind> {
+    let mut buffer = Vec::new();
+    for batch in hrefs.chunks(MULTIGET_BATCH) {
+        let body = dav::multiget(batch.iter().map(String::as_str));
+        let answer = dav.send("REPORT", url, "1", body).await.map_err(failure)?;
+        for card in &answer.responses {
+            out.card(card, &mut buffer)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every card of the book in one addressbook-query, its answer kept in a temporary file
+/// and read card by card.
+async fn read_every_card(
+    dav: &DavRequest<'_>,
+    url: &reqwest::Url,
+    dir: &Path,
+    out: &mut StagedOut<'_>,
+) -> Result<(), FetchErrorKind> {
+    let answer = dav
+        .send_to_file("REPORT", url, "1", dav::every_card(), dir)
+        .await
+        .map_err(failure)?;
+    let document = Document::open(answer.path())
+        .map_err(|e| FetchErrorKind::Io(format!("cannot read the answer of {url}: {e}")))?;
+    let mut buffer = Vec::new();
+    let mut failed = None;
+    dav::for_each_response(document.bytes(), |card| {
+        out.card(&card, &mut buffer).map_err(|e| {
+            let message = e.to_string();
+            failed = Some(e);
+            message
+        })
+    })
+    .map_err(|why| failed.take().unwrap_or_else(|| failure(dav::unreadable(url, why))))?;
+    Ok(())
 }
 
 fn failure(f: DavFailure) -> FetchErrorKind {
@@ -132,49 +204,52 @@ fn failure(f: DavFailure) -> FetchErrorKind {
     }
 }
 
-/// What changed since the staged copy (`known`: its members and ETags, read at `since`),
-/// and the token of the answer.
+/// What changed since the staged copy (its cards, read at `since`), and the token of the
+/// answer; None when there is no staged copy to start from, or the server no longer knows
+/// its sync-token: every card is read.
 async fn changes(
     dav: &DavRequest<'_>,
     url: &reqwest::Url,
     book: &DavResponse,
     since: Option<&str>,
-    known: &HashMap<&str, &str>,
-    collection: &str,
-) -> Result<(Changes, Option<String>), FetchErrorKind> {
-    let is_member = |r: &DavResponse| !r.href.is_empty() && r.href != collection && !r.href.ends_with('/');
-    if book.sync_token.is_some() {
-        if let Some(since) = since {
-            match dav.send("REPORT", url, "0", dav::sync_collection(since)).await {
-                Ok(answer) => {
-                    let mut delta = Changes {
-                        to_read: Vec::new(),
-                        removed: HashSet::new(),
-                    };
-                    for member in answer.responses.into_iter().filter(is_member) {
-                        if member.status == Some(404) {
-                            delta.removed.insert(member.href);
-                        } else {
-                            delta.to_read.push(member.href);
-                        }
+    staged: &[staged::StagedCard<'_>],
+) -> Result<Option<(Changes, Option<String>)>, FetchErrorKind> {
+    if staged.is_empty() {
+        return Ok(None);
+    }
+    let collection = url.path();
+    let is_member =
+        |r: &DavResponse| !r.href.is_empty() && r.href != collection && !r.href.ends_with('/');
+    if let (Some(_), Some(since)) = (&book.sync_token, since) {
+        return match dav.send("REPORT", url, "0", dav::sync_collection(since)).await {
+            Ok(answer) => {
+                let mut delta = Changes {
+                    to_read: Vec::new(),
+                    removed: HashSet::new(),
+                };
+                for member in answer.responses.into_iter().filter(is_member) {
+                    if member.status == Some(404) {
+                        delta.removed.insert(member.href);
+                    } else {
+                        delta.to_read.push(member.href);
                     }
-                    return Ok((delta, answer.sync_token));
                 }
-                Err(DavFailure::TokenRefused) => {
-                    tracing::info!("{url}: the server no longer knows the staged sync-token; reading every member");
-                }
-                Err(DavFailure::Fetch(kind)) => return Err(kind),
+                Ok(Some((delta, answer.sync_token)))
             }
-        }
-        let answer = dav.send("REPORT", url, "0", dav::sync_collection("")).await.map_err(failure)?;
-        let members: Vec<DavResponse> = answer.responses.into_iter().filter(is_member).collect();
-        return Ok((listing(members, known), answer.sync_token));
+            Err(DavFailure::TokenRefused) => {
+                tracing::info!(
+                    "{url}: the server no longer knows the staged sync-token; reading every card"
+                );
+                Ok(None)
+            }
+            Err(DavFailure::Fetch(kind)) => Err(kind),
+        };
     }
     let answer = dav.send("PROPFIND", url, "1", dav::member_etags()).await.map_err(failure)?;
     let members: Vec<DavResponse> = answer.responses.into_iter().filter(is_member).collect();
-    Ok((listing(members, known), None))
+    let known: HashMap<&str, &str> = staged.iter().map(|c| (c.href, c.etag)).collect();
+    Ok(Some((listing(members, &known), None)))
 }
-
 /// Every member with its ETag, against the staged copy's: the new and changed ones are read,
 /// the staged ones not listed are gone.
 fn listing(members: Vec<DavResponse>, known: &HashMap<&str, &str>) -> Changes {
