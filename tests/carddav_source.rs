@@ -116,18 +116,9 @@ fn ucm_serve_runs_a_carddav_pipeline_and_its_contacts_are_searchable() {
     }
     let ws = Workspace::new("");
     let server = Radicale::start(ws.dir.path(), 30);
-    let config = std::fs::read_to_string(ws.path("pipeline.toml")).unwrap();
-    let database = config[config.find("[database]").unwrap()..].to_owned();
     let source = carddav_config(&server.book_url(), PASSWORD)
         .replace("tries = 1\n", "tries = 1\nschedule = \"0 0 1 1 ?\"\n");
-    ws.write(
-        "demo.toml",
-        format!(
-            "name = \"demo\"\nspread_secs = 0\n{source}\n[merge]\nschedule = \"0 0 1 1 ?\"\n{database}"
-        ),
-    );
-    let s = common::service::serve(&ws, &["demo"], 1);
-    let report = common::service::run_demo(&s.base);
+    let (s, report) = common::service::serve_source_and_run(&ws, &source);
     assert_eq!(report["status"], "succeeded", "{report}");
     assert_eq!(report["inserted"], 30, "{report}");
     let (status, found) = common::service::get_auth(

@@ -294,20 +294,11 @@ fn ucm_serve_runs_an_ldap_pipeline_and_its_contacts_are_searchable() {
     }
     let ws = Workspace::new("");
     let server = Slapd::start(ws.dir.path(), &slapd::people(40));
-    let config = std::fs::read_to_string(ws.path("pipeline.toml")).unwrap();
-    let database = config[config.find("[database]").unwrap()..].to_owned();
     let source = ldap_config(&server.url(), "schedule = \"0 0 1 1 ?\"", "").replace(
         "password_env = \"UCM_TEST_LDAP_PASSWORD\"",
         &format!("password = \"{SERVICE_PASSWORD}\""),
     );
-    ws.write(
-        "demo.toml",
-        format!(
-            "name = \"demo\"\nspread_secs = 0\n{source}\n[merge]\nschedule = \"0 0 1 1 ?\"\n{database}"
-        ),
-    );
-    let s = common::service::serve(&ws, &["demo"], 1);
-    let report = common::service::run_demo(&s.base);
+    let (s, report) = common::service::serve_source_and_run(&ws, &source);
     assert_eq!(report["status"], "succeeded", "{report}");
     assert_eq!(report["inserted"], 40, "{report}");
     let (status, found) = common::service::get_auth(

@@ -336,18 +336,11 @@ fn the_same_contacts_land_alike_from_xml_csv_and_vcard() {
 fn ucm_serve_runs_a_csv_pipeline_and_its_contacts_are_searchable() {
     let ws = Workspace::new("");
     ws.write("outlook.csv", OUTLOOK);
-    let config = std::fs::read_to_string(ws.path("pipeline.toml")).unwrap();
-    let database = config[config.find("[database]").unwrap()..].to_owned();
-    ws.write(
-        "demo.toml",
-        format!(
-            "name = \"demo\"\nspread_secs = 0\n[source]\nkind = \"csv\"\npreset = \"outlook-csv\"\n\
-             url = \"{}\"\nschedule = \"0 0 1 1 ?\"\n[merge]\nschedule = \"0 0 1 1 ?\"\n{database}",
-            ws.path("outlook.csv").display()
-        ),
+    let source = format!(
+        "[source]\nkind = \"csv\"\npreset = \"outlook-csv\"\nurl = \"{}\"\nschedule = \"0 0 1 1 ?\"",
+        ws.path("outlook.csv").display()
     );
-    let s = common::service::serve(&ws, &["demo"], 1);
-    let report = common::service::run_demo(&s.base);
+    let (s, report) = common::service::serve_source_and_run(&ws, &source);
     assert_eq!(report["status"], "succeeded", "{report}");
     assert_eq!(report["inserted"], 2, "{report}");
     let (status, found) = common::service::get_auth(

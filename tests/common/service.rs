@@ -87,6 +87,23 @@ pub fn serve(ws: &Workspace, pipelines: &[&str], speed: u32) -> Serve {
     serve_with(ws, pipelines, speed, "127.0.0.1:0", "")
 }
 
+/// `ucm serve` of one pipeline `demo` whose `[source]` (and its sections) is `source`, on the
+/// workspace's database, never fired by its schedules; runs it once over HTTP and returns the
+/// service and the run's report.
+pub fn serve_source_and_run(ws: &Workspace, source: &str) -> (Serve, Value) {
+    let config = std::fs::read_to_string(ws.path("pipeline.toml")).unwrap();
+    let database = config[config.find("[database]").unwrap()..].to_owned();
+    ws.write(
+        "demo.toml",
+        format!(
+            "name = \"demo\"\nspread_secs = 0\n{source}\n[merge]\nschedule = \"0 0 1 1 ?\"\n{database}"
+        ),
+    );
+    let s = serve(ws, &["demo"], 1);
+    let report = run_demo(&s.base);
+    (s, report)
+}
+
 /// [`serve`] on `listen`, with `extra` TOML appended to the service config (e.g. a
 /// `[cluster]` section).
 pub fn serve_with(
