@@ -313,7 +313,11 @@ fn result_words(rc: u32) -> String {
         1 => "operations error",
         2 => "protocol error",
         3 => "time limit exceeded",
-        4 => "size limit exceeded (the server ignored paging: lower page_size)",
+        4 => {
+            "size limit exceeded (the server caps paged searches too: raise the service \
+             account's limit, OpenLDAP's size.prtotal or AD's MaxResultSetSize, or narrow \
+             base_dn and filter)"
+        }
         7 => "authentication method not supported",
         8 => "stronger authentication required (use ldaps:// or start_tls = true)",
         11 => "administrative limit exceeded",
