@@ -88,7 +88,20 @@ impl SourceConfig {
                             [source.ldap] bind_dn and its password"
                     .into());
             }
-            (SourceKind::Ldap, Some(_)) | (_, None) => {}
+            (SourceKind::Ldap, Some(section)) => {
+                let ldaps = self.url.as_deref().is_some_and(|u| u.starts_with("ldaps://"));
+                if section.start_tls && ldaps {
+                    return Err("[source.ldap] start_tls is for ldap:// URLs; an ldaps:// \
+                                connection is TLS from the start"
+                        .into());
+                }
+                if section.ca_file.is_some() && !ldaps && !section.start_tls {
+                    return Err("[source.ldap] ca_file is used by ldaps:// or start_tls = true; \
+                                this connection is not TLS"
+                        .into());
+                }
+            }
+            (_, None) => {}
             (other, Some(_)) => {
                 return Err(format!(
                     "[source.ldap] is for kind = \"ldap\"; this source is kind = \"{}\"",
@@ -313,6 +326,14 @@ mod tests {
         )
         .unwrap();
         assert!(ldap_with_auth.format().unwrap_err().contains("bind_dn"));
+        let ldap = |url: &str, section: &str| {
+            source(&format!("kind = \"ldap\"\nurl = \"{url}\"\n[ldap]\nbase_dn = \"dc=x\"\n{section}"))
+                .unwrap()
+                .format()
+        };
+        assert!(ldap("ldaps://dc1", "start_tls = true").unwrap_err().contains("ldap:// URLs"));
+        assert!(ldap("ldap://dc1", "ca_file = \"ca.pem\"").unwrap_err().contains("not TLS"));
+        assert!(ldap("ldap://dc1", "ca_file = \"ca.pem\"\nstart_tls = true").is_ok());
         let xml_at_ldap = source("url = \"ldaps://dc1\"").unwrap();
         assert!(xml_at_ldap.format().unwrap_err().contains("kind = \"ldap\""));
         assert!(source("kind = \"csv\"\n[csv]\nquote = \"'\"").is_err());
