@@ -184,6 +184,11 @@ pub enum Command {
         /// `office = "X-OFFICE"` and `source = "X-SOURCE"` to land every field).
         #[arg(long, value_name = "FILE")]
         vcard: Option<PathBuf>,
+        /// Data shaped like real directories: accented and non-Latin names (Greek, Cyrillic,
+        /// Chinese, Arabic), numbers in E.164 and in national spellings with separators,
+        /// random-looking e-mail keys in several domains, some fields empty.
+        #[arg(long)]
+        realistic: bool,
     },
 }
 

@@ -86,12 +86,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             csv,
             source_csv,
             vcard,
+            realistic,
         } => {
             let spec = GenerateSpec {
                 contacts: *contacts,
                 directory: *directory,
                 overlap: *overlap,
                 seed: *seed,
+                realistic: *realistic,
             };
             let outputs = tools::GenerateOutputs {
                 xml,
