@@ -89,6 +89,10 @@ DROP_SEARCH="DROP INDEX contacts_search_first_name; DROP INDEX contacts_search_l
 # create_search BACKEND: migration 0006's CREATE INDEX statements for the indexes still there.
 create_search() { grep -E '^CREATE INDEX contacts_search_(first_name|last_name|e_mail) ' "migrations/$1/0006_search_indexes.sql"; }
 CREATE_BY_NUMBER="CREATE INDEX contact_numbers_by_number ON contact_numbers (number, rank, contact_id);"
+# On SQLite a fresh import also builds the keys' unique indexes after loading (src/load/run.rs):
+# the floor does the same.
+DROP_KEYS_SQLITE="DROP INDEX contacts_by_directory_id; DROP INDEX contacts_by_external_key;"
+CREATE_KEYS_SQLITE=$(grep -E '^CREATE UNIQUE INDEX contacts_by_(directory_id|external_key) ' migrations/sqlite/0001_init.sql)
 
 status=0
 check() { # check DESCRIPTION OK(0/1)
@@ -131,7 +135,7 @@ for n in "${SIZES[@]}"; do
   for run in $(seq "$RUNS"); do
     cp "$floor_db" "$WORK/floor-run.db"
     time_run "$WORK/floor.times" sqlite3 "$WORK/floor-run.db" \
-      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-8192; BEGIN IMMEDIATE; $DROP_SEARCH INSERT INTO contacts SELECT * FROM floor_source; INSERT INTO contact_numbers SELECT * FROM floor_numbers; $(create_search sqlite) $CREATE_BY_NUMBER COMMIT;"
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-8192; BEGIN IMMEDIATE; $DROP_SEARCH $DROP_KEYS_SQLITE INSERT INTO contacts SELECT * FROM floor_source; INSERT INTO contact_numbers SELECT * FROM floor_numbers; $(create_search sqlite) $CREATE_BY_NUMBER $CREATE_KEYS_SQLITE COMMIT;"
   done
   rm -f "$WORK"/fresh-$n-*.db* "$WORK"/floor-*.db*
 
