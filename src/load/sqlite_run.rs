@@ -139,6 +139,9 @@ impl SqliteRun {
         )?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "cache_size", -8192)?;
+        // The sorter of the index builds that end a fresh import may use a second thread: by
+        // then the parser thread is done and its core idle.
+        conn.pragma_update(None, "threads", 1)?;
         conn.busy_timeout(wait)?;
         match conn.execute_batch("BEGIN IMMEDIATE") {
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
