@@ -377,8 +377,7 @@ pub async fn preview(
     count: usize,
 ) -> Result<crate::extract::preview::Preview, StageError> {
     let url = source_url(config)?;
-    let mut options =
-        fetch_options(config, None).map_err(|e| StageError::Source(e.to_string()))?;
+    let mut options = fetch_options(config, None).map_err(|e| StageError::Source(e.to_string()))?;
     // A preview shows what the source has that no field reads: every attribute.
     options.ldap = (config.source.ldap_search(true)).map_err(StageError::Config)?;
     let dir = pipeline_dir(config);

@@ -37,12 +37,17 @@ fn an_address_book_lands_and_an_unchanged_one_is_not_read_again() {
     assert_eq!(first["status"], "succeeded", "{first}");
     assert_eq!(changes(&first), (1_000, 0, 0), "{first}");
     let rows = ws.rows();
-    let card = rows.iter().find(|r| r["e_mail"] == "card7@example.com").unwrap();
+    let card = rows
+        .iter()
+        .find(|r| r["e_mail"] == "card7@example.com")
+        .unwrap();
     assert_eq!(card["mobile_number"], "+32 476 000007");
     assert_eq!(card["last_name"], "Number7");
     assert_eq!(card["department"], "Sales");
     let again = json(&ws.ok(&["run", "--format", "json"]));
-    let reason = again["fetch"]["unchanged_reason"].as_str().unwrap_or_default();
+    let reason = again["fetch"]["unchanged_reason"]
+        .as_str()
+        .unwrap_or_default();
     assert!(reason.contains("sync-token is unchanged"), "{again}");
     assert_eq!(changes(&again), (0, 0, 0), "{again}");
 }
@@ -58,24 +63,43 @@ fn a_changed_an_added_and_a_deleted_card_are_exactly_the_next_runs_changes() {
     ws.ok(&["run", "--format", "json"]);
     let book = format!("/{USER}/contacts");
     let changed = radicale::card(3, "+32 499 00 00 03");
-    assert_eq!(server.send("PUT", &format!("{book}/card-3.vcf"), &changed), 204);
+    assert_eq!(
+        server.send("PUT", &format!("{book}/card-3.vcf"), &changed),
+        204
+    );
     let added = radicale::card(5_000, "+32 499 00 50 00");
-    assert_eq!(server.send("PUT", &format!("{book}/card-5000.vcf"), &added), 201);
-    assert_eq!(server.send("DELETE", &format!("{book}/card-9.vcf"), ""), 200);
+    assert_eq!(
+        server.send("PUT", &format!("{book}/card-5000.vcf"), &added),
+        201
+    );
+    assert_eq!(
+        server.send("DELETE", &format!("{book}/card-9.vcf"), ""),
+        200
+    );
     let report = json(&ws.ok(&["run", "--format", "json"]));
     assert_eq!(changes(&report), (1, 1, 1), "{report}");
     let rows = ws.rows();
     assert_eq!(rows.len(), 1_000);
-    let three = rows.iter().find(|r| r["e_mail"] == "card3@example.com").unwrap();
+    let three = rows
+        .iter()
+        .find(|r| r["e_mail"] == "card3@example.com")
+        .unwrap();
     assert_eq!(three["mobile_number"], "+32 499 00 00 03");
     assert!(rows.iter().any(|r| r["e_mail"] == "card5000@example.com"));
     assert!(!rows.iter().any(|r| r["e_mail"] == "card9@example.com"));
     // The staged copy holds each card once, the changed one in its new version.
     let staged = json(&ws.ok(&["staged", "--format", "json"]));
-    let path = staged[0]["path"].as_str().or(staged["path"].as_str()).unwrap().to_owned();
+    let path = staged[0]["path"]
+        .as_str()
+        .or(staged["path"].as_str())
+        .unwrap()
+        .to_owned();
     let text = std::fs::read_to_string(ws.dir.path().join(path)).unwrap();
     assert_eq!(text.matches("BEGIN:VCARD").count(), 1_000);
-    assert_eq!(text.matches("X-UCM-HREF:/anna/contacts/card-3.vcf").count(), 1);
+    assert_eq!(
+        text.matches("X-UCM-HREF:/anna/contacts/card-3.vcf").count(),
+        1
+    );
     assert!(text.contains("+32 499 00 00 03") && !text.contains("card-9.vcf"));
 }
 
@@ -93,7 +117,10 @@ fn a_wrong_password_or_a_url_that_is_not_an_address_book_changes_nothing_and_say
     let (stdout, _) = ws.fails(&["run", "--format", "json"]);
     let error = json(&stdout)["error"].as_str().unwrap().to_owned();
     assert!(error.contains("401"), "{error}");
-    assert!(error.contains("check the credentials in [source.auth]"), "{error}");
+    assert!(
+        error.contains("check the credentials in [source.auth]"),
+        "{error}"
+    );
     assert!(!error.contains("wrong\""), "{error}");
     let principal = format!("http://127.0.0.1:{}/{USER}/", server.port);
     ws.config(&carddav_config(&principal, PASSWORD));
@@ -127,7 +154,11 @@ fn ucm_serve_runs_a_carddav_pipeline_and_its_contacts_are_searchable() {
     );
     assert_eq!(status, 200, "{found}");
     assert!(
-        found.as_array().unwrap().iter().any(|c| c["e_mail"] == "card2@example.com"),
+        found
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["e_mail"] == "card2@example.com"),
         "{found}"
     );
 }

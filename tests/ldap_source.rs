@@ -73,7 +73,10 @@ fn paging_brings_every_entry_past_the_servers_size_limit() {
     let server = Slapd::start(ws.dir.path(), &slapd::people(10_200));
     // The limit is real: a search without paging stops at 500 entries (sizeLimitExceeded).
     let (code, _) = server.ldapsearch("(objectClass=inetOrgPerson)");
-    assert_eq!(code, 4, "ldapsearch without paging should hit the size limit");
+    assert_eq!(
+        code, 4,
+        "ldapsearch without paging should hit the size limit"
+    );
     ws.config(&ldap_config(&server.url(), "", "page_size = 500"));
     let report = run_ok(&ws);
     assert_eq!(report["status"], "succeeded", "{report}");
@@ -90,7 +93,10 @@ fn paging_brings_every_entry_past_the_servers_size_limit() {
     assert_eq!(zoe["site"], "Gent");
     // Missing attributes are empty fields.
     let bare = row(&rows, "person1@example.com");
-    assert!(bare["extension"].is_null() && bare["mobile_number"].is_null(), "{bare}");
+    assert!(
+        bare["extension"].is_null() && bare["mobile_number"].is_null(),
+        "{bare}"
+    );
     assert_eq!(bare["first_name"], "Person");
 }
 
@@ -104,9 +110,19 @@ fn an_unchanged_directory_is_staged_once_and_the_merge_has_no_work() {
     ws.config(&ldap_config(&server.url(), "", ""));
     assert_eq!(run_ok(&ws)["inserted"], 50);
     let again = run_ok(&ws);
-    assert_eq!(again["fetch"]["unchanged_reason"].as_str().map(|r| r.contains("sha256")), Some(true), "{again}");
     assert_eq!(
-        (again["inserted"].clone(), again["updated"].clone(), again["deleted"].clone()),
+        again["fetch"]["unchanged_reason"]
+            .as_str()
+            .map(|r| r.contains("sha256")),
+        Some(true),
+        "{again}"
+    );
+    assert_eq!(
+        (
+            again["inserted"].clone(),
+            again["updated"].clone(),
+            again["deleted"].clone()
+        ),
         (0.into(), 0.into(), 0.into()),
         "{again}"
     );
@@ -116,11 +132,18 @@ fn an_unchanged_directory_is_staged_once_and_the_merge_has_no_work() {
     ));
     let changed = run_ok(&ws);
     assert_eq!(
-        (changed["inserted"].clone(), changed["updated"].clone(), changed["deleted"].clone()),
+        (
+            changed["inserted"].clone(),
+            changed["updated"].clone(),
+            changed["deleted"].clone()
+        ),
         (0.into(), 1.into(), 0.into()),
         "{changed}"
     );
-    assert_eq!(row(&ws.rows(), "person7@example.com")["mobile_number"], "+32 499 99 99 99");
+    assert_eq!(
+        row(&ws.rows(), "person7@example.com")["mobile_number"],
+        "+32 499 99 99 99"
+    );
 }
 
 #[test]
@@ -154,7 +177,10 @@ fn a_wrong_password_or_a_stopped_server_changes_nothing_and_says_which_server() 
     let unreachable = run_fails(&ws);
     let error = unreachable["error"].as_str().unwrap();
     assert!(error.contains(&server.url()), "{error}");
-    assert!(error.contains("cannot connect") && error.contains("refused"), "{error}");
+    assert!(
+        error.contains("cannot connect") && error.contains("refused"),
+        "{error}"
+    );
     assert_eq!(ws.ok(&["staged", "--format", "json"]), staged);
     assert_eq!(ws.export(), table);
 }
@@ -169,18 +195,28 @@ fn ldaps_and_start_tls_verify_the_certificate_against_ca_file() {
     let ca = format!("ca_file = \"{}\"", server.ca.display());
     ws.config(&ldap_config(&server.ldaps_url(), "", &ca));
     assert_eq!(run_ok(&ws)["inserted"], 30);
-    ws.config(&ldap_config(&server.url(), "", &format!("{ca}\nstart_tls = true")));
+    ws.config(&ldap_config(
+        &server.url(),
+        "",
+        &format!("{ca}\nstart_tls = true"),
+    ));
     assert_eq!(run_ok(&ws)["status"], "succeeded");
     // Without the CA (the system's roots), and with another CA: not trusted, nothing changes.
     let table = ws.export();
     ws.config(&ldap_config(&server.ldaps_url(), "", ""));
     let error = run_fails(&ws)["error"].as_str().unwrap().to_owned();
-    assert!(error.contains("is not trusted: set [source.ldap] ca_file"), "{error}");
+    assert!(
+        error.contains("is not trusted: set [source.ldap] ca_file"),
+        "{error}"
+    );
     let (other_ca, _, _) = slapd::make_ca(ws.dir.path(), "other");
     let other = format!("ca_file = \"{}\"\nstart_tls = true", other_ca.display());
     ws.config(&ldap_config(&server.url(), "", &other));
     let error = run_fails(&ws)["error"].as_str().unwrap().to_owned();
-    assert!(error.contains("127.0.0.1") && error.contains("is not trusted"), "{error}");
+    assert!(
+        error.contains("127.0.0.1") && error.contains("is not trusted"),
+        "{error}"
+    );
     assert_eq!(ws.export(), table);
 }
 
@@ -211,8 +247,18 @@ fn active_directory_users() -> String {
             "",
             "sn: Nopassword\ngivenName: Bob\nmail: bob@example.com\ntelephoneNumber: 4712\n",
         ),
-        user("Dan Disabled", 514, "", "sn: Disabled\nmail: dan@example.com\nipPhone: 4713\n"),
-        user("PC01", 4096, "objectClass: computer\n", "sn: PC01\nmail: pc01@example.com\n"),
+        user(
+            "Dan Disabled",
+            514,
+            "",
+            "sn: Disabled\nmail: dan@example.com\nipPhone: 4713\n",
+        ),
+        user(
+            "PC01",
+            4096,
+            "objectClass: computer\n",
+            "sn: PC01\nmail: pc01@example.com\n",
+        ),
     ]
     .concat()
 }
@@ -224,7 +270,11 @@ fn the_active_directory_preset_reads_ip_phones_and_leaves_out_disabled_accounts_
     }
     let ws = Workspace::new("");
     let server = Slapd::start_unchecked(ws.dir.path(), &active_directory_users());
-    ws.config(&ldap_config(&server.url(), "preset = \"active-directory\"", ""));
+    ws.config(&ldap_config(
+        &server.url(),
+        "preset = \"active-directory\"",
+        "",
+    ));
     let report = run_ok(&ws);
     assert_eq!(report["contacts_read"], 2, "{report}");
     let rows = ws.rows();
@@ -249,7 +299,11 @@ fn a_filter_chooses_the_entries_and_a_bad_value_names_its_entry_and_attribute() 
     );
     let ws = Workspace::new("");
     let server = Slapd::start(ws.dir.path(), &entries);
-    ws.config(&ldap_config(&server.url(), "", "filter = \"(departmentNumber=Sales)\""));
+    ws.config(&ldap_config(
+        &server.url(),
+        "",
+        "filter = \"(departmentNumber=Sales)\"",
+    ));
     let report = run_ok(&ws);
     assert_eq!(report["contacts_read"], 10, "{report}");
     let table = ws.export();
@@ -274,15 +328,25 @@ fn the_preview_shows_each_value_with_its_attribute_and_what_no_field_reads() {
     let server = Slapd::start(ws.dir.path(), &slapd::people(10));
     ws.config(&ldap_config(&server.url(), "", ""));
     let out = ucm(&ws, &["fetch", "--preview", "2"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("contact 2"), "{text}");
     assert!(!text.contains("contact 3"), "{text}");
     assert!(text.contains("<- attribute mail"), "{text}");
     assert!(text.contains("Zoë"), "{text}");
-    let unread = text.lines().find(|l| l.starts_with("in the source, read by no field")).unwrap();
+    let unread = text
+        .lines()
+        .find(|l| l.starts_with("in the source, read by no field"))
+        .unwrap();
     assert!(unread.contains("uid") && unread.contains("cn"), "{unread}");
-    assert!(!unread.contains("jpegPhoto"), "binary attributes are not shown: {unread}");
+    assert!(
+        !unread.contains("jpegPhoto"),
+        "binary attributes are not shown: {unread}"
+    );
 }
 
 /// `ucm serve` runs an LDAP pipeline as it runs an XML one: a requested run reads the

@@ -429,12 +429,30 @@ fn a_dry_run_of_a_csv_or_vcard_source_plans_and_applies_exactly_its_import() {
 fn realistic_generated_data_is_valid_has_unique_keys_and_overlaps_the_directory() {
     let ws = Workspace::new("");
     ws.ok(&[
-        "generate", "--realistic", "--contacts", "3000", "--directory", "400", "--overlap", "0.5",
-        "--seed", "7", "--xml", "real.xml", "--csv", "directory.csv",
+        "generate",
+        "--realistic",
+        "--contacts",
+        "3000",
+        "--directory",
+        "400",
+        "--overlap",
+        "0.5",
+        "--seed",
+        "7",
+        "--xml",
+        "real.xml",
+        "--csv",
+        "directory.csv",
     ]);
     let xml = std::fs::read_to_string(ws.path("real.xml")).unwrap();
-    assert!(xml.contains("Παπαδόπουλος") || xml.contains("Οικονόμου"), "Greek names");
-    assert!(xml.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)), "Chinese names");
+    assert!(
+        xml.contains("Παπαδόπουλος") || xml.contains("Οικονόμου"),
+        "Greek names"
+    );
+    assert!(
+        xml.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+        "Chinese names"
+    );
     assert!(xml.contains("<mobile_number>0"), "national spellings");
     assert!(xml.contains("<mobile_number>+32"), "E.164");
     ws.ok(&["directory", "load", "directory.csv"]);
@@ -443,5 +461,8 @@ fn realistic_generated_data_is_valid_has_unique_keys_and_overlaps_the_directory(
     assert_eq!(report["contacts_read"], 3000, "{report}");
     assert_eq!(report["rejected"], 0, "unique keys: {report}");
     let merged = ws.rows().iter().filter(|r| r["origin"] == "merged").count();
-    assert_eq!(merged, 200, "half the directory matches an external contact");
+    assert_eq!(
+        merged, 200,
+        "half the directory matches an external contact"
+    );
 }

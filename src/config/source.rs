@@ -7,12 +7,12 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-pub use crate::secrets::read_secret;
 use crate::extract::SourceFormat;
 use crate::extract::csv_source::CsvConfig;
 use crate::extract::ldap::config::LdapSourceConfig;
 use crate::extract::ldap::search::LdapSearch;
 use crate::extract::mapping::{Mapping, SourceKind};
+pub use crate::secrets::read_secret;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -84,21 +84,28 @@ impl SourceConfig {
                 return Err("kind = \"ldap\" needs [source.ldap] with at least base_dn".into());
             }
             (SourceKind::Ldap, Some(_)) if self.auth != AuthConfig::default() => {
-                return Err("[source.auth] is for http(s) sources; an LDAP source binds with \
+                return Err(
+                    "[source.auth] is for http(s) sources; an LDAP source binds with \
                             [source.ldap] bind_dn and its password"
-                    .into());
+                        .into(),
+                );
             }
             (SourceKind::Ldap, Some(section)) => {
-                let ldaps = self.url.as_deref().is_some_and(|u| u.starts_with("ldaps://"));
+                let ldaps = self
+                    .url
+                    .as_deref()
+                    .is_some_and(|u| u.starts_with("ldaps://"));
                 if section.start_tls && ldaps {
                     return Err("[source.ldap] start_tls is for ldap:// URLs; an ldaps:// \
                                 connection is TLS from the start"
                         .into());
                 }
                 if section.ca_file.is_some() && !ldaps && !section.start_tls {
-                    return Err("[source.ldap] ca_file is used by ldaps:// or start_tls = true; \
+                    return Err(
+                        "[source.ldap] ca_file is used by ldaps:// or start_tls = true; \
                                 this connection is not TLS"
-                        .into());
+                            .into(),
+                    );
                 }
             }
             (_, None) => {}
@@ -318,24 +325,49 @@ mod tests {
         );
         assert!(source("kind = \"ldif\"").is_err());
         let carddav_on_a_file = source("kind = \"carddav\"\nurl = \"book.vcf\"").unwrap();
-        assert!(carddav_on_a_file.format().unwrap_err().contains("http:// or https://"));
+        assert!(
+            carddav_on_a_file
+                .format()
+                .unwrap_err()
+                .contains("http:// or https://")
+        );
         let ldap_without_section = source("kind = \"ldap\"\nurl = \"ldap://dc1\"").unwrap();
-        assert!(ldap_without_section.format().unwrap_err().contains("[source.ldap]"));
+        assert!(
+            ldap_without_section
+                .format()
+                .unwrap_err()
+                .contains("[source.ldap]")
+        );
         let ldap_with_auth = source(
             "kind = \"ldap\"\n[ldap]\nbase_dn = \"dc=x\"\n[auth]\nusername = \"u\"\npassword = \"p\"",
         )
         .unwrap();
         assert!(ldap_with_auth.format().unwrap_err().contains("bind_dn"));
         let ldap = |url: &str, section: &str| {
-            source(&format!("kind = \"ldap\"\nurl = \"{url}\"\n[ldap]\nbase_dn = \"dc=x\"\n{section}"))
-                .unwrap()
-                .format()
+            source(&format!(
+                "kind = \"ldap\"\nurl = \"{url}\"\n[ldap]\nbase_dn = \"dc=x\"\n{section}"
+            ))
+            .unwrap()
+            .format()
         };
-        assert!(ldap("ldaps://dc1", "start_tls = true").unwrap_err().contains("ldap:// URLs"));
-        assert!(ldap("ldap://dc1", "ca_file = \"ca.pem\"").unwrap_err().contains("not TLS"));
+        assert!(
+            ldap("ldaps://dc1", "start_tls = true")
+                .unwrap_err()
+                .contains("ldap:// URLs")
+        );
+        assert!(
+            ldap("ldap://dc1", "ca_file = \"ca.pem\"")
+                .unwrap_err()
+                .contains("not TLS")
+        );
         assert!(ldap("ldap://dc1", "ca_file = \"ca.pem\"\nstart_tls = true").is_ok());
         let xml_at_ldap = source("url = \"ldaps://dc1\"").unwrap();
-        assert!(xml_at_ldap.format().unwrap_err().contains("kind = \"ldap\""));
+        assert!(
+            xml_at_ldap
+                .format()
+                .unwrap_err()
+                .contains("kind = \"ldap\"")
+        );
         assert!(source("kind = \"csv\"\n[csv]\nquote = \"'\"").is_err());
         let bad_property = source("kind = \"vcard\"\n[mapping]\nextension = \"TEL;WORK\"").unwrap();
         assert!(

@@ -406,21 +406,24 @@ impl Columns {
         let mut filled = [false; FIELD_COUNT];
         let mut ok = true;
         // Whether the field got a value.
-        let mut take =
-            |i: usize, column: usize, shown: &str, text: &str| match checked(i, text, rules.field_types) {
-                Ok(Some(value)) => {
-                    contact.push(Field::from_index(i), value);
-                    true
-                }
-                Ok(None) => false,
-                Err(why) => {
-                    let field = FIELD_NAMES[i];
-                    let message = format!("{field} (column {shown:?}): {why}");
-                    errors.at(line, column as u64 + 1, message);
-                    ok = false;
-                    false
-                }
-            };
+        let mut take = |i: usize, column: usize, shown: &str, text: &str| match checked(
+            i,
+            text,
+            rules.field_types,
+        ) {
+            Ok(Some(value)) => {
+                contact.push(Field::from_index(i), value);
+                true
+            }
+            Ok(None) => false,
+            Err(why) => {
+                let field = FIELD_NAMES[i];
+                let message = format!("{field} (column {shown:?}): {why}");
+                errors.at(line, column as u64 + 1, message);
+                ok = false;
+                false
+            }
+        };
         for (i, at) in self.of_field.iter().enumerate() {
             if let Some((column, shown)) = at
                 && let Some(raw) = row.get(*column)

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 
+use super::carddav::{self, CarddavRead};
 pub use super::download::{
     Auth, Download, DownloadProgress, FetchError, FetchErrorKind, Fetched, Silent,
 };
-use super::carddav::{self, CarddavRead};
 use super::download::{Sink, transport_error};
 
 /// How to fetch.

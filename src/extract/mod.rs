@@ -1,8 +1,8 @@
 //! Extract: reading the external contacts document, validating it against the XSD in the same
 //! streaming pass, and handing out one contact at a time.
 
-mod contract;
 pub mod carddav;
+mod contract;
 pub mod csv_source;
 pub mod document;
 pub mod download;

@@ -47,7 +47,10 @@ impl Radicale {
     /// A server in `dir` whose user's address book `contacts` holds `cards` cards.
     pub fn start(dir: &Path, cards: usize) -> Radicale {
         let dir = dir.join("radicale");
-        let book = dir.join("collections/collection-root").join(USER).join("contacts");
+        let book = dir
+            .join("collections/collection-root")
+            .join(USER)
+            .join("contacts");
         std::fs::create_dir_all(&book).unwrap();
         std::fs::write(
             book.join(".Radicale.props"),
@@ -55,8 +58,11 @@ impl Radicale {
         )
         .unwrap();
         for i in 0..cards {
-            std::fs::write(book.join(format!("card-{i}.vcf")), card(i, &format!("+32 476 {i:06}")))
-                .unwrap();
+            std::fs::write(
+                book.join(format!("card-{i}.vcf")),
+                card(i, &format!("+32 476 {i:06}")),
+            )
+            .unwrap();
         }
         std::fs::write(dir.join("users"), format!("{USER}:{PASSWORD}\n")).unwrap();
         let port = super::service::free_port();
@@ -83,7 +89,9 @@ impl Radicale {
 
     fn run(&mut self) {
         let mut command = Command::new("python3");
-        command.args(["-m", "radicale", "--config"]).arg(self.dir.join("config"));
+        command
+            .args(["-m", "radicale", "--config"])
+            .arg(self.dir.join("config"));
         let log = self.dir.join("radicale.log");
         self.child = Some(super::start_server(&mut command, &log, self.port));
     }
@@ -95,7 +103,8 @@ impl Radicale {
 
     /// `method` on `path` of the server as the user, with `body`: the status.
     pub fn send(&self, method: &str, path: &str, body: &str) -> u16 {
-        let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
         let url = format!("http://127.0.0.1:{}{path}", self.port);
         let authorization = format!("Basic {credentials}");
         let headers = [

@@ -65,8 +65,18 @@ pub fn make_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     let csr = dir.join(format!("{name}-server.csr"));
     let cert = dir.join(format!("{name}-server.crt"));
     let ext = dir.join(format!("{name}-server.ext"));
-    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     run(Command::new("openssl")
         .args(["req", "-x509"])
         .args(ec)
@@ -226,9 +236,18 @@ impl Slapd {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(ldif.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(ldif.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -252,12 +271,21 @@ pub fn people(count: usize) -> String {
         writeln!(out, "dn: {dn}\nobjectClass: inetOrgPerson\nuid: person{i}").unwrap();
         match i {
             0 => {
-                writeln!(out, "cn:: {}\nsn:: {}", b64("Zoë Ærø".as_bytes()), b64("Ærø".as_bytes()))
-                    .unwrap();
+                writeln!(
+                    out,
+                    "cn:: {}\nsn:: {}",
+                    b64("Zoë Ærø".as_bytes()),
+                    b64("Ærø".as_bytes())
+                )
+                .unwrap();
                 writeln!(out, "givenName:: {}", b64("Zoë".as_bytes())).unwrap();
                 writeln!(out, "mobile: +32 475 00 00 01\nmobile: +32 475 00 00 02").unwrap();
-                writeln!(out, "jpegPhoto:: {}", b64(&[0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x80]))
-                    .unwrap();
+                writeln!(
+                    out,
+                    "jpegPhoto:: {}",
+                    b64(&[0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x80])
+                )
+                .unwrap();
             }
             _ => writeln!(out, "cn: Person {i}\nsn: Number{i}\ngivenName: Person").unwrap(),
         }

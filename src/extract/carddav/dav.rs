@@ -81,7 +81,9 @@ impl DavRequest<'_> {
         dir: &std::path::Path,
     ) -> Result<tempfile::NamedTempFile, DavFailure> {
         let io = |e: std::io::Error| {
-            DavFailure::Fetch(FetchErrorKind::Io(format!("cannot write the answer of {url}: {e}")))
+            DavFailure::Fetch(FetchErrorKind::Io(format!(
+                "cannot write the answer of {url}: {e}"
+            )))
         };
         let file = tempfile::Builder::new()
             .prefix(".carddav-")
@@ -107,15 +109,23 @@ impl DavRequest<'_> {
             .client
             .request(method, url.clone())
             .header("Depth", depth)
-            .header(reqwest::header::CONTENT_TYPE, "application/xml; charset=utf-8")
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/xml; charset=utf-8",
+            )
             .body(body);
         request = match self.auth {
-            Some(Auth::Basic { username, password }) => request.basic_auth(username, Some(password)),
+            Some(Auth::Basic { username, password }) => {
+                request.basic_auth(username, Some(password))
+            }
             Some(Auth::Bearer { token }) => request.bearer_auth(token),
             None => request,
         };
         let shown = url.as_str();
-        let mut response = request.send().await.map_err(|e| transport_error(&e, 0, shown))?;
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| transport_error(&e, 0, shown))?;
         let status = response.status();
         let mut received = 0u64;
         let mut error_body = Vec::new();
@@ -126,7 +136,10 @@ impl DavRequest<'_> {
         {
             received += chunk.len() as u64;
             if received > self.max_bytes {
-                return Err(FetchErrorKind::TooLarge { max: self.max_bytes }.into());
+                return Err(FetchErrorKind::TooLarge {
+                    max: self.max_bytes,
+                }
+                .into());
             }
             if !status.is_success() {
                 // Enough of an error's body to find the precondition it names.
@@ -136,7 +149,9 @@ impl DavRequest<'_> {
                 continue;
             }
             out.write_all(&chunk).map_err(|e| {
-                DavFailure::Fetch(FetchErrorKind::Io(format!("cannot keep the answer of {shown}: {e}")))
+                DavFailure::Fetch(FetchErrorKind::Io(format!(
+                    "cannot keep the answer of {shown}: {e}"
+                )))
             })?;
         }
         if status.is_success() {
@@ -386,7 +401,10 @@ END:VCARD&#13;
  <sync-token>http://radicale.org/ns/sync/abc</sync-token>
 </multistatus>"#;
         let answer = parse_multistatus(body).unwrap();
-        assert_eq!(answer.sync_token.as_deref(), Some("http://radicale.org/ns/sync/abc"));
+        assert_eq!(
+            answer.sync_token.as_deref(),
+            Some("http://radicale.org/ns/sync/abc")
+        );
         assert_eq!(answer.responses.len(), 3);
         assert_eq!(answer.responses[0].etag.as_deref(), Some("\"e1\""));
         assert_eq!(answer.responses[1].status, Some(404));

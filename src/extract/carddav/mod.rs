@@ -71,23 +71,41 @@ pub async fn sync(
     let token = match &book.sync_token {
         Some(token) => Some(token.clone()),
         None => {
-            let found = dav.send("PROPFIND", &url, "0", dav::collection_ctag()).await;
-            found.map_err(failure)?.responses.into_iter().find_map(|r| r.ctag)
+            let found = dav
+                .send("PROPFIND", &url, "0", dav::collection_ctag())
+                .await;
+            found
+                .map_err(failure)?
+                .responses
+                .into_iter()
+                .find_map(|r| r.ctag)
         }
     };
     let previous = match read.staged.filter(|p| p.is_file()) {
         Some(path) => Some(Document::open(path).map_err(|e| {
-            FetchErrorKind::Io(format!("cannot read the staged copy {}: {e}", path.display()))
+            FetchErrorKind::Io(format!(
+                "cannot read the staged copy {}: {e}",
+                path.display()
+            ))
         })?),
         None => None,
     };
     if let (Some(now), Some(before), Some(_)) = (&token, read.token, &previous)
         && now == before
     {
-        let which = if book.sync_token.is_some() { "sync-token" } else { "CTag" };
-        return Ok(Fetched::Unchanged(format!("the address book's {which} is unchanged")));
+        let which = if book.sync_token.is_some() {
+            "sync-token"
+        } else {
+            "CTag"
+        };
+        return Ok(Fetched::Unchanged(format!(
+            "the address book's {which} is unchanged"
+        )));
     }
-    let staged_cards = previous.as_ref().map(|d| staged::cards(d.bytes())).unwrap_or_default();
+    let staged_cards = previous
+        .as_ref()
+        .map(|d| staged::cards(d.bytes()))
+        .unwrap_or_default();
     progress.start(None);
     let mut out = StagedOut {
         sink: Sink::new(dir, read.max_bytes, false)?,
@@ -191,7 +209,11 @@ async fn read_every_card(
             message
         })
     })
-    .map_err(|why| failed.take().unwrap_or_else(|| failure(dav::unreadable(url, why))))?;
+    .map_err(|why| {
+        failed
+            .take()
+            .unwrap_or_else(|| failure(dav::unreadable(url, why)))
+    })?;
     Ok(())
 }
 
@@ -221,7 +243,10 @@ async fn changes(
     let is_member =
         |r: &DavResponse| !r.href.is_empty() && r.href != collection && !r.href.ends_with('/');
     if let (Some(_), Some(since)) = (&book.sync_token, since) {
-        return match dav.send("REPORT", url, "0", dav::sync_collection(since)).await {
+        return match dav
+            .send("REPORT", url, "0", dav::sync_collection(since))
+            .await
+        {
             Ok(answer) => {
                 let mut delta = Changes {
                     to_read: Vec::new(),
@@ -245,7 +270,10 @@ async fn changes(
             Err(DavFailure::Fetch(kind)) => Err(kind),
         };
     }
-    let answer = dav.send("PROPFIND", url, "1", dav::member_etags()).await.map_err(failure)?;
+    let answer = dav
+        .send("PROPFIND", url, "1", dav::member_etags())
+        .await
+        .map_err(failure)?;
     let members: Vec<DavResponse> = answer.responses.into_iter().filter(is_member).collect();
     let known: HashMap<&str, &str> = staged.iter().map(|c| (c.href, c.etag)).collect();
     Ok(Some((listing(members, &known), None)))

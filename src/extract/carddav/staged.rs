@@ -56,8 +56,13 @@ fn one_line(value: &str) -> String {
 pub fn write_card(out: &mut Vec<u8>, href: &str, etag: &str, text: &str) -> Result<(), String> {
     let text = text.trim_start();
     let first_end = text.find('\n').unwrap_or(text.len());
-    if !text[..first_end].trim_end().eq_ignore_ascii_case("BEGIN:VCARD") {
-        return Err(format!("{href} is not a vCard (it does not start with BEGIN:VCARD)"));
+    if !text[..first_end]
+        .trim_end()
+        .eq_ignore_ascii_case("BEGIN:VCARD")
+    {
+        return Err(format!(
+            "{href} is not a vCard (it does not start with BEGIN:VCARD)"
+        ));
     }
     out.extend_from_slice(b"BEGIN:VCARD\r\n");
     out.extend_from_slice(format!("X-UCM-HREF:{}\r\n", one_line(href)).as_bytes());
@@ -77,8 +82,20 @@ mod tests {
     #[test]
     fn a_card_written_is_read_back_with_its_href_and_etag() {
         let mut out = Vec::new();
-        write_card(&mut out, "/u/b/a.vcf", "\"1\"", "BEGIN:VCARD\r\nFN:A\r\nEND:VCARD\r\n").unwrap();
-        write_card(&mut out, "/u/b/b.vcf", "\"2\"", "BEGIN:VCARD\nFN:B\nEND:VCARD").unwrap();
+        write_card(
+            &mut out,
+            "/u/b/a.vcf",
+            "\"1\"",
+            "BEGIN:VCARD\r\nFN:A\r\nEND:VCARD\r\n",
+        )
+        .unwrap();
+        write_card(
+            &mut out,
+            "/u/b/b.vcf",
+            "\"2\"",
+            "BEGIN:VCARD\nFN:B\nEND:VCARD",
+        )
+        .unwrap();
         let read = cards(&out);
         assert_eq!(read.len(), 2);
         assert_eq!((read[0].href, read[0].etag), ("/u/b/a.vcf", "\"1\""));

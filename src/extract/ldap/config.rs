@@ -143,13 +143,20 @@ mod tests {
     fn the_preset_gives_the_filter_and_the_defaults_are_a_paged_subtree_search() {
         let config = section("base_dn = \"dc=example,dc=com\"");
         let search = config.search(Preset::ActiveDirectory, vec![]).unwrap();
-        assert!(search.filter.contains("userAccountControl:1.2.840.113556.1.4.803:=2"));
+        assert!(
+            search
+                .filter
+                .contains("userAccountControl:1.2.840.113556.1.4.803:=2")
+        );
         assert_eq!(search.scope, Scope::Sub);
         assert_eq!(search.page_size, 500);
         assert!(search.bind.is_none());
         let own = section("base_dn = \"dc=x\"\nfilter = \"(uid=a*)\"\nscope = \"one\"");
         let search = own.search(Preset::InetOrgPerson, vec![]).unwrap();
-        assert_eq!((search.filter.as_str(), search.scope), ("(uid=a*)", Scope::One));
+        assert_eq!(
+            (search.filter.as_str(), search.scope),
+            ("(uid=a*)", Scope::One)
+        );
     }
 
     #[test]
@@ -163,7 +170,9 @@ mod tests {
         assert!(wrong("base_dn = \"dc=x\"\nfilter = \"uid=a*)(\"").contains("RFC 4515"));
         assert!(wrong("base_dn = \"dc=x\"\nbind_dn = \"cn=a\"").contains("no password"));
         assert!(wrong("base_dn = \"dc=x\"\npage_size = 0").contains("page_size"));
-        assert!(wrong("base_dn = \"dc=x\"\nca_file = \"/nonexistent/ca.pem\"").contains("no such file"));
+        assert!(
+            wrong("base_dn = \"dc=x\"\nca_file = \"/nonexistent/ca.pem\"").contains("no such file")
+        );
         assert!(toml::from_str::<LdapSourceConfig>("base_dn = \"x\"\ntls_verify = false").is_err());
     }
 }

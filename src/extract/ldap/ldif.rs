@@ -92,7 +92,9 @@ fn line(out: &mut Vec<u8>, name: &str, value: &str) {
     let bytes = value.as_bytes();
     let safe = !matches!(bytes.first(), Some(b' ' | b':' | b'<'))
         && !bytes.ends_with(b" ")
-        && bytes.iter().all(|&b| (1..0x80).contains(&b) && b != b'\n' && b != b'\r');
+        && bytes
+            .iter()
+            .all(|&b| (1..0x80).contains(&b) && b != b'\n' && b != b'\r');
     if safe {
         out.extend_from_slice(b": ");
         out.extend_from_slice(bytes);
@@ -140,7 +142,8 @@ pub fn read<E>(
             match values(&done, rules) {
                 Ok(values) => {
                     contacts += 1;
-                    sink(ExternalContact::from_values(done.line, values)).map_err(ReadError::Sink)?;
+                    sink(ExternalContact::from_values(done.line, values))
+                        .map_err(ReadError::Sink)?;
                     if contacts.is_multiple_of(1024) {
                         progress(lines.offset() as u64);
                         passed.reach(lines.offset() as u64);
@@ -210,8 +213,11 @@ fn attribute(text: &[u8]) -> Result<(String, Option<String>), String> {
     let rest = &text[colon + 1..];
     let value = match rest.first() {
         Some(b':') => {
-            let encoded: Vec<u8> =
-                rest[1..].iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+            let encoded: Vec<u8> = rest[1..]
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
             let decoded = BASE64
                 .decode(&encoded)
                 .map_err(|_| format!("{name}: the value after :: is not base64"))?;
@@ -220,10 +226,15 @@ fn attribute(text: &[u8]) -> Result<(String, Option<String>), String> {
         Some(b'<') => return Err(format!("{name}: values by URL (:<) are not read")),
         _ => {
             let value = rest.strip_prefix(b" ").unwrap_or(rest);
-            let value = value.iter().position(|&b| b != b' ').map_or(&value[..0], |i| &value[i..]);
+            let value = value
+                .iter()
+                .position(|&b| b != b' ')
+                .map_or(&value[..0], |i| &value[i..]);
             Some(
                 std::str::from_utf8(value)
-                    .map_err(|_| format!("{name}: bytes that are not UTF-8 (write them as name:: base64)"))?
+                    .map_err(|_| {
+                        format!("{name}: bytes that are not UTF-8 (write them as name:: base64)")
+                    })?
                     .to_owned(),
             )
         }
@@ -242,7 +253,9 @@ fn values(entry: &Entry, rules: &LdifRules<'_>) -> Result<FieldValues, (u64, Str
                 .iter()
                 .find(|(name, value, _)| same_attribute(name, wanted) && !value.trim().is_empty())
         });
-        let Some((name, raw, line)) = found else { continue };
+        let Some((name, raw, line)) = found else {
+            continue;
+        };
         match checked(i, raw, rules.field_types) {
             Ok(Some(value)) => values[i] = Some(value.to_owned()),
             Ok(None) => {}
@@ -283,9 +296,15 @@ pub fn entry_sources(
             }
             continue;
         };
-        let Ok((name, _)) = attribute(&text) else { continue };
+        let Ok((name, _)) = attribute(&text) else {
+            continue;
+        };
         in_entry |= name.eq_ignore_ascii_case("dn");
-        let taken = mapping.names.iter().flatten().any(|n| same_attribute(&name, n));
+        let taken = mapping
+            .names
+            .iter()
+            .flatten()
+            .any(|n| same_attribute(&name, n));
         let structural = ["dn", "version", "objectclass"]
             .iter()
             .any(|n| name.eq_ignore_ascii_case(n));
@@ -353,11 +372,17 @@ mod tests {
         let mut writer = LdifWriter::new();
         let attributes = vec![
             ("sn".to_owned(), vec!["Ærø".to_owned()]),
-            ("cn".to_owned(), vec![" lead".to_owned(), "plain".to_owned()]),
+            (
+                "cn".to_owned(),
+                vec![" lead".to_owned(), "plain".to_owned()],
+            ),
             ("jpegPhoto".to_owned(), vec!["x".to_owned()]),
         ];
         let text = String::from_utf8(writer.entry("uid=a,dc=x", &attributes).to_vec()).unwrap();
-        assert_eq!(text, "dn: uid=a,dc=x\nsn:: w4Zyw7g=\ncn:: IGxlYWQ=\ncn: plain\n\n");
+        assert_eq!(
+            text,
+            "dn: uid=a,dc=x\nsn:: w4Zyw7g=\ncn:: IGxlYWQ=\ncn: plain\n\n"
+        );
     }
 
     #[test]

@@ -213,9 +213,8 @@ fn primitive(tag: StructureTag) -> Result<Vec<u8>, &'static str> {
 fn tls_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, FetchErrorKind> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
-    let unreadable = |why: String| {
-        FetchErrorKind::Refused(format!("ca_file {}: {why}", ca.display()))
-    };
+    let unreadable =
+        |why: String| FetchErrorKind::Refused(format!("ca_file {}: {why}", ca.display()));
     let mut roots = rustls::RootCertStore::empty();
     let certificates = CertificateDer::pem_file_iter(ca).map_err(|e| unreadable(e.to_string()))?;
     for certificate in certificates {
@@ -225,7 +224,9 @@ fn tls_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, FetchErrorKind> {
             .map_err(|e| unreadable(format!("not a CA certificate ucm can use: {e}")))?;
     }
     if roots.is_empty() {
-        return Err(unreadable("no certificate in it (a PEM file: -----BEGIN CERTIFICATE-----)".into()));
+        return Err(unreadable(
+            "no certificate in it (a PEM file: -----BEGIN CERTIFICATE-----)".into(),
+        ));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
