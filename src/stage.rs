@@ -385,7 +385,7 @@ pub async fn preview(
         Ok(Fetched::Downloaded(download)) => download,
         Ok(Fetched::NotModified | Fetched::Unchanged(_)) => {
             return Err(StageError::Source(format!(
-                "{url} answered 304 to an unconditional GET"
+                "{url} said nothing changed to a request that named no earlier copy"
             )));
         }
         Err(e) => return Err(StageError::Source(e.to_string())),

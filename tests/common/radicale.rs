@@ -96,6 +96,17 @@ impl Radicale {
         self.child = Some(super::start_server(&mut command, &log, self.port));
     }
 
+    /// Makes the server forget the sync-tokens it gave out (its history of the book's
+    /// states), as a server whose history expired does.
+    pub fn forget_sync_tokens(&self) {
+        let book = self
+            .dir
+            .join("collections/collection-root")
+            .join(USER)
+            .join("contacts");
+        std::fs::remove_dir_all(book.join(".Radicale.cache/sync-token")).unwrap();
+    }
+
     /// The address book's URL.
     pub fn book_url(&self) -> String {
         format!("http://127.0.0.1:{}/{USER}/contacts/", self.port)

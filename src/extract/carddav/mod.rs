@@ -262,7 +262,7 @@ async fn changes(
                 Ok(Some((delta, answer.sync_token)))
             }
             Err(DavFailure::TokenRefused) => {
-                tracing::info!(
+                tracing::warn!(
                     "{url}: the server no longer knows the staged sync-token; reading every card"
                 );
                 Ok(None)
@@ -293,4 +293,35 @@ fn listing(members: Vec<DavResponse>, known: &HashMap<&str, &str>) -> Changes {
         .map(|m| m.href.clone())
         .collect();
     Changes { to_read, removed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(href: &str, etag: Option<&str>) -> DavResponse {
+        DavResponse {
+            href: href.into(),
+            etag: etag.map(Into::into),
+            ..DavResponse::default()
+        }
+    }
+
+    #[test]
+    fn a_listing_reads_new_and_changed_members_and_drops_the_ones_gone() {
+        let known = HashMap::from([
+            ("/b/a.vcf", "\"1\""),
+            ("/b/b.vcf", "\"2\""),
+            ("/b/c.vcf", "\"3\""),
+        ]);
+        let members = vec![
+            member("/b/a.vcf", Some("\"1\"")),
+            member("/b/b.vcf", Some("\"2b\"")),
+            member("/b/d.vcf", Some("\"4\"")),
+            member("/b/e.vcf", None),
+        ];
+        let changes = listing(members, &known);
+        assert_eq!(changes.to_read, ["/b/b.vcf", "/b/d.vcf", "/b/e.vcf"]);
+        assert_eq!(changes.removed, HashSet::from(["/b/c.vcf".to_owned()]));
+    }
 }
