@@ -30,6 +30,7 @@ fn inputs(dir: &Path) -> GenerateSpec {
         directory: n / 8,
         overlap: 0.3,
         seed: 7,
+        realistic: false,
     };
     write_xml(&spec, &dir.join("contacts.xml")).unwrap();
     write_csv(&spec, &dir.join("directory.csv")).unwrap();

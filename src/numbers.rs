@@ -3,7 +3,7 @@
 //! and a calling number into the keys it is looked up by.
 //!
 //! - mobile, home and fax numbers are normalised to E.164 (`+32475111111`) by the
-//!   `phonenumber` crate (libphonenumber's metadata), numbers written without a country code
+//!   `rlibphonenumber` crate (a port of libphonenumber with its metadata), numbers written without a country code
 //!   read in the pipeline's `[lookup] default_region`: `0475 11 11 11`, `+32 475 111111`,
 //!   `0032475111111` and `475111111` are all `+32475111111` in region BE;
 //! - an extension is kept exactly as written (trimmed), and as its digits when it has
@@ -19,7 +19,8 @@
 //! The contact search finds numbers in the same index, by prefix
 //! ([`NumberPlan::search_prefixes`]).
 
-use phonenumber::country;
+use rlibphonenumber::enums::Region;
+use rlibphonenumber::{PHONE_NUMBER_UTIL, PhoneNumberFormat};
 
 use crate::fields::FieldValues;
 use crate::fields::Origin;
@@ -68,7 +69,7 @@ pub fn field_of_rank(rank: i64) -> Option<usize> {
 /// How numbers are normalised: the region numbers without a country code are read in.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NumberPlan {
-    region: Option<country::Id>,
+    region: Option<Region>,
 }
 
 impl NumberPlan {
@@ -77,14 +78,21 @@ impl NumberPlan {
     pub fn new(region: Option<&str>) -> Result<NumberPlan, String> {
         let region = match region.map(str::trim).filter(|r| !r.is_empty()) {
             None => None,
-            Some(code) => Some(code.to_ascii_uppercase().parse::<country::Id>().map_err(
-                |_| {
-                    format!(
-                        "default_region = {code:?} is not a region libphonenumber knows: use an \
-                         ISO 3166 two-letter code such as \"BE\", \"FR\" or \"US\""
-                    )
-                },
-            )?),
+            Some(code) => Some(
+                Region::from_code(code)
+                    .ok()
+                    .filter(|region| {
+                        PHONE_NUMBER_UTIL
+                            .get_country_code_for_region(*region)
+                            .is_some()
+                    })
+                    .ok_or_else(|| {
+                        format!(
+                            "default_region = {code:?} is not a region libphonenumber knows: use \
+                             an ISO 3166 two-letter code such as \"BE\", \"FR\" or \"US\""
+                        )
+                    })?,
+            ),
         };
         Ok(NumberPlan { region })
     }
@@ -93,26 +101,20 @@ impl NumberPlan {
     /// when it changes.
     pub fn region(&self) -> String {
         self.region
-            .map(|id| id.as_ref().to_owned())
+            .map(|region| region.as_region_str().as_str().to_owned())
             .unwrap_or_default()
     }
 
     /// `number` in E.164, if it can be read as a phone number.
     pub fn e164(&self, number: &str) -> Option<String> {
         // The separators libphonenumber would skip anyway, removed first: it parses a
-        // compact number about a third faster (measured: 1.6 µs instead of 2.4 µs).
+        // compact number faster.
         let compact: String = number
             .chars()
             .filter(|c| !matches!(c, ' ' | '-' | '.' | '/' | '\u{a0}'))
             .collect();
-        let parsed = phonenumber::parse(self.region, &compact).ok()?;
-        let national = parsed.national();
-        Some(format!(
-            "+{}{}{}",
-            parsed.code().value(),
-            "0".repeat(national.zeros() as usize),
-            national.value()
-        ))
+        let parsed = PHONE_NUMBER_UTIL.parse(&compact, self.region).ok()?;
+        Some(parsed.format_as(PhoneNumberFormat::E164).into_owned())
     }
 
     /// Appends the index keys of a row's numbers to `out`.
@@ -166,9 +168,9 @@ impl NumberPlan {
             prefixes.push(format!("+{rest}"));
         } else if let Some(rest) = digits.strip_prefix('0')
             && let Some(region) = self.region
-            && let Some(metadata) = phonenumber::metadata::DATABASE.by_id(region.as_ref())
+            && let Some(code) = PHONE_NUMBER_UTIL.get_country_code_for_region(region)
         {
-            prefixes.push(format!("+{}{rest}", metadata.country_code()));
+            prefixes.push(format!("+{code}{rest}"));
         }
         prefixes.retain(|p| p.len() > 1);
         prefixes.dedup();
@@ -329,11 +331,30 @@ mod tests {
     #[test]
     fn a_region_is_an_iso_code_libphonenumber_knows() {
         assert_eq!(NumberPlan::new(Some("be")).unwrap().region(), "BE");
-        let error = NumberPlan::new(Some("Belgium")).unwrap_err();
-        assert!(
-            error.contains("\"Belgium\"") && error.contains("ISO 3166"),
-            "{error}"
-        );
+        for unknown in ["Belgium", "XX", "B1"] {
+            let error = NumberPlan::new(Some(unknown)).unwrap_err();
+            assert!(
+                error.contains(&format!("{unknown:?}")) && error.contains("ISO 3166"),
+                "{error}"
+            );
+        }
+    }
+
+    /// The phonenumber crate (before version 13 of the schema) read `+39 06 ...` with
+    /// region BE as `+39612345678`, dropping the 0 Italian numbers keep; it also refused a
+    /// number with an `;ext=` suffix.
+    #[test]
+    fn an_italian_number_keeps_its_leading_zero_whatever_the_region() {
+        for plan in [be(), NumberPlan::default()] {
+            assert_eq!(
+                plan.e164("+39 06 1234 5678").as_deref(),
+                Some("+390612345678")
+            );
+            assert_eq!(
+                plan.e164("+32475111111;ext=12").as_deref(),
+                Some("+32475111111")
+            );
+        }
     }
 
     #[test]
