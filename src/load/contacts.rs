@@ -35,6 +35,11 @@ struct Existing {
     produced: bool,
 }
 
+/// The table's external rows and its directory (and merged) rows: what [`ExistingRows`] and
+/// the run's [`KeyIndex`] are sized for.
+pub const COUNT_ROWS_SQL: &str =
+    "SELECT count(*) - count(directory_id), count(directory_id) FROM contacts";
+
 /// What the table holds now: its directory and merged rows by directory id (a map as large as
 /// the directory), and its external rows in the run's [`KeyIndex`] (one entry a key).
 #[derive(Debug, Default)]
@@ -43,6 +48,13 @@ pub struct ExistingRows {
 }
 
 impl ExistingRows {
+    /// Room for `rows` directory and merged rows.
+    pub fn with_capacity(rows: usize) -> ExistingRows {
+        ExistingRows {
+            directory_rows: HashMap::with_capacity_and_hasher(rows, Default::default()),
+        }
+    }
+
     /// True when the table holds no directory or merged row.
     pub fn is_empty(&self) -> bool {
         self.directory_rows.is_empty()

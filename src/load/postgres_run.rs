@@ -229,12 +229,12 @@ impl PgRun {
     /// What the table holds now: directory rows by id, external rows in a key index.
     pub fn read_index(&mut self) -> sqlx::Result<(ExistingRows, KeyIndex)> {
         self.handle.clone().block_on(async {
-            let external: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM contacts WHERE directory_id IS NULL")
+            let (external, directory): (i64, i64) =
+                sqlx::query_as(crate::load::contacts::COUNT_ROWS_SQL)
                     .fetch_one(&mut *self.tx)
                     .await?;
             let mut index = KeyIndex::with_capacity(external as usize);
-            let mut existing = ExistingRows::default();
+            let mut existing = ExistingRows::with_capacity(directory as usize);
             let mut rows =
                 sqlx::query("SELECT id, directory_id, match_key, content_hash FROM contacts")
                     .fetch(&mut *self.tx);

@@ -81,14 +81,13 @@ static DIRECTORY_SELECT_SQL: LazyLock<String> =
 
 /// What the table holds, read on `conn`: directory rows by id, external rows in a key index.
 fn read_index(conn: &Connection) -> rusqlite::Result<(ExistingRows, KeyIndex)> {
-    let external: i64 = conn.query_row(
-        "SELECT count(*) FROM contacts WHERE directory_id IS NULL",
-        [],
-        |r| r.get(0),
-    )?;
-    // Sized once: growing by doubling would hold two tables at the peak.
+    let (external, directory): (i64, i64) =
+        conn.query_row(crate::load::contacts::COUNT_ROWS_SQL, [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    // Sized once: growing would hold two tables at the peak.
     let mut index = KeyIndex::with_capacity(external as usize);
-    let mut existing = ExistingRows::default();
+    let mut existing = ExistingRows::with_capacity(directory as usize);
     let mut select =
         conn.prepare_cached("SELECT id, directory_id, match_key, content_hash FROM contacts")?;
     let mut rows = select.query([])?;

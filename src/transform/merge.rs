@@ -214,11 +214,11 @@ impl<'a> Merger<'a> {
         }
     }
 
-    /// Sizes the key index once for `contacts` keys in all, so it does not double (holding two
-    /// tables at once) while the source streams in.
+    /// Sizes the key index once for a source of `contacts` contacts, so it does not grow
+    /// (holding two tables at once) while the source streams in.
     pub fn expect_contacts(&mut self, contacts: u64) {
         if !self.sized {
-            self.index.reserve(contacts as usize);
+            self.index.expect(self.contacts_read, contacts);
             self.sized = true;
         }
     }
