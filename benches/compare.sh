@@ -15,9 +15,11 @@
 #      unchanged imports against the peer, a plain Python script a user could write instead
 #      (benches/peer/import.py; python's lxml), and their peak memory;
 #   7. a fresh `ucm import` into PostgreSQL against PostgreSQL's floor: `COPY contacts FROM`
-#      of the same merged rows and `COPY contact_numbers FROM` of the same keys (psql's \copy) into an empty table with the same indexes (the
-#      search indexes built after the copy in its transaction, as ucm does), on the same server. The server is a throwaway one (scripts/postgres.sh), or the one
-#      UCM_BENCH_POSTGRES_URL names (an administrator's URL); POSTGRES=0 leaves this out.
+#      of the same merged rows and `COPY contact_numbers FROM` of the same keys (psql's \copy)
+#      into an empty table with the same indexes (the search, number and key indexes built
+#      after the copy in its transaction, as ucm does), on the same server. The server is a
+#      throwaway one (scripts/postgres.sh), or the one UCM_BENCH_POSTGRES_URL names (an
+#      administrator's URL); POSTGRES=0 leaves this out.
 # For 40,000 and 1,000,000 contacts (directories of 5,000 / 100,000 entries, 30% overlap,
 # seeded), RUNS runs each (default 5: the machine is shared and noisy), medians. Exits 1 when
 # a target is missed.
@@ -86,13 +88,17 @@ pair_ratio() {
 # With them, the number index's contact_numbers_by_number (migration 0010).
 # (Migration 0011 dropped the two number ones: numbers are searched in the number index.)
 DROP_SEARCH="DROP INDEX contacts_search_first_name; DROP INDEX contacts_search_last_name; DROP INDEX contacts_search_e_mail; DROP INDEX contact_numbers_by_number;"
-# create_search BACKEND: migration 0006's CREATE INDEX statements for the indexes still there.
-create_search() { grep -E '^CREATE INDEX contacts_search_(first_name|last_name|e_mail) ' "migrations/$1/0006_search_indexes.sql"; }
+# create_search BACKEND: the CREATE INDEX statements of the indexes still there, as their last
+# migration made them (PostgreSQL's 0012 added the row id after the key).
+create_search() {
+  local m=0006_search_indexes.sql; [ "$1" = postgres ] && m=0012_search_index_order.sql
+  grep -E '^CREATE INDEX contacts_search_(first_name|last_name|e_mail) ' "migrations/$1/$m"
+}
 CREATE_BY_NUMBER="CREATE INDEX contact_numbers_by_number ON contact_numbers (number, rank, contact_id);"
-# On SQLite a fresh import also builds the keys' unique indexes after loading (src/load/run.rs):
-# the floor does the same.
-DROP_KEYS_SQLITE="DROP INDEX contacts_by_directory_id; DROP INDEX contacts_by_external_key;"
-CREATE_KEYS_SQLITE=$(grep -E '^CREATE UNIQUE INDEX contacts_by_(directory_id|external_key) ' migrations/sqlite/0001_init.sql)
+# A fresh import also builds the keys' unique indexes after loading (src/load/run.rs; the same
+# statements on both backends): the floors do the same.
+DROP_KEYS="DROP INDEX contacts_by_directory_id; DROP INDEX contacts_by_external_key;"
+CREATE_KEYS=$(grep -E '^CREATE UNIQUE INDEX contacts_by_(directory_id|external_key) ' migrations/sqlite/0001_init.sql)
 
 status=0
 check() { # check DESCRIPTION OK(0/1)
@@ -135,7 +141,7 @@ for n in "${SIZES[@]}"; do
   for run in $(seq "$RUNS"); do
     cp "$floor_db" "$WORK/floor-run.db"
     time_run "$WORK/floor.times" sqlite3 "$WORK/floor-run.db" \
-      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-8192; BEGIN IMMEDIATE; $DROP_SEARCH $DROP_KEYS_SQLITE INSERT INTO contacts SELECT * FROM floor_source; INSERT INTO contact_numbers SELECT * FROM floor_numbers; $(create_search sqlite) $CREATE_BY_NUMBER $CREATE_KEYS_SQLITE COMMIT;"
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-8192; BEGIN IMMEDIATE; $DROP_SEARCH $DROP_KEYS INSERT INTO contacts SELECT * FROM floor_source; INSERT INTO contact_numbers SELECT * FROM floor_numbers; $(create_search sqlite) $CREATE_BY_NUMBER $CREATE_KEYS COMMIT;"
   done
   rm -f "$WORK"/fresh-$n-*.db* "$WORK"/floor-*.db*
 
@@ -205,16 +211,17 @@ for n in "${SIZES[@]}"; do
       time_run "$WORK/pgfresh.times" "$UCM" -q --db "$url" import "$xml"
     done
     # The floor: the rows the first run wrote, copied by PostgreSQL into an empty table with
-    # the same schema and indexes (made by ucm's migrations).
+    # the same schema and indexes (made by ucm's migrations), the search, number and key
+    # indexes built after the copy, as a fresh ucm import does.
     psql "${PG_ADMIN%/*}/ucm_bench_1" -X -q -c "\copy contacts TO '$WORK/contacts.copy'" \
       -c "\copy contact_numbers TO '$WORK/numbers.copy'"
     for run in $(seq "$RUNS"); do
       url=$(pg_url "ucm_floor_$run")
       "$UCM" -q --db "$url" runs >/dev/null
-      psql "$url" -X -q -c "$DROP_SEARCH" >/dev/null
+      psql "$url" -X -q -c "$DROP_SEARCH $DROP_KEYS" >/dev/null
       time_run "$WORK/pgfloor.times" psql "$url" -X -q -1 -c "\copy contacts FROM '$WORK/contacts.copy'" \
         -c "\copy contact_numbers FROM '$WORK/numbers.copy'" \
-        -c "$(create_search postgres)" -c "$CREATE_BY_NUMBER"
+        -c "$(create_search postgres)" -c "$CREATE_BY_NUMBER" -c "$CREATE_KEYS"
     done
     for run in $(seq "$RUNS"); do
       psql "$PG_ADMIN" -X -q -c "DROP DATABASE ucm_bench_$run" -c "DROP DATABASE ucm_floor_$run" >/dev/null

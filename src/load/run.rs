@@ -61,14 +61,14 @@ const CREATE_SEARCH_INDEXES_POSTGRES: &str = "\
      CREATE INDEX contacts_search_last_name ON contacts ((lower(last_name COLLATE \"C\")), id); \
      CREATE INDEX contacts_search_e_mail ON contacts ((lower(e_mail COLLATE \"C\")), id);";
 
-/// The unique indexes of the keys (migration 0001): on SQLite a run that loads an empty table
-/// drops them too and builds them, by sorting, before it commits. Kept up to date row by row,
-/// keys in random order (real directories' e-mail addresses) touched a random index page per
-/// row. Building them can only fail on a duplicate key, which the merge never lets through;
-/// if it did, the run would fail and roll back.
-const DROP_KEY_INDEXES_SQLITE: &str =
+/// The unique indexes of the keys (migration 0001, the same on both backends): a run that
+/// loads an empty table drops them too and builds them, by sorting, before it commits. Kept
+/// up to date row by row, keys in random order (real directories' e-mail addresses) touched a
+/// random index page per row. Building them can only fail on a duplicate key, which the merge
+/// never lets through; if it did, the run would fail and roll back.
+const DROP_KEY_INDEXES: &str =
     "DROP INDEX contacts_by_directory_id; DROP INDEX contacts_by_external_key;";
-const CREATE_KEY_INDEXES_SQLITE: &str = "\
+const CREATE_KEY_INDEXES: &str = "\
      CREATE UNIQUE INDEX contacts_by_directory_id ON contacts (directory_id) \
      WHERE directory_id IS NOT NULL; \
      CREATE UNIQUE INDEX contacts_by_external_key ON contacts (match_key) \
@@ -253,10 +253,7 @@ impl RunTransaction {
         on_run!(self, |run| run.execute_batch(DROP_SEARCH_INDEXES))?;
         on_run!(self, |run| run
             .execute_batch(crate::load::numbers::DROP_BY_NUMBER_SQL))?;
-        if let Backed::Sqlite(run) = &mut self.backed {
-            run.execute_batch(DROP_KEY_INDEXES_SQLITE)
-                .map_err(|e| run_error(&self.url, e))?;
-        }
+        on_run!(self, |run| run.execute_batch(DROP_KEY_INDEXES))?;
         self.search_indexes_deferred = true;
         Ok(())
     }
@@ -270,10 +267,7 @@ impl RunTransaction {
             on_run!(self, |run| run.execute_batch(create))?;
             on_run!(self, |run| run
                 .execute_batch(crate::load::numbers::CREATE_BY_NUMBER_SQL))?;
-            if let Backed::Sqlite(run) = &mut self.backed {
-                run.execute_batch(CREATE_KEY_INDEXES_SQLITE)
-                    .map_err(|e| run_error(&self.url, e))?;
-            }
+            on_run!(self, |run| run.execute_batch(CREATE_KEY_INDEXES))?;
         }
         let url = self.url;
         match self.backed {
