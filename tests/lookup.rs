@@ -2,7 +2,7 @@
 //! an unknown number, a number shared by several contacts (the documented rule, stated in
 //! JSON), an extension matched exactly, names with accents, emoji and right-to-left text,
 //! access refusals, and the number index following each run (inserts, updates, deletes) and
-//! built again when the region changes. Both backends (the suite runs once per backend).
+//! built again when the region changes or the normaliser did (schema version 13). Both backends (the suite runs once per backend).
 
 mod common;
 
@@ -391,4 +391,54 @@ fn a_lookup_reads_the_number_index_and_scans_no_table() {
             "{plan}"
         );
     }
+}
+
+/// Schema version 13 changed the number normaliser (decision 0016): the phonenumber crate keyed
+/// `+39 06 1234 5678` read in region BE as `+39612345678` (the Italian 0 dropped), so a PBX
+/// dialling the number never found the contact. A database whose index was built before
+/// version 13 gets it built again by its next run, with the right key.
+#[test]
+fn an_index_built_by_the_old_normaliser_is_built_again_with_the_italian_zero_kept() {
+    let ws = Workspace::new("");
+    ws.write("directory.csv", DIRECTORY);
+    let italian: &[(&str, &str)] = &[
+        ("e_mail", "giulia@partner.example"),
+        ("first_name", "Giulia"),
+        ("last_name", "Roma"),
+        ("mobile_number", "+39 06 1234 5678"),
+    ];
+    ws.write("source.xml", source(&[italian]));
+    write_pipeline(&ws, "BE");
+    let import = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ucm"))
+            .current_dir(ws.path(""))
+            .args(["-c", "demo.toml", "import", "source.xml"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    import();
+    assert!(
+        index_of(&ws).contains("|+390612345678|"),
+        "{}",
+        index_of(&ws)
+    );
+
+    // The database as version 12 left it: the old key, version 13 not applied yet.
+    ws.query_one(
+        "UPDATE contact_numbers SET number = '+39612345678' WHERE number = '+390612345678' \
+         RETURNING contact_id",
+    );
+    ws.query_one("DELETE FROM _sqlx_migrations WHERE version = 13 RETURNING version");
+    import();
+    let index = index_of(&ws);
+    assert!(index.contains("|+390612345678|"), "{index}");
+    assert!(!index.contains("|+39612345678|"), "{index}");
+    let s = serve_with(&ws, &["demo"], 1, "127.0.0.1:0", LOOKUPS);
+    assert_eq!(lookup(&s.base, "+39 06 1234 5678").2, "Giulia Roma");
+    assert_eq!(lookup(&s.base, "0039 06 12345678").2, "Giulia Roma");
 }
