@@ -2,7 +2,8 @@
 //! an unknown number, a number shared by several contacts (the documented rule, stated in
 //! JSON), an extension matched exactly, names with accents, emoji and right-to-left text,
 //! access refusals, and the number index following each run (inserts, updates, deletes) and
-//! built again when the region changes or the normaliser did (schema version 13). Both backends (the suite runs once per backend).
+//! built again when the region changes or the normaliser did (schema version 13). Both
+//! backends (the suite runs once per backend).
 
 mod common;
 
