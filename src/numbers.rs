@@ -3,9 +3,10 @@
 //! and a calling number into the keys it is looked up by.
 //!
 //! - mobile, home and fax numbers are normalised to E.164 (`+32475111111`) by the
-//!   `rlibphonenumber` crate (a port of libphonenumber with its metadata), numbers written without a country code
-//!   read in the pipeline's `[lookup] default_region`: `0475 11 11 11`, `+32 475 111111`,
-//!   `0032475111111` and `475111111` are all `+32475111111` in region BE;
+//!   `rlibphonenumber` crate (a port of libphonenumber, with its metadata), numbers written
+//!   without a country code read in the pipeline's `[lookup] default_region`:
+//!   `0475 11 11 11`, `+32 475 111111`, `0032475111111` and `475111111` are all
+//!   `+32475111111` in region BE;
 //! - an extension is kept exactly as written (trimmed), and as its digits when it has
 //!   separators: `1234` is found by `1234` only, `(02) 555-0101` by itself and `025550101`.
 //!   An extension written as a full number (starting with `+`, or with 7 digits or more) is
