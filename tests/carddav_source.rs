@@ -20,6 +20,24 @@ fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
+/// A workspace whose pipeline reads a Radicale address book of `cards` cards (None, and the
+/// test is skipped, when Radicale is not installed).
+fn book_of(cards: usize) -> Option<(Workspace, Radicale)> {
+    if !radicale::present() {
+        return None;
+    }
+    let ws = Workspace::new("");
+    let server = Radicale::start(ws.dir.path(), cards);
+    ws.config(&carddav_config(&server.book_url(), PASSWORD));
+    Some((ws, server))
+}
+
+/// The staged copy (`ucm staged`): the address book as one vCard file.
+fn staged_text(ws: &Workspace) -> String {
+    let staged = json(&ws.ok(&["staged", "--format", "json"]));
+    std::fs::read_to_string(ws.path(staged["path"].as_str().unwrap())).unwrap()
+}
+
 fn changes(report: &serde_json::Value) -> (i64, i64, i64) {
     let n = |k: &str| report[k].as_i64().unwrap_or(-1);
     (n("inserted"), n("updated"), n("deleted"))
@@ -27,12 +45,9 @@ fn changes(report: &serde_json::Value) -> (i64, i64, i64) {
 
 #[test]
 fn an_address_book_lands_and_an_unchanged_one_is_not_read_again() {
-    if !radicale::present() {
+    let Some((ws, _server)) = book_of(1_000) else {
         return;
-    }
-    let ws = Workspace::new("");
-    let server = Radicale::start(ws.dir.path(), 1_000);
-    ws.config(&carddav_config(&server.book_url(), PASSWORD));
+    };
     let first = json(&ws.ok(&["run", "--format", "json"]));
     assert_eq!(first["status"], "succeeded", "{first}");
     assert_eq!(changes(&first), (1_000, 0, 0), "{first}");
@@ -54,12 +69,9 @@ fn an_address_book_lands_and_an_unchanged_one_is_not_read_again() {
 
 #[test]
 fn a_changed_an_added_and_a_deleted_card_are_exactly_the_next_runs_changes() {
-    if !radicale::present() {
+    let Some((ws, server)) = book_of(1_000) else {
         return;
-    }
-    let ws = Workspace::new("");
-    let server = Radicale::start(ws.dir.path(), 1_000);
-    ws.config(&carddav_config(&server.book_url(), PASSWORD));
+    };
     ws.ok(&["run", "--format", "json"]);
     let book = format!("/{USER}/contacts");
     let changed = radicale::card(3, "+32 499 00 00 03");
@@ -88,13 +100,7 @@ fn a_changed_an_added_and_a_deleted_card_are_exactly_the_next_runs_changes() {
     assert!(rows.iter().any(|r| r["e_mail"] == "card5000@example.com"));
     assert!(!rows.iter().any(|r| r["e_mail"] == "card9@example.com"));
     // The staged copy holds each card once, the changed one in its new version.
-    let staged = json(&ws.ok(&["staged", "--format", "json"]));
-    let path = staged[0]["path"]
-        .as_str()
-        .or(staged["path"].as_str())
-        .unwrap()
-        .to_owned();
-    let text = std::fs::read_to_string(ws.dir.path().join(path)).unwrap();
+    let text = staged_text(&ws);
     assert_eq!(text.matches("BEGIN:VCARD").count(), 1_000);
     assert_eq!(
         text.matches("X-UCM-HREF:/anna/contacts/card-3.vcf").count(),
@@ -107,12 +113,9 @@ fn a_changed_an_added_and_a_deleted_card_are_exactly_the_next_runs_changes() {
 /// expired history answers) is read again in full, and the run lands exactly the change.
 #[test]
 fn a_server_that_forgot_the_staged_sync_token_is_read_in_full() {
-    if !radicale::present() {
+    let Some((ws, server)) = book_of(200) else {
         return;
-    }
-    let ws = Workspace::new("");
-    let server = Radicale::start(ws.dir.path(), 200);
-    ws.config(&carddav_config(&server.book_url(), PASSWORD));
+    };
     ws.ok(&["run", "--format", "json"]);
     server.forget_sync_tokens();
     let changed = radicale::card(4, "+32 499 00 00 04");
@@ -134,24 +137,15 @@ fn a_server_that_forgot_the_staged_sync_token_is_read_in_full() {
     );
     let report = json(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(changes(&report), (0, 1, 0), "{report}");
-    let staged = json(&ws.ok(&["staged", "--format", "json"]));
-    let path = staged[0]["path"]
-        .as_str()
-        .or(staged["path"].as_str())
-        .unwrap()
-        .to_owned();
-    let text = std::fs::read_to_string(ws.dir.path().join(path)).unwrap();
+    let text = staged_text(&ws);
     assert_eq!(text.matches("BEGIN:VCARD").count(), 200);
 }
 
 #[test]
 fn a_wrong_password_or_a_url_that_is_not_an_address_book_changes_nothing_and_says_so() {
-    if !radicale::present() {
+    let Some((ws, server)) = book_of(20) else {
         return;
-    }
-    let ws = Workspace::new("");
-    let server = Radicale::start(ws.dir.path(), 20);
-    ws.config(&carddav_config(&server.book_url(), PASSWORD));
+    };
     ws.ok(&["run", "--format", "json"]);
     let (staged, table) = (ws.ok(&["staged", "--format", "json"]), ws.export());
     ws.config(&carddav_config(&server.book_url(), "not-the-secret-7f3a"));

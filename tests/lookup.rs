@@ -261,16 +261,7 @@ fn a_pbx_finds_callers_by_any_spelling_of_their_number_as_runs_change_the_table(
 
     // Another region: the next run builds the index again; national numbers read as Dutch.
     write_pipeline(&ws, "NL");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ucm"))
-        .current_dir(ws.path(""))
-        .args(["-c", "demo.toml", "import", "source.xml"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ws.ok_with("demo.toml", &["import", "source.xml"]);
     assert_eq!(ws.query_one("SELECT region FROM number_index"), "NL");
     let s = serve_with(&ws, &["demo"], 1, "127.0.0.1:0", LOOKUPS);
     assert_eq!(lookup(&s.base, "+31 475 111111").2, "Anna Peeters");
@@ -410,19 +401,7 @@ fn an_index_built_by_the_old_normaliser_is_built_again_with_the_italian_zero_kep
     ];
     ws.write("source.xml", source(&[italian]));
     write_pipeline(&ws, "BE");
-    let import = || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ucm"))
-            .current_dir(ws.path(""))
-            .args(["-c", "demo.toml", "import", "source.xml"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    import();
+    ws.ok_with("demo.toml", &["import", "source.xml"]);
     assert!(
         index_of(&ws).contains("|+390612345678|"),
         "{}",
@@ -435,7 +414,7 @@ fn an_index_built_by_the_old_normaliser_is_built_again_with_the_italian_zero_kep
          RETURNING contact_id",
     );
     ws.query_one("DELETE FROM _sqlx_migrations WHERE version = 13 RETURNING version");
-    import();
+    ws.ok_with("demo.toml", &["import", "source.xml"]);
     let index = index_of(&ws);
     assert!(index.contains("|+390612345678|"), "{index}");
     assert!(!index.contains("|+39612345678|"), "{index}");

@@ -215,16 +215,7 @@ fn fires_missed_while_the_service_was_down_are_logged_and_not_replayed() {
     let ws = Workspace::new("");
     pipeline(&ws, "demo", &samples(), "* * * * ?", "0 0 1 1 ?");
     // A fetch recorded ten minutes ago, then the service was down.
-    let out = Command::new(BIN)
-        .current_dir(ws.dir.path())
-        .args(["-q", "-c", "demo.toml", "fetch"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ws.ok_with("demo.toml", &["-q", "fetch"]);
     let ten_minutes_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(10);
     backdate_runs(&ws, &ten_minutes_ago.to_string());
     let s = serve(&ws, &["demo"], 1);

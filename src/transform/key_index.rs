@@ -151,7 +151,7 @@ impl KeyIndex {
     }
 
     /// Makes room for `keys` keys in all.
-    pub fn reserve(&mut self, keys: usize) {
+    fn reserve(&mut self, keys: usize) {
         self.place_arrived();
         if keys > self.limit {
             self.rebuild((keys as f64 / TARGET_LOAD) as usize + 1);

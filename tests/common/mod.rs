@@ -159,10 +159,15 @@ impl Workspace {
 
     /// Runs `ucm -c pipeline.toml ARGS` in the workspace.
     pub fn ucm(&self, args: &[&str]) -> Output {
+        self.ucm_with("pipeline.toml", args)
+    }
+
+    /// Runs `ucm -c CONFIG ARGS` in the workspace (CONFIG a file in it).
+    pub fn ucm_with(&self, config: &str, args: &[&str]) -> Output {
         Command::new(BIN)
             .current_dir(self.dir.path())
             .arg("-c")
-            .arg(self.path("pipeline.toml"))
+            .arg(self.path(config))
             .args(args)
             .output()
             .expect("run ucm")
@@ -170,7 +175,12 @@ impl Workspace {
 
     /// Runs ucm and asserts it exits 0; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.ucm(args);
+        self.ok_with("pipeline.toml", args)
+    }
+
+    /// Runs `ucm -c CONFIG ARGS` and asserts it exits 0; returns stdout.
+    pub fn ok_with(&self, config: &str, args: &[&str]) -> String {
+        let out = self.ucm_with(config, args);
         assert!(
             out.status.success(),
             "ucm {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
