@@ -1,6 +1,6 @@
 //! A run lands whole or not at all: failed, refused and killed runs leave the merged table
-//! byte-identical, readers see the old table until the commit, and unchanged rows are never
-//! rewritten.
+//! byte-identical, readers see the old table until the commit, unchanged rows are never
+//! rewritten, and a fresh import (which rebuilds the indexes) leaves every index in place.
 
 mod common;
 
@@ -66,6 +66,64 @@ fn a_file_with_an_invalid_contact_at_the_very_end_leaves_the_table_unchanged() {
         "{error}"
     );
     assert_eq!(ws.export(), before);
+}
+
+/// The indexes of the merged table and the number index, as stored: name and definition,
+/// whitespace collapsed, sorted by name.
+fn indexes(ws: &Workspace) -> String {
+    let sql = if ws.is_postgres() {
+        "SELECT string_agg(indexname || ': ' || indexdef, ' | ' ORDER BY indexname) \
+         FROM pg_indexes WHERE tablename IN ('contacts', 'contact_numbers')"
+    } else {
+        "SELECT group_concat(name || ': ' || sql, ' | ') FROM (SELECT name, sql FROM \
+         sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
+         AND tbl_name IN ('contacts', 'contact_numbers') ORDER BY name)"
+    };
+    ws.query_one(sql)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A fresh import drops the search, number and key indexes and builds them again before
+/// its commit: landed or failed, the table keeps every index the migrations made, as they
+/// made it (a build left out, on either backend, would leave lookups scanning the table).
+#[test]
+fn a_fresh_import_landed_or_failed_keeps_every_index_as_the_migrations_made_it() {
+    let ws = Workspace::new("");
+    ws.ok(&["runs"]);
+    let schema = indexes(&ws);
+    for index in [
+        "contacts_by_directory_id",
+        "contacts_by_external_key",
+        "contacts_search_first_name",
+        "contacts_search_e_mail",
+        "contact_numbers_by_number",
+    ] {
+        assert!(schema.contains(index), "{index}: {schema}");
+    }
+    ws.write(
+        "bad-end.xml",
+        contacts_xml(&[
+            &[
+                ("e_mail", "a@ext.example"),
+                ("mobile_number", "+32 475 11 11 11"),
+            ],
+            &[("e_mail", "b@ext.example"), ("nickname", "oops")],
+        ]),
+    );
+    ws.import_fails("bad-end.xml", &[]);
+    assert_eq!(indexes(&ws), schema);
+    ws.write(
+        "good.xml",
+        contacts_xml(&[&[
+            ("e_mail", "a@ext.example"),
+            ("mobile_number", "+32 475 11 11 11"),
+        ]]),
+    );
+    ws.import("good.xml", &[]);
+    assert_eq!(ws.rows().len(), 1);
+    assert_eq!(indexes(&ws), schema);
 }
 
 /// Release 1.8.1 of the original product: "Imported contact growing in case of invalid XML
